@@ -1,0 +1,99 @@
+"""Backend registry: build any engine from a `BackendSpec`, importing only what it needs."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .base import (
+    AuthenticationFailed,
+    Backend,
+    BackendError,
+    BackendInfo,
+    BackendUnavailable,
+    ChatRequest,
+    Delta,
+    EngineCrashed,
+    Finish,
+    GenerationParams,
+    ModelLoadError,
+    PromptTooLong,
+    TextDelta,
+    Usage,
+)
+from .lmdeploy_config import EngineOptions
+
+__all__ = [
+    "AuthenticationFailed", "Backend", "BackendError", "BackendInfo", "BackendSpec", "BackendUnavailable",
+    "ChatRequest", "Delta", "EngineCrashed", "EngineOptions", "Finish", "GenerationParams", "ModelLoadError",
+    "PromptTooLong", "TextDelta", "Usage", "create_backend", "usable_gpu_reason",
+]
+
+BackendKind = Literal["auto", "lmdeploy", "remote", "cpu"]
+_INSTALL_HINT = "install the console's requirements: pip install -r requirements.txt"
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """Everything needed to start one backend; `model=None` means the embedded model."""
+
+    kind: BackendKind = "auto"
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    engine: EngineOptions = field(default_factory=EngineOptions)
+
+
+async def create_backend(spec: BackendSpec) -> tuple[Backend, str]:
+    """Start the backend a spec names; returns it with a line saying which one and why."""
+    if spec.kind == "auto":
+        reason = usable_gpu_reason()
+        if reason is None:
+            try:
+                return await _start_lmdeploy(spec), "auto: a CUDA GPU and LMDeploy are usable"
+            except ModelLoadError as exc:
+                reason = f"LMDeploy failed to load ({exc})"
+        return await _start_cpu(spec), f"auto: CPU fallback, because {reason}"
+    starters = {"lmdeploy": _start_lmdeploy, "remote": _start_remote, "cpu": _start_cpu}
+    return await starters[spec.kind](spec), f"{spec.kind}: chosen on the command line or preset"
+
+
+def usable_gpu_reason() -> str | None:
+    """None where LMDeploy can run on a CUDA GPU here, else why not (never raises)."""
+    if importlib.util.find_spec("lmdeploy") is None:
+        return f"LMDeploy is not installed ({_INSTALL_HINT})"
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            count = pynvml.nvmlDeviceGetCount()
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception as exc:  # noqa: BLE001 - no driver, no library: all mean "no GPU"
+        return f"no NVIDIA driver or GPU was found ({type(exc).__name__})"
+    return None if count > 0 else "NVML reports no GPU"
+
+
+async def _start_lmdeploy(spec: BackendSpec) -> Backend:
+    from .embedded_model import resolve_model_path
+    from .lmdeploy_backend import LmdeployBackend
+
+    return await LmdeployBackend.start(str(resolve_model_path(spec.model)), spec.engine)
+
+
+async def _start_remote(spec: BackendSpec) -> Backend:
+    from .remote import DEFAULT_BASE_URL, RemoteBackend
+
+    return await RemoteBackend.connect(spec.base_url or DEFAULT_BASE_URL, spec.api_key, spec.model)
+
+
+async def _start_cpu(spec: BackendSpec) -> Backend:
+    import asyncio
+
+    try:
+        from .cpu import CpuBackend
+    except ImportError as exc:
+        raise ModelLoadError(f"the cpu backend needs torch and transformers: {_INSTALL_HINT}") from exc
+    return await asyncio.to_thread(CpuBackend, spec.model)

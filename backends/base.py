@@ -1,0 +1,131 @@
+"""The one protocol every engine speaks, and the values that cross it.
+
+A backend turns a :class:`ChatRequest` into an async stream of typed deltas. Callers never
+see engine objects, only these values and the errors below, whose messages say what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Sampling knobs shared by every backend; each maps them onto its engine's own names."""
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    max_new_tokens: int = 512
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["stop"] = list(self.stop)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GenerationParams:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown generation parameter(s): {', '.join(unknown)}")
+        values = dict(data)
+        if "stop" in values:
+            values["stop"] = tuple(values["stop"] or ())
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat turn: OpenAI-style messages (`role`/`content` dicts) and the sampling knobs."""
+
+    messages: list[dict]
+    params: GenerationParams = field(default_factory=GenerationParams)
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """New text since the previous delta (never the whole reply so far)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of the request, as the engine reports them."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The last delta of every stream that did not raise."""
+
+    reason: FinishReason
+
+
+Delta = TextDelta | Usage | Finish
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What the UI header and exports say about the running engine."""
+
+    kind: str  # "lmdeploy", "remote" or "cpu"
+    model: str
+    engine: str  # e.g. "pytorch", "turbomind", "transformers (cpu)", "openai-compatible"
+    details: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """An engine behind one async interface.
+
+    Capability flags are class attributes so the UI can ask before it offers a feature.
+    """
+
+    supports_tools: bool
+    supports_kv_quant: bool
+
+    def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        """Yield deltas for one reply; closing the iterator early cancels the generation."""
+        ...
+
+    def info(self) -> BackendInfo: ...
+
+    async def close(self) -> None:
+        """Stop the engine and free what it holds (VRAM, worker processes, connections)."""
+        ...
+
+
+class BackendError(Exception):
+    """Something the user can act on went wrong; the message says what to do."""
+
+
+class BackendUnavailable(BackendError):
+    """The engine or server cannot be reached or is not running."""
+
+
+class AuthenticationFailed(BackendError):
+    """The server refused the API key."""
+
+
+class PromptTooLong(BackendError):
+    """The conversation no longer fits the model's session length."""
+
+
+class ModelLoadError(BackendError):
+    """The model could not be loaded (bad path, not a model, out of memory, ...)."""
+
+
+class EngineCrashed(BackendUnavailable):
+    """The engine process died; it must be restarted before the next request."""

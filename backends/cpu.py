@@ -1,0 +1,167 @@
+"""transformers on the CPU: the engine of last resort, so the console runs on any machine.
+
+Imported only when the cpu backend is chosen (see `backends.create_backend`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextStreamer,
+)
+
+from .base import (
+    BackendInfo,
+    ChatRequest,
+    Delta,
+    Finish,
+    GenerationParams,
+    ModelLoadError,
+    PromptTooLong,
+    TextDelta,
+    Usage,
+)
+from .embedded_model import EMBEDDED_MODEL_NAME, embedded_hf_folder
+from .stops import StopMatcher
+
+_DONE = object()
+
+
+class CpuBackend:
+    """A causal LM from a Hugging Face folder or a GGUF file, generating in a thread.
+
+    One generation runs at a time (a second waits its turn): on a few CPU cores, two at once
+    would each run at half speed and both be late.
+    """
+
+    supports_tools = False
+    supports_kv_quant = False
+
+    def __init__(self, model_path: str | None = None):
+        # The embedded GGUF is converted once and cached: a folder loads in ~1 s, the GGUF in ~25 s.
+        path = Path(model_path) if model_path else embedded_hf_folder()
+        if not path.exists():
+            raise ModelLoadError(f"model path {str(path)!r} does not exist; pass a local folder or .gguf file")
+        if path.suffix == ".gguf":
+            source, extra = str(path.parent), {"gguf_file": path.name}
+        else:
+            source, extra = str(path), {}
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(source, **extra)
+            self._model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **extra)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"could not load {str(path)!r} on the CPU: {exc}") from exc
+        self._model.eval()
+        self._name = EMBEDDED_MODEL_NAME if not model_path else path.name.removesuffix(".gguf")
+        self._context_len = int(getattr(self._model.config, "max_position_embeddings", 2048))
+        self._generate_lock = threading.Lock()
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(
+            kind="cpu",
+            model=self._name,
+            engine="transformers (CPU, fp32)",
+            details={"context_tokens": self._context_len, "torch_threads": torch.get_num_threads()},
+        )
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        prompt_ids = self._tokenizer.apply_chat_template(
+            request.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )["input_ids"]
+        prompt_len = prompt_ids.shape[1]
+        if prompt_len >= self._context_len:
+            raise PromptTooLong(
+                f"the conversation is {prompt_len} tokens, over this model's {self._context_len}-token "
+                "context; clear the chat or shorten the message"
+            )
+        max_new = min(request.params.max_new_tokens, self._context_len - prompt_len)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        cancel = threading.Event()
+        streamer = _QueueStreamer(self._tokenizer, loop, queue)
+        worker = threading.Thread(
+            target=self._generate,
+            args=(prompt_ids, request.params, max_new, streamer, cancel, loop, queue),
+            daemon=True,
+        )
+        worker.start()
+        stops = StopMatcher(request.params.stop)
+        try:
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                visible = stops.feed(item)
+                if visible:
+                    yield TextDelta(visible)
+                if stops.stopped:
+                    cancel.set()
+                    break
+            if tail := stops.flush():
+                yield TextDelta(tail)
+            yield Usage(prompt_tokens=prompt_len, completion_tokens=streamer.tokens)
+            hit_limit = streamer.tokens >= max_new and not stops.stopped
+            yield Finish("length" if hit_limit else "stop")
+        finally:
+            cancel.set()  # a consumer that stops listening stops the generation too
+
+    def _generate(self, prompt_ids, params: GenerationParams, max_new, streamer, cancel, loop, queue):
+        class _Cancelled(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return cancel.is_set()
+
+        sampling = params.temperature > 0
+        try:
+            with self._generate_lock, torch.inference_mode():
+                if cancel.is_set():
+                    return
+                if params.seed is not None:
+                    torch.manual_seed(params.seed)
+                self._model.generate(
+                    input_ids=prompt_ids,
+                    attention_mask=torch.ones_like(prompt_ids),
+                    max_new_tokens=max_new,
+                    do_sample=sampling,
+                    temperature=params.temperature if sampling else None,
+                    top_p=params.top_p if sampling else None,
+                    top_k=params.top_k if sampling else None,
+                    repetition_penalty=params.repetition_penalty,
+                    streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([_Cancelled()]),
+                    pad_token_id=self._tokenizer.eos_token_id,
+                )
+        except Exception as exc:  # handed to the consumer, which raises it in its own task
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+    async def close(self) -> None:
+        self._model = None
+
+
+class _QueueStreamer(TextStreamer):
+    """transformers' incremental detokenizer, delivering text into an asyncio queue."""
+
+    def __init__(self, tokenizer, loop, queue):
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self._loop, self._queue = loop, queue
+        self.tokens = 0
+        self._prompt_seen = False
+
+    def put(self, value):
+        if self._prompt_seen:
+            self.tokens += value.numel()
+        self._prompt_seen = True
+        super().put(value)
+
+    def on_finalized_text(self, text: str, stream_end: bool = False):
+        if text:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, text)

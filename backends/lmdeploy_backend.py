@@ -1,0 +1,175 @@
+"""LMDeploy's pipeline, hosted in a worker process and streamed over a pipe.
+
+See `lmdeploy_worker` for why the engine lives in its own process and for the wire format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import multiprocessing
+import threading
+import time
+from collections.abc import AsyncIterator
+
+from .base import (
+    BackendError,
+    BackendInfo,
+    ChatRequest,
+    Delta,
+    EngineCrashed,
+    Finish,
+    ModelLoadError,
+    PromptTooLong,
+    TextDelta,
+    Usage,
+)
+from .lmdeploy_config import EngineOptions
+from .lmdeploy_worker import main as worker_main
+
+_LOAD_TIMEOUT_S = 1800  # a 70B model from a slow disk takes many minutes
+_CLOSE_TIMEOUT_S = 30
+
+
+class LmdeployBackend:
+    """Chat through `lmdeploy.pipeline` in a child process; `close()` ends the process."""
+
+    supports_tools = False
+    supports_kv_quant = True
+
+    def __init__(self, model_path: str, options: EngineOptions):
+        self._model_path, self._options = model_path, options
+        context = multiprocessing.get_context("spawn")  # CUDA cannot survive a fork
+        self._conn, child_conn = context.Pipe()
+        # Not a daemon: LMDeploy's engines start processes of their own, which daemons may not.
+        self._process = context.Process(
+            target=worker_main, args=(child_conn, model_path, options), name="lmdeploy-engine-worker"
+        )
+        self._process.start()
+        child_conn.close()
+        self._send_lock = threading.Lock()
+        self._streams: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = {}
+        self._ids = itertools.count(1)
+        self._crashed: str | None = None
+        self._engine_info: dict = {}
+        self.load_seconds = 0.0
+
+    @classmethod
+    async def start(cls, model_path: str, options: EngineOptions) -> LmdeployBackend:
+        """Spawn the worker and wait until the model is loaded (or say why it was not)."""
+        backend = cls(model_path, options)
+        started = time.perf_counter()
+        try:
+            backend._engine_info = await asyncio.to_thread(backend._wait_until_ready)
+        except BaseException:
+            backend._kill()
+            raise
+        backend.load_seconds = time.perf_counter() - started
+        threading.Thread(target=backend._read_replies, name="lmdeploy-engine-reader", daemon=True).start()
+        return backend
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def info(self) -> BackendInfo:
+        details = {**self._engine_info, "load_seconds": round(self.load_seconds, 1), "worker_pid": self.pid}
+        engine = details.pop("engine", self._options.engine)
+        return BackendInfo(kind="lmdeploy", model=self._model_path, engine=engine, details=details)
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        if self._crashed:
+            raise EngineCrashed(self._crashed)
+        rid = next(self._ids)
+        queue: asyncio.Queue = asyncio.Queue()
+        self._streams[rid] = (asyncio.get_running_loop(), queue)
+        finished = False
+        try:
+            self._send("chat", rid, request.messages, request.params.as_dict())
+            while True:
+                kind, *payload = await queue.get()
+                if kind == "text":
+                    yield TextDelta(payload[0])
+                elif kind == "usage":
+                    yield Usage(*payload)
+                elif kind == "finish":
+                    finished = True
+                    yield Finish(payload[0])
+                    return
+                else:
+                    finished = True
+                    raise _error(*payload)
+        finally:
+            self._streams.pop(rid, None)
+            if not finished and not self._crashed:
+                self._send("cancel", rid)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._shutdown)
+
+    def _send(self, *message) -> None:
+        try:
+            with self._send_lock:
+                self._conn.send(message)
+        except (OSError, EOFError) as exc:
+            raise EngineCrashed(self._crashed or "the engine worker is gone; restart the engine") from exc
+
+    def _wait_until_ready(self) -> dict:
+        deadline = time.monotonic() + _LOAD_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._conn.poll(0.5):
+                try:
+                    kind, payload = self._conn.recv()
+                except EOFError:
+                    break
+                if kind == "ready":
+                    return payload
+                raise ModelLoadError(f"LMDeploy could not load {self._model_path}: {payload}")
+            if not self._process.is_alive():
+                break
+        self._process.join(timeout=1)
+        raise ModelLoadError(
+            f"the LMDeploy worker exited (code {self._process.exitcode}) while loading {self._model_path}; "
+            "its log is in the console's terminal"
+        )
+
+    def _read_replies(self) -> None:
+        """Route each reply to its stream; if the worker dies, fail every open stream."""
+        while True:
+            try:
+                rid, *reply = self._conn.recv()
+            except (EOFError, OSError):
+                break
+            target = self._streams.get(rid)
+            if target:
+                loop, queue = target
+                loop.call_soon_threadsafe(queue.put_nowait, tuple(reply))
+        self._process.join(timeout=5)
+        self._crashed = (
+            f"the LMDeploy engine process ended (exit code {self._process.exitcode}); "
+            "the reply so far is kept. Restart the engine to go on"
+        )
+        for loop, queue in list(self._streams.values()):
+            loop.call_soon_threadsafe(queue.put_nowait, ("error", "crashed", self._crashed))
+
+    def _shutdown(self) -> None:
+        try:
+            self._send("close")
+        except EngineCrashed:
+            pass
+        self._process.join(timeout=_CLOSE_TIMEOUT_S)
+        self._kill()
+        self._conn.close()
+
+    def _kill(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(timeout=5)
+
+
+def _error(kind: str, message: str) -> BackendError:
+    if kind == "prompt_too_long":
+        return PromptTooLong(f"{message} Clear the chat or shorten the message.")
+    if kind == "crashed":
+        return EngineCrashed(message)
+    return BackendError(f"LMDeploy: {message}")

@@ -1,0 +1,115 @@
+"""The child process that hosts `lmdeploy.pipeline`.
+
+Why a process: a TurboMind abort (measured: CUDA misaligned address on KV int4 with
+head_dim 64) kills the whole process, and a closed pipeline still leaves its CUDA context
+behind. Hosting the engine here keeps the console alive through an abort and gives every
+byte of VRAM back when the process ends.
+
+Wire format over the pipe (tuples, pickled by multiprocessing):
+  parent -> child: ("chat", rid, messages, params_dict) | ("cancel", rid) | ("close",)
+  child -> parent: ("ready", info) | ("load_failed", message)
+                   | (rid, "text", str) | (rid, "usage", prompt, completion)
+                   | (rid, "finish", reason) | (rid, "error", kind, message)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import traceback
+
+from .base import GenerationParams
+from .lmdeploy_config import EngineOptions, engine_config, generation_config, resolve_engine
+
+_FINISH = {"stop": "stop", "length": "length", "abort": "cancelled", "error": "error"}
+
+
+def main(conn, model_path: str, options: EngineOptions) -> None:
+    """Entry point of the worker process (spawned: it imports nothing from the parent)."""
+    send_lock = threading.Lock()
+
+    def send(*message):
+        with send_lock:
+            conn.send(message)
+
+    try:
+        pipe, info = _load(model_path, options)
+    except BaseException as exc:  # noqa: BLE001 - every load failure goes back as a message
+        send("load_failed", _describe_load_error(exc))
+        return
+    send("ready", info)
+    loop = pipe.internal_thread.loop
+    running: dict[int, asyncio.Future] = {}
+    try:
+        while True:
+            try:
+                command = conn.recv()
+            except (EOFError, OSError):  # the console went away
+                break
+            if command[0] == "chat":
+                _, rid, messages, params = command
+                running[rid] = asyncio.run_coroutine_threadsafe(
+                    _serve(pipe, rid, messages, GenerationParams.from_dict(params), send), loop
+                )
+                running[rid].add_done_callback(lambda _f, rid=rid: running.pop(rid, None))
+            elif command[0] == "cancel":
+                future = running.get(command[1])
+                if future:
+                    future.cancel()
+            elif command[0] == "close":
+                break
+    finally:
+        pipe.close()
+        conn.close()
+        os._exit(0)  # engine threads may linger; the VRAM comes back with the process
+
+
+def _load(model_path: str, options: EngineOptions):
+    from lmdeploy import pipeline
+
+    engine = resolve_engine(options, model_path)
+    config = engine_config(options, engine)
+    pipe = pipeline(model_path, backend_config=config, log_level="WARNING")
+    info = {
+        "engine": engine,
+        "session_len": pipe.async_engine.session_len,
+        "config": {k: getattr(config, k, None) for k in ("tp", "dtype", "quant_policy", "cache_max_entry_count",
+                                                          "model_format", "max_batch_size")},
+    }
+    return pipe, info
+
+
+async def _serve(pipe, rid: int, messages: list[dict], params: GenerationParams, send) -> None:
+    from lmdeploy.serve.core.exceptions import ErrorCode, RequestError, SafeRunException
+
+    engine = pipe.async_engine
+    try:
+        request = await engine.preprocess(
+            messages=messages, session_id=pipe.session_mgr.get(), gen_config=generation_config(params)
+        )
+        finish, completion = "stop", 0
+        async for out in engine.generate(request, stream_response=True):
+            if out.response:
+                send(rid, "text", out.response)
+            completion = out.generate_token_len
+            finish = _FINISH.get(out.finish_reason or "", finish)
+        send(rid, "usage", request.input_token_len, completion)
+        send(rid, "finish", finish)
+    except (asyncio.CancelledError, SafeRunException):  # LMDeploy wraps a cancel in SafeRunException
+        send(rid, "finish", "cancelled")
+    except RequestError as exc:
+        kind = "prompt_too_long" if exc.code == ErrorCode.CONTEXT_LENGTH_EXCEEDED else "request"
+        send(rid, "error", kind, exc.message or exc.code.name)
+    except Exception as exc:  # noqa: BLE001 - reported to the console, which shows it
+        send(rid, "error", "engine", f"{type(exc).__name__}: {exc}")
+
+
+def _describe_load_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if "out of memory" in text.lower():
+        return (f"{text}. The GPU is out of memory: lower cache_max_entry_count, use a quantized "
+                "model (AWQ) or a smaller one, or free the GPU")
+    if "no nvidia driver" in text.lower() or "cuda" in text.lower() and "available" in text.lower():
+        return f"{text}. No usable CUDA GPU: run with --backend cpu"
+    return f"{text}\n{traceback.format_exc(limit=3)}"

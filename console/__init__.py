@@ -1,0 +1,1 @@
+"""Engine-agnostic logic the tabs drive: the running engine, chat sessions, transcripts."""

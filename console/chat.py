@@ -1,0 +1,120 @@
+"""A chat session and the streaming of one reply into it.
+
+The UI repaints from the session, so this is where deltas are coalesced: a GPU decodes far
+faster than a browser can repaint (Gradio sustains ~100 updates/s), so a reply is yielded at
+most every `repaint_s`, never per token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from backends import Backend, BackendError, ChatRequest, Finish, GenerationParams, TextDelta, Usage
+
+REPAINT_S = 0.04
+
+
+@dataclass
+class ReplyStats:
+    """What the UI prints under a reply."""
+
+    ttft_ms: float | None = None
+    tokens: int = 0
+    tokens_per_s: float | None = None
+    finish: str = "generating"
+    error: str | None = None
+
+    def summary(self) -> str:
+        parts = []
+        if self.ttft_ms is not None:
+            parts.append(f"TTFT {self.ttft_ms:.0f} ms")
+        parts.append(f"{self.tokens} tokens")
+        if self.tokens_per_s is not None:
+            parts.append(f"{self.tokens_per_s:.1f} tok/s")
+        parts.append(self.finish)
+        return " · ".join(parts)
+
+
+@dataclass
+class Turn:
+    role: str  # "user" or "assistant"
+    content: str
+    stats: ReplyStats | None = None
+
+
+@dataclass
+class ChatSession:
+    """One browser session's conversation and the knobs it is generated with."""
+
+    system_prompt: str = ""
+    params: GenerationParams = field(default_factory=GenerationParams)
+    turns: list[Turn] = field(default_factory=list)
+
+    def model_messages(self) -> list[dict]:
+        """The conversation as OpenAI-style messages; failed replies are left out."""
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt.strip() else []
+        for turn in self.turns:
+            if turn.role == "assistant" and (turn.stats and turn.stats.error) and not turn.content:
+                continue
+            messages.append({"role": turn.role, "content": turn.content})
+        return messages
+
+    def last_user_index(self) -> int | None:
+        return next((i for i in range(len(self.turns) - 1, -1, -1) if self.turns[i].role == "user"), None)
+
+    def rewind_to_last_user(self) -> str | None:
+        """Drop the last user message and everything after it; return its text."""
+        index = self.last_user_index()
+        if index is None:
+            return None
+        text = self.turns[index].content
+        del self.turns[index:]
+        return text
+
+    def copy(self) -> ChatSession:
+        return dataclasses.replace(self, turns=[dataclasses.replace(t) for t in self.turns])
+
+
+async def stream_reply(
+    backend: Backend, session: ChatSession, repaint_s: float = REPAINT_S
+) -> AsyncIterator[ChatSession]:
+    """Generate the assistant's answer to the session's last user turn, in place.
+
+    Yields the session whenever there is something new to paint, at most every `repaint_s`.
+    A backend error ends the reply with the error recorded in its stats; the text so far and
+    the rest of the chat are kept.
+    """
+    request = ChatRequest(messages=session.model_messages(), params=session.params)
+    reply = Turn("assistant", "", ReplyStats())
+    session.turns.append(reply)
+    stats = reply.stats
+    started = time.perf_counter()
+    first_token_at = None
+    last_paint = started
+    try:
+        async for delta in backend.stream_chat(request):
+            if isinstance(delta, TextDelta):
+                if first_token_at is None:
+                    first_token_at = time.perf_counter()
+                    stats.ttft_ms = (first_token_at - started) * 1000
+                reply.content += delta.text
+            elif isinstance(delta, Usage):
+                stats.tokens = delta.completion_tokens
+            elif isinstance(delta, Finish):
+                stats.finish = delta.reason
+            now = time.perf_counter()
+            if now - last_paint >= repaint_s:
+                last_paint = now
+                yield session
+    except BackendError as exc:
+        stats.finish, stats.error = "error", str(exc)
+    finally:
+        if stats.finish == "generating":  # the consumer went away: Stop was pressed
+            stats.finish = "stopped"
+        if first_token_at is not None and stats.tokens > 1:
+            decode_s = time.perf_counter() - first_token_at
+            stats.tokens_per_s = (stats.tokens - 1) / decode_s if decode_s > 0 else None
+    yield session
