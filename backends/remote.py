@@ -26,6 +26,7 @@ DEFAULT_BASE_URL = "http://127.0.0.1:23333/v1"
 API_KEY_ENV = "LMDEPLOY_CONSOLE_API_KEY"
 # A dead host or wrong port must fail in seconds; a slow reply may take minutes.
 _TIMEOUT = httpx.Timeout(connect=3.0, read=300.0, write=30.0, pool=10.0)
+_SAMPLING_EXTRAS = ("top_k", "repetition_penalty")
 _FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "stop", "abort": "cancelled"}
 
 
@@ -37,6 +38,7 @@ class RemoteBackend:
 
     def __init__(self, client: AsyncOpenAI, model: str, base_url: str):
         self._client, self._model, self._base_url = client, model, base_url
+        self._extras_supported = True
 
     @classmethod
     async def connect(
@@ -44,41 +46,34 @@ class RemoteBackend:
     ) -> RemoteBackend:
         """Reach the server and pick the model (the first it serves, unless one is named)."""
         api_key = api_key or os.environ.get(API_KEY_ENV) or "none"
-        client = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=_TIMEOUT, max_retries=0)
+
+        def make_client() -> AsyncOpenAI:
+            return AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=_TIMEOUT, max_retries=0)
+
+        # The probe gets a client of its own: an httpx pool is bound to the event loop that
+        # first used it, and the console chats from another loop than the one it started in.
+        probe = make_client()
         try:
-            served = [m.id async for m in client.models.list()]
+            served = [m.id async for m in probe.models.list()]
         except openai.APIError as exc:
-            await client.close()
             raise _translate(exc, base_url) from exc
+        finally:
+            await probe.close()
         if model and served and model not in served:
-            await client.close()
             raise BackendError(f"{base_url} does not serve {model!r}; it serves: {', '.join(served)}")
         if not (model or served):
-            await client.close()
             raise BackendError(f"{base_url} lists no models; name one with --model")
-        return cls(client, model or served[0], base_url)
+        return cls(make_client(), model or served[0], base_url)
 
     def info(self) -> BackendInfo:
-        return BackendInfo(
-            kind="remote", model=self._model, engine="OpenAI-compatible server", details={"base_url": self._base_url}
-        )
+        details = {"base_url": self._base_url}
+        if not self._extras_supported:
+            details["ignored_params"] = "top_k, repetition_penalty (the server does not accept them)"
+        return BackendInfo(kind="remote", model=self._model, engine="OpenAI-compatible server", details=details)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
-        p = request.params
         try:
-            stream = await self._client.chat.completions.create(
-                model=self._model,
-                messages=request.messages,
-                stream=True,
-                stream_options={"include_usage": True},
-                temperature=p.temperature,
-                top_p=p.top_p,
-                max_tokens=p.max_new_tokens,
-                seed=p.seed,
-                stop=list(p.stop) or None,
-                # api_server reads these two; other servers ignore unknown fields
-                extra_body={"top_k": p.top_k, "repetition_penalty": p.repetition_penalty},
-            )
+            stream = await self._open_stream(request)
             finish = "stop"
             async with stream:
                 async for chunk in stream:
@@ -92,6 +87,33 @@ class RemoteBackend:
             yield Finish(finish)
         except openai.APIError as exc:
             raise _translate(exc, self._base_url) from exc
+
+    async def _open_stream(self, request: ChatRequest):
+        p = request.params
+        standard = dict(
+            model=self._model,
+            messages=request.messages,
+            stream=True,
+            stream_options={"include_usage": True},
+            temperature=p.temperature,
+            top_p=p.top_p,
+            max_tokens=p.max_new_tokens,
+            seed=p.seed,
+            stop=list(p.stop) or None,
+        )
+        if not self._extras_supported:
+            return await self._client.chat.completions.create(**standard)
+        # api_server and vLLM read top_k and repetition_penalty; stricter servers (transformers
+        # serve) reject unknown fields, so they are dropped for good after the first refusal.
+        try:
+            return await self._client.chat.completions.create(
+                **standard, extra_body={"top_k": p.top_k, "repetition_penalty": p.repetition_penalty}
+            )
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            if not any(name in _server_message(exc) for name in _SAMPLING_EXTRAS):
+                raise
+            self._extras_supported = False
+            return await self._client.chat.completions.create(**standard)
 
     async def close(self) -> None:
         await self._client.close()
@@ -123,7 +145,7 @@ def _translate(exc: openai.APIError, base_url: str) -> BackendError:
 def _server_message(exc: openai.APIError) -> str:
     body = exc.body
     if isinstance(body, dict):
-        inner = body.get("error", body)
+        inner = body.get("error") or body.get("detail") or body  # OpenAI's shape, then FastAPI's
         if isinstance(inner, dict) and inner.get("message"):
             return str(inner["message"])
         if isinstance(inner, str):

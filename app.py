@@ -1,0 +1,74 @@
+"""LMDeploy Console: `python app.py --help`.
+
+Import-safe on purpose: LMDeploy's PyTorch engine and the engine worker start processes
+that re-import `__main__`, so nothing runs unless this file is the program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+AUTH_ENV = "LMDEPLOY_CONSOLE_AUTH"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from backends.remote import API_KEY_ENV, DEFAULT_BASE_URL
+
+    parser = argparse.ArgumentParser(prog="app.py", description="A web console for LMDeploy.")
+    parser.add_argument("--backend", choices=["auto", "lmdeploy", "remote", "cpu"], default="auto",
+                        help="auto: LMDeploy where a CUDA GPU is usable, else the CPU fallback")
+    parser.add_argument("--model", help="a local Hugging Face model folder (default: the embedded SmolLM2-135M); "
+                                        "for --backend remote, the served model name")
+    parser.add_argument("--engine", choices=["auto", "turbomind", "pytorch"], default="auto",
+                        help="LMDeploy engine (auto: TurboMind where it supports the model)")
+    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help="OpenAI-compatible server for --backend remote")
+    parser.add_argument("--api-key", help=f"API key of the remote server (or set ${API_KEY_ENV})")
+    parser.add_argument("--server-name", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
+    parser.add_argument("--server-port", type=int, default=7860)
+    parser.add_argument("--share", action="store_true", help="also serve through a public Gradio link")
+    parser.add_argument("--auth", help=f"USER:PASSWORD, or a file of such lines (or set ${AUTH_ENV})")
+    return parser.parse_args(argv)
+
+
+def load_auth(value: str | None) -> list[tuple[str, str]] | None:
+    """Credentials from --auth or the environment: `user:password`, or a file of such lines."""
+    value = value or os.environ.get(AUTH_ENV)
+    if not value:
+        return None
+    path = Path(value)
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [value]
+    pairs = [tuple(line.split(":", 1)) for line in lines if line.strip() and not line.startswith("#")]
+    if not pairs or any(len(pair) != 2 or not all(pair) for pair in pairs):
+        raise SystemExit("--auth takes USER:PASSWORD or a file of USER:PASSWORD lines")
+    return pairs
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    auth = load_auth(args.auth)
+
+    from backends import BackendError, BackendSpec, EngineOptions
+    from console.core import Console
+    from ui import build
+
+    spec = BackendSpec(kind=args.backend, model=args.model, base_url=args.base_url, api_key=args.api_key,
+                       engine=EngineOptions(engine=args.engine))
+    print(f"Starting the {args.backend} backend ...", flush=True)
+    try:
+        console = asyncio.run(Console.start(spec))
+    except BackendError as exc:
+        sys.exit(f"error: {exc}")
+    state = console.state()
+    print(f"Backend ready: {state.info.kind} / {state.info.engine} / {state.info.model} ({state.reason})", flush=True)
+    demo = build(console)
+    demo.queue(max_size=256, default_concurrency_limit=8)
+    demo.launch(server_name=args.server_name, server_port=args.server_port, share=args.share, auth=auth,
+                max_file_size="5mb", footer_links=["api", "settings"])
+
+
+if __name__ == "__main__":
+    main()

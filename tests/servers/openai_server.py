@@ -1,0 +1,48 @@
+"""A real OpenAI-compatible server for the remote tier: `transformers serve` on the CPU.
+
+Like `lmdeploy serve api_server --api-keys`, it answers 401 to a wrong bearer key when
+started with --api-key (transformers serve has no such option, so the key check is added
+to its FastAPI app here).
+
+    python -m tests.servers.openai_server --model DIR --port 8123 [--api-key KEY]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from transformers.cli import serve as serve_cli
+from transformers.cli.serving import server as serving_server
+
+
+def require_api_key(build_server, api_key: str):
+    def build(*args, **kwargs):
+        app = build_server(*args, **kwargs)
+
+        @app.middleware("http")
+        async def check_key(request: Request, call_next):
+            if request.headers.get("authorization") != f"Bearer {api_key}":
+                return JSONResponse({"error": {"message": "invalid API key", "type": "invalid_request_error"}},
+                                    status_code=401)
+            return await call_next(request)
+
+        return app
+
+    return build
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--api-key")
+    args = parser.parse_args()
+    if args.api_key:
+        serving_server.build_server = require_api_key(serving_server.build_server, args.api_key)
+    serve_cli.Serve(force_model=args.model, host="127.0.0.1", port=args.port, device="cpu", dtype="float32")
+
+
+if __name__ == "__main__":
+    main()

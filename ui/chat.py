@@ -1,0 +1,152 @@
+"""The Chat tab: streaming chat with the knobs people turn, and its `/chat` API endpoint."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from backends import GenerationParams
+from console.chat import ChatSession, Turn, stream_reply
+from console.core import Console
+from console.transcript import TranscriptError, export_chat, import_chat
+
+from .render import chatbot_messages, format_stop_words, parse_stop_words
+
+_DEFAULTS = GenerationParams()
+
+
+def build_tab(console: Console) -> None:
+    """Lay out the tab inside the current Blocks context and wire its events."""
+    session = gr.State(ChatSession())
+    with gr.Row():
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(label="Chat", height=520, elem_id="chatbot", buttons=["copy", "copy_all"])
+            with gr.Row():
+                message = gr.Textbox(
+                    placeholder="Type a message and press Enter", show_label=False, scale=5, elem_id="chat-input"
+                )
+                send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+            with gr.Row():
+                stop = gr.Button("Stop", variant="stop", size="sm", elem_id="stop")
+                regenerate = gr.Button("Regenerate", size="sm")
+                edit_last = gr.Button("Edit last message", size="sm")
+                clear = gr.Button("Clear", size="sm")
+            with gr.Row():
+                export = gr.Button("Export JSON", size="sm")
+                upload = gr.UploadButton("Import JSON", file_types=[".json"], type="binary", size="sm")
+                exported = gr.File(label="Exported chat", visible=False, interactive=False)
+        with gr.Column(scale=1):
+            system = gr.Textbox("", label="System prompt", lines=3)
+            with gr.Accordion("Generation", open=True):
+                temperature = gr.Slider(0, 2, _DEFAULTS.temperature, step=0.05, label="temperature (0 = greedy)")
+                top_p = gr.Slider(0.01, 1, _DEFAULTS.top_p, step=0.01, label="top_p")
+                top_k = gr.Slider(1, 200, _DEFAULTS.top_k, step=1, label="top_k")
+                max_new = gr.Slider(1, 8192, _DEFAULTS.max_new_tokens, step=1, label="max_new_tokens")
+                repetition = gr.Slider(0.8, 2, _DEFAULTS.repetition_penalty, step=0.01, label="repetition_penalty")
+                seed = gr.Number(-1, precision=0, label="seed (-1 = random)")
+                stops = gr.Textbox("", label="stop words (one a line; \\n for newline)", lines=2)
+
+    knobs = [system, temperature, top_p, top_k, max_new, repetition, seed, stops]
+
+    # Explicit parameter names: gradio_client shows them as the endpoint's parameters.
+    async def chat(message, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed,
+                   stop_words, state):
+        """Send a message and stream the reply."""
+        if not message or not message.strip():
+            gr.Warning("Type a message first: empty messages are not sent.")
+            yield chatbot_messages(state), state, message
+            return
+        _apply_knobs(state, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed,
+                     stop_words)
+        state.turns.append(Turn("user", message))
+        async for painted in _stream(console, state):
+            yield painted, state, ""
+
+    async def regenerate_last(system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed,
+                              stop_words, state):
+        """Generate the last reply again, with the current knobs."""
+        if state.last_user_index() is None:
+            gr.Warning("Nothing to regenerate yet.")
+            yield chatbot_messages(state), state
+            return
+        _apply_knobs(state, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed,
+                     stop_words)
+        if state.turns[-1].role == "assistant":
+            state.turns.pop()
+        async for painted in _stream(console, state):
+            yield painted, state
+
+    def mark_stopped(state):
+        last = state.turns[-1] if state.turns else None
+        if last and last.stats and last.stats.finish == "generating":
+            last.stats.finish = "stopped"
+        return chatbot_messages(state), state
+
+    def edit(state):
+        text = state.rewind_to_last_user()
+        if text is None:
+            gr.Warning("There is no message to edit.")
+        return chatbot_messages(state), state, text or ""
+
+    def clear_chat(state):
+        return [], ChatSession(system_prompt=state.system_prompt, params=state.params)
+
+    def export_json(state):
+        produced = console.state()
+        path = Path(tempfile.mkdtemp()) / time.strftime("chat-%Y%m%d-%H%M%S.json")
+        path.write_text(export_chat(state, produced.info, produced.preset), encoding="utf-8")
+        return gr.File(value=str(path), visible=True)
+
+    def import_json(data: bytes, state):
+        try:
+            imported = import_chat(data)
+        except TranscriptError as exc:
+            gr.Warning(f"Import failed: {exc}")
+            return chatbot_messages(state), state, *_knob_values(state)
+        return chatbot_messages(imported), imported, *_knob_values(imported)
+
+    chat_events = [
+        message.submit(chat, [message, *knobs, session], [chatbot, session, message], api_name="chat",
+                       concurrency_limit=None),
+        send.click(chat, [message, *knobs, session], [chatbot, session, message], api_visibility="private",
+                   concurrency_limit=None),
+        regenerate.click(regenerate_last, [*knobs, session], [chatbot, session], api_name="regenerate",
+                         concurrency_limit=None),
+    ]
+    stop.click(mark_stopped, session, [chatbot, session], cancels=chat_events, api_name="stop")
+    edit_last.click(edit, session, [chatbot, session, message], api_name="edit_last")
+    clear.click(clear_chat, session, [chatbot, session], api_name="clear")
+    export.click(export_json, session, exported, api_name="export_chat")
+    upload.upload(import_json, [upload, session], [chatbot, session, *knobs], api_visibility="private")
+
+
+async def _stream(console: Console, state: ChatSession):
+    """Chatbot values to paint while the reply streams; warns once if the reply failed."""
+    async for painted in stream_reply(console.backend, state):
+        yield chatbot_messages(painted)
+    error = state.turns[-1].stats.error
+    if error:
+        gr.Warning(error)
+
+
+def _apply_knobs(state: ChatSession, system_prompt, temperature, top_p, top_k, max_new_tokens,
+                 repetition_penalty, seed, stop_words) -> None:
+    state.system_prompt = system_prompt or ""
+    state.params = GenerationParams(
+        temperature=float(temperature),
+        top_p=float(top_p),
+        top_k=int(top_k),
+        max_new_tokens=int(max_new_tokens),
+        repetition_penalty=float(repetition_penalty),
+        seed=None if seed is None or seed < 0 else int(seed),
+        stop=parse_stop_words(stop_words or ""),
+    )
+
+
+def _knob_values(state: ChatSession) -> tuple:
+    p = state.params
+    return (state.system_prompt, p.temperature, p.top_p, p.top_k, p.max_new_tokens, p.repetition_penalty,
+            -1 if p.seed is None else p.seed, format_stop_words(p.stop))

@@ -1,0 +1,30 @@
+"""Pure functions from chat sessions to what Gradio components display."""
+
+from __future__ import annotations
+
+from console.chat import ChatSession, Turn
+
+
+def chatbot_messages(session: ChatSession) -> list[dict]:
+    """The Chatbot's value: each reply with its stats (and error, if any) beneath it."""
+    return [{"role": turn.role, "content": _display_text(turn)} for turn in session.turns]
+
+
+def _display_text(turn: Turn) -> str:
+    if turn.role != "assistant" or turn.stats is None:
+        return turn.content
+    text = turn.content
+    if turn.stats.error:
+        text += f"\n\n**Error:** {turn.stats.error}"
+    if turn.stats.finish != "generating":
+        text += f"\n\n<sub>{turn.stats.summary()}</sub>"
+    return text
+
+
+def parse_stop_words(text: str) -> tuple[str, ...]:
+    """One stop word a line; `\\n` written out stands for a newline."""
+    return tuple(line.replace("\\n", "\n") for line in text.splitlines() if line)
+
+
+def format_stop_words(stops: tuple[str, ...]) -> str:
+    return "\n".join(stop.replace("\n", "\\n") for stop in stops)
