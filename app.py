@@ -19,12 +19,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from backends.remote import API_KEY_ENV, DEFAULT_BASE_URL
 
     parser = argparse.ArgumentParser(prog="app.py", description="A web console for LMDeploy.")
-    parser.add_argument("--backend", choices=["auto", "lmdeploy", "remote", "cpu"], default="auto",
-                        help="auto: LMDeploy where a CUDA GPU is usable, else the CPU fallback")
-    parser.add_argument("--model", help="a local Hugging Face model folder (default: the embedded SmolLM2-135M); "
-                                        "for --backend remote, the served model name")
-    parser.add_argument("--engine", choices=["auto", "turbomind", "pytorch"], default="auto",
-                        help="LMDeploy engine (auto: TurboMind where it supports the model)")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "lmdeploy", "remote", "cpu"],
+        default="auto",
+        help="auto: LMDeploy where a CUDA GPU is usable, else the CPU fallback",
+    )
+    parser.add_argument(
+        "--model",
+        help="a local Hugging Face model folder (default: the embedded SmolLM2-135M); "
+        "for --backend remote, the served model name",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=["auto", "turbomind", "pytorch"],
+        default="auto",
+        help="LMDeploy engine (auto: TurboMind where it supports the model)",
+    )
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help="OpenAI-compatible server for --backend remote")
     parser.add_argument("--api-key", help=f"API key of the remote server (or set ${API_KEY_ENV})")
     parser.add_argument("--server-name", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
@@ -55,8 +66,13 @@ def main(argv: list[str] | None = None) -> None:
     from console.core import Console
     from ui import build
 
-    spec = BackendSpec(kind=args.backend, model=args.model, base_url=args.base_url, api_key=args.api_key,
-                       engine=EngineOptions(engine=args.engine))
+    spec = BackendSpec(
+        kind=args.backend,
+        model=args.model,
+        base_url=args.base_url,
+        api_key=args.api_key,
+        engine=EngineOptions(engine=args.engine),
+    )
     print(f"Starting the {args.backend} backend ...", flush=True)
     try:
         console = asyncio.run(Console.start(spec))
@@ -66,8 +82,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Backend ready: {state.info.kind} / {state.info.engine} / {state.info.model} ({state.reason})", flush=True)
     demo = build(console)
     demo.queue(max_size=256, default_concurrency_limit=8)
-    demo.launch(server_name=args.server_name, server_port=args.server_port, share=args.share, auth=auth,
-                max_file_size="5mb", footer_links=["api", "settings"])
+    demo.launch(
+        server_name=args.server_name,
+        server_port=args.server_port,
+        share=args.share,
+        auth=auth,
+        max_file_size="5mb",
+        footer_links=["api", "settings"],
+    )
 
 
 if __name__ == "__main__":

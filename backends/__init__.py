@@ -25,9 +25,24 @@ from .base import (
 from .lmdeploy_config import EngineOptions
 
 __all__ = [
-    "AuthenticationFailed", "Backend", "BackendError", "BackendInfo", "BackendSpec", "BackendUnavailable",
-    "ChatRequest", "Delta", "EngineCrashed", "EngineOptions", "Finish", "GenerationParams", "ModelLoadError",
-    "PromptTooLong", "TextDelta", "Usage", "create_backend", "usable_gpu_reason",
+    "AuthenticationFailed",
+    "Backend",
+    "BackendError",
+    "BackendInfo",
+    "BackendSpec",
+    "BackendUnavailable",
+    "ChatRequest",
+    "Delta",
+    "EngineCrashed",
+    "EngineOptions",
+    "Finish",
+    "GenerationParams",
+    "ModelLoadError",
+    "PromptTooLong",
+    "TextDelta",
+    "Usage",
+    "create_backend",
+    "usable_gpu_reason",
 ]
 
 BackendKind = Literal["auto", "lmdeploy", "remote", "cpu"]

@@ -138,7 +138,7 @@ class CpuBackend:
                     stopping_criteria=StoppingCriteriaList([_Cancelled()]),
                     pad_token_id=self._tokenizer.eos_token_id,
                 )
-        except Exception as exc:  # handed to the consumer, which raises it in its own task
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, which raises it in its task
             loop.call_soon_threadsafe(queue.put_nowait, exc)
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, _DONE)

@@ -74,8 +74,10 @@ def _load(model_path: str, options: EngineOptions):
     info = {
         "engine": engine,
         "session_len": pipe.async_engine.session_len,
-        "config": {k: getattr(config, k, None) for k in ("tp", "dtype", "quant_policy", "cache_max_entry_count",
-                                                          "model_format", "max_batch_size")},
+        "config": {
+            k: getattr(config, k, None)
+            for k in ("tp", "dtype", "quant_policy", "cache_max_entry_count", "model_format", "max_batch_size")
+        },
     }
     return pipe, info
 
@@ -108,8 +110,10 @@ async def _serve(pipe, rid: int, messages: list[dict], params: GenerationParams,
 def _describe_load_error(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     if "out of memory" in text.lower():
-        return (f"{text}. The GPU is out of memory: lower cache_max_entry_count, use a quantized "
-                "model (AWQ) or a smaller one, or free the GPU")
+        return (
+            f"{text}. The GPU is out of memory: lower cache_max_entry_count, use a quantized "
+            "model (AWQ) or a smaller one, or free the GPU"
+        )
     if "no nvidia driver" in text.lower() or "cuda" in text.lower() and "available" in text.lower():
         return f"{text}. No usable CUDA GPU: run with --backend cpu"
     return f"{text}\n{traceback.format_exc(limit=3)}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from backends import Backend, BackendError, ChatRequest, Finish, GenerationParams, TextDelta, Usage
@@ -22,7 +23,7 @@ class ReplyStats:
     """What the UI prints under a reply."""
 
     ttft_ms: float | None = None
-    tokens: int = 0
+    tokens: int | None = None  # from the engine's usage report; unknown when stopped early
     tokens_per_s: float | None = None
     finish: str = "generating"
     error: str | None = None
@@ -31,7 +32,8 @@ class ReplyStats:
         parts = []
         if self.ttft_ms is not None:
             parts.append(f"TTFT {self.ttft_ms:.0f} ms")
-        parts.append(f"{self.tokens} tokens")
+        if self.tokens is not None:
+            parts.append(f"{self.tokens} tokens")
         if self.tokens_per_s is not None:
             parts.append(f"{self.tokens_per_s:.1f} tok/s")
         parts.append(self.finish)
@@ -95,26 +97,29 @@ async def stream_reply(
     first_token_at = None
     last_paint = started
     try:
-        async for delta in backend.stream_chat(request):
-            if isinstance(delta, TextDelta):
-                if first_token_at is None:
-                    first_token_at = time.perf_counter()
-                    stats.ttft_ms = (first_token_at - started) * 1000
-                reply.content += delta.text
-            elif isinstance(delta, Usage):
-                stats.tokens = delta.completion_tokens
-            elif isinstance(delta, Finish):
-                stats.finish = delta.reason
-            now = time.perf_counter()
-            if now - last_paint >= repaint_s:
-                last_paint = now
-                yield session
+        # aclosing: on Stop the backend's stream must end now (cancelling the generation),
+        # not whenever the garbage collector gets to it.
+        async with aclosing(backend.stream_chat(request)) as deltas:
+            async for delta in deltas:
+                if isinstance(delta, TextDelta):
+                    if first_token_at is None:
+                        first_token_at = time.perf_counter()
+                        stats.ttft_ms = (first_token_at - started) * 1000
+                    reply.content += delta.text
+                elif isinstance(delta, Usage):
+                    stats.tokens = delta.completion_tokens
+                elif isinstance(delta, Finish):
+                    stats.finish = delta.reason
+                now = time.perf_counter()
+                if now - last_paint >= repaint_s:
+                    last_paint = now
+                    yield session
     except BackendError as exc:
         stats.finish, stats.error = "error", str(exc)
     finally:
         if stats.finish == "generating":  # the consumer went away: Stop was pressed
             stats.finish = "stopped"
-        if first_token_at is not None and stats.tokens > 1:
+        if first_token_at is not None and stats.tokens and stats.tokens > 1:
             decode_s = time.perf_counter() - first_token_at
             stats.tokens_per_s = (stats.tokens - 1) / decode_s if decode_s > 0 else None
     yield session

@@ -23,8 +23,12 @@ def export_chat(session: ChatSession, produced_by: BackendInfo, preset: str | No
     document = {
         "format": FORMAT,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "produced_by": {"backend": produced_by.kind, "model": produced_by.model, "engine": produced_by.engine,
-                        "preset": preset},
+        "produced_by": {
+            "backend": produced_by.kind,
+            "model": produced_by.model,
+            "engine": produced_by.engine,
+            "preset": preset,
+        },
         "system_prompt": session.system_prompt,
         "params": session.params.as_dict(),
         "messages": [_turn_to_json(turn) for turn in session.turns],

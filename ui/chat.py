@@ -41,10 +41,14 @@ def build_tab(console: Console) -> None:
         with gr.Column(scale=1):
             system = gr.Textbox("", label="System prompt", lines=3)
             with gr.Accordion("Generation", open=True):
-                temperature = gr.Slider(0, 2, _DEFAULTS.temperature, step=0.05, label="temperature (0 = greedy)")
+                temperature = gr.Slider(
+                    0, 2, _DEFAULTS.temperature, step=0.05, label="temperature (0 = greedy)", elem_id="temperature"
+                )
                 top_p = gr.Slider(0.01, 1, _DEFAULTS.top_p, step=0.01, label="top_p")
                 top_k = gr.Slider(1, 200, _DEFAULTS.top_k, step=1, label="top_k")
-                max_new = gr.Slider(1, 8192, _DEFAULTS.max_new_tokens, step=1, label="max_new_tokens")
+                max_new = gr.Slider(
+                    1, 8192, _DEFAULTS.max_new_tokens, step=1, label="max_new_tokens", elem_id="max-new-tokens"
+                )
                 repetition = gr.Slider(0.8, 2, _DEFAULTS.repetition_penalty, step=0.01, label="repetition_penalty")
                 seed = gr.Number(-1, precision=0, label="seed (-1 = random)")
                 stops = gr.Textbox("", label="stop words (one a line; \\n for newline)", lines=2)
@@ -52,28 +56,32 @@ def build_tab(console: Console) -> None:
     knobs = [system, temperature, top_p, top_k, max_new, repetition, seed, stops]
 
     # Explicit parameter names: gradio_client shows them as the endpoint's parameters.
-    async def chat(message, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed,
-                   stop_words, state):
+    async def chat(
+        message, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words, state
+    ):
         """Send a message and stream the reply."""
         if not message or not message.strip():
             gr.Warning("Type a message first: empty messages are not sent.")
             yield chatbot_messages(state), state, message
             return
-        _apply_knobs(state, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed,
-                     stop_words)
+        _apply_knobs(
+            state, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words
+        )
         state.turns.append(Turn("user", message))
         async for painted in _stream(console, state):
             yield painted, state, ""
 
-    async def regenerate_last(system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed,
-                              stop_words, state):
+    async def regenerate_last(
+        system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words, state
+    ):
         """Generate the last reply again, with the current knobs."""
         if state.last_user_index() is None:
             gr.Warning("Nothing to regenerate yet.")
             yield chatbot_messages(state), state
             return
-        _apply_knobs(state, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed,
-                     stop_words)
+        _apply_knobs(
+            state, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words
+        )
         if state.turns[-1].role == "assistant":
             state.turns.pop()
         async for painted in _stream(console, state):
@@ -109,16 +117,24 @@ def build_tab(console: Console) -> None:
         return chatbot_messages(imported), imported, *_knob_values(imported)
 
     chat_events = [
-        message.submit(chat, [message, *knobs, session], [chatbot, session, message], api_name="chat",
-                       concurrency_limit=None),
-        send.click(chat, [message, *knobs, session], [chatbot, session, message], api_visibility="private",
-                   concurrency_limit=None),
-        regenerate.click(regenerate_last, [*knobs, session], [chatbot, session], api_name="regenerate",
-                         concurrency_limit=None),
+        message.submit(
+            chat, [message, *knobs, session], [chatbot, session, message], api_name="chat", concurrency_limit=None
+        ),
+        send.click(
+            chat,
+            [message, *knobs, session],
+            [chatbot, session, message],
+            api_visibility="private",
+            concurrency_limit=None,
+        ),
+        regenerate.click(
+            regenerate_last, [*knobs, session], [chatbot, session], api_name="regenerate", concurrency_limit=None
+        ),
     ]
     stop.click(mark_stopped, session, [chatbot, session], cancels=chat_events, api_name="stop")
     edit_last.click(edit, session, [chatbot, session, message], api_name="edit_last")
     clear.click(clear_chat, session, [chatbot, session], api_name="clear")
+    chatbot.clear(clear_chat, session, [chatbot, session], api_visibility="private")  # its own trash icon
     export.click(export_json, session, exported, api_name="export_chat")
     upload.upload(import_json, [upload, session], [chatbot, session, *knobs], api_visibility="private")
 
@@ -132,8 +148,9 @@ async def _stream(console: Console, state: ChatSession):
         gr.Warning(error)
 
 
-def _apply_knobs(state: ChatSession, system_prompt, temperature, top_p, top_k, max_new_tokens,
-                 repetition_penalty, seed, stop_words) -> None:
+def _apply_knobs(
+    state: ChatSession, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words
+) -> None:
     state.system_prompt = system_prompt or ""
     state.params = GenerationParams(
         temperature=float(temperature),
@@ -148,5 +165,13 @@ def _apply_knobs(state: ChatSession, system_prompt, temperature, top_p, top_k, m
 
 def _knob_values(state: ChatSession) -> tuple:
     p = state.params
-    return (state.system_prompt, p.temperature, p.top_p, p.top_k, p.max_new_tokens, p.repetition_penalty,
-            -1 if p.seed is None else p.seed, format_stop_words(p.stop))
+    return (
+        state.system_prompt,
+        p.temperature,
+        p.top_p,
+        p.top_k,
+        p.max_new_tokens,
+        p.repetition_penalty,
+        -1 if p.seed is None else p.seed,
+        format_stop_words(p.stop),
+    )

@@ -8,4 +8,6 @@ from console.core import EngineState
 def engine_header(state: EngineState) -> str:
     info = state.info
     preset = f" · preset **{state.preset}**" if state.preset else ""
-    return f"**Backend:** {info.kind} · **model:** `{info.model}` · **engine:** {info.engine}{preset}  \n_{state.reason}_"
+    return (
+        f"**Backend:** {info.kind} · **model:** `{info.model}` · **engine:** {info.engine}{preset}  \n_{state.reason}_"
+    )

@@ -24,8 +24,9 @@ def require_api_key(build_server, api_key: str):
         @app.middleware("http")
         async def check_key(request: Request, call_next):
             if request.headers.get("authorization") != f"Bearer {api_key}":
-                return JSONResponse({"error": {"message": "invalid API key", "type": "invalid_request_error"}},
-                                    status_code=401)
+                return JSONResponse(
+                    {"error": {"message": "invalid API key", "type": "invalid_request_error"}}, status_code=401
+                )
             return await call_next(request)
 
         return app

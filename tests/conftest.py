@@ -1,0 +1,120 @@
+"""Shared fixtures: the real model on the CPU, a real OpenAI-compatible server, the app itself."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config, items):
+    from backends import usable_gpu_reason
+
+    reason = usable_gpu_reason()
+    if reason is None:
+        return
+    skip = pytest.mark.skip(reason=f"needs a CUDA GPU: {reason}")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError as exc:
+            if getattr(exc, "code", None):  # an HTTP error status means the server is up
+                return
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} did not come up in {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+
+def start_process(args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.Popen(args, cwd=ROOT, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def embedded_folder() -> Path:
+    from backends.embedded_model import embedded_hf_folder
+
+    return embedded_hf_folder()
+
+
+@pytest.fixture(scope="session")
+async def cpu_backend(embedded_folder):
+    from backends import BackendSpec, create_backend
+
+    backend, _ = await create_backend(BackendSpec(kind="cpu"))
+    yield backend
+    await backend.close()
+
+
+OPENAI_SERVER_KEY = "test-key"
+
+
+@pytest.fixture(scope="session")
+def openai_server(embedded_folder, tmp_path_factory) -> dict:
+    """`transformers serve` with the embedded model on 127.0.0.1, requiring OPENAI_SERVER_KEY."""
+    port = free_port()
+    tmp = tmp_path_factory.mktemp("openai-server")
+    log = tmp / "server.log"
+    (tmp / "hf-cache").mkdir()  # /v1/models scans this cache; empty, it lists nothing
+    process = start_process(
+        [
+            sys.executable,
+            "-m",
+            "tests.servers.openai_server",
+            "--model",
+            str(embedded_folder),
+            "--port",
+            str(port),
+            "--api-key",
+            OPENAI_SERVER_KEY,
+        ],
+        log,
+        env={"HF_HUB_CACHE": str(tmp / "hf-cache"), "HF_HUB_OFFLINE": "1"},
+    )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    wait_for_http(f"{base_url}/models", process, log)
+    yield {"base_url": base_url, "model": str(embedded_folder), "api_key": OPENAI_SERVER_KEY, "process": process}
+    stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def app_url(embedded_folder, tmp_path_factory) -> str:
+    """The console itself, launched like a user would, on the CPU backend."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("app") / "app.log"
+    process = start_process([sys.executable, "app.py", "--backend", "cpu", "--server-port", str(port)], log)
+    url = f"http://127.0.0.1:{port}/"
+    wait_for_http(url, process, log)
+    yield url
+    stop_process(process)

@@ -1,0 +1,74 @@
+"""The console launched as users launch it, driven through gradio_client."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from gradio_client import Client
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.app
+
+GREEDY = {"temperature": 0, "max_new_tokens": 40}
+
+
+def chat(client: Client, message: str, **knobs):
+    return client.predict(message=message, **{**GREEDY, **knobs}, api_name="/chat")
+
+
+def texts(chatbot: list[dict]) -> list[str]:
+    return ["".join(part["text"] for part in m["content"] if part.get("type") == "text") for m in chatbot]
+
+
+def test_chat_endpoint_answers_with_the_real_model(app_url):
+    chatbot, cleared_input = chat(Client(app_url, verbose=False), "What is 2+3?")
+    assert [m["role"] for m in chatbot] == ["user", "assistant"]
+    reply = texts(chatbot)[1]
+    assert "5" in reply and "tok/s" in reply and "stop" in reply
+    assert cleared_input == ""
+
+
+def test_two_clients_keep_separate_histories(app_url):
+    alice, bob = Client(app_url, verbose=False), Client(app_url, verbose=False)
+    chat(alice, "My name is Alice.")
+    alice_chat, _ = chat(alice, "What is my name?")
+    bob_chat, _ = chat(bob, "Hello!")
+    assert len(alice_chat) == 4
+    assert len(bob_chat) == 2 and "Alice" not in " ".join(texts(bob_chat))
+
+
+def test_empty_message_sends_nothing(app_url):
+    chatbot, kept = chat(Client(app_url, verbose=False), "   ")
+    assert chatbot == [] and kept == "   "
+
+
+def test_edit_regenerate_export_and_clear(app_url):
+    client = Client(app_url, verbose=False)
+    chat(client, "What is 2+3?")
+    regenerated = client.predict(**GREEDY, api_name="/regenerate")
+    assert len(regenerated) == 2 and "5" in texts(regenerated)[1]
+    exported = json.loads(open(client.predict(api_name="/export_chat")["value"], encoding="utf-8").read())
+    assert [m["role"] for m in exported["messages"]] == ["user", "assistant"]
+    assert exported["produced_by"]["backend"] == "cpu" and exported["params"]["temperature"] == 0
+    chatbot, text = client.predict(api_name="/edit_last")
+    assert chatbot == [] and text == "What is 2+3?"
+    chat(client, "Hi")
+    assert client.predict(api_name="/clear") == []
+
+
+def run_app(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_missing_model_path_is_a_clear_error():
+    result = run_app("--backend", "cpu", "--model", "/no/such/model")
+    assert result.returncode != 0
+    assert "does not exist" in result.stderr
+
+
+def test_folder_that_is_not_a_model_is_a_clear_error(tmp_path):
+    result = run_app("--backend", "lmdeploy", "--model", str(tmp_path))
+    assert result.returncode != 0
+    assert "not a model folder" in result.stderr

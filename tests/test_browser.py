@@ -1,0 +1,69 @@
+"""Debian's Chromium, driven by Playwright, uses the console like a person would."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def page(app_url, tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test does this)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 950})
+        page.goto(app_url)
+        yield page
+        browser.close()
+
+
+def screenshot(page, name: str) -> None:
+    """Screenshots for README: written where SCREENSHOT_DIR says (make screenshots)."""
+    folder = os.environ.get("SCREENSHOT_DIR")
+    if folder:
+        page.screenshot(path=str(Path(folder) / name), full_page=True)
+
+
+def set_slider(page, elem_id: str, value: int) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_a_typed_message_gets_a_streamed_reply_with_stats(page):
+    set_slider(page, "temperature", 0)
+    page.locator("#chat-input textarea").fill("What is 2+3?")
+    page.locator("#chat-input textarea").press("Enter")
+    page.wait_for_function("() => document.querySelector('#chatbot').innerText.includes('tok/s')", timeout=120_000)
+    text = page.locator("#chatbot").inner_text()
+    assert "What is 2+3?" in text and "5" in text and "stop" in text
+    screenshot(page, "chat.png")
+
+
+def test_stop_keeps_the_partial_reply(page):
+    set_slider(page, "max-new-tokens", 4000)
+    page.locator("#chat-input textarea").fill("Write a very long story about the sea.")
+    page.locator("#chat-input textarea").press("Enter")
+    page.wait_for_function(
+        "() => document.querySelector('#chatbot').innerText.split('Write a very long story')[1]?.trim().length > 20",
+        timeout=120_000,
+    )
+    page.locator("#stop").click()
+    page.wait_for_function("() => document.querySelector('#chatbot').innerText.includes('stopped')", timeout=60_000)
+    assert "stopped" in page.locator("#chatbot").inner_text()

@@ -1,0 +1,69 @@
+"""The real SmolLM2-135M-Instruct on the CPU backend."""
+
+import pytest
+
+from backends import ChatRequest, Finish, GenerationParams, PromptTooLong, TextDelta, Usage
+
+pytestmark = pytest.mark.cpu
+
+GREEDY = GenerationParams(temperature=0, max_new_tokens=48)
+
+
+def ask(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+async def deltas_of(backend, request) -> list:
+    return [delta async for delta in backend.stream_chat(request)]
+
+
+async def test_answers_a_sum_in_several_streamed_deltas(cpu_backend):
+    deltas = await deltas_of(cpu_backend, ChatRequest(ask("What is 2+3?"), GREEDY))
+    texts = [d.text for d in deltas if isinstance(d, TextDelta)]
+    assert "5" in "".join(texts)
+    assert len(texts) >= 3
+    usage = next(d for d in deltas if isinstance(d, Usage))
+    assert usage.prompt_tokens > 5 and usage.completion_tokens >= len(texts)
+    assert deltas[-1] == Finish("stop")
+
+
+async def test_max_new_tokens_ends_with_length(cpu_backend):
+    deltas = await deltas_of(
+        cpu_backend,
+        ChatRequest(ask("Write a long story about a cat."), GenerationParams(temperature=0, max_new_tokens=5)),
+    )
+    assert next(d for d in deltas if isinstance(d, Usage)).completion_tokens == 5
+    assert deltas[-1] == Finish("length")
+
+
+async def test_stop_word_ends_the_reply_before_it(cpu_backend):
+    params = GenerationParams(temperature=0, max_new_tokens=48, stop=("5",))
+    deltas = await deltas_of(cpu_backend, ChatRequest(ask("What is 2+3?"), params))
+    text = "".join(d.text for d in deltas if isinstance(d, TextDelta))
+    assert "5" not in text and text.strip()
+    assert deltas[-1] == Finish("stop")
+
+
+async def test_same_seed_same_sample(cpu_backend):
+    params = GenerationParams(temperature=1.0, top_p=1.0, top_k=50, max_new_tokens=20, seed=1234)
+    request = ChatRequest(ask("Name a colour."), params)
+    first, second = await deltas_of(cpu_backend, request), await deltas_of(cpu_backend, request)
+    assert [d for d in first if isinstance(d, TextDelta)] == [d for d in second if isinstance(d, TextDelta)]
+
+
+async def test_closing_the_stream_stops_generation_mid_reply(cpu_backend):
+    request = ChatRequest(
+        ask("Write a very long story about the sea."), GenerationParams(temperature=0, max_new_tokens=4000)
+    )
+    stream = cpu_backend.stream_chat(request)
+    received = [await anext(stream) for _ in range(3)]
+    await stream.aclose()
+    assert all(isinstance(d, TextDelta) for d in received)
+    # 4000 tokens would take minutes; a cancelled generation frees the model within seconds
+    assert cpu_backend._generate_lock.acquire(timeout=60)
+    cpu_backend._generate_lock.release()
+
+
+async def test_prompt_over_the_context_is_refused_with_advice(cpu_backend):
+    with pytest.raises(PromptTooLong, match="clear the chat"):
+        await deltas_of(cpu_backend, ChatRequest(ask("word " * 9000), GREEDY))

@@ -1,0 +1,72 @@
+"""The remote backend against a real OpenAI-compatible server on 127.0.0.1 (transformers serve)."""
+
+import asyncio
+
+import pytest
+
+from backends import (
+    AuthenticationFailed,
+    BackendError,
+    BackendSpec,
+    BackendUnavailable,
+    ChatRequest,
+    Finish,
+    GenerationParams,
+    TextDelta,
+    Usage,
+    create_backend,
+)
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.remote
+
+
+async def connect(server, **overrides):
+    spec = {"kind": "remote", "base_url": server["base_url"], "api_key": server["api_key"], "model": server["model"]}
+    backend, _ = await create_backend(BackendSpec(**{**spec, **overrides}))
+    return backend
+
+
+async def test_streams_the_answer_with_usage(openai_server):
+    backend = await connect(openai_server)
+    request = ChatRequest(
+        [{"role": "user", "content": "What is 2+3?"}], GenerationParams(temperature=0, max_new_tokens=32)
+    )
+    deltas = [d async for d in backend.stream_chat(request)]
+    texts = [d.text for d in deltas if isinstance(d, TextDelta)]
+    assert "5" in "".join(texts) and len(texts) >= 3
+    usage = next(d for d in deltas if isinstance(d, Usage))
+    assert usage.prompt_tokens > 5 and usage.completion_tokens > 0
+    assert deltas[-1] == Finish("stop")
+    # transformers serve rejects top_k/repetition_penalty; the backend drops them and says so
+    assert "ignored_params" in backend.info().details
+    await backend.close()
+
+
+async def test_wrong_api_key_says_so(openai_server):
+    with pytest.raises(AuthenticationFailed, match="refused the API key"):
+        await connect(openai_server, api_key="wrong")
+
+
+async def test_key_from_environment_is_used(openai_server, monkeypatch):
+    from backends.remote import API_KEY_ENV
+
+    monkeypatch.setenv(API_KEY_ENV, openai_server["api_key"])
+    backend = await connect(openai_server, api_key=None)
+    assert backend.info().kind == "remote"
+    await backend.close()
+
+
+async def test_nothing_listening_fails_fast_with_advice():
+    spec = BackendSpec(kind="remote", base_url=f"http://127.0.0.1:{free_port()}/v1")
+    with pytest.raises(BackendUnavailable, match="is `lmdeploy serve api_server` running"):
+        await asyncio.wait_for(create_backend(spec), timeout=15)
+
+
+async def test_server_error_keeps_its_message(openai_server):
+    backend = await connect(openai_server)
+    request = ChatRequest([{"role": "user", "content": "hi"}], GenerationParams(max_new_tokens=-5))
+    with pytest.raises(BackendError) as caught:
+        [d async for d in backend.stream_chat(request)]
+    assert openai_server["base_url"] in str(caught.value)
+    await backend.close()

@@ -1,0 +1,30 @@
+import importlib
+
+import pytest
+
+import app
+
+
+def test_importing_app_starts_nothing():
+    module = importlib.reload(app)  # would block or load a model if the entry were not guarded
+    assert callable(module.main)
+
+
+def test_defaults_are_local_and_automatic():
+    args = app.parse_args([])
+    assert (args.backend, args.engine, args.server_name, args.share) == ("auto", "auto", "127.0.0.1", False)
+
+
+def test_auth_from_value_file_and_environment(tmp_path, monkeypatch):
+    assert app.load_auth("ann:pw") == [("ann", "pw")]
+    users = tmp_path / "users"
+    users.write_text("# admins\nann:pw1\nbob:pw:2\n")
+    assert app.load_auth(str(users)) == [("ann", "pw1"), ("bob", "pw:2")]
+    monkeypatch.setenv(app.AUTH_ENV, "env:pw")
+    assert app.load_auth(None) == [("env", "pw")]
+
+
+def test_malformed_auth_is_refused(monkeypatch):
+    monkeypatch.delenv(app.AUTH_ENV, raising=False)
+    with pytest.raises(SystemExit, match="USER:PASSWORD"):
+        app.load_auth("no-colon")

@@ -1,0 +1,83 @@
+from backends import BackendError, GenerationParams
+from console.chat import ChatSession, ReplyStats, Turn, stream_reply
+from tests.scripted import ScriptedBackend
+
+
+def session_with(question: str = "hi", **kwargs) -> ChatSession:
+    session = ChatSession(**kwargs)
+    session.turns.append(Turn("user", question))
+    return session
+
+
+async def collect(backend, session, repaint_s=0.04) -> int:
+    paints = 0
+    async for _ in stream_reply(backend, session, repaint_s=repaint_s):
+        paints += 1
+    return paints
+
+
+async def test_reply_is_assembled_and_repaints_are_coalesced():
+    chunks = [f"w{i} " for i in range(500)]
+    session = session_with()
+    paints = await collect(ScriptedBackend(chunks), session, repaint_s=10)
+    reply = session.turns[-1]
+    assert reply.role == "assistant" and reply.content == "".join(chunks)
+    assert paints == 1  # a fast stream inside one repaint period paints once, at the end
+
+
+async def test_stats_come_from_the_stream():
+    session = session_with()
+    await collect(ScriptedBackend(["a", "b", "c"], delay_s=0.01), session)
+    stats = session.turns[-1].stats
+    assert stats.finish == "stop" and stats.tokens == 3
+    assert stats.ttft_ms is not None and stats.ttft_ms > 0
+    assert stats.tokens_per_s is not None and stats.tokens_per_s > 0
+    assert "TTFT" in stats.summary() and "tok/s" in stats.summary()
+
+
+async def test_request_carries_history_system_prompt_and_params():
+    params = GenerationParams(temperature=0, max_new_tokens=7, stop=("x",))
+    session = ChatSession(system_prompt="be brief", params=params)
+    session.turns += [Turn("user", "one"), Turn("assistant", "uno"), Turn("user", "two")]
+    backend = ScriptedBackend(["dos"])
+    await collect(backend, session)
+    request = backend.requests[0]
+    assert request.params == params
+    assert [m["role"] for m in request.messages] == ["system", "user", "assistant", "user"]
+    assert request.messages[0]["content"] == "be brief"
+
+
+async def test_backend_error_keeps_the_partial_reply_and_the_chat():
+    session = ChatSession()
+    session.turns += [Turn("user", "earlier"), Turn("assistant", "answer"), Turn("user", "now")]
+    await collect(ScriptedBackend(["partial "], fail_with=BackendError("engine fell over; restart it")), session)
+    reply = session.turns[-1]
+    assert reply.content == "partial "
+    assert reply.stats.finish == "error" and "restart it" in reply.stats.error
+    assert [t.content for t in session.turns[:3]] == ["earlier", "answer", "now"]
+
+
+async def test_closing_the_stream_marks_the_reply_stopped_and_cancels_the_backend():
+    session = session_with()
+    backend = ScriptedBackend([f"{i} " for i in range(100)], delay_s=0.01)
+    stream = stream_reply(backend, session, repaint_s=0)
+    await anext(stream)
+    await anext(stream)
+    await stream.aclose()
+    assert session.turns[-1].stats.finish == "stopped"
+    assert backend.closed_early
+    assert session.turns[-1].content  # what arrived before Stop is kept
+
+
+def test_failed_empty_replies_are_not_sent_back_to_the_model():
+    session = ChatSession()
+    session.turns += [Turn("user", "q"), Turn("assistant", "", ReplyStats(finish="error", error="boom"))]
+    assert session.model_messages() == [{"role": "user", "content": "q"}]
+
+
+def test_rewind_returns_the_last_user_message_and_drops_what_follows():
+    session = ChatSession()
+    session.turns += [Turn("user", "a"), Turn("assistant", "b"), Turn("user", "c"), Turn("assistant", "d")]
+    assert session.rewind_to_last_user() == "c"
+    assert [t.content for t in session.turns] == ["a", "b"]
+    assert ChatSession().rewind_to_last_user() is None

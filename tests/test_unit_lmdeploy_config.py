@@ -1,0 +1,56 @@
+"""The console's knobs map onto LMDeploy's own config classes (they import without a GPU)."""
+
+from lmdeploy import GenerationConfig, PytorchEngineConfig, TurbomindEngineConfig
+
+from backends import GenerationParams
+from backends.lmdeploy_config import EngineOptions, engine_config, generation_config, resolve_engine
+
+
+def test_turbomind_config_carries_the_deployment_knobs():
+    options = EngineOptions(
+        engine="turbomind",
+        model_format="awq",
+        quant_policy=8,
+        cache_max_entry_count=0.4,
+        session_len=4096,
+        max_batch_size=16,
+        tp=2,
+        dtype="float16",
+    )
+    config = engine_config(options, "turbomind")
+    assert isinstance(config, TurbomindEngineConfig)
+    assert (config.model_format, config.quant_policy, config.cache_max_entry_count) == ("awq", 8, 0.4)
+    assert (config.session_len, config.max_batch_size, config.tp, config.dtype) == (4096, 16, 2, "float16")
+
+
+def test_pytorch_config_keeps_lmdeploy_defaults_for_unset_knobs():
+    config = engine_config(EngineOptions(quant_policy=4, model_format="hf"), "pytorch")
+    assert isinstance(config, PytorchEngineConfig)
+    assert config.quant_policy == 4
+    assert config.cache_max_entry_count == PytorchEngineConfig().cache_max_entry_count
+    assert config.model_format is None  # "hf" is the engines' own default
+
+
+def test_sampling_maps_onto_generation_config():
+    config = generation_config(
+        GenerationParams(
+            temperature=0.3, top_p=0.9, top_k=20, max_new_tokens=64, repetition_penalty=1.1, seed=42, stop=("###",)
+        )
+    )
+    assert isinstance(config, GenerationConfig)
+    assert config.do_sample and config.temperature == 0.3
+    assert (config.top_p, config.top_k, config.max_new_tokens) == (0.9, 20, 64)
+    assert (config.repetition_penalty, config.random_seed, config.stop_words) == (1.1, 42, ["###"])
+
+
+def test_temperature_zero_is_greedy():
+    config = generation_config(GenerationParams(temperature=0))
+    assert not config.do_sample and config.stop_words is None
+
+
+def test_explicit_engine_is_kept_and_auto_falls_back_without_turbomind(embedded_folder):
+    assert resolve_engine(EngineOptions(engine="turbomind"), "unused") == "turbomind"
+    from lmdeploy import turbomind
+
+    expected = "turbomind" if turbomind.is_available() else "pytorch"
+    assert resolve_engine(EngineOptions(engine="auto"), str(embedded_folder)) == expected
