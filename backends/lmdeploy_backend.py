@@ -6,6 +6,7 @@ See `lmdeploy_worker` for why the engine lives in its own process and for the wi
 from __future__ import annotations
 
 import asyncio
+import atexit
 import itertools
 import multiprocessing
 import threading
@@ -47,6 +48,8 @@ class LmdeployBackend:
         )
         self._process.start()
         child_conn.close()
+        # multiprocessing joins live children at exit; the worker only ends once told to
+        atexit.register(self._shutdown)
         self._send_lock = threading.Lock()
         self._streams: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = {}
         self._ids = itertools.count(1)
@@ -153,6 +156,9 @@ class LmdeployBackend:
             loop.call_soon_threadsafe(queue.put_nowait, ("error", "crashed", self._crashed))
 
     def _shutdown(self) -> None:
+        if self._conn.closed:
+            return
+        atexit.unregister(self._shutdown)
         try:
             self._send("close")
         except EngineCrashed:

@@ -95,7 +95,7 @@ async def stream_reply(
     stats = reply.stats
     started = time.perf_counter()
     first_token_at = None
-    last_paint = started
+    last_paint = float("-inf")  # the first text paints at once: TTFT is what people watch
     try:
         # aclosing: on Stop the backend's stream must end now (cancelling the generation),
         # not whenever the garbage collector gets to it.

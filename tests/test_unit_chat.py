@@ -22,7 +22,7 @@ async def test_reply_is_assembled_and_repaints_are_coalesced():
     paints = await collect(ScriptedBackend(chunks), session, repaint_s=10)
     reply = session.turns[-1]
     assert reply.role == "assistant" and reply.content == "".join(chunks)
-    assert paints == 1  # a fast stream inside one repaint period paints once, at the end
+    assert paints == 2  # inside one repaint period: the first text at once, then the end
 
 
 async def test_stats_come_from_the_stream():

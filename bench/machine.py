@@ -1,0 +1,42 @@
+"""One line naming the machine and the versions a measurement was made with."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+
+
+def describe_machine() -> str:
+    versions = []
+    for package in ("lmdeploy", "torch", "transformers", "gradio"):
+        try:
+            versions.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{package} absent")
+    return f"Machine: {_gpus() or _cpu()}; Python {platform.python_version()}; {', '.join(versions)}."
+
+
+def _cpu() -> str:
+    import os
+
+    model = platform.processor() or "CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            model = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} cores of {model}, no GPU"
+
+
+def _gpus() -> str | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        count = pynvml.nvmlDeviceGetCount()
+        names = [pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i)) for i in range(count)]
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - no NVML means no GPU to name
+        return None
+    return f"{count} x {names[0]} (driver {driver})" if names else None

@@ -1,0 +1,127 @@
+"""LMDeploy for real, on a CUDA GPU (skipped elsewhere; see ../shared/gpu/README.md)."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from backends import (
+    ChatRequest,
+    EngineCrashed,
+    EngineOptions,
+    Finish,
+    GenerationParams,
+    PromptTooLong,
+    TextDelta,
+    Usage,
+)
+from backends.lmdeploy_backend import LmdeployBackend
+from tests.conftest import free_port, start_process, stop_process, wait_for_http
+
+pytestmark = pytest.mark.gpu
+
+GREEDY = GenerationParams(temperature=0, max_new_tokens=48)
+
+
+def ask(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def gpu_used_mib() -> float:
+    import pynvml
+
+    pynvml.nvmlInit()
+    try:
+        return pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0)).used / 2**20
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def turbomind_loads() -> bool:
+    probe = "from lmdeploy import turbomind; raise SystemExit(0 if turbomind.is_available() else 1)"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
+
+
+ENGINES = ["pytorch", pytest.param("turbomind", marks=pytest.mark.skipif(not turbomind_loads(), reason="no TurboMind"))]
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+async def engine(request, embedded_folder):
+    backend = await LmdeployBackend.start(str(embedded_folder), EngineOptions(engine=request.param, session_len=2048))
+    yield backend
+    await backend.close()
+
+
+async def test_real_pipeline_answers_in_streamed_deltas(engine):
+    deltas = [d async for d in engine.stream_chat(ChatRequest(ask("What is 2+3?"), GREEDY))]
+    texts = [d.text for d in deltas if isinstance(d, TextDelta)]
+    assert "5" in "".join(texts) and len(texts) >= 3
+    usage = next(d for d in deltas if isinstance(d, Usage))
+    assert usage.prompt_tokens > 5 and usage.completion_tokens >= 3
+    assert deltas[-1] == Finish("stop")
+    assert engine.info().details["session_len"] == 2048
+
+
+async def test_sixteen_concurrent_streams_all_complete(engine):
+    async def one(i):
+        request = ChatRequest(ask(f"Count from {i} to {i + 5}."), GREEDY)
+        return [d async for d in engine.stream_chat(request)]
+
+    results = await asyncio.gather(*(one(i) for i in range(16)))
+    assert all(r[-1].reason in ("stop", "length") for r in results)
+
+
+async def test_stop_mid_reply_then_chat_goes_on(engine):
+    stream = engine.stream_chat(ChatRequest(ask("Write a very long story."), GenerationParams(max_new_tokens=2000)))
+    [await anext(stream) for _ in range(3)]
+    await stream.aclose()
+    deltas = [d async for d in engine.stream_chat(ChatRequest(ask("What is 2+3?"), GREEDY))]
+    assert "5" in "".join(d.text for d in deltas if isinstance(d, TextDelta))
+
+
+async def test_prompt_over_session_len_is_refused(engine):
+    with pytest.raises(PromptTooLong, match="Clear the chat"):
+        [d async for d in engine.stream_chat(ChatRequest(ask("word " * 3000), GREEDY))]
+
+
+async def test_close_gives_the_vram_back(embedded_folder):
+    before = gpu_used_mib()
+    backend = await LmdeployBackend.start(str(embedded_folder), EngineOptions(engine="pytorch"))
+    loaded = gpu_used_mib()
+    await backend.close()
+    after = gpu_used_mib()
+    assert loaded - before > 1024  # the KV cache alone takes most of the free memory
+    assert after - before < 256
+
+
+async def test_a_killed_worker_fails_streams_with_a_restart_hint(embedded_folder):
+    backend = await LmdeployBackend.start(str(embedded_folder), EngineOptions(engine="pytorch"))
+    stream = backend.stream_chat(ChatRequest(ask("Write a very long story."), GenerationParams(max_new_tokens=2000)))
+    await anext(stream)
+    os.kill(backend.pid, signal.SIGKILL)
+    with pytest.raises(EngineCrashed, match="Restart the engine"):
+        async for _ in stream:
+            pass
+    with pytest.raises(EngineCrashed):
+        [d async for d in backend.stream_chat(ChatRequest(ask("hi"), GREEDY))]
+    await backend.close()
+
+
+def test_console_on_the_gpu_chats_through_lmdeploy(tmp_path):
+    from gradio_client import Client
+
+    port = free_port()
+    log = tmp_path / "app.log"
+    process = start_process([sys.executable, "app.py", "--backend", "auto", "--server-port", str(port)], log)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/", process, log, timeout_s=900)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        chatbot, _ = client.predict(message="What is 2+3?", temperature=0, max_new_tokens=40, api_name="/chat")
+        reply = "".join(p.get("text", "") for p in chatbot[-1]["content"])
+        assert "5" in reply and "tok/s" in reply
+        assert "Backend ready: lmdeploy" in log.read_text()
+    finally:
+        stop_process(process)
