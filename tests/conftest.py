@@ -49,7 +49,8 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout_s: flo
 
 
 def start_process(args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
+    python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    environment = {**os.environ, "PYTHONPATH": python_path, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.Popen(args, cwd=ROOT, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
