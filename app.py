@@ -61,6 +61,8 @@ def load_auth(value: str | None) -> list[tuple[str, str]] | None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     auth = load_auth(args.auth)
+    # The console never downloads weights: on an air-gapped server a hub lookup only hangs.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from backends import BackendError, BackendSpec, EngineOptions
     from console.core import Console
