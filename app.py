@@ -36,6 +36,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="auto",
         help="LMDeploy engine (auto: TurboMind where it supports the model)",
     )
+    parser.add_argument(
+        "--preset",
+        help="start on a preset: a name from presets/ (e.g. kv-int8) or a YAML file; replaces --backend/--model/--engine",
+    )
+    parser.add_argument(
+        "--model-root",
+        action="append",
+        default=[],
+        help="allow models only under this folder (repeatable); default: any local path",
+    )
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help="OpenAI-compatible server for --backend remote")
     parser.add_argument("--api-key", help=f"API key of the remote server (or set ${API_KEY_ENV})")
     parser.add_argument("--server-name", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
@@ -58,27 +68,39 @@ def load_auth(value: str | None) -> list[tuple[str, str]] | None:
     return pairs
 
 
+def command_line_spec(args: argparse.Namespace, roots):
+    """The backend the flags name; a local model path must lie under the model roots."""
+    from backends import BackendSpec, EngineOptions
+
+    model = args.model
+    if model and args.backend != "remote":
+        model = str(roots.resolve(model))
+    engine = EngineOptions(engine=args.engine)
+    return BackendSpec(args.backend, model=model, base_url=args.base_url, api_key=args.api_key, engine=engine)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     auth = load_auth(args.auth)
     # The console never downloads weights: on an air-gapped server a hub lookup only hangs.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from backends import BackendError, BackendSpec, EngineOptions
+    from backends import BackendError
     from console.core import Console
+    from console.paths import ModelRoots
+    from presets.store import PresetError
+    from telemetry.vram import VramSampler
     from ui import build
 
-    spec = BackendSpec(
-        kind=args.backend,
-        model=args.model,
-        base_url=args.base_url,
-        api_key=args.api_key,
-        engine=EngineOptions(engine=args.engine),
-    )
-    print(f"Starting the {args.backend} backend ...", flush=True)
+    roots = ModelRoots(args.model_root)
+    sampler = VramSampler().start()
+    print(f"Starting {'preset ' + args.preset if args.preset else 'the ' + args.backend + ' backend'} ...", flush=True)
     try:
-        console = asyncio.run(Console.start(spec))
-    except BackendError as exc:
+        if args.preset:
+            console = asyncio.run(Console.start_preset(args.preset, sampler=sampler, model_roots=roots))
+        else:
+            console = asyncio.run(Console.start(command_line_spec(args, roots), sampler=sampler, model_roots=roots))
+    except (BackendError, PresetError, ValueError) as exc:
         sys.exit(f"error: {exc}")
     state = console.state()
     print(f"Backend ready: {state.info.kind} / {state.info.engine} / {state.info.model} ({state.reason})", flush=True)

@@ -71,7 +71,7 @@ async def create_backend(spec: BackendSpec) -> tuple[Backend, str]:
                 reason = f"LMDeploy failed to load ({exc})"
         return await _start_cpu(spec), f"auto: CPU fallback, because {reason}"
     starters = {"lmdeploy": _start_lmdeploy, "remote": _start_remote, "cpu": _start_cpu}
-    return await starters[spec.kind](spec), f"{spec.kind}: chosen on the command line or preset"
+    return await starters[spec.kind](spec), f"{spec.kind}: chosen explicitly"
 
 
 def usable_gpu_reason() -> str | None:

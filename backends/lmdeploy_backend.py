@@ -54,6 +54,7 @@ class LmdeployBackend:
         self._streams: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = {}
         self._ids = itertools.count(1)
         self._crashed: str | None = None
+        self._closing = False
         self._engine_info: dict = {}
         self.load_seconds = 0.0
 
@@ -148,10 +149,13 @@ class LmdeployBackend:
                 loop, queue = target
                 loop.call_soon_threadsafe(queue.put_nowait, tuple(reply))
         self._process.join(timeout=5)
-        self._crashed = (
-            f"the LMDeploy engine process ended (exit code {self._process.exitcode}); "
-            "the reply so far is kept. Restart the engine to go on"
-        )
+        if self._closing:
+            self._crashed = "the engine was closed (a preset switch or shutdown); the reply so far is kept"
+        else:
+            self._crashed = (
+                f"the LMDeploy engine process ended (exit code {self._process.exitcode}); "
+                "the reply so far is kept. Restart the engine to go on"
+            )
         for loop, queue in list(self._streams.values()):
             loop.call_soon_threadsafe(queue.put_nowait, ("error", "crashed", self._crashed))
 
@@ -159,6 +163,7 @@ class LmdeployBackend:
         if self._conn.closed:
             return
         atexit.unregister(self._shutdown)
+        self._closing = True
         try:
             self._send("close")
         except EngineCrashed:

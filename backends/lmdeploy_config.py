@@ -25,6 +25,7 @@ class EngineOptions:
     max_batch_size: int | None = None
     tp: int = 1
     dtype: Literal["auto", "float16", "bfloat16"] = "auto"
+    chat_template: str | None = None  # an LMDeploy chat template name, overriding the model's own
 
 
 def engine_config(options: EngineOptions, engine: Literal["turbomind", "pytorch"]):

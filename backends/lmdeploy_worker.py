@@ -21,6 +21,7 @@ import traceback
 
 from .base import GenerationParams
 from .lmdeploy_config import EngineOptions, engine_config, generation_config, resolve_engine
+from .lmdeploy_memory import checkpoint_bytes, kv_bytes_per_block, read_model_config
 
 _FINISH = {"stop": "stop", "length": "length", "abort": "cancelled", "error": "error"}
 
@@ -70,7 +71,13 @@ def _load(model_path: str, options: EngineOptions):
 
     engine = resolve_engine(options, model_path)
     config = engine_config(options, engine)
-    pipe = pipeline(model_path, backend_config=config, log_level="WARNING")
+    free_before = _gpu0_free_bytes()
+    template = None
+    if options.chat_template:
+        from lmdeploy import ChatTemplateConfig
+
+        template = ChatTemplateConfig(model_name=options.chat_template)
+    pipe = pipeline(model_path, backend_config=config, chat_template_config=template, log_level="WARNING")
     info = {
         "engine": engine,
         "session_len": pipe.async_engine.session_len,
@@ -78,8 +85,46 @@ def _load(model_path: str, options: EngineOptions):
             k: getattr(config, k, None)
             for k in ("tp", "dtype", "quant_policy", "cache_max_entry_count", "model_format", "max_batch_size")
         },
+        "weights_bytes": checkpoint_bytes(model_path),
+        "kv_cache": _kv_cache(pipe.async_engine.backend_config, engine, model_path, free_before),
     }
     return pipe, info
+
+
+def _kv_cache(engine_cfg, engine: str, model_path: str, free_before: int | None) -> dict:
+    """The KV cache's size: counted by the PyTorch engine, estimated for TurboMind.
+
+    TurboMind does not report its block count; it sizes the cache as
+    cache_max_entry_count x the free memory left after the weights, which is what the
+    estimate repeats.
+    """
+    block_size = getattr(engine_cfg, "block_size", None) or getattr(engine_cfg, "cache_block_seq_len", 64)
+    per_block = kv_bytes_per_block(read_model_config(model_path), block_size, int(engine_cfg.quant_policy))
+    blocks, source = getattr(engine_cfg, "num_gpu_blocks", 0) or None, "engine"
+    if engine == "turbomind" and per_block and free_before:
+        free_after_weights = free_before - checkpoint_bytes(model_path) / engine_cfg.tp
+        blocks, source = int(engine_cfg.cache_max_entry_count * free_after_weights // per_block), "estimate"
+    return {
+        "blocks": blocks,
+        "block_size": block_size,
+        "bytes_per_block": per_block,
+        "tokens": blocks * block_size if blocks else None,
+        "bytes": blocks * per_block if blocks and per_block else None,
+        "source": source,
+    }
+
+
+def _gpu0_free_bytes() -> int | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0)).free
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - without NVML the estimate is just left out
+        return None
 
 
 async def _serve(pipe, rid: int, messages: list[dict], params: GenerationParams, send) -> None:

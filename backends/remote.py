@@ -115,6 +115,27 @@ class RemoteBackend:
             self._extras_supported = False
             return await self._client.chat.completions.create(**standard)
 
+    async def server_metrics(self) -> dict[str, float]:
+        """The server's Prometheus `/metrics` lines about its KV cache (api_server exposes
+        `gpu_cache_usage_perc` with `--enable-metrics`); raises BackendError where there are none."""
+        url = self._base_url.rstrip("/").removesuffix("/v1") + "/metrics"
+        try:
+            async with httpx.AsyncClient(timeout=_TIMEOUT) as http:
+                response = await http.get(url, headers={"Authorization": f"Bearer {self._client.api_key}"})
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(f"cannot read {url}: {exc}") from exc
+        if response.status_code != 200:
+            raise BackendError(f"{url} answered {response.status_code}: the server exposes no metrics there")
+        metrics = {}
+        for line in response.text.splitlines():
+            name, _, value = line.partition(" ")
+            if not line.startswith("#") and "cache" in name:
+                try:
+                    metrics[name] = float(value.split()[0])
+                except (ValueError, IndexError):
+                    continue
+        return metrics
+
     async def close(self) -> None:
         await self._client.close()
 

@@ -1,41 +1,237 @@
-"""The Console: the one running backend every browser session shares."""
+"""The Console: the one running engine every browser session shares, and switching it."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 
-from backends import Backend, BackendInfo, BackendSpec, create_backend
+from backends import (
+    Backend,
+    BackendError,
+    BackendInfo,
+    BackendSpec,
+    BackendUnavailable,
+    GenerationParams,
+    create_backend,
+    usable_gpu_reason,
+)
+from presets import compat
+from presets.schema import Preset
+from presets.store import PresetCatalog, PresetError
+from telemetry.vram import VramSampler
+
+from .paths import ModelRoots
+from .reproduce import reproduce
 
 
 @dataclass(frozen=True)
 class EngineState:
-    """What the UI header shows: the backend's info and why it was chosen."""
+    """What the UI shows about the running engine."""
 
     info: BackendInfo
     reason: str
     preset: str | None
+    previous_preset: str | None
+    default_params: GenerationParams
+
+
+@dataclass(frozen=True)
+class SwitchReport:
+    """The outcome of a successful preset switch."""
+
+    preset: str
+    load_seconds: float
+    vram_before_mib: float | None
+    vram_after_mib: float | None
+    notes: tuple[str, ...]
+
+    @property
+    def vram_delta_mib(self) -> float | None:
+        if self.vram_before_mib is None or self.vram_after_mib is None:
+            return None
+        return self.vram_after_mib - self.vram_before_mib
+
+
+class SwitchFailed(BackendError):
+    """The new engine did not load; no engine runs until the user picks one (or goes back)."""
+
+
+class NoEngine:
+    """Stands in after a failed switch: every chat says what happened and what to do."""
+
+    supports_tools = False
+    supports_kv_quant = False
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(kind="none", model="-", engine="no engine running", details={"reason": self.reason})
+
+    async def stream_chat(self, request) -> AsyncIterator:
+        raise BackendUnavailable(self.reason)
+        yield  # an async generator, like every backend's stream_chat
+
+    async def close(self) -> None:
+        pass
 
 
 class Console:
-    """Owns the backend. Switching is serialized; chats read `backend` per request."""
+    """Owns the backend. Switches are serialized; a chat reads `backend` once per request."""
 
-    def __init__(self, backend: Backend, reason: str, preset: str | None = None):
-        self._backend, self._reason, self._preset = backend, reason, preset
+    def __init__(
+        self,
+        backend: Backend,
+        reason: str,
+        preset: str | None = None,
+        catalog: PresetCatalog | None = None,
+        sampler: VramSampler | None = None,
+        model_roots: ModelRoots | None = None,
+        default_params: GenerationParams | None = None,
+        spec: BackendSpec | None = None,
+    ):
+        self._backend, self._reason, self._preset, self._spec = backend, reason, preset, spec
+        self._previous: str | None = None
+        self._default_params = default_params or GenerationParams()
+        self.catalog = catalog or PresetCatalog()
+        self.sampler = sampler or VramSampler()
+        self.model_roots = model_roots or ModelRoots()
+        self.last_switch: SwitchReport | None = None
         self._switch_lock = asyncio.Lock()
+        self._name_engine_process()
 
     @classmethod
-    async def start(cls, spec: BackendSpec, preset: str | None = None) -> Console:
+    async def start(cls, spec: BackendSpec, **kwargs) -> Console:
         backend, reason = await create_backend(spec)
-        return cls(backend, reason, preset)
+        return cls(backend, reason, spec=spec, **kwargs)
+
+    @classmethod
+    async def start_preset(cls, name: str, **kwargs) -> Console:
+        """Start on a named preset (or a preset file); raises PresetError or BackendError."""
+        console = cls(NoEngine("the console is starting"), "starting", **kwargs)
+        await console.switch_preset(name)
+        return console
 
     @property
     def backend(self) -> Backend:
         return self._backend
 
     def state(self) -> EngineState:
-        return EngineState(self._backend.info(), self._reason, self._preset)
+        return EngineState(self._backend.info(), self._reason, self._preset, self._previous, self._default_params)
+
+    async def switch_preset(self, name: str) -> SwitchReport:
+        """Validate, then replace the running engine with the preset's.
+
+        A preset that fails validation leaves the running engine untouched. An LMDeploy
+        preset needs the GPU memory the old engine holds, so the old one is closed first;
+        if the new one then fails to load, SwitchFailed says so and `previous_preset` names
+        the way back. Other backends load first and replace the old one only on success.
+        """
+        async with self._switch_lock:
+            preset = self.catalog.get(name)
+            spec, notes = self._checked_spec(preset, self.catalog.locate(name).name)
+            before = self.sampler.sample().used_mib() if self.sampler.latest().gpus else None
+            self.sampler.mark(f"switch to {name}")
+            started = time.perf_counter()
+            old, old_name = self._backend, self._preset
+            needs_gpu = spec.kind == "lmdeploy" or (spec.kind == "auto" and usable_gpu_reason() is None)
+            if needs_gpu:
+                await self._retire(f"the engine is being switched to {name!r}")
+            try:
+                backend, reason = await create_backend(spec)
+            except BackendError as exc:
+                self.sampler.mark(f"load failed: {name}")
+                if needs_gpu:
+                    back = f"use 'Back to {old_name}'" if old_name else "pick another preset"
+                    self._backend = NoEngine(f"no engine is running: loading {name!r} failed ({exc}); {back}")
+                    self._preset, self._previous = None, old_name or self._previous
+                raise SwitchFailed(f"loading preset {name!r} failed: {exc}") from exc
+            if not needs_gpu:
+                await old.close()
+            self._backend, self._reason, self._spec = backend, f"preset {name} ({reason})", spec
+            self._previous = old_name if old_name and old_name != name else self._previous
+            self._preset = name
+            self._default_params = preset.generation.apply_to(GenerationParams())
+            self._name_engine_process()
+            self.sampler.mark(f"engine loaded: {name}")
+            after = self.sampler.sample().used_mib() if before is not None else None
+            self.last_switch = SwitchReport(name, time.perf_counter() - started, before, after, notes)
+            return self.last_switch
+
+    def check_preset(self, preset: Preset, source: str) -> compat.Verdict:
+        """What switching to this preset would meet here (no engine is touched)."""
+        model_dir = self._model_dir(preset, source)
+        return compat.check(preset, model_dir, self.machine)
+
+    @cached_property
+    def machine(self) -> compat.Machine:
+        reason = usable_gpu_reason()
+        gpus = len(self.sampler.latest().gpus) if reason is None else 0
+        return compat.Machine(gpu_count=gpus, turbomind=gpus > 0 and _turbomind_loads(), no_gpu_reason=reason)
+
+    def reproduce(self) -> str:
+        """Commands and code that run the current engine without the console."""
+        info = self._backend.info()
+        if self._spec is None or info.kind == "none":
+            return "# no engine is running"
+        model = info.model
+        if info.kind == "cpu":
+            from backends.embedded_model import embedded_hf_folder
+
+            model = self._spec.model or str(embedded_hf_folder())
+        return reproduce(self._spec, model, info.engine)
 
     async def close(self) -> None:
         async with self._switch_lock:
             await self._backend.close()
+        self.sampler.stop()
+
+    def _checked_spec(self, preset: Preset, source: str) -> tuple[BackendSpec, tuple[str, ...]]:
+        verdict = self.check_preset(preset, source)
+        if not verdict.ok:
+            raise PresetError(f"{source}: " + "; ".join(verdict.errors))
+        spec = preset.to_spec()
+        if spec.kind in ("lmdeploy", "auto"):
+            model = str(self._model_dir(preset, source)) if preset.model else None
+            spec = dataclasses.replace(
+                spec, model=model, engine=dataclasses.replace(spec.engine, engine=verdict.engine)
+            )
+        return spec, verdict.notes
+
+    def _model_dir(self, preset: Preset, source: str) -> Path | None:
+        if preset.backend == "remote":
+            return None
+        if not preset.model:
+            if preset.backend == "cpu":
+                return None
+            from backends.embedded_model import embedded_hf_folder
+
+            return embedded_hf_folder()
+        try:
+            return self.model_roots.resolve(preset.model)
+        except ValueError as exc:
+            raise PresetError(f"{source}: model: {exc}") from exc
+
+    async def _retire(self, reason: str) -> None:
+        old, self._backend = self._backend, NoEngine(f"no engine is running: {reason}")
+        await old.close()
+        self.sampler.mark("engine closed")
+
+    def _name_engine_process(self) -> None:
+        self.sampler.name_process(getattr(self._backend, "pid", None), "engine worker")
+
+
+def _turbomind_loads() -> bool:
+    """Probe in a child process: loading TurboMind's library here would cost the UI ~400 MB."""
+    probe = "from lmdeploy import turbomind; raise SystemExit(0 if turbomind.is_available() else 1)"
+    try:
+        return subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False

@@ -109,12 +109,34 @@ def openai_server(embedded_folder, tmp_path_factory) -> dict:
     stop_process(process)
 
 
+DOWN_PORT = free_port()  # nothing listens here: the "server down" cases point at it
+USER_PRESETS = {
+    "cpu-greedy.yaml": "description: the embedded model, greedy\nbackend: cpu\ngeneration:\n  temperature: 0\n",
+    "broken.yaml": "backend: cpu\nquant_polcy: 8\n",
+    "remote-down.yaml": f"backend: remote\nbase_url: http://127.0.0.1:{DOWN_PORT}/v1\n",
+}
+
+
 @pytest.fixture(scope="session")
-def app_url(embedded_folder, tmp_path_factory) -> str:
+def user_presets(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("user-presets")
+    for name, text in USER_PRESETS.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def app_url(embedded_folder, user_presets, tmp_path_factory) -> str:
     """The console itself, launched like a user would, on the CPU backend."""
+    from presets.store import USER_PRESETS_ENV
+
     port = free_port()
     log = tmp_path_factory.mktemp("app") / "app.log"
-    process = start_process([sys.executable, "app.py", "--backend", "cpu", "--server-port", str(port)], log)
+    process = start_process(
+        [sys.executable, "app.py", "--backend", "cpu", "--server-port", str(port)],
+        log,
+        env={USER_PRESETS_ENV: str(user_presets)},
+    )
     url = f"http://127.0.0.1:{port}/"
     wait_for_http(url, process, log)
     yield url

@@ -6,8 +6,9 @@ import gradio as gr
 
 from console.core import Console
 
-from . import chat
+from . import chat, presets, vram
 from .header import engine_header
+from .vram_figures import compact_gauge
 
 TITLE = "LMDeploy Console"
 
@@ -17,8 +18,23 @@ def build(console: Console) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}")
         header = gr.Markdown(engine_header(console.state()), elem_id="engine-header")
+        gauge = gr.Markdown(compact_gauge(console.sampler.latest()), elem_id="compact-gauge")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
-                chat.build_tab(console)
-        demo.load(lambda: engine_header(console.state()), outputs=header, api_visibility="private")
+                knobs = chat.build_tab(console)
+            with gr.Tab("Presets", id="presets"):
+                switch_events, (engine_views, engine_outputs) = presets.build_tab(console)
+            with gr.Tab("VRAM", id="vram"):
+                vram.build_tab(console)
+
+        def refresh_header():
+            return engine_header(console.state()), compact_gauge(console.sampler.latest())
+
+        for event in switch_events:
+            event.then(refresh_header, outputs=[header, gauge], api_visibility="private").then(
+                lambda: chat.default_knobs(console), outputs=knobs, api_visibility="private"
+            )
+        gr.Timer(2.0).tick(refresh_header, outputs=[header, gauge], api_visibility="private", show_progress="hidden")
+        demo.load(refresh_header, outputs=[header, gauge], api_visibility="private")
+        demo.load(engine_views, outputs=engine_outputs, api_visibility="private")
     return demo

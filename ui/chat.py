@@ -15,11 +15,13 @@ from console.transcript import TranscriptError, export_chat, import_chat
 
 from .render import chatbot_messages, format_stop_words, parse_stop_words
 
-_DEFAULTS = GenerationParams()
 
+def build_tab(console: Console) -> list:
+    """Lay out the tab inside the current Blocks context and wire its events.
 
-def build_tab(console: Console) -> None:
-    """Lay out the tab inside the current Blocks context and wire its events."""
+    Returns the generation knobs, which a preset switch resets to the preset's defaults
+    (see `default_knobs`)."""
+    defaults = console.state().default_params
     session = gr.State(ChatSession())
     with gr.Row():
         with gr.Column(scale=3):
@@ -42,14 +44,14 @@ def build_tab(console: Console) -> None:
             system = gr.Textbox("", label="System prompt", lines=3)
             with gr.Accordion("Generation", open=True):
                 temperature = gr.Slider(
-                    0, 2, _DEFAULTS.temperature, step=0.05, label="temperature (0 = greedy)", elem_id="temperature"
+                    0, 2, defaults.temperature, step=0.05, label="temperature (0 = greedy)", elem_id="temperature"
                 )
-                top_p = gr.Slider(0.01, 1, _DEFAULTS.top_p, step=0.01, label="top_p")
-                top_k = gr.Slider(1, 200, _DEFAULTS.top_k, step=1, label="top_k")
+                top_p = gr.Slider(0.01, 1, defaults.top_p, step=0.01, label="top_p")
+                top_k = gr.Slider(1, 200, defaults.top_k, step=1, label="top_k")
                 max_new = gr.Slider(
-                    1, 8192, _DEFAULTS.max_new_tokens, step=1, label="max_new_tokens", elem_id="max-new-tokens"
+                    1, 8192, defaults.max_new_tokens, step=1, label="max_new_tokens", elem_id="max-new-tokens"
                 )
-                repetition = gr.Slider(0.8, 2, _DEFAULTS.repetition_penalty, step=0.01, label="repetition_penalty")
+                repetition = gr.Slider(0.8, 2, defaults.repetition_penalty, step=0.01, label="repetition_penalty")
                 seed = gr.Number(-1, precision=0, label="seed (-1 = random)")
                 stops = gr.Textbox("", label="stop words (one a line; \\n for newline)", lines=2)
 
@@ -137,12 +139,22 @@ def build_tab(console: Console) -> None:
     chatbot.clear(clear_chat, session, [chatbot, session], api_visibility="private")  # its own trash icon
     export.click(export_json, session, exported, api_name="export_chat")
     upload.upload(import_json, [upload, session], [chatbot, session, *knobs], api_visibility="private")
+    return knobs
+
+
+def default_knobs(console: Console) -> tuple:
+    """The knobs' values for the running preset's generation defaults (system prompt kept)."""
+    return (gr.Textbox(), *_param_values(console.state().default_params))
 
 
 async def _stream(console: Console, state: ChatSession):
     """Chatbot values to paint while the reply streams; warns once if the reply failed."""
-    async for painted in stream_reply(console.backend, state):
-        yield chatbot_messages(painted)
+    console.sampler.mark("generation started")
+    try:
+        async for painted in stream_reply(console.backend, state):
+            yield chatbot_messages(painted)
+    finally:
+        console.sampler.mark("generation ended")
     error = state.turns[-1].stats.error
     if error:
         gr.Warning(error)
@@ -164,9 +176,11 @@ def _apply_knobs(
 
 
 def _knob_values(state: ChatSession) -> tuple:
-    p = state.params
+    return (state.system_prompt, *_param_values(state.params))
+
+
+def _param_values(p: GenerationParams) -> tuple:
     return (
-        state.system_prompt,
         p.temperature,
         p.top_p,
         p.top_k,

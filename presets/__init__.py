@@ -1,0 +1,1 @@
+"""Presets: small YAML files naming a model and how to run it, validated by `schema.Preset`."""

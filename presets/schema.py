@@ -1,0 +1,93 @@
+"""The preset schema. A preset holds only overrides; LMDeploy's defaults fill in the rest.
+
+Converted at the edge: `Preset.to_spec()` gives the `BackendSpec` the backends take, whose
+`EngineOptions` map onto LMDeploy's own `TurbomindEngineConfig` / `PytorchEngineConfig`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backends import BackendSpec, EngineOptions, GenerationParams
+
+# Fields that only mean something to an in-process LMDeploy engine.
+LMDEPLOY_ONLY = (
+    "engine",
+    "model_format",
+    "quant_policy",
+    "cache_max_entry_count",
+    "session_len",
+    "max_batch_size",
+    "tp",
+    "dtype",
+    "chat_template",
+)
+
+
+class GenerationDefaults(BaseModel):
+    """Sampling defaults the Chat tab starts from; unset ones keep the console's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=1, le=1000)
+    max_new_tokens: int | None = Field(None, ge=1, le=131072)
+    repetition_penalty: float | None = Field(None, gt=0, le=3)
+
+    def apply_to(self, params: GenerationParams) -> GenerationParams:
+        from dataclasses import replace
+
+        return replace(params, **self.model_dump(exclude_none=True))
+
+
+class Preset(BaseModel):
+    """One way to run a model. `model: null` means the embedded SmolLM2-135M-Instruct."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    backend: Literal["lmdeploy", "remote", "cpu", "auto"] = "lmdeploy"
+    model: str | None = None
+    engine: Literal["auto", "turbomind", "pytorch"] = "auto"
+    model_format: Literal["hf", "awq", "gptq"] = "hf"
+    quant_policy: Literal[0, 4, 8] = 0
+    cache_max_entry_count: float | None = Field(None, gt=0, lt=1)
+    session_len: int | None = Field(None, ge=64, le=1_048_576)
+    max_batch_size: int | None = Field(None, ge=1, le=4096)
+    tp: int = Field(1, ge=1, le=64)
+    dtype: Literal["auto", "float16", "bfloat16"] = "auto"
+    chat_template: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
+
+    @model_validator(mode="after")
+    def _fields_fit_the_backend(self) -> Preset:
+        if self.backend in ("remote", "cpu"):
+            defaults = Preset.model_fields
+            misplaced = [f for f in LMDEPLOY_ONLY if getattr(self, f) != defaults[f].default]
+            if misplaced:
+                raise ValueError(f"{', '.join(misplaced)} only apply to the lmdeploy backend, not {self.backend}")
+        if self.backend != "remote" and (self.base_url or self.api_key_env):
+            raise ValueError("base_url and api_key_env only apply to the remote backend")
+        return self
+
+    def to_spec(self) -> BackendSpec:
+        import os
+
+        engine = EngineOptions(
+            engine=self.engine,
+            model_format=self.model_format,
+            quant_policy=self.quant_policy,
+            cache_max_entry_count=self.cache_max_entry_count,
+            session_len=self.session_len,
+            max_batch_size=self.max_batch_size,
+            tp=self.tp,
+            dtype=self.dtype,
+            chat_template=self.chat_template,
+        )
+        api_key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        return BackendSpec(kind=self.backend, model=self.model, base_url=self.base_url, api_key=api_key, engine=engine)

@@ -1,0 +1,99 @@
+"""Finding, reading and saving preset files. Shipped presets live beside this module."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from backends.embedded_model import cache_dir
+
+from .schema import GenerationDefaults, Preset
+
+SHIPPED_DIR = Path(__file__).resolve().parent
+USER_PRESETS_ENV = "LMDEPLOY_CONSOLE_PRESETS"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class PresetError(ValueError):
+    """A preset that cannot be used; the message names the file and the field."""
+
+
+def parse_preset(text: str, source: str) -> Preset:
+    """Validate YAML text as a preset; `source` names it in errors."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PresetError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PresetError(f"{source}: a preset is a YAML mapping of fields, e.g. `quant_policy: 8`")
+    try:
+        return Preset.model_validate(data)
+    except ValidationError as exc:
+        raise PresetError(f"{source}: {_first_problems(exc)}") from exc
+
+
+def to_yaml(preset: Preset) -> str:
+    """The preset as YAML holding only what differs from the defaults."""
+    return yaml.safe_dump(preset.model_dump(exclude_defaults=True), sort_keys=False, allow_unicode=True)
+
+
+class PresetCatalog:
+    """The shipped presets plus the user's own, which are saved to `user_dir`."""
+
+    def __init__(self, shipped_dir: Path = SHIPPED_DIR, user_dir: Path | None = None):
+        self.shipped_dir = shipped_dir
+        self.user_dir = user_dir or Path(os.environ.get(USER_PRESETS_ENV, cache_dir() / "presets"))
+
+    def names(self) -> list[str]:
+        shipped = sorted(p.stem for p in self.shipped_dir.glob("*.yaml"))
+        user = sorted(p.stem for p in self.user_dir.glob("*.yaml") if p.stem not in shipped)
+        return shipped + user
+
+    def locate(self, name: str) -> Path:
+        """A preset's file: `name` is a preset name or a path to a YAML file."""
+        return Path(name) if name.endswith((".yaml", ".yml")) else self.path(name)
+
+    def path(self, name: str) -> Path:
+        for folder in (self.shipped_dir, self.user_dir):
+            candidate = folder / f"{name}.yaml"
+            if candidate.is_file():
+                return candidate
+        known = ", ".join(self.names())
+        raise PresetError(f"no preset named {name!r}; the presets are: {known}")
+
+    def get(self, name: str) -> Preset:
+        """Read a preset by name, or from a YAML file path."""
+        path = self.locate(name)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PresetError(f"cannot read preset {path}: {exc.strerror}") from exc
+        return parse_preset(text, path.name)
+
+    def save(self, name: str, preset: Preset) -> Path:
+        """Write a user preset; shipped names cannot be overwritten."""
+        if not _NAME.match(name):
+            raise PresetError(f"preset name {name!r}: use lowercase letters, digits, '.', '_' or '-' (up to 64)")
+        if (self.shipped_dir / f"{name}.yaml").exists():
+            raise PresetError(f"{name!r} is a shipped preset; save under another name")
+        self.user_dir.mkdir(parents=True, exist_ok=True)
+        path = self.user_dir / f"{name}.yaml"
+        path.write_text(to_yaml(preset), encoding="utf-8")
+        return path
+
+
+def _first_problems(exc: ValidationError, limit: int = 3) -> str:
+    problems = []
+    for error in exc.errors()[:limit]:
+        where = ".".join(str(part) for part in error["loc"]) or "preset"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            model = GenerationDefaults if error["loc"][0] == "generation" else Preset
+            known = ", ".join(model.model_fields)
+            message = f"unknown field (known fields: {known})"
+        problems.append(f"{where}: {message}")
+    return "; ".join(problems)

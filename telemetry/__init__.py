@@ -1,0 +1,1 @@
+"""GPU and process memory telemetry: one NVML sampler the whole console shares."""

@@ -1,0 +1,178 @@
+"""One NVML sampler, about 1 Hz, with a ring buffer of history and event markers.
+
+Modeled on nvitop's device API: a NamedTuple per reading with units in the field names,
+and no exceptions: no GPU or an NVML error is a value (`Sample.error`) the UI shows.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from typing import NamedTuple
+
+import psutil
+
+MIB = 2**20
+
+
+class ProcessMemory(NamedTuple):
+    pid: int
+    used_mib: float
+    role: str  # "engine worker", "console" or "other"
+
+
+class GpuReading(NamedTuple):
+    index: int
+    name: str
+    used_mib: float
+    total_mib: float
+    util_pct: int | None
+    processes: tuple[ProcessMemory, ...]
+
+    @property
+    def free_mib(self) -> float:
+        return self.total_mib - self.used_mib
+
+
+class Sample(NamedTuple):
+    time_s: float  # time.time()
+    gpus: tuple[GpuReading, ...]
+    console_rss_mib: float  # this process and its children: what the cpu backend costs
+    error: str | None  # why there are no GPU readings, if there are none
+
+    def used_mib(self) -> float:
+        return sum(g.used_mib for g in self.gpus)
+
+
+class Event(NamedTuple):
+    time_s: float
+    label: str
+
+
+class VramSampler:
+    """Samples every GPU on a background thread; safe to read from any thread."""
+
+    def __init__(self, interval_s: float = 1.0, history: int = 3600, nvml=None):
+        self._interval_s = interval_s
+        self._history: deque[Sample] = deque(maxlen=history)
+        self._events: deque[Event] = deque(maxlen=500)
+        self._roles: dict[int, str] = {os.getpid(): "console"}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._nvml, self._nvml_error = _init_nvml(nvml)
+
+    def start(self) -> VramSampler:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="vram-sampler", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def name_process(self, pid: int | None, role: str) -> None:
+        """Label a process (e.g. the engine worker) in per-process readings."""
+        if pid:
+            with self._lock:
+                self._roles[pid] = role
+
+    def mark(self, label: str) -> None:
+        """Record an event the console caused, for the timeline's markers."""
+        with self._lock:
+            self._events.append(Event(time.time(), label))
+
+    def sample(self) -> Sample:
+        """Read every GPU now (and keep the reading); never raises."""
+        gpus, error = self._read_gpus()
+        reading = Sample(time.time(), gpus, _console_rss_mib(), error)
+        with self._lock:
+            self._history.append(reading)
+        return reading
+
+    def latest(self) -> Sample:
+        with self._lock:
+            if self._history:
+                return self._history[-1]
+        return self.sample()
+
+    def history(self, seconds: float | None = None) -> list[Sample]:
+        with self._lock:
+            samples = list(self._history)
+        if seconds is None:
+            return samples
+        cutoff = time.time() - seconds
+        return [s for s in samples if s.time_s >= cutoff]
+
+    def events(self, seconds: float | None = None) -> list[Event]:
+        with self._lock:
+            events = list(self._events)
+        cutoff = time.time() - seconds if seconds else 0
+        return [e for e in events if e.time_s >= cutoff]
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.sample()
+
+    def _read_gpus(self) -> tuple[tuple[GpuReading, ...], str | None]:
+        if self._nvml is None:
+            return (), self._nvml_error
+        nvml = self._nvml
+        try:
+            readings = []
+            for index in range(nvml.nvmlDeviceGetCount()):
+                handle = nvml.nvmlDeviceGetHandleByIndex(index)
+                memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+                readings.append(
+                    GpuReading(
+                        index=index,
+                        name=_text(nvml.nvmlDeviceGetName(handle)),
+                        used_mib=memory.used / MIB,
+                        total_mib=memory.total / MIB,
+                        util_pct=_utilization(nvml, handle),
+                        processes=self._processes(nvml, handle),
+                    )
+                )
+            return tuple(readings), None
+        except nvml.NVMLError as exc:
+            return (), f"NVML error: {exc}"
+
+    def _processes(self, nvml, handle) -> tuple[ProcessMemory, ...]:
+        try:
+            running = nvml.nvmlDeviceGetComputeRunningProcesses(handle)
+        except nvml.NVMLError:
+            return ()
+        with self._lock:
+            roles = dict(self._roles)
+        return tuple(ProcessMemory(p.pid, (p.usedGpuMemory or 0) / MIB, roles.get(p.pid, "other")) for p in running)
+
+
+def _init_nvml(nvml):
+    try:
+        if nvml is None:
+            import pynvml as nvml
+        nvml.nvmlInit()
+        return nvml, None
+    except Exception as exc:  # noqa: BLE001 - a missing library or driver is a value, not a crash
+        return None, f"no NVIDIA GPU is visible ({type(exc).__name__}: {exc})"
+
+
+def _utilization(nvml, handle) -> int | None:
+    try:
+        return int(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+    except nvml.NVMLError:
+        return None
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _console_rss_mib() -> float:
+    try:
+        me = psutil.Process()
+        return sum(p.memory_info().rss for p in [me, *me.children(recursive=True)]) / MIB
+    except psutil.Error:
+        return 0.0

@@ -1,0 +1,47 @@
+"""The Console's switching rules, in-process, with the real CPU backend."""
+
+import pytest
+
+from backends import BackendUnavailable, ChatRequest, GenerationParams
+from console.core import Console, NoEngine
+from console.paths import ModelRoots
+from presets.store import PresetCatalog, PresetError
+
+pytestmark = pytest.mark.cpu
+
+
+@pytest.fixture
+def console(tmp_path, embedded_folder):
+    (tmp_path / "outside.yaml").write_text("backend: cpu\nmodel: /etc\n")
+    (tmp_path / "inside.yaml").write_text(f"backend: cpu\nmodel: {embedded_folder}\n")
+    roots = ModelRoots([embedded_folder.parent])
+    return Console(NoEngine("not started"), "test", catalog=PresetCatalog(user_dir=tmp_path), model_roots=roots)
+
+
+async def test_model_outside_the_roots_is_refused_before_anything_loads(console):
+    with pytest.raises(PresetError, match="outside.yaml: model: '/etc' is outside the allowed model roots"):
+        await console.switch_preset("outside")
+    assert console.state().info.kind == "none"
+
+
+async def test_switch_loads_the_preset_and_records_it(console):
+    report = await console.switch_preset("inside")
+    state = console.state()
+    assert (state.preset, state.info.kind) == ("inside", "cpu")
+    assert report.preset == "inside" and report.load_seconds > 0
+    deltas = [
+        d
+        async for d in console.backend.stream_chat(
+            ChatRequest(
+                [{"role": "user", "content": "What is 2+3?"}], GenerationParams(temperature=0, max_new_tokens=30)
+            )
+        )
+    ]
+    assert any("5" in getattr(d, "text", "") for d in deltas)
+    assert "from transformers import pipeline" in console.reproduce()
+    await console.close()
+
+
+async def test_no_engine_says_what_to_do():
+    with pytest.raises(BackendUnavailable, match="Back to fp16"):
+        [d async for d in NoEngine("loading 'kv-int4' failed; use 'Back to fp16'").stream_chat(None)]

@@ -1,0 +1,76 @@
+import json
+
+import pytest
+
+from presets.compat import Machine, check
+from presets.schema import Preset
+
+ONE_GPU_WITH_TURBOMIND = Machine(gpu_count=1, turbomind=True)
+SMOLLM2 = {
+    "hidden_size": 576,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 30,
+}
+
+
+def model(tmp_path, **extra):
+    (tmp_path / "config.json").write_text(json.dumps({**SMOLLM2, **extra}))
+    return tmp_path
+
+
+def test_kv_int4_on_turbomind_with_head_dim_64_is_refused_with_advice(tmp_path):
+    verdict = check(Preset(engine="turbomind", quant_policy=4), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
+    assert not verdict.ok
+    assert "head_dim-64" in verdict.errors[0] and "use engine: pytorch" in verdict.errors[0]
+
+
+def test_auto_engine_steers_around_turbomind_limits(tmp_path):
+    verdict = check(Preset(quant_policy=4), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
+    assert verdict.ok and verdict.engine == "pytorch"
+    assert "auto picks the PyTorch engine" in verdict.notes[0]
+
+
+def test_auto_keeps_auto_where_turbomind_fits(tmp_path):
+    verdict = check(Preset(quant_policy=8), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
+    assert verdict.ok and verdict.engine == "auto" and not verdict.notes
+
+
+def test_turbomind_awq_needs_group_128_and_divisible_sizes(tmp_path):
+    awq64 = {"quantization_config": {"quant_method": "awq", "group_size": 64, "bits": 4}}
+    verdict = check(Preset(engine="turbomind", model_format="awq"), model(tmp_path, **awq64), ONE_GPU_WITH_TURBOMIND)
+    assert any("group size 128, this model has 64" in e for e in verdict.errors)
+    assert any("divisible by 128 (hidden 576" in e for e in verdict.errors)
+
+
+def test_pytorch_engine_runs_awq_group_64(tmp_path):
+    awq64 = {"quantization_config": {"quant_method": "awq", "group_size": 64, "bits": 4}}
+    assert check(Preset(engine="pytorch", model_format="awq"), model(tmp_path, **awq64), ONE_GPU_WITH_TURBOMIND).ok
+
+
+def test_awq_format_on_a_plain_model_says_how_to_make_one(tmp_path):
+    verdict = check(Preset(model_format="awq"), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
+    assert "lmdeploy lite auto_awq" in verdict.errors[0]
+
+
+@pytest.mark.parametrize(("tp", "gpus", "ok"), [(2, 1, False), (2, 2, True), (1, 1, True)])
+def test_tp_cannot_exceed_the_gpus(tmp_path, tp, gpus, ok):
+    verdict = check(Preset(tp=tp, engine="pytorch"), model(tmp_path), Machine(gpu_count=gpus, turbomind=False))
+    assert verdict.ok is ok
+    if not ok:
+        assert "tp: 2 needs 2 GPUs; this machine has 1" in verdict.errors[0]
+
+
+def test_lmdeploy_without_a_gpu_points_to_the_cpu_preset(tmp_path):
+    verdict = check(Preset(), model(tmp_path), Machine(gpu_count=0, turbomind=False, no_gpu_reason="no driver"))
+    assert "use the cpu preset" in verdict.errors[0] and "no driver" in verdict.errors[0]
+
+
+def test_turbomind_without_its_library_is_refused(tmp_path):
+    verdict = check(Preset(engine="turbomind"), model(tmp_path), Machine(gpu_count=1, turbomind=False))
+    assert "does not load here" in verdict.errors[0]
+
+
+def test_other_backends_are_not_checked_against_the_gpu():
+    assert check(Preset(backend="cpu"), None, Machine(gpu_count=0, turbomind=False)).ok

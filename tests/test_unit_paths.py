@@ -1,0 +1,39 @@
+import pytest
+
+from console.paths import ModelRoots
+
+
+@pytest.fixture
+def root(tmp_path):
+    models = tmp_path / "models"
+    (models / "good").mkdir(parents=True)
+    (models / "good" / "config.json").write_text("{}")
+    (models / "empty").mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "config.json").write_text("{}")
+    (models / "escape").symlink_to(outside)
+    return models
+
+
+def test_paths_under_a_root_resolve(root):
+    roots = ModelRoots([root])
+    assert roots.resolve("good") == root / "good"
+    assert roots.resolve(str(root / "good")) == root / "good"
+
+
+@pytest.mark.parametrize("path", ["../outside", "escape", "/etc"])
+def test_paths_leaving_the_roots_are_refused(root, path):
+    with pytest.raises(ValueError, match="outside the allowed model roots"):
+        ModelRoots([root]).resolve(path)
+
+
+def test_missing_and_non_model_folders_say_so(root):
+    with pytest.raises(ValueError, match="does not exist"):
+        ModelRoots([root]).resolve("absent")
+    with pytest.raises(ValueError, match="no config.json"):
+        ModelRoots([root]).resolve("empty")
+
+
+def test_without_roots_any_local_model_folder_is_allowed(root):
+    assert ModelRoots().resolve(str(root / "escape")) == (root.parent / "outside")

@@ -1,0 +1,79 @@
+import pytest
+
+from backends import GenerationParams
+from presets.schema import Preset
+from presets.store import SHIPPED_DIR, PresetCatalog, PresetError, parse_preset, to_yaml
+
+SHIPPED = sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml"))
+
+
+def test_the_issue_s_presets_ship():
+    assert set(SHIPPED) == {"fp16", "cache-0.4", "kv-int8", "kv-int4", "awq", "awq-kv-int4", "remote", "cpu"}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_preset_is_valid_and_described(name):
+    preset = PresetCatalog(user_dir=SHIPPED_DIR / "none").get(name)
+    assert preset.description
+
+
+def test_shipped_presets_map_onto_engine_options():
+    catalog = PresetCatalog(user_dir=SHIPPED_DIR / "none")
+    kv4 = catalog.get("kv-int4").to_spec()
+    assert (kv4.kind, kv4.engine.quant_policy, kv4.engine.cache_max_entry_count) == ("lmdeploy", 4, 0.4)
+    assert catalog.get("awq").to_spec().engine.model_format == "awq"
+    assert catalog.get("cpu").to_spec().kind == "cpu"
+
+
+def test_remote_preset_reads_its_key_from_the_named_variable(monkeypatch):
+    monkeypatch.setenv("LMDEPLOY_CONSOLE_API_KEY", "sk-test")
+    spec = PresetCatalog(user_dir=SHIPPED_DIR / "none").get("remote").to_spec()
+    assert (spec.base_url, spec.api_key) == ("http://127.0.0.1:23333/v1", "sk-test")
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("quant_polcy: 8", "quant_polcy: unknown field (known fields: description, backend"),
+        ("cache_max_entry_count: 1.5", "cache_max_entry_count: Input should be less than 1"),
+        ("quant_policy: 2", "quant_policy: Input should be 0, 4 or 8"),
+        ("tp: 0", "tp: Input should be greater than or equal to 1"),
+        ("backend: cpu\nquant_policy: 8", "quant_policy only apply to the lmdeploy backend"),
+        ("backend: lmdeploy\nbase_url: http://x", "base_url and api_key_env only apply to the remote backend"),
+        ("generation:\n  temprature: 1", "generation.temprature: unknown field (known fields: temperature"),
+        ("- a list", "a preset is a YAML mapping"),
+        ("key: [unclosed", "not valid YAML"),
+    ],
+)
+def test_bad_presets_name_the_file_and_the_field(text, complaint):
+    with pytest.raises(PresetError) as caught:
+        parse_preset(text, "mine.yaml")
+    assert str(caught.value).startswith("mine.yaml: ")
+    assert complaint in str(caught.value)
+
+
+def test_generation_defaults_override_only_what_they_set():
+    preset = parse_preset("backend: cpu\ngeneration:\n  temperature: 0\n  max_new_tokens: 99", "x")
+    params = preset.generation.apply_to(GenerationParams())
+    assert (params.temperature, params.max_new_tokens, params.top_p) == (0, 99, GenerationParams().top_p)
+
+
+def test_saved_presets_round_trip_and_cannot_shadow_shipped_ones(tmp_path):
+    catalog = PresetCatalog(user_dir=tmp_path)
+    mine = Preset(description="mine", quant_policy=8, cache_max_entry_count=0.5)
+    path = catalog.save("my-kv8", mine)
+    assert path.parent == tmp_path and "quant_policy: 8" in path.read_text()
+    assert catalog.get("my-kv8") == mine and "my-kv8" in catalog.names()
+    with pytest.raises(PresetError, match="shipped preset"):
+        catalog.save("fp16", mine)
+    with pytest.raises(PresetError, match="use lowercase letters"):
+        catalog.save("../evil", mine)
+
+
+def test_unknown_preset_lists_the_known_ones(tmp_path):
+    with pytest.raises(PresetError, match="the presets are: awq"):
+        PresetCatalog(user_dir=tmp_path).get("nope")
+
+
+def test_yaml_keeps_only_overrides():
+    assert to_yaml(Preset(quant_policy=4)) == "quant_policy: 4\n"

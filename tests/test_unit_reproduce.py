@@ -1,0 +1,45 @@
+from backends import BackendInfo, BackendSpec, EngineOptions
+from console.core import EngineState
+from console.reproduce import reproduce
+from telemetry.vram import GpuReading, ProcessMemory, Sample
+from ui.engine_card import engine_card
+
+
+def test_lmdeploy_commands_carry_the_preset_s_knobs():
+    spec = BackendSpec("lmdeploy", engine=EngineOptions(quant_policy=8, cache_max_entry_count=0.4))
+    text = reproduce(spec, "/models/internlm2_5-7b-chat", "turbomind")
+    assert (
+        "lmdeploy serve api_server /models/internlm2_5-7b-chat --backend turbomind --quant-policy 8 "
+        "--cache-max-entry-count 0.4"
+    ) in text
+    assert "TurbomindEngineConfig(quant_policy=8, cache_max_entry_count=0.4)" in text
+    compile(text.split("# Python\n", 1)[1], "snippet", "exec")
+
+
+def test_remote_and_cpu_snippets_are_valid_python():
+    for spec, model in ((BackendSpec("remote", base_url="http://h:23333/v1"), "m"), (BackendSpec("cpu"), "/m")):
+        text = reproduce(spec, model, "any")
+        compile(text.split("# Python", 1)[1].split("\n", 1)[1], "snippet", "exec")
+
+
+def test_engine_card_breaks_the_worker_memory_down():
+    gib = 2**30
+    info = BackendInfo(
+        "lmdeploy",
+        "/m",
+        "pytorch",
+        {
+            "worker_pid": 7,
+            "load_seconds": 12.0,
+            "session_len": 8192,
+            "weights_bytes": 2 * gib,
+            "config": {"quant_policy": 8, "cache_max_entry_count": 0.4, "tp": 1},
+            "kv_cache": {"blocks": 1000, "block_size": 64, "tokens": 64000, "bytes": 4 * gib, "source": "engine"},
+        },
+    )
+    sample = Sample(
+        0, (GpuReading(0, "H100", 8000, 81920, 0, (ProcessMemory(7, 7 * 1024, "engine worker"),)),), 1, None
+    )
+    card = engine_card(EngineState(info, "why", "kv-int8", None, None), sample, None)
+    assert "8 (KV int8)" in card and "1,000 blocks × 64 tokens = 64,000 tokens (4.00 GiB)" in card
+    assert "worker holds 7.00 GiB: weights 2.00 + KV cache 4.00 + other 1.00" in card

@@ -1,0 +1,78 @@
+import os
+
+from telemetry.vram import VramSampler
+from tests.scripted_nvml import ScriptedNvml
+from ui.vram_figures import compact_gauge, gauge_figure, process_rows, sample_as_json, timeline_figure
+
+TWO_GPUS = [
+    {
+        "name": "H100",
+        "used_mib": 20480,
+        "total_mib": 81920,
+        "util": 35,
+        "processes": [(4242, 19000), (os.getpid(), 600)],
+    },
+    {"name": "H100", "used_mib": 19456, "total_mib": 81920, "util": 30, "processes": [(4243, 18800)]},
+]
+
+
+def test_every_gpu_is_read_with_its_processes_named():
+    sampler = VramSampler(nvml=ScriptedNvml(TWO_GPUS))
+    sampler.name_process(4242, "engine worker")
+    sample = sampler.sample()
+    assert sample.error is None and len(sample.gpus) == 2
+    first = sample.gpus[0]
+    assert (first.name, first.used_mib, first.total_mib, first.util_pct) == ("H100", 20480, 81920, 35)
+    assert [(p.pid, p.role) for p in first.processes] == [(4242, "engine worker"), (os.getpid(), "console")]
+    assert sample.gpus[1].processes[0].role == "other"
+    assert sample.used_mib() == 20480 + 19456
+    assert sample.console_rss_mib > 0
+
+
+def test_without_nvml_the_sample_says_why_and_keeps_the_rss():
+    sample = VramSampler(nvml=ScriptedNvml([], fail_init=True)).sample()
+    assert sample.gpus == () and "Driver Not Loaded" in sample.error
+    assert sample.console_rss_mib > 0
+
+
+def test_an_nvml_error_mid_run_is_a_value_not_an_exception():
+    nvml = ScriptedNvml(TWO_GPUS)
+    sampler = VramSampler(nvml=nvml)
+    nvml.fail_reads = True
+    assert "GPU is lost" in sampler.sample().error
+
+
+def test_history_is_a_ring_and_events_are_kept():
+    sampler = VramSampler(history=3, nvml=ScriptedNvml(TWO_GPUS))
+    for _ in range(5):
+        sampler.sample()
+    sampler.mark("engine loaded: kv-int8")
+    assert len(sampler.history()) == 3
+    assert [e.label for e in sampler.events()] == ["engine loaded: kv-int8"]
+
+
+def test_gauges_show_every_gpu_and_fall_back_to_rss():
+    two = gauge_figure(VramSampler(nvml=ScriptedNvml(TWO_GPUS)).sample())
+    assert len(two.data) == 2 and two.data[0].value == 20.0 and two.data[0].gauge.axis.range == (0, 80.0)
+    none = gauge_figure(VramSampler(nvml=ScriptedNvml([], fail_init=True)).sample())
+    assert len(none.data) == 1 and "RSS" in none.data[0].title.text
+
+
+def test_timeline_has_a_line_per_gpu_and_a_marker_per_event():
+    sampler = VramSampler(nvml=ScriptedNvml(TWO_GPUS))
+    sampler.sample()
+    sampler.mark("switch to kv-int8")
+    sampler.sample()
+    figure = timeline_figure(sampler.history(), sampler.events())
+    assert [trace.name for trace in figure.data] == ["GPU 0 used", "GPU 1 used"]
+    assert len(figure.layout.shapes) == 1 and figure.layout.annotations[0].text == "switch to kv-int8"
+
+
+def test_text_views_and_json():
+    sampler = VramSampler(nvml=ScriptedNvml(TWO_GPUS))
+    sampler.name_process(4242, "engine worker")
+    sample = sampler.sample()
+    assert compact_gauge(sample) == "VRAM — GPU 0: 20.0 / 80 GiB · 35% | GPU 1: 19.0 / 80 GiB · 30%"
+    assert process_rows(sample)[0] == [0, 4242, "engine worker", 19000]
+    document = sample_as_json(sample, sampler.events())
+    assert document["gpus"][1]["used_mib"] == 19456 and document["error"] is None

@@ -1,0 +1,68 @@
+"""The running engine's status card: what runs, how it is quantized, where the memory goes."""
+
+from __future__ import annotations
+
+from console.core import EngineState, SwitchReport
+from telemetry.vram import MIB, Sample
+
+
+def engine_card(state: EngineState, sample: Sample, last_switch: SwitchReport | None) -> str:
+    info, details = state.info, state.info.details
+    if info.kind == "none":
+        return f"### No engine running\n{details.get('reason', '')}"
+    config = details.get("config", {})
+    rows = [
+        ("preset", state.preset or "(command line)"),
+        ("backend", info.kind),
+        ("model", f"`{info.model}`"),
+        ("engine", info.engine),
+    ]
+    if info.kind == "lmdeploy":
+        rows += [
+            ("model format", config.get("model_format") or "hf"),
+            (
+                "KV quant policy",
+                {0: "0 (fp16/bf16 KV)", 8: "8 (KV int8)", 4: "4 (KV int4)"}.get(config.get("quant_policy")),
+            ),
+            ("cache_max_entry_count", config.get("cache_max_entry_count")),
+            ("tensor parallel", config.get("tp")),
+            ("session length", details.get("session_len")),
+            ("KV cache capacity", _kv_capacity(details.get("kv_cache") or {})),
+            ("memory", _breakdown(details, sample)),
+            ("load time", f"{details.get('load_seconds', 0):.1f} s"),
+        ]
+    else:
+        rows += [(key.replace("_", " "), value) for key, value in details.items()]
+    if last_switch and last_switch.preset == state.preset and last_switch.vram_delta_mib is not None:
+        rows.append(
+            (
+                "last switch",
+                f"{last_switch.load_seconds:.1f} s; VRAM {last_switch.vram_before_mib / 1024:.2f} → "
+                f"{last_switch.vram_after_mib / 1024:.2f} GiB ({last_switch.vram_delta_mib / 1024:+.2f})",
+            )
+        )
+    return "| engine | |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def _kv_capacity(kv: dict) -> str:
+    if not kv.get("blocks"):
+        return "not reported"
+    approx = "≈ " if kv.get("source") == "estimate" else ""
+    text = f"{approx}{kv['blocks']:,} blocks × {kv['block_size']} tokens = {approx}{kv['tokens']:,} tokens"
+    if kv.get("bytes"):
+        text += f" ({kv['bytes'] / 2**30:.2f} GiB)"
+    return text + (" (estimated: TurboMind does not report its blocks)" if approx else "")
+
+
+def _breakdown(details: dict, sample: Sample) -> str:
+    """Weights (checkpoint size) + KV cache (blocks × block bytes) + the rest of the worker's VRAM."""
+    pid = details.get("worker_pid")
+    held = sum(p.used_mib for g in sample.gpus for p in g.processes if p.pid == pid) * MIB
+    weights, kv = details.get("weights_bytes") or 0, (details.get("kv_cache") or {}).get("bytes") or 0
+    if not held:
+        return f"weights {weights / 2**30:.2f} GiB, KV cache {kv / 2**30:.2f} GiB (per-process VRAM not visible)"
+    other = max(held - weights - kv, 0)
+    return (
+        f"worker holds {held / 2**30:.2f} GiB: weights {weights / 2**30:.2f} + KV cache {kv / 2**30:.2f} + "
+        f"other {other / 2**30:.2f} (CUDA context, activations, workspace)"
+    )

@@ -1,0 +1,171 @@
+"""The Presets tab: pick, check, edit and save presets, switch the engine live, reproduce it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gradio as gr
+
+from backends import BackendError
+from console.core import Console, SwitchReport
+from presets.store import PresetError, parse_preset, to_yaml
+
+from .engine_card import engine_card
+
+
+def build_tab(console: Console) -> tuple:
+    """Lay out the tab; returns its switch events (other views refresh after them) and the
+    (function, outputs) that repaint its engine views, for page loads."""
+    catalog = console.catalog
+    current = console.state().preset
+    with gr.Row():
+        with gr.Column(scale=1):
+            choice = gr.Radio(catalog.names(), value=current, label="Presets", elem_id="preset-choice")
+            about = gr.Markdown(elem_id="preset-about")
+            with gr.Row():
+                switch = gr.Button("Switch to this preset", variant="primary", elem_id="switch-preset")
+                back = gr.Button("Back to previous", visible=False, elem_id="back-preset")
+            status = gr.Markdown(elem_id="switch-status")
+        with gr.Column(scale=1):
+            editor = gr.Code(
+                language="yaml", label="Preset YAML: edit, Check, then Save as a new preset", elem_id="preset-editor"
+            )
+            with gr.Row():
+                check = gr.Button("Check", size="sm")
+                new_name = gr.Textbox(placeholder="new-preset-name", show_label=False, scale=2)
+                save = gr.Button("Save as", size="sm")
+    with gr.Row():
+        with gr.Column():
+            gr.Markdown("### Running engine")
+            card = gr.Markdown(elem_id="engine-card")
+        with gr.Column():
+            reproduce = gr.Code(language="shell", label="Reproduce this without the console", interactive=False)
+
+    def show(name):
+        if not name:
+            return "", ""
+        try:
+            preset = catalog.get(name)
+        except PresetError as exc:
+            return f"**This preset is invalid:** {exc}", catalog.path(name).read_text(encoding="utf-8")
+        return _describe(console, preset, catalog.locate(name).name), to_yaml(preset)
+
+    def check_yaml(text):
+        try:
+            preset = parse_preset(text, "the edited preset")
+        except PresetError as exc:
+            return f"**Invalid:** {exc}"
+        return _describe(console, preset, "the edited preset")
+
+    def save_yaml(name, text):
+        try:
+            path = catalog.save(name.strip(), parse_preset(text, "the edited preset"))
+        except PresetError as exc:
+            gr.Warning(str(exc))
+            return gr.Radio(), f"**Not saved:** {exc}"
+        return gr.Radio(choices=catalog.names(), value=name.strip()), f"Saved to `{path}`."
+
+    async def switch_to(name):
+        """Switch the engine to a preset, reporting progress and the VRAM change."""
+        yield (
+            f"Switching to **{name}**: checking it, closing the running engine if it needs the GPU, "
+            "loading the new one...",
+            *engine_views(console),
+        )
+        try:
+            report = await console.switch_preset(name)
+        except PresetError as exc:
+            gr.Warning(str(exc))
+            yield f"**Refused** (the running engine is untouched): {exc}", *engine_views(console)
+            return
+        except BackendError as exc:
+            gr.Warning(str(exc))
+            yield f"**Failed:** {exc}", *engine_views(console)
+            return
+        yield _report_text(report), *engine_views(console)
+
+    async def go_back():
+        previous = console.state().previous_preset
+        async for update in switch_to(previous):
+            yield update
+
+    views = [status, card, reproduce, back]
+    choice.change(show, choice, [about, editor], api_visibility="private")
+    check.click(check_yaml, editor, about, api_visibility="private")
+    save.click(save_yaml, [new_name, editor], [choice, about], api_visibility="private")
+    switch_event = switch.click(
+        switch_to, choice, views, api_visibility="private", concurrency_limit=1, concurrency_id="switch"
+    )
+    back_event = back.click(
+        go_back, None, views, api_visibility="private", concurrency_limit=1, concurrency_id="switch"
+    )
+    _register_api(console)
+    return [switch_event, back_event], (lambda: engine_views(console), [card, reproduce, back])
+
+
+def engine_views(console: Console) -> tuple:
+    state = console.state()
+    previous = state.previous_preset
+    back = gr.Button(f"Back to {previous}", visible=bool(previous) and previous != state.preset)
+    return engine_card(state, console.sampler.latest(), console.last_switch), console.reproduce(), back
+
+
+def _describe(console: Console, preset, source: str) -> str:
+    text = preset.description or "(no description)"
+    try:
+        verdict = console.check_preset(preset, source)
+    except PresetError as exc:
+        return f"{text}\n\n**Cannot load here:** {exc}"
+    if verdict.errors:
+        text += "\n\n**Cannot load here:**\n" + "\n".join(f"- {e}" for e in verdict.errors)
+    if verdict.notes:
+        text += "\n\n" + "\n".join(f"- {n}" for n in verdict.notes)
+    return text
+
+
+def _report_text(report: SwitchReport) -> str:
+    text = f"**Switched to {report.preset}** in {report.load_seconds:.1f} s."
+    if report.vram_delta_mib is not None:
+        text += (
+            f" GPU memory used: {report.vram_before_mib / 1024:.2f} GiB before, "
+            f"{report.vram_after_mib / 1024:.2f} GiB after ({report.vram_delta_mib / 1024:+.2f} GiB)."
+        )
+    return text + "".join(f"\n- {note}" for note in report.notes)
+
+
+def _register_api(console: Console) -> None:
+    def presets() -> list[dict]:
+        """Every preset: its name, what it sets, whether it runs now, and why it cannot load here (if so)."""
+        listing = []
+        for name in console.catalog.names():
+            entry = {"name": name, "current": name == console.state().preset}
+            try:
+                preset = console.catalog.get(name)
+                entry.update(preset.model_dump(exclude_defaults=True))
+                entry["problems"] = list(console.check_preset(preset, console.catalog.locate(name).name).errors)
+            except PresetError as exc:
+                entry["problems"] = [str(exc)]
+            listing.append(entry)
+        return listing
+
+    async def switch_preset(name: str) -> dict:
+        """Switch the engine to the named preset; returns the outcome and the new engine status."""
+        try:
+            report = await console.switch_preset(name)
+        except (PresetError, BackendError) as exc:
+            return {"ok": False, "error": str(exc), "engine_status": engine_status()}
+        return {"ok": True, **dataclasses.asdict(report), "engine_status": engine_status()}
+
+    def engine_status() -> dict:
+        """The running engine: backend, model, engine, KV cache, memory, and the preset it came from."""
+        state = console.state()
+        return {
+            "preset": state.preset,
+            "previous_preset": state.previous_preset,
+            "reason": state.reason,
+            **dataclasses.asdict(state.info),
+        }
+
+    gr.api(presets, api_name="presets")
+    gr.api(switch_preset, api_name="switch_preset", concurrency_limit=1, concurrency_id="switch")
+    gr.api(engine_status, api_name="engine_status")

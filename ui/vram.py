@@ -1,0 +1,68 @@
+"""The VRAM tab: live gauges, a timeline with the console's own events, and who holds what."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from backends import BackendError
+from console.core import Console
+
+from .engine_card import engine_card
+from .vram_figures import gauge_figure, process_rows, sample_as_json, timeline_figure
+
+WINDOW_S = 600
+
+
+def build_tab(console: Console) -> None:
+    sampler = console.sampler
+    with gr.Row():
+        gauges = gr.Plot(label="Used of total", elem_id="vram-gauges")
+    timeline = gr.Plot(
+        label=f"Memory over the last {WINDOW_S // 60} minutes (dashed: what the console did)", elem_id="vram-timeline"
+    )
+    with gr.Row():
+        with gr.Column():
+            breakdown = gr.Markdown(elem_id="vram-breakdown")
+        with gr.Column():
+            processes = gr.Dataframe(
+                headers=["GPU", "PID", "role", "MiB"], label="Processes on the GPUs", interactive=False
+            )
+            source = gr.Markdown()
+    timer = gr.Timer(1.0)
+
+    async def refresh():
+        sample = sampler.latest()
+        state = console.state()
+        note = await _source_note(console, sample)
+        return (
+            gauge_figure(sample),
+            timeline_figure(sampler.history(WINDOW_S), sampler.events(WINDOW_S)),
+            engine_card(state, sample, console.last_switch),
+            process_rows(sample),
+            note,
+        )
+
+    outputs = [gauges, timeline, breakdown, processes, source]
+    timer.tick(refresh, outputs=outputs, api_visibility="private", show_progress="hidden")
+
+    def vram() -> dict:
+        """The latest sample of every GPU (memory, utilization, processes), with the console's recent events."""
+        return sample_as_json(sampler.latest(), sampler.events(WINDOW_S))
+
+    gr.Button("Refresh", size="sm").click(refresh, outputs=outputs, api_visibility="private")
+    gr.api(vram, api_name="vram")
+
+
+async def _source_note(console: Console, sample) -> str:
+    backend = console.backend
+    metrics_reader = getattr(backend, "server_metrics", None)
+    if metrics_reader is not None:
+        try:
+            metrics = await metrics_reader()
+        except BackendError as exc:
+            return f"The engine runs on a remote server; NVML here cannot see its GPU, and {exc}."
+        lines = "\n".join(f"- `{name}`: {value:g}" for name, value in metrics.items()) or "- (no cache metrics)"
+        return f"The engine runs on a remote server; from its `/metrics`:\n{lines}"
+    if sample.error:
+        return f"{sample.error}. Showing the console process's memory instead."
+    return "Read from NVML about once a second."
