@@ -39,7 +39,7 @@ class GpuReading(NamedTuple):
 class Sample(NamedTuple):
     time_s: float  # time.time()
     gpus: tuple[GpuReading, ...]
-    console_rss_mib: float  # this process and its children: what the cpu backend costs
+    console_rss_mib: float  # this process and the engine worker: what the cpu backend costs
     error: str | None  # why there are no GPU readings, if there are none
 
     def used_mib(self) -> float:
@@ -59,16 +59,24 @@ class VramSampler:
         self._history: deque[Sample] = deque(maxlen=history)
         self._events: deque[Event] = deque(maxlen=500)
         self._roles: dict[int, str] = {os.getpid(): "console"}
+        self._processes_by_pid: dict[int, psutil.Process] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._paused = threading.Event()
         self._thread: threading.Thread | None = None
         self._nvml, self._nvml_error = _init_nvml(nvml)
 
     def start(self) -> VramSampler:
+        """Sample in the background (again, after `pause`)."""
+        self._paused.clear()
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="vram-sampler", daemon=True)
             self._thread.start()
         return self
+
+    def pause(self) -> None:
+        """Stop background sampling until `start` (the benchmark's "off")."""
+        self._paused.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -87,7 +95,7 @@ class VramSampler:
     def sample(self) -> Sample:
         """Read every GPU now (and keep the reading); never raises."""
         gpus, error = self._read_gpus()
-        reading = Sample(time.time(), gpus, _console_rss_mib(), error)
+        reading = Sample(time.time(), gpus, self._console_rss_mib(), error)
         with self._lock:
             self._history.append(reading)
         return reading
@@ -112,9 +120,24 @@ class VramSampler:
         cutoff = time.time() - seconds if seconds else 0
         return [e for e in events if e.time_s >= cutoff]
 
+    def _console_rss_mib(self) -> float:
+        """RSS of this process and the ones it named (the engine worker): walking every child
+        through /proc would cost a millisecond a sample."""
+        with self._lock:
+            pids = list(self._roles)
+        total = 0
+        for pid in pids:
+            try:
+                process = self._processes_by_pid.get(pid) or self._processes_by_pid.setdefault(pid, psutil.Process(pid))
+                total += process.memory_info().rss
+            except psutil.Error:
+                self._processes_by_pid.pop(pid, None)
+        return total / MIB
+
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
-            self.sample()
+            if not self._paused.is_set():
+                self.sample()
 
     def _read_gpus(self) -> tuple[tuple[GpuReading, ...], str | None]:
         if self._nvml is None:
@@ -168,11 +191,3 @@ def _utilization(nvml, handle) -> int | None:
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _console_rss_mib() -> float:
-    try:
-        me = psutil.Process()
-        return sum(p.memory_info().rss for p in [me, *me.children(recursive=True)]) / MIB
-    except psutil.Error:
-        return 0.0

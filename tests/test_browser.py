@@ -67,3 +67,28 @@ def test_stop_keeps_the_partial_reply(page):
     page.locator("#stop").click()
     page.wait_for_function("() => document.querySelector('#chatbot').innerText.includes('stopped')", timeout=60_000)
     assert "stopped" in page.locator("#chatbot").inner_text()
+
+
+def test_presets_tab_switches_the_engine_and_the_header_follows(page):
+    page.get_by_role("tab", name="Presets").click()
+    page.get_by_label("cpu-greedy", exact=True).check()
+    page.wait_for_function("() => document.querySelector('#preset-about').innerText.includes('greedy')")
+    page.locator("#switch-preset").click()
+    page.wait_for_function(
+        "() => document.querySelector('#switch-status').innerText.includes('Switched to cpu-greedy')", timeout=120_000
+    )
+    page.wait_for_function("() => document.querySelector('#engine-header').innerText.includes('cpu-greedy')")
+    assert "cpu-greedy" in page.locator("#engine-card").inner_text()
+    page.get_by_label("kv-int4", exact=True).check()
+    page.wait_for_function("() => document.querySelector('#preset-about').innerText.includes('Cannot load here')")
+    screenshot(page, "presets.png")
+
+
+def test_vram_tab_shows_memory_without_a_gpu(page):
+    page.get_by_role("tab", name="VRAM").click()
+    page.wait_for_function(
+        "() => document.querySelector('#vram-gauges').innerText.includes('console process memory')", timeout=30_000
+    )
+    page.wait_for_timeout(2500)  # a few timeline points
+    assert "Memory:" in page.locator("#compact-gauge").inner_text()
+    screenshot(page, "vram.png")

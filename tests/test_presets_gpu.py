@@ -1,0 +1,84 @@
+"""Preset switching and the VRAM view on a real GPU (skipped elsewhere)."""
+
+import pytest
+
+from backends import ChatRequest, GenerationParams, TextDelta
+from console.core import Console, NoEngine
+from presets.store import PresetCatalog
+from telemetry.vram import MIB, VramSampler
+
+pytestmark = pytest.mark.gpu
+
+# Same KV share (0.4) so the capacity ratios show the quantization alone.
+PRESETS = {
+    f"{prefix}-{name}": f"backend: lmdeploy\nengine: {engine}\ncache_max_entry_count: 0.4\nquant_policy: {policy}\n"
+    for prefix, engine in (("pt", "pytorch"), ("tm", "turbomind"))
+    for name, policy in (("bf16", 0), ("kv8", 8), ("kv4", 4))
+}
+
+
+@pytest.fixture
+async def console(tmp_path):
+    for name, text in PRESETS.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+    sampler = VramSampler(interval_s=0.5).start()
+    console = Console(NoEngine("not started"), "test", catalog=PresetCatalog(user_dir=tmp_path), sampler=sampler)
+    yield console
+    await console.close()
+
+
+def kv(console) -> dict:
+    return console.state().info.details["kv_cache"]
+
+
+async def answers_a_sum(console) -> bool:
+    request = ChatRequest(
+        [{"role": "user", "content": "What is 2+3?"}], GenerationParams(temperature=0, max_new_tokens=30)
+    )
+    return "5" in "".join([d.text async for d in console.backend.stream_chat(request) if isinstance(d, TextDelta)])
+
+
+async def test_kv_quantization_multiplies_capacity_on_the_pytorch_engine(console):
+    tokens = {}
+    for name in ("pt-bf16", "pt-kv8", "pt-kv4"):
+        await console.switch_preset(name)
+        assert console.state().info.engine == "pytorch" and kv(console)["source"] == "engine"
+        tokens[name] = kv(console)["tokens"]
+        assert await answers_a_sum(console) or name == "pt-kv4"  # int4 answers visibly worse
+    assert tokens["pt-kv8"] / tokens["pt-bf16"] == pytest.approx(1.88, rel=0.05)
+    assert tokens["pt-kv4"] / tokens["pt-bf16"] == pytest.approx(3.55, rel=0.05)
+
+
+async def test_turbomind_kv_int8_and_the_int4_guard(console):
+    if not console.machine.turbomind:
+        pytest.skip("TurboMind's library does not load here")
+    await console.switch_preset("tm-bf16")
+    bf16 = kv(console)["tokens"]
+    await console.switch_preset("tm-kv8")
+    assert console.state().info.engine == "turbomind" and await answers_a_sum(console)
+    assert kv(console)["tokens"] / bf16 == pytest.approx(1.88, rel=0.15)  # TurboMind's blocks are estimated
+    with pytest.raises(Exception, match="head_dim-64"):  # refused before it can abort the worker
+        await console.switch_preset("tm-kv4")
+    assert console.state().preset == "tm-kv8"
+
+
+async def test_breakdown_fits_in_what_the_worker_holds(console):
+    await console.switch_preset("pt-kv8")
+    details = console.state().info.details
+    sample = console.sampler.sample()
+    held = sum(p.used_mib for g in sample.gpus for p in g.processes if p.pid == details["worker_pid"]) * MIB
+    assert held > 0, "NVML lists the engine worker among the GPU's processes"
+    assert details["weights_bytes"] + kv(console)["bytes"] < held
+    assert kv(console)["bytes"] > 0.5 * held  # the KV cache is most of a small model's footprint
+
+
+async def test_ten_switches_leave_no_vram_behind(console):
+    used_after = []
+    for i in range(10):
+        report = await console.switch_preset("pt-bf16" if i % 2 == 0 else "pt-kv8")
+        assert report.vram_after_mib is not None
+        used_after.append(report.vram_after_mib)
+    assert max(used_after[2::2]) - used_after[0] < 256
+    assert max(used_after[3::2]) - used_after[1] < 256
+    labels = [e.label for e in console.sampler.events()]
+    assert labels.count("engine loaded: pt-kv8") == 5 and "engine closed" in labels
