@@ -10,12 +10,37 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import AsyncIterator
-from contextlib import aclosing
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 
 from backends import Backend, BackendError, ChatRequest, Finish, GenerationParams, TextDelta, Usage
 
 REPAINT_S = 0.04
+REPAINTS_PER_S = 100  # what Gradio sustains for the whole app, measured
+
+
+class RepaintPacer:
+    """Shares Gradio's repaint budget among the replies streaming at once.
+
+    One reply repaints every 40 ms; sixteen at that pace would ask 400 repaints a second of
+    a server that sustains about 100, and every stream would slow down. Each reply instead
+    repaints every max(40 ms, active replies / 100 per s).
+    """
+
+    def __init__(self, min_interval_s: float = REPAINT_S, budget_per_s: float = REPAINTS_PER_S):
+        self.min_interval_s, self.budget_per_s = min_interval_s, budget_per_s
+        self.active = 0
+
+    def interval(self) -> float:
+        return max(self.min_interval_s, self.active / self.budget_per_s)
+
+    @asynccontextmanager
+    async def streaming(self):
+        self.active += 1
+        try:
+            yield self
+        finally:
+            self.active -= 1
 
 
 @dataclass
@@ -81,11 +106,12 @@ class ChatSession:
 
 
 async def stream_reply(
-    backend: Backend, session: ChatSession, repaint_s: float = REPAINT_S
+    backend: Backend, session: ChatSession, pacer: RepaintPacer | None = None
 ) -> AsyncIterator[ChatSession]:
     """Generate the assistant's answer to the session's last user turn, in place.
 
-    Yields the session whenever there is something new to paint, at most every `repaint_s`.
+    Yields the session whenever there is something new to paint, at most as often as the
+    pacer allows (every 40 ms for a lone reply).
     A backend error ends the reply with the error recorded in its stats; the text so far and
     the rest of the chat are kept.
     """
@@ -96,10 +122,11 @@ async def stream_reply(
     started = time.perf_counter()
     first_token_at = None
     last_paint = float("-inf")  # the first text paints at once: TTFT is what people watch
+    pacer = pacer or RepaintPacer()
     try:
         # aclosing: on Stop the backend's stream must end now (cancelling the generation),
         # not whenever the garbage collector gets to it.
-        async with aclosing(backend.stream_chat(request)) as deltas:
+        async with pacer.streaming(), aclosing(backend.stream_chat(request)) as deltas:
             async for delta in deltas:
                 if isinstance(delta, TextDelta):
                     if first_token_at is None:
@@ -111,7 +138,7 @@ async def stream_reply(
                 elif isinstance(delta, Finish):
                     stats.finish = delta.reason
                 now = time.perf_counter()
-                if now - last_paint >= repaint_s:
+                if now - last_paint >= pacer.interval():
                     last_paint = now
                     yield session
     except BackendError as exc:

@@ -27,6 +27,7 @@ from presets.schema import Preset
 from presets.store import PresetCatalog, PresetError
 from telemetry.vram import VramSampler
 
+from .chat import RepaintPacer
 from .paths import ModelRoots
 from .reproduce import reproduce
 
@@ -104,6 +105,7 @@ class Console:
         self.sampler = sampler or VramSampler()
         self.model_roots = model_roots or ModelRoots()
         self.last_switch: SwitchReport | None = None
+        self.pacer = RepaintPacer()
         self._switch_lock = asyncio.Lock()
         self._name_engine_process()
 

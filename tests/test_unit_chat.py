@@ -1,5 +1,7 @@
+from contextlib import AsyncExitStack
+
 from backends import BackendError, GenerationParams
-from console.chat import ChatSession, ReplyStats, Turn, stream_reply
+from console.chat import ChatSession, RepaintPacer, ReplyStats, Turn, stream_reply
 from tests.scripted import ScriptedBackend
 
 
@@ -11,7 +13,7 @@ def session_with(question: str = "hi", **kwargs) -> ChatSession:
 
 async def collect(backend, session, repaint_s=0.04) -> int:
     paints = 0
-    async for _ in stream_reply(backend, session, repaint_s=repaint_s):
+    async for _ in stream_reply(backend, session, RepaintPacer(min_interval_s=repaint_s)):
         paints += 1
     return paints
 
@@ -60,7 +62,7 @@ async def test_backend_error_keeps_the_partial_reply_and_the_chat():
 async def test_closing_the_stream_marks_the_reply_stopped_and_cancels_the_backend():
     session = session_with()
     backend = ScriptedBackend([f"{i} " for i in range(100)], delay_s=0.01)
-    stream = stream_reply(backend, session, repaint_s=0)
+    stream = stream_reply(backend, session, RepaintPacer(min_interval_s=0))
     await anext(stream)
     await anext(stream)
     await stream.aclose()
@@ -81,3 +83,14 @@ def test_rewind_returns_the_last_user_message_and_drops_what_follows():
     assert session.rewind_to_last_user() == "c"
     assert [t.content for t in session.turns] == ["a", "b"]
     assert ChatSession().rewind_to_last_user() is None
+
+
+async def test_concurrent_replies_share_the_repaint_budget():
+    pacer = RepaintPacer(min_interval_s=0.04, budget_per_s=100)
+    async with AsyncExitStack() as replies:
+        await replies.enter_async_context(pacer.streaming())
+        assert pacer.interval() == 0.04  # one reply: 25 repaints/s
+        for _ in range(15):
+            await replies.enter_async_context(pacer.streaming())
+        assert pacer.interval() == 0.16  # sixteen: 6.25/s each, the 100/s budget in all
+    assert pacer.active == 0

@@ -151,7 +151,7 @@ async def _stream(console: Console, state: ChatSession):
     """Chatbot values to paint while the reply streams; warns once if the reply failed."""
     console.sampler.mark("generation started")
     try:
-        async for painted in stream_reply(console.backend, state):
+        async for painted in stream_reply(console.backend, state, console.pacer):
             yield chatbot_messages(painted)
     finally:
         console.sampler.mark("generation ended")
