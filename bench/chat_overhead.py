@@ -13,7 +13,6 @@ Prints a Markdown table with the machine and versions; `--out FILE` also writes 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import re
 import statistics
@@ -23,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from backends import BackendSpec, ChatRequest, EngineOptions, GenerationParams, TextDelta, Usage, create_backend
+from backends import ChatRequest, GenerationParams, TextDelta, Usage, create_backend
+from bench.cli import backend_parser, backend_spec
 from bench.gradio_stream import GradioEndpoint
 from bench.machine import describe_machine
 
@@ -72,7 +72,7 @@ def measure_pipeline(args, params: GenerationParams) -> Layer:
     from backends.lmdeploy_config import engine_config, generation_config, resolve_engine
 
     model = str(resolve_model_path(args.model))
-    options = EngineOptions(engine=args.engine)
+    options = backend_spec(args).engine
     pipe = pipeline(model, backend_config=engine_config(options, resolve_engine(options, model)), log_level="ERROR")
     gen = generation_config(params)
 
@@ -117,8 +117,7 @@ async def backend_sample(backend, prompt: str, params: GenerationParams) -> Samp
 
 
 async def measure_backend(args, params: GenerationParams, name: str) -> Layer:
-    spec = BackendSpec(kind=args.backend, model=args.model, engine=EngineOptions(engine=args.engine))
-    backend, _ = await create_backend(spec)
+    backend, _ = await create_backend(backend_spec(args))
     try:
         await backend_sample(backend, "Hello!", params)  # warm-up
         samples = [await backend_sample(backend, p, params) for p in PROMPTS[: args.prompts]]
@@ -201,12 +200,8 @@ def table(layers: list[Layer], args) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", choices=["cpu", "lmdeploy"], default="cpu")
-    parser.add_argument("--engine", choices=["auto", "turbomind", "pytorch"], default="auto")
-    parser.add_argument("--model")
+    parser = backend_parser(__doc__)
     parser.add_argument("--prompts", type=int, default=5)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--log-dir", default="/tmp")
     parser.add_argument("--out")

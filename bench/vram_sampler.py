@@ -9,13 +9,13 @@ tokens/s by <= 1%. On and off alternate, so drift hits both alike.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import time
 
-from backends import BackendSpec, EngineOptions, GenerationParams, create_backend
+from backends import GenerationParams, create_backend
 from bench.chat_overhead import PROMPTS, backend_sample
+from bench.cli import backend_parser, backend_spec
 from bench.machine import describe_machine
 from telemetry.vram import VramSampler
 
@@ -31,8 +31,7 @@ def sample_cost_ms(sampler: VramSampler, count: int = 300) -> tuple[float, float
 
 
 async def decode_rates(args, sampler: VramSampler) -> tuple[list[float], list[float]]:
-    spec = BackendSpec(kind=args.backend, model=args.model, engine=EngineOptions(engine=args.engine))
-    backend, _ = await create_backend(spec)
+    backend, _ = await create_backend(backend_spec(args))
     params = GenerationParams(temperature=0, max_new_tokens=args.max_new_tokens)
     sampler.name_process(getattr(backend, "pid", None), "engine worker")
     on, off = [], []
@@ -53,11 +52,7 @@ async def decode_rates(args, sampler: VramSampler) -> tuple[list[float], list[fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", choices=["cpu", "lmdeploy"], default="cpu")
-    parser.add_argument("--engine", choices=["auto", "turbomind", "pytorch"], default="auto")
-    parser.add_argument("--model")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser = backend_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
     sampler = VramSampler(interval_s=1.0)

@@ -139,33 +139,43 @@ class Console:
         async with self._switch_lock:
             preset = self.catalog.get(name)
             spec, notes = self._checked_spec(preset, self.catalog.locate(name).name)
-            before = self.sampler.sample().used_mib() if self.sampler.latest().gpus else None
+            before = self._gpu_used_mib()
             self.sampler.mark(f"switch to {name}")
             started = time.perf_counter()
-            old, old_name = self._backend, self._preset
-            needs_gpu = spec.kind == "lmdeploy" or (spec.kind == "auto" and usable_gpu_reason() is None)
-            if needs_gpu:
-                await self._retire(f"the engine is being switched to {name!r}")
-            try:
-                backend, reason = await create_backend(spec)
-            except BackendError as exc:
-                self.sampler.mark(f"load failed: {name}")
-                if needs_gpu:
-                    back = f"use 'Back to {old_name}'" if old_name else "pick another preset"
-                    self._backend = NoEngine(f"no engine is running: loading {name!r} failed ({exc}); {back}")
-                    self._preset, self._previous = None, old_name or self._previous
-                raise SwitchFailed(f"loading preset {name!r} failed: {exc}") from exc
-            if not needs_gpu:
-                await old.close()
+            backend, reason = await self._replace_backend(spec, name)
+            old_name = self._preset
             self._backend, self._reason, self._spec = backend, f"preset {name} ({reason})", spec
             self._previous = old_name if old_name and old_name != name else self._previous
             self._preset = name
             self._default_params = preset.generation.apply_to(GenerationParams())
             self._name_engine_process()
             self.sampler.mark(f"engine loaded: {name}")
-            after = self.sampler.sample().used_mib() if before is not None else None
+            after = self._gpu_used_mib() if before is not None else None
             self.last_switch = SwitchReport(name, time.perf_counter() - started, before, after, notes)
             return self.last_switch
+
+    async def _replace_backend(self, spec: BackendSpec, name: str) -> tuple[Backend, str]:
+        """Start the new backend; the old one goes first if the new one needs its GPU memory."""
+        old, old_name = self._backend, self._preset
+        needs_gpu = spec.kind == "lmdeploy" or (spec.kind == "auto" and usable_gpu_reason() is None)
+        if needs_gpu:
+            await self._retire(f"the engine is being switched to {name!r}")
+        try:
+            backend, reason = await create_backend(spec)
+        except BackendError as exc:
+            self.sampler.mark(f"load failed: {name}")
+            if needs_gpu:
+                back = f"use 'Back to {old_name}'" if old_name else "pick another preset"
+                self._backend = NoEngine(f"no engine is running: loading {name!r} failed ({exc}); {back}")
+                self._preset, self._previous = None, old_name or self._previous
+            raise SwitchFailed(f"loading preset {name!r} failed: {exc}") from exc
+        if not needs_gpu:
+            await old.close()
+        return backend, reason
+
+    def _gpu_used_mib(self) -> float | None:
+        sample = self.sampler.sample()
+        return sample.used_mib() if sample.gpus else None
 
     def check_preset(self, preset: Preset, source: str) -> compat.Verdict:
         """What switching to this preset would meet here (no engine is touched)."""

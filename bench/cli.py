@@ -1,0 +1,20 @@
+"""The command-line options every benchmark takes to pick the backend it measures."""
+
+from __future__ import annotations
+
+import argparse
+
+from backends import BackendSpec, EngineOptions
+
+
+def backend_parser(doc: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["cpu", "lmdeploy"], default="cpu")
+    parser.add_argument("--engine", choices=["auto", "turbomind", "pytorch"], default="auto")
+    parser.add_argument("--model", help="a local model folder (default: the embedded SmolLM2-135M)")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    return parser
+
+
+def backend_spec(args: argparse.Namespace) -> BackendSpec:
+    return BackendSpec(kind=args.backend, model=args.model, engine=EngineOptions(engine=args.engine))
