@@ -6,23 +6,18 @@ from backends import ChatRequest, GenerationParams, TextDelta
 from console.core import Console, NoEngine
 from presets.store import PresetCatalog
 from telemetry.vram import MIB, VramSampler
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.gpu
 
-# Same KV share (0.4) so the capacity ratios show the quantization alone.
-PRESETS = {
-    f"{prefix}-{name}": f"backend: lmdeploy\nengine: {engine}\ncache_max_entry_count: 0.4\nquant_policy: {policy}\n"
-    for prefix, engine in (("pt", "pytorch"), ("tm", "turbomind"))
-    for name, policy in (("bf16", 0), ("kv8", 8), ("kv4", 4))
-}
+# Same KV share (0.4) in all of them, so the capacity ratios show the KV quantization alone.
+PRESETS = ROOT / "bench" / "gpu_presets"
 
 
 @pytest.fixture
-async def console(tmp_path):
-    for name, text in PRESETS.items():
-        (tmp_path / f"{name}.yaml").write_text(text)
+async def console():
     sampler = VramSampler(interval_s=0.5).start()
-    console = Console(NoEngine("not started"), "test", catalog=PresetCatalog(user_dir=tmp_path), sampler=sampler)
+    console = Console(NoEngine("not started"), "test", catalog=PresetCatalog(user_dir=PRESETS), sampler=sampler)
     yield console
     await console.close()
 
