@@ -50,7 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-key", help=f"API key of the remote server (or set ${API_KEY_ENV})")
     parser.add_argument("--server-name", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
     parser.add_argument("--server-port", type=int, default=7860)
-    parser.add_argument("--share", action="store_true", help="also serve through a public Gradio link")
+    parser.add_argument("--share", action="store_true", help="also serve through a public Gradio link (needs --auth)")
+    parser.add_argument(
+        "--share-without-auth",
+        action="store_true",
+        help="allow --share without --auth: anyone with the link can use the console and its GPU",
+    )
     parser.add_argument("--auth", help=f"USER:PASSWORD, or a file of such lines (or set ${AUTH_ENV})")
     return parser.parse_args(argv)
 
@@ -79,9 +84,24 @@ def command_line_spec(args: argparse.Namespace, roots):
     return BackendSpec(args.backend, model=model, base_url=args.base_url, api_key=args.api_key, engine=engine)
 
 
+def check_sharing(args: argparse.Namespace, auth) -> str | None:
+    """Refuse a public link nobody has to log in to, unless asked for in so many words;
+    returns the warning the page shows when it was."""
+    if not args.share or auth:
+        return None
+    if not args.share_without_auth:
+        raise SystemExit(
+            "--share puts the console, and the GPU behind it, on a public URL: add --auth USER:PASSWORD "
+            f"(or a file of them, or ${AUTH_ENV}), or pass --share-without-auth to accept that anyone "
+            "with the link can use it"
+        )
+    return "This console is shared on a public link without a log-in: anyone with the link can use it."
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     auth = load_auth(args.auth)
+    warning = check_sharing(args, auth)
     # The console never downloads weights: on an air-gapped server a hub lookup only hangs.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -104,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {exc}")
     state = console.state()
     print(f"Backend ready: {state.info.kind} / {state.info.engine} / {state.info.model} ({state.reason})", flush=True)
-    demo = build(console)
+    demo = build(console, warning)
     demo.queue(max_size=256, default_concurrency_limit=8)
     demo.launch(
         server_name=args.server_name,

@@ -154,7 +154,7 @@ class LmdeployBackend:
         else:
             self._crashed = (
                 f"the LMDeploy engine process ended (exit code {self._process.exitcode}); "
-                "the reply so far is kept. Restart the engine to go on"
+                "the reply so far is kept. Restart the engine (Presets tab) to go on"
             )
         for loop, queue in list(self._streams.values()):
             loop.call_soon_threadsafe(queue.put_nowait, ("error", "crashed", self._crashed))

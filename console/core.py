@@ -154,6 +154,16 @@ class Console:
             self.last_switch = SwitchReport(name, time.perf_counter() - started, before, after, notes)
             return self.last_switch
 
+    async def restart(self) -> None:
+        """Start the last engine that ran again: after an engine crash, or to reload it."""
+        async with self._switch_lock:
+            if self._spec is None:
+                raise BackendUnavailable("no engine has run yet: pick a preset on the Presets tab")
+            self.sampler.mark("engine restart")
+            self._backend, self._reason = await self._replace_backend(self._spec, self._preset or "the engine")
+            self._name_engine_process()
+            self.sampler.mark("engine loaded after restart")
+
     async def _replace_backend(self, spec: BackendSpec, name: str) -> tuple[Backend, str]:
         """Start the new backend; the old one goes first if the new one needs its GPU memory."""
         old, old_name = self._backend, self._preset

@@ -58,3 +58,9 @@ def test_a_failed_switch_leaves_the_running_engine_untouched(client, app_url, pr
     assert not outcome["ok"] and complaint in outcome["error"]
     assert outcome["engine_status"] == before
     assert "5" in answer_to_a_sum(app_url)
+
+
+def test_restart_engine_endpoint(client, app_url):
+    outcome = client.predict(api_name="/restart_engine")
+    assert outcome["ok"] and outcome["engine_status"]["kind"] == "cpu"
+    assert "5" in answer_to_a_sum(app_url)

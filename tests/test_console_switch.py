@@ -45,3 +45,16 @@ async def test_switch_loads_the_preset_and_records_it(console):
 async def test_no_engine_says_what_to_do():
     with pytest.raises(BackendUnavailable, match="Back to fp16"):
         [d async for d in NoEngine("loading 'kv-int4' failed; use 'Back to fp16'").stream_chat(None)]
+
+
+async def test_restart_brings_the_same_engine_back(console):
+    with pytest.raises(BackendUnavailable, match="no engine has run yet"):
+        await console.restart()
+    await console.switch_preset("inside")
+    first = console.backend
+    await console.restart()
+    assert console.backend is not first and console.state().info.kind == "cpu"
+    assert console.state().preset == "inside"
+    labels = [e.label for e in console.sampler.events()]
+    assert labels[-2:] == ["engine restart", "engine loaded after restart"]
+    await console.close()

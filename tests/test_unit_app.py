@@ -28,3 +28,12 @@ def test_malformed_auth_is_refused(monkeypatch):
     monkeypatch.delenv(app.AUTH_ENV, raising=False)
     with pytest.raises(SystemExit, match="USER:PASSWORD"):
         app.load_auth("no-colon")
+
+
+def test_a_public_link_needs_a_login_or_an_explicit_opt_out():
+    with pytest.raises(SystemExit, match="add --auth"):
+        app.check_sharing(app.parse_args(["--share"]), auth=None)
+    assert app.check_sharing(app.parse_args(["--share"]), auth=[("ann", "pw")]) is None
+    warning = app.check_sharing(app.parse_args(["--share", "--share-without-auth"]), auth=None)
+    assert "anyone with the link" in warning
+    assert app.check_sharing(app.parse_args([]), auth=None) is None

@@ -13,10 +13,12 @@ from .vram_figures import compact_gauge
 TITLE = "LMDeploy Console"
 
 
-def build(console: Console) -> gr.Blocks:
-    """The whole app as a Blocks; `app.py` launches it."""
+def build(console: Console, warning: str | None = None) -> gr.Blocks:
+    """The whole app as a Blocks; `app.py` launches it. `warning` is shown above everything."""
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}")
+        if warning:
+            gr.Markdown(f"**Warning:** {warning}", elem_id="banner-warning")
         header = gr.Markdown(engine_header(console.state()), elem_id="engine-header")
         gauge = gr.Markdown(compact_gauge(console.sampler.latest()), elem_id="compact-gauge")
         with gr.Tabs():

@@ -25,6 +25,7 @@ def build_tab(console: Console) -> tuple:
             with gr.Row():
                 switch = gr.Button("Switch to this preset", variant="primary", elem_id="switch-preset")
                 back = gr.Button("Back to previous", visible=False, elem_id="back-preset")
+                restart = gr.Button("Restart engine", elem_id="restart-engine")
             status = gr.Markdown(elem_id="switch-status")
         with gr.Column(scale=1):
             editor = gr.Code(
@@ -84,6 +85,16 @@ def build_tab(console: Console) -> tuple:
             return
         yield _report_text(report), *engine_views(console)
 
+    async def restart_clicked():
+        yield "Restarting the engine...", *engine_views(console)
+        try:
+            await console.restart()
+        except BackendError as exc:
+            gr.Warning(str(exc))
+            yield f"**Restart failed:** {exc}", *engine_views(console)
+            return
+        yield "**Engine restarted.**", *engine_views(console)
+
     async def go_back():
         previous = console.state().previous_preset
         async for update in switch_to(previous):
@@ -99,8 +110,11 @@ def build_tab(console: Console) -> tuple:
     back_event = back.click(
         go_back, None, views, api_visibility="private", concurrency_limit=1, concurrency_id="switch"
     )
+    restart_event = restart.click(
+        restart_clicked, None, views, api_visibility="private", concurrency_limit=1, concurrency_id="switch"
+    )
     _register_api(console)
-    return [switch_event, back_event], (lambda: engine_views(console), [card, reproduce, back])
+    return [switch_event, back_event, restart_event], (lambda: engine_views(console), [card, reproduce, back])
 
 
 def engine_views(console: Console) -> tuple:
@@ -168,4 +182,14 @@ def _register_api(console: Console) -> None:
 
     gr.api(presets, api_name="presets")
     gr.api(switch_preset, api_name="switch_preset", concurrency_limit=1, concurrency_id="switch")
+
+    async def restart_engine() -> dict:
+        """Start the last engine again (after a crash); returns the new engine status."""
+        try:
+            await console.restart()
+        except BackendError as exc:
+            return {"ok": False, "error": str(exc), "engine_status": engine_status()}
+        return {"ok": True, "engine_status": engine_status()}
+
     gr.api(engine_status, api_name="engine_status")
+    gr.api(restart_engine, api_name="restart_engine", concurrency_limit=1, concurrency_id="switch")
