@@ -86,7 +86,8 @@ def convert_gguf_to_hf(gguf: Path, out_dir: Path) -> None:
 
 
 def resolve_model_path(model: str | None) -> Path:
-    """A local model folder: the given one, or the embedded model's converted folder."""
+    """A local model: the given folder (or .gguf file, for the cpu backend), or the embedded
+    model's converted folder. Refuses what is not there rather than let a library try a hub."""
     if not model:
         return embedded_hf_folder()
     path = Path(model).expanduser()
@@ -95,6 +96,8 @@ def resolve_model_path(model: str | None) -> Path:
             f"model path {model!r} does not exist; pass a local Hugging Face model folder "
             "(the console never downloads weights)"
         )
-    if path.is_dir() and not (path / "config.json").is_file():
+    if path.is_file() and path.suffix == ".gguf":
+        return path
+    if not (path / "config.json").is_file():
         raise ModelLoadError(f"{model!r} is not a model folder: it has no config.json")
     return path

@@ -19,6 +19,7 @@ from backends import (
     BackendSpec,
     BackendUnavailable,
     GenerationParams,
+    ModelLoadError,
     create_backend,
     usable_gpu_reason,
 )
@@ -238,7 +239,7 @@ class Console:
             return embedded_hf_folder()
         try:
             return self.model_roots.resolve(preset.model)
-        except ValueError as exc:
+        except (ValueError, ModelLoadError) as exc:
             raise PresetError(f"{source}: model: {exc}") from exc
 
     async def _retire(self, reason: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backends.embedded_model import resolve_model_path
+
 
 class ModelRoots:
     """Where models may be loaded from. No roots means any local path (a private console);
@@ -13,7 +15,7 @@ class ModelRoots:
         self.roots = [Path(r).expanduser().resolve() for r in roots or []]
 
     def resolve(self, model: str) -> Path:
-        """The model folder, resolved; raises ValueError saying what is wrong."""
+        """The model, resolved. ValueError: outside the roots; ModelLoadError: not a model."""
         path = Path(model).expanduser()
         if self.roots and not path.is_absolute():
             path = self.roots[0] / path
@@ -21,10 +23,4 @@ class ModelRoots:
         if self.roots and not any(real == root or root in real.parents for root in self.roots):
             allowed = ", ".join(str(r) for r in self.roots)
             raise ValueError(f"{model!r} is outside the allowed model roots ({allowed})")
-        if not real.exists():
-            raise ValueError(f"{model!r} does not exist; give a local Hugging Face model folder")
-        if real.is_file() and real.suffix == ".gguf":  # the cpu backend reads GGUF files directly
-            return real
-        if not (real / "config.json").is_file():
-            raise ValueError(f"{model!r} is not a model folder: it has no config.json")
-        return real
+        return resolve_model_path(str(real))

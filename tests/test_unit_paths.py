@@ -1,5 +1,6 @@
 import pytest
 
+from backends import ModelLoadError
 from console.paths import ModelRoots
 
 
@@ -29,9 +30,9 @@ def test_paths_leaving_the_roots_are_refused(root, path):
 
 
 def test_missing_and_non_model_folders_say_so(root):
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(ModelLoadError, match="does not exist"):
         ModelRoots([root]).resolve("absent")
-    with pytest.raises(ValueError, match="no config.json"):
+    with pytest.raises(ModelLoadError, match="no config.json"):
         ModelRoots([root]).resolve("empty")
 
 
