@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         share=args.share,
         auth=auth,
         max_file_size="5mb",
+        enable_monitoring=False,
         footer_links=["api", "settings"],
     )
 

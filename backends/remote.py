@@ -72,9 +72,10 @@ class RemoteBackend:
         return BackendInfo(kind="remote", model=self._model, engine="OpenAI-compatible server", details=details)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        started = False
         try:
             stream = await self._open_stream(request)
-            finish = "stop"
+            started, finish = True, "stop"
             async with stream:
                 async for chunk in stream:
                     if chunk.usage:
@@ -85,6 +86,13 @@ class RemoteBackend:
                         if choice.finish_reason:
                             finish = _FINISH_REASONS.get(choice.finish_reason, "stop")
             yield Finish(finish)
+        except openai.APIConnectionError as exc:
+            if not started or isinstance(exc, openai.APITimeoutError):
+                raise _translate(exc, self._base_url) from exc
+            raise BackendUnavailable(
+                f"the connection to {self._base_url} broke mid-reply (the server stopped or restarted); "
+                "the reply so far is kept"
+            ) from exc
         except openai.APIError as exc:
             raise _translate(exc, self._base_url) from exc
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from backends import Backend, BackendError, ChatRequest, Finish, GenerationParams, TextDelta, Usage
 
+MAX_MESSAGE_CHARS = 100_000  # ~25k tokens: past any context this console serves well, far below abuse
 REPAINT_S = 0.04
 REPAINTS_PER_S = 100  # what Gradio sustains for the whole app, measured
 
@@ -41,6 +42,15 @@ class RepaintPacer:
             yield self
         finally:
             self.active -= 1
+
+
+def message_problem(text: str | None) -> str | None:
+    """Why a message will not be sent, or None."""
+    if not text or not text.strip():
+        return "Type a message first: empty messages are not sent."
+    if len(text) > MAX_MESSAGE_CHARS:
+        return f"The message is {len(text):,} characters; messages up to {MAX_MESSAGE_CHARS:,} are sent."
+    return None
 
 
 @dataclass

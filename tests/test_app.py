@@ -72,3 +72,10 @@ def test_folder_that_is_not_a_model_is_a_clear_error(tmp_path):
     result = run_app("--backend", "lmdeploy", "--model", str(tmp_path))
     assert result.returncode != 0
     assert "not a model folder" in result.stderr
+
+
+def test_a_megabyte_message_is_refused_and_the_chat_kept(app_url):
+    client = Client(app_url, verbose=False)
+    chat(client, "What is 2+3?")
+    chatbot, kept = chat(client, "x" * 1_000_000)
+    assert len(chatbot) == 2 and len(kept) == 1_000_000

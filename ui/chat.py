@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from backends import GenerationParams
-from console.chat import ChatSession, Turn, stream_reply
+from console.chat import ChatSession, Turn, message_problem, stream_reply
 from console.core import Console
 from console.transcript import TranscriptError, export_chat, import_chat
 
@@ -62,8 +62,8 @@ def build_tab(console: Console) -> list:
         message, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words, state
     ):
         """Send a message and stream the reply."""
-        if not message or not message.strip():
-            gr.Warning("Type a message first: empty messages are not sent.")
+        if problem := message_problem(message):
+            gr.Warning(problem)
             yield chatbot_messages(state), state, message
             return
         _apply_knobs(

@@ -1,0 +1,111 @@
+"""Faults the console survives: a server that dies mid-reply, many users at once, bad input."""
+
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import yaml
+from gradio_client import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backends import BackendSpec, BackendUnavailable, ChatRequest, create_backend
+from console.chat import ChatSession, Turn, stream_reply
+from console.transcript import FORMAT, TranscriptError, import_chat
+from presets.store import PresetError, parse_preset
+from tests.conftest import free_port, start_process, stop_process, wait_for_http
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
+PRESET_KEYS = st.sampled_from(
+    [
+        "backend",
+        "model",
+        "engine",
+        "model_format",
+        "quant_policy",
+        "cache_max_entry_count",
+        "session_len",
+        "tp",
+        "dtype",
+        "base_url",
+        "api_key_env",
+        "generation",
+        "description",
+        "unknown",
+    ]
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(PRESET_KEYS, JSON, max_size=6))
+def test_any_preset_file_parses_or_says_why(data):
+    try:
+        parse_preset(yaml.safe_dump(data), "fuzz.yaml")
+    except PresetError as exc:
+        assert str(exc).startswith("fuzz.yaml: ")
+
+
+@settings(max_examples=300)
+@given(
+    st.dictionaries(st.sampled_from(["format", "messages", "params", "system_prompt", "x"]), JSON, max_size=5),
+    st.booleans(),
+)
+def test_any_chat_import_loads_or_says_why(document, right_format):
+    if right_format:
+        document["format"] = FORMAT
+    try:
+        session = import_chat(json.dumps(document))
+    except TranscriptError as exc:
+        assert str(exc)
+    else:
+        assert all(turn.role in ("user", "assistant") for turn in session.turns)
+
+
+@pytest.mark.remote
+async def test_server_dying_mid_reply_keeps_the_reply_and_says_so(embedded_folder, tmp_path):
+    port = free_port()
+    log = tmp_path / "server.log"
+    (tmp_path / "hf").mkdir()
+    server = start_process(
+        [sys.executable, "-m", "tests.servers.openai_server", "--model", str(embedded_folder), "--port", str(port)],
+        log,
+        env={"HF_HUB_CACHE": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"},
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/v1/models", server, log)
+        backend, _ = await create_backend(
+            BackendSpec("remote", model=str(embedded_folder), base_url=f"http://127.0.0.1:{port}/v1")
+        )
+        session = ChatSession()
+        session.turns.append(Turn("user", "Write a very long story about the sea."))
+        async for painted in stream_reply(backend, session):
+            if painted.turns[-1].content and server.poll() is None:
+                server.kill()
+        reply = session.turns[-1]
+        assert reply.content and reply.stats.finish == "error"
+        assert "broke mid-reply" in reply.stats.error and "kept" in reply.stats.error
+        with pytest.raises(BackendUnavailable, match="cannot reach"):
+            [d async for d in backend.stream_chat(ChatRequest([{"role": "user", "content": "hi"}]))]
+        await backend.close()
+    finally:
+        stop_process(server)
+
+
+@pytest.mark.app
+def test_thirty_two_sessions_at_once_complete_without_crossed_histories(app_url):
+    def one_user(i: int) -> list[dict]:
+        client = Client(app_url, verbose=False)
+        chatbot, _ = client.predict(message=f"User {i} says hello.", temperature=0, max_new_tokens=4, api_name="/chat")
+        return chatbot
+
+    with ThreadPoolExecutor(32) as pool:
+        chats = list(pool.map(one_user, range(32)))
+    for i, chatbot in enumerate(chats):
+        assert len(chatbot) == 2, f"user {i} sees someone else's turns"
+        assert chatbot[0]["content"][0]["text"] == f"User {i} says hello."
+        assert "Error" not in chatbot[1]["content"][0]["text"]
