@@ -41,6 +41,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="start on a preset: a name from presets/ (e.g. kv-int8) or a YAML file; replaces --backend/--model/--engine",
     )
     parser.add_argument(
+        "--admin",
+        action="append",
+        default=[],
+        help="a user (from --auth) who may switch presets, restart the engine and save presets (repeatable); "
+        "with --auth and no --admin, every user may",
+    )
+    parser.add_argument(
         "--model-root",
         action="append",
         default=[],
@@ -98,6 +105,17 @@ def check_sharing(args: argparse.Namespace, auth) -> str | None:
     return "This console is shared on a public link without a log-in: anyone with the link can use it."
 
 
+def access_policy(args: argparse.Namespace, auth):
+    """Admins must be users who can log in; without log-ins a shared console has no admin."""
+    from console.access import AccessPolicy
+
+    users = {user for user, _ in auth or []}
+    unknown = sorted(set(args.admin) - users)
+    if unknown:
+        raise SystemExit(f"--admin {', '.join(unknown)}: not a user of --auth")
+    return AccessPolicy(logins=bool(auth), admins=frozenset(args.admin), shared_publicly=args.share)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     auth = load_auth(args.auth)
@@ -113,13 +131,16 @@ def main(argv: list[str] | None = None) -> None:
     from ui import build
 
     roots = ModelRoots(args.model_root)
+    access = access_policy(args, auth)
     sampler = VramSampler().start()
     print(f"Starting {'preset ' + args.preset if args.preset else 'the ' + args.backend + ' backend'} ...", flush=True)
     try:
         if args.preset:
-            console = asyncio.run(Console.start_preset(args.preset, sampler=sampler, model_roots=roots))
+            console = asyncio.run(Console.start_preset(args.preset, sampler=sampler, model_roots=roots, access=access))
         else:
-            console = asyncio.run(Console.start(command_line_spec(args, roots), sampler=sampler, model_roots=roots))
+            console = asyncio.run(
+                Console.start(command_line_spec(args, roots), sampler=sampler, model_roots=roots, access=access)
+            )
     except (BackendError, PresetError, ValueError) as exc:
         sys.exit(f"error: {exc}")
     state = console.state()

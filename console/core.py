@@ -28,6 +28,7 @@ from presets.schema import Preset
 from presets.store import PresetCatalog, PresetError
 from telemetry.vram import VramSampler
 
+from .access import AccessPolicy
 from .chat import RepaintPacer
 from .paths import ModelRoots
 from .reproduce import reproduce
@@ -98,6 +99,7 @@ class Console:
         model_roots: ModelRoots | None = None,
         default_params: GenerationParams | None = None,
         spec: BackendSpec | None = None,
+        access: AccessPolicy | None = None,
     ):
         self._backend, self._reason, self._preset, self._spec = backend, reason, preset, spec
         self._previous: str | None = None
@@ -107,6 +109,7 @@ class Console:
         self.model_roots = model_roots or ModelRoots()
         self.last_switch: SwitchReport | None = None
         self.pacer = RepaintPacer()
+        self.access = access or AccessPolicy()
         self._switch_lock = asyncio.Lock()
         self._name_engine_process()
 

@@ -7,6 +7,7 @@ import dataclasses
 import gradio as gr
 
 from backends import BackendError
+from console.access import NotAllowed
 from console.core import Console, SwitchReport
 from presets.store import PresetError, parse_preset, to_yaml
 
@@ -58,16 +59,23 @@ def build_tab(console: Console) -> tuple:
             return f"**Invalid:** {exc}"
         return _describe(console, preset, "the edited preset")
 
-    def save_yaml(name, text):
+    def save_yaml(name, text, request: gr.Request):
         try:
+            console.access.require_admin(request.username, "save presets")
             path = catalog.save(name.strip(), parse_preset(text, "the edited preset"))
-        except PresetError as exc:
+        except (PresetError, NotAllowed) as exc:
             gr.Warning(str(exc))
             return gr.Radio(), f"**Not saved:** {exc}"
         return gr.Radio(choices=catalog.names(), value=name.strip()), f"Saved to `{path}`."
 
-    async def switch_to(name):
+    async def switch_to(name, request: gr.Request):
         """Switch the engine to a preset, reporting progress and the VRAM change."""
+        try:
+            console.access.require_admin(request.username, "switch presets")
+        except NotAllowed as exc:
+            gr.Warning(str(exc))
+            yield f"**Not allowed:** {exc}", *engine_views(console)
+            return
         yield (
             f"Switching to **{name}**: checking it, closing the running engine if it needs the GPU, "
             "loading the new one...",
@@ -85,19 +93,20 @@ def build_tab(console: Console) -> tuple:
             return
         yield _report_text(report), *engine_views(console)
 
-    async def restart_clicked():
+    async def restart_clicked(request: gr.Request):
         yield "Restarting the engine...", *engine_views(console)
         try:
+            console.access.require_admin(request.username, "restart the engine")
             await console.restart()
-        except BackendError as exc:
+        except (BackendError, NotAllowed) as exc:
             gr.Warning(str(exc))
             yield f"**Restart failed:** {exc}", *engine_views(console)
             return
         yield "**Engine restarted.**", *engine_views(console)
 
-    async def go_back():
+    async def go_back(request: gr.Request):
         previous = console.state().previous_preset
-        async for update in switch_to(previous):
+        async for update in switch_to(previous, request):
             yield update
 
     views = [status, card, reproduce, back]
@@ -162,11 +171,12 @@ def _register_api(console: Console) -> None:
             listing.append(entry)
         return listing
 
-    async def switch_preset(name: str) -> dict:
-        """Switch the engine to the named preset; returns the outcome and the new engine status."""
+    async def switch_preset(name: str, request: gr.Request) -> dict:
+        """Switch the engine to the named preset (admins only); returns the outcome and the new engine status."""
         try:
+            console.access.require_admin(request.username, "switch presets")
             report = await console.switch_preset(name)
-        except (PresetError, BackendError) as exc:
+        except (PresetError, BackendError, NotAllowed) as exc:
             return {"ok": False, "error": str(exc), "engine_status": engine_status()}
         return {"ok": True, **dataclasses.asdict(report), "engine_status": engine_status()}
 
@@ -183,11 +193,12 @@ def _register_api(console: Console) -> None:
     gr.api(presets, api_name="presets")
     gr.api(switch_preset, api_name="switch_preset", concurrency_limit=1, concurrency_id="switch")
 
-    async def restart_engine() -> dict:
-        """Start the last engine again (after a crash); returns the new engine status."""
+    async def restart_engine(request: gr.Request) -> dict:
+        """Start the last engine again after a crash (admins only); returns the new engine status."""
         try:
+            console.access.require_admin(request.username, "restart the engine")
             await console.restart()
-        except BackendError as exc:
+        except (BackendError, NotAllowed) as exc:
             return {"ok": False, "error": str(exc), "engine_status": engine_status()}
         return {"ok": True, "engine_status": engine_status()}
 

@@ -1,0 +1,72 @@
+"""Roles: everyone chats; only admins change the engine, in the UI and through the API alike."""
+
+import sys
+
+import pytest
+from gradio_client import Client
+
+import app
+from console.access import AccessPolicy, NotAllowed
+from tests.conftest import free_port, start_process, stop_process, wait_for_http
+
+
+def test_policy():
+    private = AccessPolicy()
+    assert private.is_admin(None)
+    assert not AccessPolicy(shared_publicly=True).is_admin(None)
+    everyone = AccessPolicy(logins=True)
+    assert everyone.is_admin("bob")
+    named = AccessPolicy(logins=True, admins=frozenset({"ann"}))
+    assert named.is_admin("ann") and not named.is_admin("bob")
+    with pytest.raises(NotAllowed, match="only admins can switch presets; 'bob' is not one"):
+        named.require_admin("bob", "switch presets")
+
+
+def test_admins_must_be_users():
+    with pytest.raises(SystemExit, match="--admin eve: not a user of --auth"):
+        app.access_policy(app.parse_args(["--admin", "eve"]), auth=[("ann", "pw")])
+
+
+@pytest.fixture(scope="module")
+def guarded_url(embedded_folder, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("guarded")
+    (folder / "users").write_text("ann:ann-pw\nbob:bob-pw\n")
+    port = free_port()
+    log = folder / "app.log"
+    process = start_process(
+        [
+            sys.executable,
+            "app.py",
+            "--preset",
+            "cpu",
+            "--auth",
+            str(folder / "users"),
+            "--admin",
+            "ann",
+            "--server-port",
+            str(port),
+        ],
+        log,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    wait_for_http(url, process, log)
+    yield url
+    stop_process(process)
+
+
+@pytest.mark.app
+def test_users_chat_but_only_admins_switch_or_restart(guarded_url):
+    bob = Client(guarded_url, auth=("bob", "bob-pw"), verbose=False)
+    chatbot, _ = bob.predict(message="What is 2+3?", temperature=0, max_new_tokens=30, api_name="/chat")
+    assert "5" in chatbot[-1]["content"][0]["text"]
+    refused = bob.predict("cpu", api_name="/switch_preset")
+    assert not refused["ok"] and "only admins can switch presets; 'bob' is not one" in refused["error"]
+    assert not bob.predict(api_name="/restart_engine")["ok"]
+    ann = Client(guarded_url, auth=("ann", "ann-pw"), verbose=False)
+    assert ann.predict("cpu", api_name="/switch_preset")["ok"]
+
+
+@pytest.mark.app
+def test_without_the_password_nothing_is_served(guarded_url):
+    with pytest.raises(ValueError, match="Could not login"):
+        Client(guarded_url, auth=("bob", "wrong"), verbose=False)
