@@ -1,5 +1,7 @@
 """Switching presets in the running console, through gradio_client (the CPU backend)."""
 
+import time
+
 import pytest
 from gradio_client import Client
 
@@ -63,4 +65,19 @@ def test_a_failed_switch_leaves_the_running_engine_untouched(client, app_url, pr
 def test_restart_engine_endpoint(client, app_url):
     outcome = client.predict(api_name="/restart_engine")
     assert outcome["ok"] and outcome["engine_status"]["kind"] == "cpu"
+    assert "5" in answer_to_a_sum(app_url)
+
+
+def test_a_switch_while_someone_is_generating_loses_no_chat(client, app_url):
+    writer = Client(app_url, verbose=False)
+    job = writer.submit(message="Write a long story about a ship.", temperature=0, max_new_tokens=200, api_name="/chat")
+    deadline = time.monotonic() + 120
+    while not job.outputs() and time.monotonic() < deadline:  # the reply has started streaming
+        time.sleep(0.05)
+    assert job.outputs(), "the reply never started"
+    assert client.predict("cpu-greedy", api_name="/switch_preset")["ok"]
+    chatbot, _ = job.result(timeout=300)
+    reply = chatbot[-1]["content"][0]["text"]
+    assert chatbot[0]["content"][0]["text"] == "Write a long story about a ship."
+    assert len(reply) > 50 and ("stop" in reply or "length" in reply or "Error" in reply)
     assert "5" in answer_to_a_sum(app_url)

@@ -70,3 +70,41 @@ async def test_server_error_keeps_its_message(openai_server):
         [d async for d in backend.stream_chat(request)]
     assert openai_server["base_url"] in str(caught.value)
     await backend.close()
+
+
+def test_the_api_key_is_never_shown_back(openai_server, tmp_path):
+    import sys
+
+    from gradio_client import Client
+
+    from backends.remote import API_KEY_ENV
+    from tests.conftest import free_port, start_process, stop_process, wait_for_http
+
+    port = free_port()
+    log = tmp_path / "app.log"
+    process = start_process(
+        [
+            sys.executable,
+            "app.py",
+            "--backend",
+            "remote",
+            "--base-url",
+            openai_server["base_url"],
+            "--model",
+            openai_server["model"],
+            "--server-port",
+            str(port),
+        ],
+        log,
+        env={API_KEY_ENV: openai_server["api_key"]},
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/", process, log)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        chatbot, _ = client.predict(message="What is 2+3?", temperature=0, max_new_tokens=20, api_name="/chat")
+        shown = [str(client.predict(api_name=name)) for name in ("/engine_status", "/presets", "/vram")]
+        assert "5" in chatbot[-1]["content"][0]["text"]
+        assert all(openai_server["api_key"] not in text for text in shown)
+    finally:
+        stop_process(process)
+    assert openai_server["api_key"] not in log.read_text()
