@@ -212,7 +212,7 @@ class Console:
             from backends.embedded_model import embedded_hf_folder
 
             model = self._spec.model or str(embedded_hf_folder())
-        return reproduce(self._spec, model, info.engine)
+        return reproduce(self._spec, model, info.kind, info.engine)
 
     async def close(self) -> None:
         async with self._switch_lock:

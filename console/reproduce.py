@@ -17,11 +17,12 @@ _FLAGS = (  # EngineOptions field -> LMDeploy CLI flag
 _NEUTRAL = {"model_format": "hf", "quant_policy": 0, "tp": 1, "dtype": "auto"}
 
 
-def reproduce(spec: BackendSpec, model_path: str, engine: str) -> str:
-    """Shell and Python that run what the console runs now."""
-    if spec.kind == "remote":
+def reproduce(spec: BackendSpec, model_path: str, kind: str, engine: str) -> str:
+    """Shell and Python that run what the console runs now (`kind`: the backend that runs,
+    which for `--backend auto` is not the spec's kind)."""
+    if kind == "remote":
         return _remote(spec, model_path)
-    if spec.kind == "cpu":
+    if kind == "cpu":
         return _cpu(model_path)
     return _lmdeploy(spec, model_path, engine)
 

@@ -7,7 +7,7 @@ from ui.engine_card import engine_card
 
 def test_lmdeploy_commands_carry_the_preset_s_knobs():
     spec = BackendSpec("lmdeploy", engine=EngineOptions(quant_policy=8, cache_max_entry_count=0.4))
-    text = reproduce(spec, "/models/internlm2_5-7b-chat", "turbomind")
+    text = reproduce(spec, "/models/internlm2_5-7b-chat", "lmdeploy", "turbomind")
     assert (
         "lmdeploy serve api_server /models/internlm2_5-7b-chat --backend turbomind --quant-policy 8 "
         "--cache-max-entry-count 0.4"
@@ -17,8 +17,9 @@ def test_lmdeploy_commands_carry_the_preset_s_knobs():
 
 
 def test_remote_and_cpu_snippets_are_valid_python():
-    for spec, model in ((BackendSpec("remote", base_url="http://h:23333/v1"), "m"), (BackendSpec("cpu"), "/m")):
-        text = reproduce(spec, model, "any")
+    remote = BackendSpec("remote", base_url="http://h:23333/v1")
+    for spec, model, kind in ((remote, "m", "remote"), (BackendSpec("auto"), "/m", "cpu")):
+        text = reproduce(spec, model, kind, "any")
         compile(text.split("# Python", 1)[1].split("\n", 1)[1], "snippet", "exec")
 
 
