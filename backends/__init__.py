@@ -20,6 +20,7 @@ from .base import (
     ModelLoadError,
     PromptTooLong,
     TextDelta,
+    ToolCall,
     Usage,
 )
 from .lmdeploy_config import EngineOptions
@@ -40,6 +41,7 @@ __all__ = [
     "ModelLoadError",
     "PromptTooLong",
     "TextDelta",
+    "ToolCall",
     "Usage",
     "create_backend",
     "usable_gpu_reason",

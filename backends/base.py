@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-FinishReason = Literal["stop", "length", "cancelled", "error"]
+FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,15 @@ class GenerationParams:
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One chat turn: OpenAI-style messages (`role`/`content` dicts) and the sampling knobs."""
+    """One chat turn: OpenAI-style messages (`role`/`content` dicts) and the sampling knobs.
+
+    `tools` are OpenAI `tools` entries; `tool_choice` is "auto", "none", "required" or
+    {"type": "function", "function": {"name": ...}}, as in the OpenAI API."""
 
     messages: list[dict]
     params: GenerationParams = field(default_factory=GenerationParams)
+    tools: list[dict] | None = None
+    tool_choice: str | dict = "auto"
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,15 @@ class TextDelta:
     """New text since the previous delta (never the whole reply so far)."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A whole tool call the model made; `arguments` is the JSON text it wrote, unparsed."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,7 @@ class Finish:
     reason: FinishReason
 
 
-Delta = TextDelta | Usage | Finish
+Delta = TextDelta | ToolCall | Usage | Finish
 
 
 @dataclass(frozen=True)

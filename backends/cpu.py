@@ -6,8 +6,10 @@ Imported only when the cpu backend is chosen (see `backends.create_backend`).
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,6 +22,7 @@ from transformers import (
 )
 
 from .base import (
+    BackendError,
     BackendInfo,
     ChatRequest,
     Delta,
@@ -28,10 +31,12 @@ from .base import (
     ModelLoadError,
     PromptTooLong,
     TextDelta,
+    ToolCall,
     Usage,
 )
 from .embedded_model import EMBEDDED_MODEL_NAME, embedded_hf_folder
 from .stops import StopMatcher
+from .tool_prompt import forced_call_schema, parse_forced_call, parse_tool_calls, tool_messages, wants_tools
 
 _DONE = object()
 
@@ -43,7 +48,7 @@ class CpuBackend:
     would each run at half speed and both be late.
     """
 
-    supports_tools = False
+    supports_tools = True
     supports_kv_quant = False
 
     def __init__(self, model_path: str | None = None):
@@ -64,6 +69,7 @@ class CpuBackend:
         self._name = EMBEDDED_MODEL_NAME if not model_path else path.name.removesuffix(".gguf")
         self._context_len = int(getattr(self._model.config, "max_position_embeddings", 2048))
         self._generate_lock = threading.Lock()
+        self._grammar_compiler = None  # built on the first forced tool call
 
     def info(self) -> BackendInfo:
         return BackendInfo(
@@ -74,8 +80,14 @@ class CpuBackend:
         )
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        tools = request.tools if wants_tools(request.tools, request.tool_choice) else None
+        messages = tool_messages(request.messages, tools) if tools else request.messages
+        try:
+            forced = forced_call_schema(tools, request.tool_choice) if tools else None
+        except ValueError as exc:
+            raise BackendError(str(exc)) from exc
         prompt_ids = self._tokenizer.apply_chat_template(
-            request.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )["input_ids"]
         prompt_len = prompt_ids.shape[1]
         if prompt_len >= self._context_len:
@@ -84,36 +96,75 @@ class CpuBackend:
                 "context; clear the chat or shorten the message"
             )
         max_new = min(request.params.max_new_tokens, self._context_len - prompt_len)
+        run = _Run(StopMatcher(request.params.stop), self._json_constraint(forced) if forced else None)
+        text = ""
+        async for piece in self._stream_text(prompt_ids, request.params, max_new, run):
+            text += piece
+            if not forced:  # a forced call is JSON for the caller, not text for the reader
+                yield TextDelta(piece)
+        calls = self._calls_in(text, forced, tools)
+        for index, (name, arguments) in enumerate(calls):
+            yield ToolCall(f"call_{index}", name, arguments)
+        yield Usage(prompt_tokens=prompt_len, completion_tokens=run.tokens)
+        hit_limit = run.tokens >= max_new and not run.stops.stopped
+        yield Finish("tool_calls" if calls else "length" if hit_limit else "stop")
+
+    async def _stream_text(self, prompt_ids, params: GenerationParams, max_new: int, run: _Run):
+        """Visible text as it is generated (cut at a stop word); closing it stops generation."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         cancel = threading.Event()
         streamer = _QueueStreamer(self._tokenizer, loop, queue)
         worker = threading.Thread(
             target=self._generate,
-            args=(prompt_ids, request.params, max_new, streamer, cancel, loop, queue),
+            args=(prompt_ids, params, max_new, streamer, cancel, loop, queue, run.constraint),
             daemon=True,
         )
         worker.start()
-        stops = StopMatcher(request.params.stop)
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, BaseException):
                     raise item
-                visible = stops.feed(item)
-                if visible:
-                    yield TextDelta(visible)
-                if stops.stopped:
+                if visible := run.stops.feed(item):
+                    yield visible
+                if run.stops.stopped:
                     cancel.set()
                     break
-            if tail := stops.flush():
-                yield TextDelta(tail)
-            yield Usage(prompt_tokens=prompt_len, completion_tokens=streamer.tokens)
-            hit_limit = streamer.tokens >= max_new and not stops.stopped
-            yield Finish("length" if hit_limit else "stop")
+            if tail := run.stops.flush():
+                yield tail
         finally:
             cancel.set()  # a consumer that stops listening stops the generation too
+            run.tokens = streamer.tokens
 
-    def _generate(self, prompt_ids, params: GenerationParams, max_new, streamer, cancel, loop, queue):
+    def _json_constraint(self, schema: dict):
+        """A logits processor holding the output to a JSON schema (xgrammar)."""
+        import xgrammar
+        from xgrammar.contrib.hf import LogitsProcessor
+
+        if self._grammar_compiler is None:
+            info = xgrammar.TokenizerInfo.from_huggingface(
+                self._tokenizer,
+                vocab_size=self._model.config.vocab_size,
+                stop_token_ids=self._stop_token_ids(),  # what generate() stops on
+            )
+            self._grammar_compiler = xgrammar.GrammarCompiler(info)
+        return LogitsProcessor(self._grammar_compiler.compile_json_schema(json.dumps(schema), any_whitespace=False))
+
+    def _stop_token_ids(self) -> list[int]:
+        # the generation config's, not the tokenizer's: SmolLM2's GGUF names <|im_start|> as eos
+        eos = self._model.generation_config.eos_token_id
+        return list(eos) if isinstance(eos, (list, tuple)) else [eos]
+
+    @staticmethod
+    def _calls_in(text: str, forced: dict | None, tools: list[dict] | None) -> list[tuple[str, str]]:
+        if forced:
+            try:
+                return [parse_forced_call(text)]
+            except (ValueError, KeyError):  # cut short by max_new_tokens or Stop
+                return [("", text)]
+        return parse_tool_calls(text) if tools else []
+
+    def _generate(self, prompt_ids, params: GenerationParams, max_new, streamer, cancel, loop, queue, constraint):
         class _Cancelled(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):
                 return cancel.is_set()
@@ -136,6 +187,7 @@ class CpuBackend:
                     repetition_penalty=params.repetition_penalty,
                     streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([_Cancelled()]),
+                    logits_processor=[constraint] if constraint else None,
                     pad_token_id=self._tokenizer.eos_token_id,
                 )
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, which raises it in its task
@@ -145,6 +197,15 @@ class CpuBackend:
 
     async def close(self) -> None:
         self._model = None
+
+
+@dataclass
+class _Run:
+    """One generation's stop words, optional output constraint, and token count."""
+
+    stops: StopMatcher
+    constraint: object | None
+    tokens: int = 0
 
 
 class _QueueStreamer(TextStreamer):

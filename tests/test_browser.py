@@ -92,3 +92,13 @@ def test_vram_tab_shows_memory_without_a_gpu(page):
     page.wait_for_timeout(2500)  # a few timeline points
     assert "Memory:" in page.locator("#compact-gauge").inner_text()
     screenshot(page, "vram.png")
+
+
+def test_tools_tab_runs_a_forced_call(page):
+    page.get_by_role("tab", name="Tools").click()
+    page.locator("#tools-run").click()
+    page.wait_for_function(
+        "() => document.querySelector('#tools-transcript').innerText.includes('add returned')", timeout=120_000
+    )
+    assert "Call add" in page.locator("#tools-transcript").inner_text()
+    screenshot(page, "tools.png")

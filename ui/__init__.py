@@ -6,7 +6,7 @@ import gradio as gr
 
 from console.core import Console
 
-from . import chat, presets, vram
+from . import chat, presets, tools, vram
 from .header import engine_header
 from .vram_figures import compact_gauge
 
@@ -28,6 +28,8 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
                 switch_events, (engine_views, engine_outputs) = presets.build_tab(console)
             with gr.Tab("VRAM", id="vram"):
                 vram.build_tab(console)
+            with gr.Tab("Tools", id="tools"):
+                tools_note, tools_note_output = tools.build_tab(console)
 
         def refresh_header():
             return engine_header(console.state()), compact_gauge(console.sampler.latest())
@@ -35,8 +37,9 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         for event in switch_events:
             event.then(refresh_header, outputs=[header, gauge], api_visibility="private").then(
                 lambda: chat.default_knobs(console), outputs=knobs, api_visibility="private"
-            )
+            ).then(tools_note, outputs=tools_note_output, api_visibility="private")
         gr.Timer(2.0).tick(refresh_header, outputs=[header, gauge], api_visibility="private", show_progress="hidden")
         demo.load(refresh_header, outputs=[header, gauge], api_visibility="private")
         demo.load(engine_views, outputs=engine_outputs, api_visibility="private")
+        demo.load(tools_note, outputs=tools_note_output, api_visibility="private")
     return demo

@@ -1,0 +1,216 @@
+import json
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backends import BackendError, BackendInfo, Finish, TextDelta, ToolCall
+from backends.tool_prompt import forced_call_schema, parse_tool_calls, strip_tool_calls, tool_messages
+from tools.definitions import ToolDefinitionError, parse_tools
+from tools.loop import run_tool_loop
+from tools.scenarios import SCENARIOS, tool_choice_value
+from tools.toolbox import BUILTIN, Tool, run_tool
+
+ADD, MULTIPLY = BUILTIN["add"], BUILTIN["multiply"]
+
+
+def test_builtin_tools_run_with_checked_arguments():
+    assert run_tool(ADD, '{"a": 3, "b": 5}').content == "8"
+    assert json.loads(
+        run_tool(BUILTIN["convert_units"], '{"value": 26.2, "from_unit": "mi", "to_unit": "km"}').content
+    ) == {"value": 42.164813, "unit": "km"}
+    assert json.loads(run_tool(BUILTIN["get_weather"], '{"city": "Shanghai"}').content)["condition"] == "light rain"
+    assert len(run_tool(BUILTIN["current_time"], "{}").content) == 19
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        ("{a: 3}", "not JSON"),
+        ('{"a": 3}', "do not fit the schema at arguments: 'b' is a required property"),
+        ('{"a": "3", "b": 5}', "at a: '3' is not of type 'number'"),
+        ('{"a": 1, "b": 2, "rm": "-rf"}', "Additional properties are not allowed"),
+    ],
+)
+def test_bad_arguments_are_outcomes_not_exceptions(arguments, complaint):
+    outcome = run_tool(ADD, arguments)
+    assert not outcome.ok and complaint in outcome.content
+
+
+def test_failing_slow_and_chatty_tools_are_contained():
+    schema = {"type": "object", "properties": {}}
+    failing = Tool("boom", "", schema, lambda: 1 / 0)
+    assert "boom failed: division by zero" in run_tool(failing, "{}").content
+    slow = Tool("slow", "", schema, lambda: time.sleep(2))
+    assert "ran past its 0.2 s limit" in run_tool(slow, "{}", time_limit_s=0.2).content
+    chatty = Tool("chatty", "", schema, lambda: "x" * 10_000)
+    assert run_tool(chatty, "{}", max_chars=100).content.endswith("[cut at 100 characters]")
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=60))
+def test_any_arguments_text_gives_an_outcome(arguments):
+    outcome = run_tool(ADD, arguments)  # never raises
+    if outcome.ok:
+        parsed = json.loads(arguments)
+        assert float(outcome.content) == parsed["a"] + parsed["b"]
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("[{", "not JSON (line 1, column 3)"),
+        ('{"type": "function"}', "must be a JSON list"),
+        ('[{"type": "tool"}]', '[0]: each tool is {"type": "function"'),
+        ('[{"type": "function", "function": {"name": "a b"}}]', "[0].function.name must be letters"),
+        (
+            '[{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]',
+            "[0] (f).function.parameters must be an object schema",
+        ),
+        (
+            '[{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": 5}}}]',
+            "[0] (f).function.parameters/properties: 5 is not of type 'object'",
+        ),
+        (json.dumps([ADD.spec(), ADD.spec()]), "[1].function.name: 'add' is defined twice"),
+    ],
+)
+def test_bad_tool_definitions_say_what_and_where(text, complaint):
+    with pytest.raises(ToolDefinitionError) as caught:
+        parse_tools(text)
+    assert complaint in str(caught.value)
+
+
+def test_every_scenario_is_valid():
+    for scenario in SCENARIOS.values():
+        assert parse_tools(json.dumps(scenario.tools)) == scenario.tools
+
+
+def test_tool_prompt_for_templates_without_tools():
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "3+5?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "c0", "type": "function", "function": {"name": "add", "arguments": '{"a": 3, "b": 5}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c0", "content": "8"},
+    ]
+    rendered = tool_messages(messages, [ADD.spec()])
+    assert (
+        rendered[0]["content"].startswith("Be brief.\n\nYou can call these tools:")
+        and '"name": "add"' in rendered[0]["content"]
+    )
+    assert rendered[2]["content"] == '<tool_call>{"name": "add", "arguments": {"a": 3, "b": 5}}</tool_call>'
+    assert rendered[3] == {"role": "user", "content": "<tool_response>8</tool_response>"}
+
+
+def test_calls_are_parsed_from_text_and_malformed_ones_kept_for_reporting():
+    text = 'Sure.<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call><tool_call>oops</tool_call>'
+    assert parse_tool_calls(text) == [("add", '{"a": 1, "b": 2}'), ("", "oops")]
+    assert strip_tool_calls(text) == "Sure."
+
+
+def test_forced_call_schemas():
+    tools = [ADD.spec(), MULTIPLY.spec()]
+    assert forced_call_schema(tools, "auto") is None
+    assert len(forced_call_schema(tools, "required")["anyOf"]) == 2
+    named = forced_call_schema(tools, tool_choice_value("function:multiply"))
+    assert named["properties"]["name"] == {"const": "multiply"}
+    with pytest.raises(ValueError, match="not among the tools"):
+        forced_call_schema(tools, tool_choice_value("function:divide"))
+    weather = forced_call_schema([BUILTIN["get_weather"].spec()], "required")
+    assert weather["properties"]["arguments"]["properties"]["city"] == {"type": "string", "maxLength": 64}
+
+
+class ScriptedToolModel:
+    """Answers each request with the next scripted list of deltas (unit tier only)."""
+
+    supports_tools = True
+
+    def __init__(self, *rounds):
+        self.rounds, self.requests = list(rounds), []
+
+    def info(self):
+        return BackendInfo("scripted", "script", "none")
+
+    async def stream_chat(self, request):
+        self.requests.append(request)
+        if not self.rounds:
+            raise BackendError("the script ran out")
+        for delta in self.rounds.pop(0):
+            yield delta
+
+
+async def final(loop):
+    return [run async for run in loop][-1]
+
+
+def call(name, arguments, index=0):
+    return ToolCall(f"call_{index}", name, arguments)
+
+
+async def test_call_result_answer():
+    model = ScriptedToolModel(
+        [call("add", '{"a": 3, "b": 5}'), Finish("tool_calls")],
+        [call("multiply", '{"a": 8, "b": 2}'), Finish("tool_calls")],
+        [TextDelta("(3 + 5) x 2 = 16"), Finish("stop")],
+    )
+    run = await final(run_tool_loop(model, "(3 + 5) x 2?", [ADD.spec(), MULTIPLY.spec()], "required"))
+    kinds = [(s.kind, s.name, s.content) for s in run.steps]
+    assert kinds == [
+        ("user", "", "(3 + 5) x 2?"),
+        ("tool_call", "add", '{"a": 3, "b": 5}'),
+        ("tool_result", "add", "8"),
+        ("tool_call", "multiply", '{"a": 8, "b": 2}'),
+        ("tool_result", "multiply", "16"),
+        ("assistant", "", "(3 + 5) x 2 = 16"),
+    ]
+    assert [r.tool_choice for r in model.requests] == ["required", "auto", "auto"]
+    last = model.requests[-1].messages
+    assert last[-1] == {"role": "tool", "tool_call_id": "call_0", "content": "16"}
+    assert len(run.wire) == 3 and run.wire[0]["response"]["tool_calls"][0]["function"]["name"] == "add"
+
+
+async def test_parallel_calls_and_every_kind_of_bad_call():
+    model = ScriptedToolModel(
+        [
+            call("add", '{"a": 1, "b": 2}', 0),
+            call("divide", "{}", 1),
+            call("", "not json", 2),
+            call("add", '{"a": "x"}', 3),
+            call("lookup", '{"id": "7"}', 4),
+            Finish("tool_calls"),
+        ],
+        [TextDelta("done"), Finish("stop")],
+    )
+    lookup = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    run = await final(run_tool_loop(model, "go", [ADD.spec(), lookup], mock_results={}))
+    results = [s for s in run.steps if s.kind == "tool_result"]
+    assert [r.ok for r in results] == [True, False, False, False, False]
+    assert "no tool named 'divide'" in results[1].content
+    assert "not a tool call" in results[2].content
+    assert "do not fit the schema" in results[3].content
+    assert "schema-only: type its result under Mock results" in results[4].content
+    assert run.steps[-1].content == "done"  # the session went on
+
+
+async def test_schema_only_tools_take_the_mock_result():
+    lookup = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    model = ScriptedToolModel([call("lookup", "{}"), Finish("tool_calls")], [TextDelta("shipped"), Finish("stop")])
+    run = await final(run_tool_loop(model, "where?", [lookup], mock_results={"lookup": "shipped Friday"}))
+    assert [s.content for s in run.steps if s.kind == "tool_result"] == ["shipped Friday"]
+
+
+async def test_a_loop_that_never_ends_hits_the_round_limit():
+    model = ScriptedToolModel(*[[call("add", '{"a": 1, "b": 1}'), Finish("tool_calls")]] * 3)
+    run = await final(run_tool_loop(model, "loop", [ADD.spec()], max_rounds=3))
+    assert run.steps[-1].kind == "error" and "stopped after 3 rounds" in run.steps[-1].content
+
+
+async def test_a_backend_error_ends_the_run_with_its_message():
+    run = await final(run_tool_loop(ScriptedToolModel(), "hi", [ADD.spec()]))
+    assert run.steps[-1].kind == "error" and "the script ran out" in run.steps[-1].content

@@ -1,0 +1,163 @@
+"""The Tools tab: define tools, watch the model call them, run them safely, see the wire."""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+
+from console.core import Console
+from tools.definitions import ToolDefinitionError, parse_tools, tool_names
+from tools.loop import MAX_ROUNDS, ToolRun, curl_snippet, run_tool_loop
+from tools.scenarios import SCENARIOS, tool_choice_value
+
+_FIRST = next(iter(SCENARIOS))
+
+
+def build_tab(console: Console) -> tuple:
+    """Lay out the tab; returns (function, output) repainting its note on what the backend supports."""
+    scenario = SCENARIOS[_FIRST]
+    support = gr.Markdown(_support_note(console))
+    with gr.Row():
+        with gr.Column(scale=1):
+            picked = gr.Dropdown(list(SCENARIOS), value=_FIRST, label="Scenario")
+            tools_json = gr.Code(
+                json.dumps(scenario.tools, indent=2),
+                language="json",
+                label="Tools (OpenAI `tools` JSON)",
+                elem_id="tools-json",
+            )
+            mocks = gr.Code(
+                json.dumps(scenario.mock_results, indent=2),
+                language="json",
+                label='Mock results for schema-only tools ({"tool name": "result"})',
+            )
+        with gr.Column(scale=1):
+            prompt = gr.Textbox(scenario.prompt, label="Prompt", lines=2, elem_id="tools-prompt")
+            with gr.Row():
+                choice = gr.Dropdown(
+                    _choices(scenario.tools),
+                    value=scenario.tool_choice,
+                    label="tool_choice (first round)",
+                    allow_custom_value=True,
+                )
+                rounds = gr.Slider(1, MAX_ROUNDS, 4, step=1, label="round limit")
+            run = gr.Button("Run", variant="primary", elem_id="tools-run")
+            transcript = gr.Chatbot(label="Transcript", height=420, elem_id="tools-transcript")
+    with gr.Accordion("Wire: each round's request and response", open=False):
+        wire = gr.JSON(label="rounds")
+        curl = gr.Code(language="shell", label="the first round as curl")
+
+    def load_scenario(name):
+        chosen = SCENARIOS[name]
+        return (
+            json.dumps(chosen.tools, indent=2),
+            json.dumps(chosen.mock_results, indent=2),
+            chosen.prompt,
+            gr.Dropdown(choices=_choices(chosen.tools), value=chosen.tool_choice),
+        )
+
+    def refresh_choices(text, current):
+        try:
+            return gr.Dropdown(choices=_choices(parse_tools(text)), value=current)
+        except ToolDefinitionError:
+            return gr.Dropdown()
+
+    async def run_clicked(prompt_text, tools_text, selected, max_rounds, mocks_text):
+        """Run the loop and paint each round."""
+        async for result in _tool_call(console, prompt_text, tools_text, selected, max_rounds, mocks_text):
+            if isinstance(result, str):
+                gr.Warning(result)
+                yield [{"role": "assistant", "content": f"**{result}**"}], None, ""
+                return
+            yield _messages(result), result.as_json()["wire"], curl_snippet(result.wire[0]) if result.wire else ""
+
+    async def tool_call(
+        prompt: str, tools_json: str, tool_choice: str = "auto", max_rounds: int = 4, mock_results: str = "{}"
+    ) -> dict:
+        """Run the tool loop; tool_choice is auto, none, required or function:NAME. Returns steps and wire."""
+        final = {}
+        async for result in _tool_call(console, prompt, tools_json, tool_choice, max_rounds, mock_results):
+            final = {"error": result} if isinstance(result, str) else result.as_json()
+        return final
+
+    picked.change(load_scenario, picked, [tools_json, mocks, prompt, choice], api_visibility="private")
+    tools_json.blur(refresh_choices, [tools_json, choice], choice, api_visibility="private")
+    run.click(
+        run_clicked,
+        [prompt, tools_json, choice, rounds, mocks],
+        [transcript, wire, curl],
+        api_visibility="private",
+        concurrency_limit=None,
+    )
+    gr.api(tool_call, api_name="tool_call", concurrency_limit=None)
+    return (lambda: _support_note(console)), support
+
+
+async def _tool_call(console: Console, prompt, tools_text, selected, max_rounds, mocks_text):
+    """Validate the inputs, then the loop's transcripts; a string says what is wrong instead."""
+    if not console.backend.supports_tools:
+        yield _support_note(console)
+        return
+    if not prompt or not prompt.strip():
+        yield "Type a prompt first."
+        return
+    try:
+        tools = parse_tools(tools_text)
+        mock_results = json.loads(mocks_text or "{}")
+    except (ToolDefinitionError, json.JSONDecodeError) as exc:
+        yield f"Tools: {exc}" if isinstance(exc, ToolDefinitionError) else f"Mock results: not JSON: {exc}"
+        return
+    if not isinstance(mock_results, dict):
+        yield 'Mock results must be a JSON object: {"tool name": "result"}'
+        return
+    async for run in run_tool_loop(
+        console.backend, prompt, tools, tool_choice_value(selected or "auto"), mock_results, max_rounds=int(max_rounds)
+    ):
+        yield run
+
+
+def _choices(tools: list[dict]) -> list[str]:
+    return ["auto", "none", "required", *(f"function:{name}" for name in tool_names(tools))]
+
+
+def _support_note(console: Console) -> str:
+    if console.backend.supports_tools:
+        return (
+            "The model sees the tools in its system prompt; a forced `tool_choice` (required or a named "
+            "function) holds its output to the tool's JSON schema, so even a small model makes a valid call. "
+            "Built-in tools run here under a time limit; others are schema-only and take your mock result."
+        )
+    info = console.backend.info()
+    return (
+        f"Tool calling is not available on the {info.kind} backend in this version (it is verified on the "
+        "cpu backend only). Switch to the cpu preset to use the playground."
+    )
+
+
+def _messages(run: ToolRun) -> list[dict]:
+    rendered = []
+    for step in run.steps:
+        if step.kind == "user":
+            rendered.append({"role": "user", "content": step.content})
+        elif step.kind == "assistant":
+            rendered.append({"role": "assistant", "content": step.content or "(no text)"})
+        elif step.kind == "tool_call":
+            rendered.append(
+                {
+                    "role": "assistant",
+                    "content": f"```json\n{step.content}\n```",
+                    "metadata": {"title": f"Call {step.name} {_short(step.content)}", "status": "done"},
+                }
+            )
+        elif step.kind == "tool_result":
+            verb = "returned" if step.ok else "failed:"
+            title = f"{step.name or 'call'} {verb} {_short(step.content)}"
+            rendered.append({"role": "assistant", "content": step.content, "metadata": {"title": title}})
+        else:
+            rendered.append({"role": "assistant", "content": f"**{step.content}**"})
+    return rendered
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
