@@ -9,6 +9,7 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,10 +99,12 @@ class CpuBackend:
         max_new = min(request.params.max_new_tokens, self._context_len - prompt_len)
         run = _Run(StopMatcher(request.params.stop), self._json_constraint(forced) if forced else None)
         text = ""
-        async for piece in self._stream_text(prompt_ids, request.params, max_new, run):
-            text += piece
-            if not forced:  # a forced call is JSON for the caller, not text for the reader
-                yield TextDelta(piece)
+        # aclosing: when our consumer closes this stream, the generation must stop now
+        async with aclosing(self._stream_text(prompt_ids, request.params, max_new, run)) as pieces:
+            async for piece in pieces:
+                text += piece
+                if not forced:  # a forced call is JSON for the caller, not text for the reader
+                    yield TextDelta(piece)
         calls = self._calls_in(text, forced, tools)
         for index, (name, arguments) in enumerate(calls):
             yield ToolCall(f"call_{index}", name, arguments)

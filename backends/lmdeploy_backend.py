@@ -35,7 +35,7 @@ _CLOSE_TIMEOUT_S = 30
 class LmdeployBackend:
     """Chat through `lmdeploy.pipeline` in a child process; `close()` ends the process."""
 
-    supports_tools = False
+    supports_tools = False  # tool calling through the in-process pipeline is not verified on a GPU yet
     supports_kv_quant = True
 
     def __init__(self, model_path: str, options: EngineOptions):

@@ -33,7 +33,7 @@ _FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "stop", "ab
 class RemoteBackend:
     """Streams chat completions from a server through the `openai` client."""
 
-    supports_tools = True
+    supports_tools = False  # tools are not sent to servers yet (not verified against a tool-call parser)
     supports_kv_quant = False  # the server decides its own quantization
 
     def __init__(self, client: AsyncOpenAI, model: str, base_url: str):

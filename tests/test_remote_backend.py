@@ -105,6 +105,8 @@ def test_the_api_key_is_never_shown_back(openai_server, tmp_path):
         shown = [str(client.predict(api_name=name)) for name in ("/engine_status", "/presets", "/vram")]
         assert "5" in chatbot[-1]["content"][0]["text"]
         assert all(openai_server["api_key"] not in text for text in shown)
+        tools = client.predict(prompt="hi", tools_json="[]", api_name="/tool_call")
+        assert "not available on the remote backend" in tools["error"]
     finally:
         stop_process(process)
     assert openai_server["api_key"] not in log.read_text()
