@@ -194,12 +194,20 @@ class CpuBackend:
                     pad_token_id=self._tokenizer.eos_token_id,
                 )
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, which raises it in its task
-            loop.call_soon_threadsafe(queue.put_nowait, exc)
+            _deliver(loop, queue, exc)
         finally:
-            loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+            _deliver(loop, queue, _DONE)
 
     async def close(self) -> None:
         self._model = None
+
+
+def _deliver(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, item) -> None:
+    """Hand an item from the generation thread to the stream's event loop."""
+    try:
+        loop.call_soon_threadsafe(queue.put_nowait, item)
+    except RuntimeError:  # the loop has closed: nobody is listening any more
+        pass
 
 
 @dataclass
@@ -228,4 +236,4 @@ class _QueueStreamer(TextStreamer):
 
     def on_finalized_text(self, text: str, stream_end: bool = False):
         if text:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, text)
+            _deliver(self._loop, self._queue, text)
