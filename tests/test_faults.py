@@ -10,7 +10,7 @@ from gradio_client import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backends import BackendSpec, BackendUnavailable, ChatRequest, create_backend
+from backends import BackendError, BackendSpec, BackendUnavailable, ChatRequest, create_backend
 from console.chat import ChatSession, Turn, stream_reply
 from console.transcript import FORMAT, TranscriptError, import_chat
 from presets.store import PresetError, parse_preset
@@ -109,3 +109,43 @@ def test_thirty_two_sessions_at_once_complete_without_crossed_histories(app_url)
         assert len(chatbot) == 2, f"user {i} sees someone else's turns"
         assert chatbot[0]["content"][0]["text"] == f"User {i} says hello."
         assert "Error" not in chatbot[1]["content"][0]["text"]
+
+
+@pytest.mark.remote
+@pytest.mark.parametrize(
+    ("status", "error", "complaint"),
+    [
+        (503, BackendUnavailable, "is not ready (503): test server failing with 503; try again shortly"),
+        (500, BackendError, "answered 500: test server failing with 500"),
+    ],
+)
+async def test_server_error_statuses_say_what_happened(embedded_folder, tmp_path, status, error, complaint):
+    port = free_port()
+    log = tmp_path / "server.log"
+    (tmp_path / "hf").mkdir()
+    server = start_process(
+        [
+            sys.executable,
+            "-m",
+            "tests.servers.openai_server",
+            "--model",
+            str(embedded_folder),
+            "--port",
+            str(port),
+            "--fail-status",
+            str(status),
+        ],
+        log,
+        env={"HF_HUB_CACHE": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"},
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/v1/models", server, log)
+        backend, _ = await create_backend(
+            BackendSpec("remote", model=str(embedded_folder), base_url=f"http://127.0.0.1:{port}/v1")
+        )
+        with pytest.raises(error) as caught:
+            [d async for d in backend.stream_chat(ChatRequest([{"role": "user", "content": "hi"}]))]
+        assert complaint in str(caught.value)
+        await backend.close()
+    finally:
+        stop_process(server)

@@ -4,7 +4,7 @@ Like `lmdeploy serve api_server --api-keys`, it answers 401 to a wrong bearer ke
 started with --api-key (transformers serve has no such option, so the key check is added
 to its FastAPI app here).
 
-    python -m tests.servers.openai_server --model DIR --port 8123 [--api-key KEY]
+    python -m tests.servers.openai_server --model DIR --port 8123 [--api-key KEY] [--fail-status 503]
 """
 
 from __future__ import annotations
@@ -34,14 +34,34 @@ def require_api_key(build_server, api_key: str):
     return build
 
 
+def fail_chats_with(build_server, status: int):
+    """Chat completions answer `status`, as an overloaded (503) or broken (500) server does."""
+
+    def build(*args, **kwargs):
+        app = build_server(*args, **kwargs)
+
+        @app.middleware("http")
+        async def fail(request: Request, call_next):
+            if request.url.path.endswith("/chat/completions"):
+                return JSONResponse({"error": {"message": f"test server failing with {status}"}}, status_code=status)
+            return await call_next(request)
+
+        return app
+
+    return build
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--api-key")
+    parser.add_argument("--fail-status", type=int, help="answer every chat completion with this HTTP status")
     args = parser.parse_args()
     if args.api_key:
         serving_server.build_server = require_api_key(serving_server.build_server, args.api_key)
+    if args.fail_status:
+        serving_server.build_server = fail_chats_with(serving_server.build_server, args.fail_status)
     serve_cli.Serve(force_model=args.model, host="127.0.0.1", port=args.port, device="cpu", dtype="float32")
 
 
