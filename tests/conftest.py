@@ -81,30 +81,27 @@ async def cpu_backend(embedded_folder):
 OPENAI_SERVER_KEY = "test-key"
 
 
-@pytest.fixture(scope="session")
-def openai_server(embedded_folder, tmp_path_factory) -> dict:
-    """`transformers serve` with the embedded model on 127.0.0.1, requiring OPENAI_SERVER_KEY."""
+def start_openai_server(model: Path, folder: Path, *options: str) -> tuple[subprocess.Popen, str]:
+    """`transformers serve` with `model` on a free 127.0.0.1 port (see tests/servers); returns
+    the running process and its base URL. The caller stops it."""
     port = free_port()
-    tmp = tmp_path_factory.mktemp("openai-server")
-    log = tmp / "server.log"
-    (tmp / "hf-cache").mkdir()  # /v1/models scans this cache; empty, it lists nothing
+    log = folder / "server.log"
+    (folder / "hf-cache").mkdir()  # /v1/models scans this cache; empty, it lists nothing
     process = start_process(
-        [
-            sys.executable,
-            "-m",
-            "tests.servers.openai_server",
-            "--model",
-            str(embedded_folder),
-            "--port",
-            str(port),
-            "--api-key",
-            OPENAI_SERVER_KEY,
-        ],
+        [sys.executable, "-m", "tests.servers.openai_server", "--model", str(model), "--port", str(port), *options],
         log,
-        env={"HF_HUB_CACHE": str(tmp / "hf-cache"), "HF_HUB_OFFLINE": "1"},
+        env={"HF_HUB_CACHE": str(folder / "hf-cache"), "HF_HUB_OFFLINE": "1"},
     )
     base_url = f"http://127.0.0.1:{port}/v1"
     wait_for_http(f"{base_url}/models", process, log)
+    return process, base_url
+
+
+@pytest.fixture(scope="session")
+def openai_server(embedded_folder, tmp_path_factory) -> dict:
+    """The test server with the embedded model, requiring OPENAI_SERVER_KEY."""
+    folder = tmp_path_factory.mktemp("openai-server")
+    process, base_url = start_openai_server(embedded_folder, folder, "--api-key", OPENAI_SERVER_KEY)
     yield {"base_url": base_url, "model": str(embedded_folder), "api_key": OPENAI_SERVER_KEY, "process": process}
     stop_process(process)
 

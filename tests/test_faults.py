@@ -1,7 +1,6 @@
 """Faults the console survives: a server that dies mid-reply, many users at once, bad input."""
 
 import json
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,7 +13,7 @@ from backends import BackendError, BackendSpec, BackendUnavailable, ChatRequest,
 from console.chat import ChatSession, Turn, stream_reply
 from console.transcript import FORMAT, TranscriptError, import_chat
 from presets.store import PresetError, parse_preset
-from tests.conftest import free_port, start_process, stop_process, wait_for_http
+from tests.conftest import start_openai_server, stop_process
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -68,19 +67,9 @@ def test_any_chat_import_loads_or_says_why(document, right_format):
 
 @pytest.mark.remote
 async def test_server_dying_mid_reply_keeps_the_reply_and_says_so(embedded_folder, tmp_path):
-    port = free_port()
-    log = tmp_path / "server.log"
-    (tmp_path / "hf").mkdir()
-    server = start_process(
-        [sys.executable, "-m", "tests.servers.openai_server", "--model", str(embedded_folder), "--port", str(port)],
-        log,
-        env={"HF_HUB_CACHE": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"},
-    )
+    server, base_url = start_openai_server(embedded_folder, tmp_path)
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/v1/models", server, log)
-        backend, _ = await create_backend(
-            BackendSpec("remote", model=str(embedded_folder), base_url=f"http://127.0.0.1:{port}/v1")
-        )
+        backend, _ = await create_backend(BackendSpec("remote", model=str(embedded_folder), base_url=base_url))
         session = ChatSession()
         session.turns.append(Turn("user", "Write a very long story about the sea."))
         async for painted in stream_reply(backend, session):
@@ -120,29 +109,9 @@ def test_thirty_two_sessions_at_once_complete_without_crossed_histories(app_url)
     ],
 )
 async def test_server_error_statuses_say_what_happened(embedded_folder, tmp_path, status, error, complaint):
-    port = free_port()
-    log = tmp_path / "server.log"
-    (tmp_path / "hf").mkdir()
-    server = start_process(
-        [
-            sys.executable,
-            "-m",
-            "tests.servers.openai_server",
-            "--model",
-            str(embedded_folder),
-            "--port",
-            str(port),
-            "--fail-status",
-            str(status),
-        ],
-        log,
-        env={"HF_HUB_CACHE": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"},
-    )
+    server, base_url = start_openai_server(embedded_folder, tmp_path, "--fail-status", str(status))
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/v1/models", server, log)
-        backend, _ = await create_backend(
-            BackendSpec("remote", model=str(embedded_folder), base_url=f"http://127.0.0.1:{port}/v1")
-        )
+        backend, _ = await create_backend(BackendSpec("remote", model=str(embedded_folder), base_url=base_url))
         with pytest.raises(error) as caught:
             [d async for d in backend.stream_chat(ChatRequest([{"role": "user", "content": "hi"}]))]
         assert complaint in str(caught.value)
