@@ -20,6 +20,7 @@ from .base import (
     ModelLoadError,
     PromptTooLong,
     TextDelta,
+    TextScore,
     ToolCall,
     Usage,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "ModelLoadError",
     "PromptTooLong",
     "TextDelta",
+    "TextScore",
     "ToolCall",
     "Usage",
     "create_backend",

@@ -7,6 +7,7 @@ see engine objects, only these values and the errors below, whose messages say w
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
@@ -91,6 +92,19 @@ Delta = TextDelta | ToolCall | Usage | Finish
 
 
 @dataclass(frozen=True)
+class TextScore:
+    """How well the model predicts a text: the mean negative log-likelihood per scored token
+    (nats), as LMDeploy's `get_ppl` returns it. `tokens` is None where the server does not say."""
+
+    mean_nll: float
+    tokens: int | None
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.mean_nll)
+
+
+@dataclass(frozen=True)
 class BackendInfo:
     """What the UI header and exports say about the running engine."""
 
@@ -109,12 +123,17 @@ class Backend(Protocol):
 
     supports_tools: bool
     supports_kv_quant: bool
+    supports_perplexity: bool
 
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
         """Yield deltas for one reply; closing the iterator early cancels the generation."""
         ...
 
     def info(self) -> BackendInfo: ...
+
+    async def score_text(self, text: str) -> TextScore:
+        """Perplexity of `text` (no chat template); BackendError where `supports_perplexity` is False."""
+        ...
 
     async def close(self) -> None:
         """Stop the engine and free what it holds (VRAM, worker processes, connections)."""

@@ -32,6 +32,7 @@ from .base import (
     ModelLoadError,
     PromptTooLong,
     TextDelta,
+    TextScore,
     ToolCall,
     Usage,
 )
@@ -51,6 +52,7 @@ class CpuBackend:
 
     supports_tools = True
     supports_kv_quant = False
+    supports_perplexity = True
 
     def __init__(self, model_path: str | None = None):
         # The embedded GGUF is converted once and cached: a folder loads in ~1 s, the GGUF in ~25 s.
@@ -77,8 +79,24 @@ class CpuBackend:
             kind="cpu",
             model=self._name,
             engine="transformers (CPU, fp32)",
-            details={"context_tokens": self._context_len, "torch_threads": torch.get_num_threads()},
+            details={
+                "context_tokens": self._context_len,
+                "torch_threads": torch.get_num_threads(),
+                "weights_bytes": sum(p.numel() * p.element_size() for p in self._model.parameters()),
+            },
         )
+
+    async def score_text(self, text: str) -> TextScore:
+        """Mean cross-entropy of `text` under the model, like LMDeploy's `get_ppl`."""
+        ids = self._tokenizer(text, return_tensors="pt")["input_ids"][:, : self._context_len]
+        if ids.shape[1] < 2:
+            raise BackendError("perplexity needs a text of at least two tokens")
+
+        def forward() -> float:
+            with self._generate_lock, torch.inference_mode():
+                return float(self._model(input_ids=ids, labels=ids).loss)
+
+        return TextScore(mean_nll=await asyncio.to_thread(forward), tokens=int(ids.shape[1]))
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
         tools = request.tools if wants_tools(request.tools, request.tool_choice) else None

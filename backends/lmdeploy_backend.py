@@ -12,6 +12,7 @@ import multiprocessing
 import threading
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from .base import (
     BackendError,
@@ -23,6 +24,7 @@ from .base import (
     ModelLoadError,
     PromptTooLong,
     TextDelta,
+    TextScore,
     Usage,
 )
 from .lmdeploy_config import EngineOptions
@@ -37,6 +39,7 @@ class LmdeployBackend:
 
     supports_tools = False  # tool calling through the in-process pipeline is not verified on a GPU yet
     supports_kv_quant = True
+    supports_perplexity = True
 
     def __init__(self, model_path: str, options: EngineOptions):
         self._model_path, self._options = model_path, options
@@ -51,7 +54,7 @@ class LmdeployBackend:
         # multiprocessing joins live children at exit; the worker only ends once told to
         atexit.register(self._shutdown)
         self._send_lock = threading.Lock()
-        self._streams: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = {}
+        self._streams: dict[int, _Replies] = {}
         self._ids = itertools.count(1)
         self._crashed: str | None = None
         self._closing = False
@@ -82,30 +85,41 @@ class LmdeployBackend:
         return BackendInfo(kind="lmdeploy", model=self._model_path, engine=engine, details=details)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
-        if self._crashed:
-            raise EngineCrashed(self._crashed)
-        rid = next(self._ids)
-        queue: asyncio.Queue = asyncio.Queue()
-        self._streams[rid] = (asyncio.get_running_loop(), queue)
-        finished = False
-        try:
-            self._send("chat", rid, request.messages, request.params.as_dict())
+        async with self._request("chat", request.messages, request.params.as_dict()) as replies:
             while True:
-                kind, *payload = await queue.get()
+                kind, *payload = await replies.get()
                 if kind == "text":
                     yield TextDelta(payload[0])
                 elif kind == "usage":
                     yield Usage(*payload)
                 elif kind == "finish":
-                    finished = True
                     yield Finish(payload[0])
                     return
                 else:
-                    finished = True
                     raise _error(*payload)
+
+    async def score_text(self, text: str) -> TextScore:
+        async with self._request("score", text) as replies:
+            kind, *payload = await replies.get()
+        if kind != "score":
+            raise _error(*payload)
+        return TextScore(mean_nll=payload[0], tokens=payload[1])
+
+    @asynccontextmanager
+    async def _request(self, kind: str, *args) -> AsyncIterator[_Replies]:
+        """Send one request to the worker and hand over its replies. Leaving before the
+        last reply (a closed stream, a cancelled task) cancels the request in the worker."""
+        if self._crashed:
+            raise EngineCrashed(self._crashed)
+        rid = next(self._ids)
+        replies = _Replies(asyncio.get_running_loop())
+        self._streams[rid] = replies
+        try:
+            self._send(kind, rid, *args)
+            yield replies
         finally:
             self._streams.pop(rid, None)
-            if not finished and not self._crashed:
+            if not replies.ended and not self._crashed:
                 self._send("cancel", rid)
 
     async def close(self) -> None:
@@ -144,10 +158,8 @@ class LmdeployBackend:
                 rid, *reply = self._conn.recv()
             except (EOFError, OSError):
                 break
-            target = self._streams.get(rid)
-            if target:
-                loop, queue = target
-                loop.call_soon_threadsafe(queue.put_nowait, tuple(reply))
+            if replies := self._streams.get(rid):
+                replies.put(tuple(reply))
         self._process.join(timeout=5)
         if self._closing:
             self._crashed = "the engine was closed (a preset switch or shutdown); the reply so far is kept"
@@ -156,8 +168,8 @@ class LmdeployBackend:
                 f"the LMDeploy engine process ended (exit code {self._process.exitcode}); "
                 "the reply so far is kept. Restart the engine (Presets tab) to go on"
             )
-        for loop, queue in list(self._streams.values()):
-            loop.call_soon_threadsafe(queue.put_nowait, ("error", "crashed", self._crashed))
+        for replies in list(self._streams.values()):
+            replies.put(("error", "crashed", self._crashed))
 
     def _shutdown(self) -> None:
         if self._conn.closed:
@@ -176,6 +188,24 @@ class LmdeployBackend:
         if self._process.is_alive():
             self._process.kill()
             self._process.join(timeout=5)
+
+
+class _Replies:
+    """One request's replies, handed from the reader thread to the requester's event loop."""
+
+    _LAST = ("finish", "error", "score")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop, self._queue = loop, asyncio.Queue()
+        self.ended = False
+
+    def put(self, reply: tuple) -> None:
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, reply)
+
+    async def get(self) -> tuple:
+        reply = await self._queue.get()
+        self.ended = reply[0] in self._LAST
+        return reply
 
 
 def _error(kind: str, message: str) -> BackendError:

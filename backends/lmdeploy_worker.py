@@ -6,9 +6,11 @@ behind. Hosting the engine here keeps the console alive through an abort and giv
 byte of VRAM back when the process ends.
 
 Wire format over the pipe (tuples, pickled by multiprocessing):
-  parent -> child: ("chat", rid, messages, params_dict) | ("cancel", rid) | ("close",)
+  parent -> child: ("chat", rid, messages, params_dict) | ("score", rid, text)
+                   | ("cancel", rid) | ("close",)
   child -> parent: ("ready", info) | ("load_failed", message)
                    | (rid, "text", str) | (rid, "usage", prompt, completion)
+                   | (rid, "score", mean_nll, tokens)
                    | (rid, "finish", reason) | (rid, "error", kind, message)
 """
 
@@ -50,18 +52,20 @@ def main(conn, model_path: str, options: EngineOptions) -> None:
                 command = conn.recv()
             except (EOFError, OSError):  # the console went away
                 break
-            if command[0] == "chat":
-                _, rid, messages, params = command
-                running[rid] = asyncio.run_coroutine_threadsafe(
-                    _serve(pipe, rid, messages, GenerationParams.from_dict(params), send), loop
-                )
-                running[rid].add_done_callback(lambda _f, rid=rid: running.pop(rid, None))
-            elif command[0] == "cancel":
-                future = running.get(command[1])
-                if future:
-                    future.cancel()
-            elif command[0] == "close":
+            kind, *args = command
+            if kind == "close":
                 break
+            if kind == "cancel":
+                if future := running.get(args[0]):
+                    future.cancel()
+                continue
+            rid = args[0]
+            if kind == "chat":
+                job = _serve(pipe, rid, args[1], GenerationParams.from_dict(args[2]), send)
+            else:
+                job = _score(pipe, rid, args[1], send)
+            running[rid] = asyncio.run_coroutine_threadsafe(job, loop)
+            running[rid].add_done_callback(lambda _f, rid=rid: running.pop(rid, None))
     finally:
         pipe.close()
         conn.close()
@@ -160,6 +164,16 @@ async def _serve(pipe, rid: int, messages: list[dict], params: GenerationParams,
         send(rid, "error", kind, exc.message or exc.code.name)
     except Exception as exc:  # noqa: BLE001 - reported to the console, which shows it
         send(rid, "error", "engine", f"{type(exc).__name__}: {exc}")
+
+
+async def _score(pipe, rid: int, text: str, send) -> None:
+    """LMDeploy's perplexity of a text: the mean cross-entropy over its tokens."""
+    engine = pipe.async_engine
+    ids = engine.tokenizer.encode(text)[: engine.session_len - 1]
+    try:
+        send(rid, "score", await engine.async_get_ppl(ids), len(ids))
+    except Exception as exc:  # noqa: BLE001 - e.g. ValueError with prefix caching on
+        send(rid, "error", "request", f"perplexity: {type(exc).__name__}: {exc}")
 
 
 def _describe_load_error(exc: BaseException) -> str:

@@ -19,6 +19,7 @@ from .base import (
     Finish,
     PromptTooLong,
     TextDelta,
+    TextScore,
     Usage,
 )
 
@@ -35,6 +36,7 @@ class RemoteBackend:
 
     supports_tools = False  # tools are not sent to servers yet (not verified against a tool-call parser)
     supports_kv_quant = False  # the server decides its own quantization
+    supports_perplexity = True  # where the server is lmdeploy's api_server (`/get_ppl`)
 
     def __init__(self, client: AsyncOpenAI, model: str, base_url: str):
         self._client, self._model, self._base_url = client, model, base_url
@@ -126,14 +128,7 @@ class RemoteBackend:
     async def server_metrics(self) -> dict[str, float]:
         """The server's Prometheus `/metrics` lines about its KV cache (api_server exposes
         `gpu_cache_usage_perc` with `--enable-metrics`); raises BackendError where there are none."""
-        url = self._base_url.rstrip("/").removesuffix("/v1") + "/metrics"
-        try:
-            async with httpx.AsyncClient(timeout=_TIMEOUT) as http:
-                response = await http.get(url, headers={"Authorization": f"Bearer {self._client.api_key}"})
-        except httpx.HTTPError as exc:
-            raise BackendUnavailable(f"cannot read {url}: {exc}") from exc
-        if response.status_code != 200:
-            raise BackendError(f"{url} answered {response.status_code}: the server exposes no metrics there")
+        response = await self._beside_v1("GET", "/metrics", "the server exposes no metrics there")
         metrics = {}
         for line in response.text.splitlines():
             name, _, value = line.partition(" ")
@@ -143,6 +138,29 @@ class RemoteBackend:
                 except (ValueError, IndexError):
                     continue
         return metrics
+
+    async def score_text(self, text: str) -> TextScore:
+        """lmdeploy api_server's `/get_ppl`; other servers have none (BackendError)."""
+        response = await self._beside_v1(
+            "POST", "/get_ppl", "only lmdeploy's api_server reports perplexity", json={"input": text}
+        )
+        try:
+            return TextScore(mean_nll=float(response.json()["ppl"]), tokens=None)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BackendError(f"/get_ppl answered something else than {{'ppl': ...}}: {response.text[:200]}") from exc
+
+    async def _beside_v1(self, method: str, path: str, missing: str, **kwargs) -> httpx.Response:
+        """A request to one of api_server's own endpoints, which sit beside /v1."""
+        url = self._base_url.rstrip("/").removesuffix("/v1") + path
+        headers = {"Authorization": f"Bearer {self._client.api_key}"}
+        try:
+            async with httpx.AsyncClient(timeout=_TIMEOUT) as http:
+                response = await http.request(method, url, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(f"cannot reach {url}: {exc}") from exc
+        if response.status_code != 200:
+            raise BackendError(f"{url} answered {response.status_code}: {missing}")
+        return response
 
     async def close(self) -> None:
         await self._client.close()

@@ -25,7 +25,7 @@ from pathlib import Path
 from backends import ChatRequest, GenerationParams, TextDelta, Usage, create_backend
 from bench.cli import backend_parser, backend_spec
 from bench.gradio_stream import GradioEndpoint
-from bench.machine import describe_machine
+from telemetry.machine import describe_machine
 
 PROMPTS = [
     "Write a long story about a lighthouse keeper.",

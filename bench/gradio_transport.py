@@ -17,7 +17,7 @@ import time
 import gradio as gr
 
 from bench.gradio_stream import GradioEndpoint
-from bench.machine import describe_machine
+from telemetry.machine import describe_machine
 
 TICKS = 30
 

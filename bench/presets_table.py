@@ -18,9 +18,9 @@ from pathlib import Path
 
 from backends import GenerationParams
 from bench.chat_overhead import PROMPTS, backend_sample, prompt_at
-from bench.machine import describe_machine
 from console.core import Console, NoEngine
 from presets.store import PresetCatalog
+from telemetry.machine import describe_machine
 from telemetry.vram import VramSampler
 
 GIB = 2**30

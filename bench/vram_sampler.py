@@ -16,7 +16,7 @@ import time
 from backends import GenerationParams, create_backend
 from bench.chat_overhead import PROMPTS, backend_sample
 from bench.cli import backend_parser, backend_spec
-from bench.machine import describe_machine
+from telemetry.machine import describe_machine
 from telemetry.vram import VramSampler
 
 

@@ -30,6 +30,7 @@ from telemetry.vram import VramSampler
 
 from .access import AccessPolicy
 from .chat import RepaintPacer
+from .jobs import JobSlot
 from .paths import ModelRoots
 from .reproduce import reproduce
 
@@ -42,6 +43,15 @@ class EngineState:
     reason: str
     preset: str | None
     previous_preset: str | None
+    default_params: GenerationParams
+
+
+@dataclass(frozen=True)
+class EngineSnapshot:
+    """The engine a job found running: a preset, or the command line's spec."""
+
+    preset: str | None
+    spec: BackendSpec | None
     default_params: GenerationParams
 
 
@@ -71,6 +81,7 @@ class NoEngine:
 
     supports_tools = False
     supports_kv_quant = False
+    supports_perplexity = False
 
     def __init__(self, reason: str):
         self.reason = reason
@@ -81,6 +92,9 @@ class NoEngine:
     async def stream_chat(self, request) -> AsyncIterator:
         raise BackendUnavailable(self.reason)
         yield  # an async generator, like every backend's stream_chat
+
+    async def score_text(self, text: str):
+        raise BackendUnavailable(self.reason)
 
     async def close(self) -> None:
         pass
@@ -110,6 +124,7 @@ class Console:
         self.last_switch: SwitchReport | None = None
         self.pacer = RepaintPacer()
         self.access = access or AccessPolicy()
+        self.jobs = JobSlot()
         self._switch_lock = asyncio.Lock()
         self._name_engine_process()
 
@@ -157,6 +172,27 @@ class Console:
             after = self._gpu_used_mib() if before is not None else None
             self.last_switch = SwitchReport(name, time.perf_counter() - started, before, after, notes)
             return self.last_switch
+
+    def snapshot(self) -> EngineSnapshot:
+        """What runs now, so that a job that switches presets can bring it back."""
+        return EngineSnapshot(self._preset, self._spec, self._default_params)
+
+    async def restore(self, snapshot: EngineSnapshot) -> None:
+        """Run the snapshot's engine again, unless it still runs."""
+        if isinstance(self._backend, NoEngine) or snapshot.preset != self._preset or snapshot.spec != self._spec:
+            if snapshot.preset:
+                await self.switch_preset(snapshot.preset)
+            elif snapshot.spec:
+                async with self._switch_lock:
+                    self._backend, self._reason = await self._replace_backend(snapshot.spec, "the starting engine")
+                    self._preset, self._spec, self._default_params = None, snapshot.spec, snapshot.default_params
+                    self._name_engine_process()
+                    self.sampler.mark("engine loaded: the starting engine")
+
+    async def unload(self, reason: str) -> None:
+        """Close the engine to free its GPU memory (for a job that needs it)."""
+        async with self._switch_lock:
+            await self._retire(reason)
 
     async def restart(self) -> None:
         """Start the last engine that ran again: after an engine crash, or to reload it."""

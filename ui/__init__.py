@@ -6,7 +6,7 @@ import gradio as gr
 
 from console.core import Console
 
-from . import chat, presets, tools, vram
+from . import chat, compare, presets, tools, vram
 from .header import engine_header
 from .vram_figures import compact_gauge
 
@@ -30,6 +30,8 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
                 vram.build_tab(console)
             with gr.Tab("Tools", id="tools"):
                 tools_note, tools_note_output = tools.build_tab(console)
+            with gr.Tab("Compare", id="compare"):
+                compare.build_tab(console)
 
         def refresh_header():
             return engine_header(console.state()), compact_gauge(console.sampler.latest())

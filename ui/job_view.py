@@ -1,0 +1,32 @@
+"""How a running job looks: a progress line and the log tail, shared by Compare and Quantize."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from console.jobs import Job, JobStatus
+
+_BAR_CELLS = 30
+
+
+async def follow(job: Job, interval_s: float = 0.5) -> AsyncIterator[JobStatus]:
+    """The job's status every `interval_s` until it ends (the job goes on if the page closes)."""
+    while not (status := job.status()).finished:
+        yield status
+        await asyncio.sleep(interval_s)
+    yield status
+
+
+def status_markdown(status: JobStatus | None) -> str:
+    if status is None:
+        return "No job has run yet."
+    filled = round(status.fraction * _BAR_CELLS)
+    bar = "█" * filled + "░" * (_BAR_CELLS - filled)
+    minutes, seconds = divmod(int(status.elapsed_s), 60)
+    head = {"running": "Running", "done": "Done", "failed": "**Failed**", "cancelled": "Cancelled"}[status.state]
+    return f"{head} · `{bar}` {status.fraction:.0%} · {minutes}:{seconds:02d} · {status.message}"
+
+
+def log_tail(status: JobStatus | None, lines: int = 40) -> str:
+    return "\n".join(status.log[-lines:]) if status else ""
