@@ -127,7 +127,9 @@ class _Progress:
     preset: str
 
     def step(self, what: str) -> None:
-        self.job.report(self.done / self.total, f"{self.preset}: {what}")
+        message = f"{self.preset}: {what}"
+        self.job.report(self.done / self.total, message)
+        self.job.log(message)
         self.done += 1
 
 

@@ -54,8 +54,8 @@ class Job:
         self._task: asyncio.Task | None = None
 
     def report(self, fraction: float, message: str) -> None:
+        """Move the progress bar; `message` says what is happening now (log lines go to `log`)."""
         self._fraction, self._message = min(max(fraction, 0.0), 1.0), message
-        self.log(message)
 
     def log(self, line: str) -> None:
         self._log.append(line.rstrip())
