@@ -25,6 +25,7 @@ from console.jobs import Job, JobFailed
 from presets.schema import Preset
 from presets.store import PresetError
 
+from .calibration import CalibrationError, load_text
 from .checks import plan
 from .progress import parse_line
 
@@ -72,6 +73,10 @@ async def run_quantization(console: Console, settings: QuantizeSettings, job: Jo
     checked = plan(settings.model, settings.output, settings.group_size)
     if not checked.ok:
         raise JobFailed("; ".join(checked.errors))
+    try:
+        load_text(settings.calibration_file)
+    except CalibrationError as exc:
+        raise JobFailed(str(exc)) from exc
     for note in checked.notes:
         job.log(note)
     snapshot = console.snapshot()

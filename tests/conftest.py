@@ -106,6 +106,9 @@ def openai_server(embedded_folder, tmp_path_factory) -> dict:
     stop_process(process)
 
 
+# /quantize: source, output folder, preset name, group size, samples, seqlen, dtype, calibration file, unload
+QUANTIZE_ARGS = ("embedded: SmolLM2-135M-Instruct", "smol-awq", "smol-awq", 64, 8, 128, "float16", None, True)
+
 DOWN_PORT = free_port()  # nothing listens here: the "server down" cases point at it
 USER_PRESETS = {
     "cpu-greedy.yaml": "description: the embedded model, greedy\nbackend: cpu\ngeneration:\n  temperature: 0\n",

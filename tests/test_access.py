@@ -7,7 +7,7 @@ from gradio_client import Client
 
 import app
 from console.access import AccessPolicy, NotAllowed
-from tests.conftest import free_port, start_process, stop_process, wait_for_http
+from tests.conftest import QUANTIZE_ARGS, free_port, start_process, stop_process, wait_for_http
 
 
 def test_policy():
@@ -70,3 +70,12 @@ def test_users_chat_but_only_admins_switch_or_restart(guarded_url):
 def test_without_the_password_nothing_is_served(guarded_url):
     with pytest.raises(ValueError, match="Could not login"):
         Client(guarded_url, auth=("bob", "wrong"), verbose=False)
+
+
+@pytest.mark.app
+def test_only_admins_compare_or_quantize(guarded_url):
+    bob = Client(guarded_url, auth=("bob", "bob-pw"), verbose=False)
+    with pytest.raises(Exception, match="only admins can run comparisons"):
+        bob.predict(["cpu", "cpu"], ["math"], "", 8, 1, False, api_name="/compare")
+    with pytest.raises(Exception, match="only admins can quantize models"):
+        bob.predict(*QUANTIZE_ARGS, api_name="/quantize")

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
+from tests.conftest import QUANTIZE_ARGS
+
 pytestmark = pytest.mark.app
 
 
@@ -49,3 +51,8 @@ def test_compare_two_cpu_presets_end_to_end(client):
 def test_compare_refuses_one_preset_with_a_clear_error(client):
     with pytest.raises(Exception, match="pick 2 to 4 presets"):
         client.predict(["cpu"], ["math"], "", 16, 1, False, api_name="/compare")
+
+
+def test_quantize_without_a_gpu_says_it_needs_one(client):
+    with pytest.raises(Exception, match="quantization needs a CUDA GPU and none is usable here"):
+        client.predict(*QUANTIZE_ARGS, api_name="/quantize")

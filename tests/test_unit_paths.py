@@ -38,3 +38,12 @@ def test_missing_and_non_model_folders_say_so(root):
 
 def test_without_roots_any_local_model_folder_is_allowed(root):
     assert ModelRoots().resolve(str(root / "escape")) == (root.parent / "outside")
+
+
+def test_new_folders_for_quantized_models_stay_inside_the_roots(root, tmp_path):
+    roots = ModelRoots([root])
+    assert roots.new_folder("smol-awq", tmp_path / "unused") == root / "smol-awq"
+    for escape in ("../elsewhere", "escape/awq", "/tmp/awq"):
+        with pytest.raises(ValueError, match="outside the allowed model roots"):
+            roots.new_folder(escape, tmp_path)
+    assert ModelRoots().new_folder("awq", tmp_path) == tmp_path / "awq"

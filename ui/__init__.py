@@ -6,7 +6,7 @@ import gradio as gr
 
 from console.core import Console
 
-from . import chat, compare, presets, tools, vram
+from . import chat, compare, presets, quantize, tools, vram
 from .header import engine_header
 from .vram_figures import compact_gauge
 
@@ -25,18 +25,25 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
             with gr.Tab("Chat", id="chat"):
                 knobs = chat.build_tab(console)
             with gr.Tab("Presets", id="presets"):
-                switch_events, (engine_views, engine_outputs) = presets.build_tab(console)
+                switch_events, (engine_views, engine_outputs), preset_picker = presets.build_tab(console)
             with gr.Tab("VRAM", id="vram"):
                 vram.build_tab(console)
             with gr.Tab("Tools", id="tools"):
                 tools_note, tools_note_output = tools.build_tab(console)
             with gr.Tab("Compare", id="compare"):
-                compare.build_tab(console)
+                compare_picker = compare.build_tab(console)
+            with gr.Tab("Quantize", id="quantize"):
+                quantized, quantize_switch = quantize.build_tab(console)
 
         def refresh_header():
             return engine_header(console.state()), compact_gauge(console.sampler.latest())
 
-        for event in switch_events:
+        def refresh_preset_lists():
+            names = console.catalog.names()
+            return gr.Radio(choices=names, value=console.state().preset), gr.CheckboxGroup(choices=names)
+
+        quantized.then(refresh_preset_lists, outputs=[preset_picker, compare_picker], api_visibility="private")
+        for event in [*switch_events, quantize_switch]:
             event.then(refresh_header, outputs=[header, gauge], api_visibility="private").then(
                 lambda: chat.default_knobs(console), outputs=knobs, api_visibility="private"
             ).then(tools_note, outputs=tools_note_output, api_visibility="private")

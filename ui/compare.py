@@ -19,7 +19,8 @@ from .compare_figures import capacity_figure, memory_figure, speed_figure
 from .job_view import follow, log_tail, status_markdown
 
 
-def build_tab(console: Console) -> None:
+def build_tab(console: Console) -> gr.CheckboxGroup:
+    """Lay out the tab; returns its preset picker (to refresh when presets are added)."""
     prompts = builtin_prompts()
     gr.Markdown(
         "Each preset in turn: switch, warm up, then the same greedy requests, the same requests all at once, "
@@ -75,6 +76,7 @@ def build_tab(console: Console) -> None:
     views = [progress, log, table, memory, capacity, speed, outputs_view, exports]
     run.click(compare, [picked, prompt_names, own, max_new, concurrency, perplexity], views, api_name="compare")
     cancel.click(cancel_job, api_name="cancel_compare")
+    return picked
 
 
 def _no_result() -> tuple:

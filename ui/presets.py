@@ -15,8 +15,8 @@ from .engine_card import engine_card
 
 
 def build_tab(console: Console) -> tuple:
-    """Lay out the tab; returns its switch events (other views refresh after them) and the
-    (function, outputs) that repaint its engine views, for page loads."""
+    """Lay out the tab; returns its switch events (other views refresh after them), the
+    (function, outputs) that repaint its engine views, for page loads, and the preset picker."""
     catalog = console.catalog
     current = console.state().preset
     with gr.Row():
@@ -123,7 +123,7 @@ def build_tab(console: Console) -> tuple:
         restart_clicked, None, views, api_visibility="private", concurrency_limit=1, concurrency_id="switch"
     )
     _register_api(console)
-    return [switch_event, back_event, restart_event], (lambda: engine_views(console), [card, reproduce, back])
+    return [switch_event, back_event, restart_event], (lambda: engine_views(console), [card, reproduce, back]), choice
 
 
 def engine_views(console: Console) -> tuple:

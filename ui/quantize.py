@@ -1,0 +1,182 @@
+"""The Quantize tab: AWQ W4A16 from the browser, then a preset to switch to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from backends import BackendError
+from backends.embedded_model import EMBEDDED_MODEL_NAME, cache_dir, embedded_hf_folder
+from console.access import NotAllowed
+from console.core import Console
+from console.jobs import Job, JobBusy
+from presets.store import PresetError
+from quantize.checks import GROUP_SIZES, plan
+from quantize.job import QuantizeResult, QuantizeSettings, run_quantization
+
+from .job_view import follow, log_tail, status_markdown
+
+EMBEDDED_CHOICE = f"embedded: {EMBEDDED_MODEL_NAME}"
+
+
+def build_tab(console: Console) -> tuple:
+    """Lay out the tab; returns its events: a quantization ended (a preset may be new), and a
+    switch to the new preset (the engine changed)."""
+    no_gpu = console.machine.no_gpu_reason if console.machine.gpu_count == 0 else None
+    gr.Markdown(
+        "LMDeploy's `auto_awq` in a process of its own: 4-bit weights, 16-bit activations. Calibration "
+        "uses your text or the built-in offline text (nothing is downloaded). The result becomes a preset. "
+        "Admins only."
+        + (f"\n\n**Quantization needs a CUDA GPU and none is usable here** ({no_gpu})." if no_gpu else "")
+    )
+    with gr.Row():
+        source = gr.Dropdown(
+            _source_choices(console), value=EMBEDDED_CHOICE, allow_custom_value=True, label="Source model"
+        )
+        output = gr.Textbox(label="Output folder (a name goes under the first model root)", value="smollm2-awq-g64")
+        preset_name = gr.Textbox(label="New preset name", value="smollm2-awq")
+    with gr.Row():
+        group = gr.Dropdown(list(GROUP_SIZES), value=64, label="Group size (TurboMind loads 128 only)")
+        samples = gr.Slider(1, 1024, value=128, step=1, label="Calibration samples")
+        seqlen = gr.Slider(16, 8192, value=2048, step=16, label="Calibration sequence length")
+        dtype = gr.Radio(["auto", "float16", "bfloat16"], value="auto", label="dtype")
+    with gr.Row():
+        calibration = gr.File(
+            label='Calibration text (.txt, or .jsonl of {"text": ...}); empty: built-in', file_types=[".txt", ".jsonl"]
+        )
+        unload = gr.Checkbox(value=True, label="Unload the engine first (frees its GPU memory; it comes back after)")
+    with gr.Row():
+        check = gr.Button("Check")
+        start = gr.Button("Quantize", variant="primary", interactive=no_gpu is None, elem_id="quantize-start")
+        cancel = gr.Button("Cancel")
+    progress = gr.Markdown(status_markdown(None), elem_id="quantize-progress")
+    log = gr.Textbox(label="Log", lines=8, max_lines=8, autoscroll=True, interactive=False)
+    result = gr.Markdown()
+    switch = gr.Button("Switch to the new preset", visible=False, variant="primary")
+    new_preset = gr.State()
+
+    def settings_from(
+        source_model, output_folder, new_preset_name, group_size, samples_n, seq_len, data_type, text_file, free_gpu
+    ) -> QuantizeSettings:
+        return QuantizeSettings(
+            model=_resolve_source(console, source_model),
+            output=console.model_roots.new_folder(output_folder.strip(), cache_dir() / "models"),
+            preset_name=new_preset_name.strip(),
+            group_size=int(group_size),
+            samples=int(samples_n),
+            seqlen=int(seq_len),
+            dtype=data_type,
+            calibration_file=_upload_path(text_file) if text_file else None,
+            unload_engine=bool(free_gpu),
+        )
+
+    inputs = [source, output, preset_name, group, samples, seqlen, dtype, calibration, unload]
+
+    def check_clicked(*values) -> str:
+        try:
+            settings = settings_from(*values)
+        except (ValueError, BackendError) as exc:
+            return f"**Cannot start:** {exc}"
+        verdict = plan(settings.model, settings.output, settings.group_size)
+        lines = [f"- **{e}**" for e in verdict.errors] + [f"- {n}" for n in verdict.notes]
+        if no_gpu:
+            lines.append(f"- **needs a CUDA GPU** ({no_gpu})")
+        return "\n".join(["Ready to quantize." if verdict.ok and not no_gpu else "Not ready:", *lines])
+
+    async def quantize(
+        source_model,
+        output_folder,
+        new_preset_name,
+        group_size,
+        samples_n,
+        seq_len,
+        data_type,
+        text_file,
+        free_gpu,
+        request: gr.Request,
+    ):
+        """Quantize a model with AWQ W4A16 (admins only, needs a CUDA GPU); the result names the new preset."""
+        try:
+            console.access.require_admin(request.username, "quantize models")
+            if no_gpu:
+                raise ValueError(f"quantization needs a CUDA GPU and none is usable here ({no_gpu})")
+            settings = settings_from(
+                source_model,
+                output_folder,
+                new_preset_name,
+                group_size,
+                samples_n,
+                seq_len,
+                data_type,
+                text_file,
+                free_gpu,
+            )
+            job = console.jobs.start(Job("quantization", lambda job: run_quantization(console, settings, job)))
+        except (NotAllowed, ValueError, BackendError, JobBusy) as exc:
+            raise gr.Error(str(exc)) from exc
+        async for status in follow(job):
+            yield status_markdown(status), log_tail(status), gr.skip(), gr.skip(), gr.skip()
+        if status.state == "failed":
+            raise gr.Error(status.error)
+        done = status.state == "done"
+        yield (
+            status_markdown(status),
+            log_tail(status),
+            _result_text(status.result) if done else "",
+            gr.Button(f"Switch to {status.result.preset}", visible=True) if done else gr.skip(),
+            status.result.preset if done else None,
+        )
+
+    def cancel_clicked(request: gr.Request):
+        console.access.require_admin(request.username, "cancel quantization")
+        job = console.jobs.current
+        if job and job.kind == "quantization":
+            job.cancel()
+
+    async def switch_clicked(name, request: gr.Request):
+        try:
+            console.access.require_admin(request.username, "switch presets")
+            report = await console.switch_preset(name)
+        except (NotAllowed, PresetError, BackendError) as exc:
+            raise gr.Error(str(exc)) from exc
+        return f"**Switched to {report.preset}** in {report.load_seconds:.1f} s."
+
+    check.click(check_clicked, inputs, result, api_visibility="private")
+    quantized = start.click(quantize, inputs, [progress, log, result, switch, new_preset], api_name="quantize")
+    cancel.click(cancel_clicked, api_name="cancel_quantize")
+    switched = switch.click(
+        switch_clicked, new_preset, result, api_visibility="private", concurrency_limit=1, concurrency_id="switch"
+    )
+    return quantized, switched
+
+
+def _source_choices(console: Console) -> list[str]:
+    """The embedded model and every unquantized model a preset names."""
+    models = []
+    for name in console.catalog.names():
+        try:
+            preset = console.catalog.get(name)
+        except PresetError:
+            continue
+        if preset.model and preset.model_format == "hf" and preset.model not in models:
+            models.append(preset.model)
+    return [EMBEDDED_CHOICE, *models]
+
+
+def _resolve_source(console: Console, value: str):
+    if not value or value == EMBEDDED_CHOICE:
+        return embedded_hf_folder()
+    return console.model_roots.resolve(value.strip())
+
+
+def _upload_path(upload) -> Path:
+    return Path(upload if isinstance(upload, str) else upload.name)
+
+
+def _result_text(result: QuantizeResult) -> str:
+    before, after = result.weights_bytes_before / 2**20, result.weights_bytes_after / 2**20
+    return (
+        f"**Quantized in {result.seconds:.0f} s** into `{result.output}`: weight files {before:,.0f} MiB -> "
+        f"{after:,.0f} MiB. Saved as preset **{result.preset}** (engine: {result.engine})."
+    )
