@@ -105,6 +105,14 @@ class LmdeployBackend:
             raise _error(*payload)
         return TextScore(mean_nll=payload[0], tokens=payload[1])
 
+    async def engine_metrics(self) -> dict:
+        """LMDeploy's scheduler now: `cache_usage` (share of KV blocks in use), `active_seqs`, `waiting_seqs`."""
+        async with self._request("metrics") as replies:
+            kind, *payload = await replies.get()
+        if kind != "metrics":
+            raise _error(*payload)
+        return payload[0]
+
     @asynccontextmanager
     async def _request(self, kind: str, *args) -> AsyncIterator[_Replies]:
         """Send one request to the worker and hand over its replies. Leaving before the
@@ -193,7 +201,7 @@ class LmdeployBackend:
 class _Replies:
     """One request's replies, handed from the reader thread to the requester's event loop."""
 
-    _LAST = ("finish", "error", "score")
+    _LAST = ("finish", "error", "score", "metrics")
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self._loop, self._queue = loop, asyncio.Queue()

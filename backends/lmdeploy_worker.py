@@ -7,10 +7,10 @@ byte of VRAM back when the process ends.
 
 Wire format over the pipe (tuples, pickled by multiprocessing):
   parent -> child: ("chat", rid, messages, params_dict) | ("score", rid, text)
-                   | ("cancel", rid) | ("close",)
+                   | ("metrics", rid) | ("cancel", rid) | ("close",)
   child -> parent: ("ready", info) | ("load_failed", message)
                    | (rid, "text", str) | (rid, "usage", prompt, completion)
-                   | (rid, "score", mean_nll, tokens)
+                   | (rid, "score", mean_nll, tokens) | (rid, "metrics", dict)
                    | (rid, "finish", reason) | (rid, "error", kind, message)
 """
 
@@ -62,8 +62,10 @@ def main(conn, model_path: str, options: EngineOptions) -> None:
             rid = args[0]
             if kind == "chat":
                 job = _serve(pipe, rid, args[1], GenerationParams.from_dict(args[2]), send)
-            else:
+            elif kind == "score":
                 job = _score(pipe, rid, args[1], send)
+            else:
+                job = _metrics(pipe, rid, send)
             running[rid] = asyncio.run_coroutine_threadsafe(job, loop)
             running[rid].add_done_callback(lambda _f, rid=rid: running.pop(rid, None))
     finally:
@@ -174,6 +176,15 @@ async def _score(pipe, rid: int, text: str, send) -> None:
         send(rid, "score", await engine.async_get_ppl(ids), len(ids))
     except Exception as exc:  # noqa: BLE001 - e.g. ValueError with prefix caching on
         send(rid, "error", "request", f"perplexity: {type(exc).__name__}: {exc}")
+
+
+async def _metrics(pipe, rid: int, send) -> None:
+    """The scheduler's view now: the share of KV-cache blocks in use, requests running and waiting."""
+    try:
+        metrics = await pipe.async_engine.get_schedule_metrics()
+        send(rid, "metrics", {k: getattr(metrics, k) for k in ("cache_usage", "active_seqs", "waiting_seqs")})
+    except Exception as exc:  # noqa: BLE001 - the VRAM tab shows it instead of the figures
+        send(rid, "error", "request", f"scheduler metrics: {type(exc).__name__}: {exc}")
 
 
 def _describe_load_error(exc: BaseException) -> str:

@@ -87,6 +87,26 @@ async def test_prompt_over_session_len_is_refused(engine):
         [d async for d in engine.stream_chat(ChatRequest(ask("word " * 3000), GREEDY))]
 
 
+async def test_perplexity_of_the_fixed_text_matches_the_cpu_backend(engine, cpu_backend):
+    from compare.prompts import PERPLEXITY_TEXT
+
+    text = PERPLEXITY_TEXT.read_text()
+    on_gpu, on_cpu = await engine.score_text(text), await cpu_backend.score_text(text)
+    assert on_gpu.tokens > 1000
+    assert on_gpu.perplexity == pytest.approx(on_cpu.perplexity, rel=0.05)  # bf16 on the GPU, fp32 on the CPU
+
+
+async def test_kv_cache_in_use_rises_while_generating(engine):
+    idle = await engine.engine_metrics()
+    stream = engine.stream_chat(
+        ChatRequest(ask("Write a very long story. " * 200), GenerationParams(max_new_tokens=1500))
+    )
+    [await anext(stream) for _ in range(5)]
+    busy = await engine.engine_metrics()
+    await stream.aclose()
+    assert busy["active_seqs"] >= 1 and busy["cache_usage"] > idle["cache_usage"]
+
+
 async def test_close_gives_the_vram_back(embedded_folder):
     before = gpu_used_mib()
     backend = await LmdeployBackend.start(str(embedded_folder), EngineOptions(engine="pytorch"))

@@ -55,6 +55,8 @@ def build_tab(console: Console) -> None:
 
 async def _source_note(console: Console, sample) -> str:
     backend = console.backend
+    if hasattr(backend, "engine_metrics"):
+        return await _kv_in_use(backend) + "\n\nMemory read from NVML about once a second."
     metrics_reader = getattr(backend, "server_metrics", None)
     if metrics_reader is not None:
         try:
@@ -66,3 +68,20 @@ async def _source_note(console: Console, sample) -> str:
     if sample.error:
         return f"{sample.error}. Showing the console process's memory instead."
     return "Read from NVML about once a second."
+
+
+async def _kv_in_use(backend) -> str:
+    """The KV cache in use against what is reserved, from LMDeploy's scheduler."""
+    try:
+        metrics = await backend.engine_metrics()
+    except BackendError as exc:
+        return f"KV cache in use: not available ({exc})."
+    reserved = backend.info().details.get("kv_cache") or {}
+    usage = metrics["cache_usage"]
+    text = f"**KV cache in use: {usage:.1%} of the reserve**"
+    if reserved.get("tokens"):
+        approx = "≈ " if reserved.get("source") == "estimate" else ""
+        text += f" ({approx}{usage * reserved['tokens']:,.0f} of {approx}{reserved['tokens']:,} tokens)"
+    return (
+        text + f"; {metrics['active_seqs']} requests running, {metrics['waiting_seqs']} waiting (LMDeploy's scheduler)."
+    )
