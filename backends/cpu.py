@@ -38,7 +38,7 @@ from .base import (
 )
 from .embedded_model import EMBEDDED_MODEL_NAME, embedded_hf_folder
 from .stops import StopMatcher
-from .tool_prompt import forced_call_schema, parse_forced_call, parse_tool_calls, tool_messages, wants_tools
+from .tool_prompt import ToolTurn
 
 _DONE = object()
 
@@ -99,14 +99,12 @@ class CpuBackend:
         return TextScore(mean_nll=await asyncio.to_thread(forward), tokens=int(ids.shape[1]))
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
-        tools = request.tools if wants_tools(request.tools, request.tool_choice) else None
-        messages = tool_messages(request.messages, tools) if tools else request.messages
         try:
-            forced = forced_call_schema(tools, request.tool_choice) if tools else None
+            turn = ToolTurn.of(request.messages, request.tools, request.tool_choice)
         except ValueError as exc:
             raise BackendError(str(exc)) from exc
         prompt_ids = self._tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            turn.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )["input_ids"]
         prompt_len = prompt_ids.shape[1]
         if prompt_len >= self._context_len:
@@ -115,15 +113,15 @@ class CpuBackend:
                 "context; clear the chat or shorten the message"
             )
         max_new = min(request.params.max_new_tokens, self._context_len - prompt_len)
-        run = _Run(StopMatcher(request.params.stop), self._json_constraint(forced) if forced else None)
+        run = _Run(StopMatcher(request.params.stop), self._json_constraint(turn.forced) if turn.forced else None)
         text = ""
         # aclosing: when our consumer closes this stream, the generation must stop now
         async with aclosing(self._stream_text(prompt_ids, request.params, max_new, run)) as pieces:
             async for piece in pieces:
                 text += piece
-                if not forced:  # a forced call is JSON for the caller, not text for the reader
+                if not turn.forced:  # a forced call is JSON for the caller, not text for the reader
                     yield TextDelta(piece)
-        calls = self._calls_in(text, forced, tools)
+        calls = turn.calls(text)
         for index, (name, arguments) in enumerate(calls):
             yield ToolCall(f"call_{index}", name, arguments)
         yield Usage(prompt_tokens=prompt_len, completion_tokens=run.tokens)
@@ -175,15 +173,6 @@ class CpuBackend:
         # the generation config's, not the tokenizer's: SmolLM2's GGUF names <|im_start|> as eos
         eos = self._model.generation_config.eos_token_id
         return list(eos) if isinstance(eos, (list, tuple)) else [eos]
-
-    @staticmethod
-    def _calls_in(text: str, forced: dict | None, tools: list[dict] | None) -> list[tuple[str, str]]:
-        if forced:
-            try:
-                return [parse_forced_call(text)]
-            except (ValueError, KeyError):  # cut short by max_new_tokens or Stop
-                return [("", text)]
-        return parse_tool_calls(text) if tools else []
 
     def _generate(self, prompt_ids, params: GenerationParams, max_new, streamer, cancel, loop, queue, constraint):
         class _Cancelled(StoppingCriteria):

@@ -25,10 +25,12 @@ from .base import (
     PromptTooLong,
     TextDelta,
     TextScore,
+    ToolCall,
     Usage,
 )
 from .lmdeploy_config import EngineOptions
 from .lmdeploy_worker import main as worker_main
+from .tool_prompt import ToolTurn
 
 _LOAD_TIMEOUT_S = 1800  # a 70B model from a slow disk takes many minutes
 _CLOSE_TIMEOUT_S = 30
@@ -37,7 +39,7 @@ _CLOSE_TIMEOUT_S = 30
 class LmdeployBackend:
     """Chat through `lmdeploy.pipeline` in a child process; `close()` ends the process."""
 
-    supports_tools = False  # tool calling through the in-process pipeline is not verified on a GPU yet
+    supports_tools = True  # through the console's tool-prompt template; forced calls by guided decoding
     supports_kv_quant = True
     supports_perplexity = True
 
@@ -85,15 +87,29 @@ class LmdeployBackend:
         return BackendInfo(kind="lmdeploy", model=self._model_path, engine=engine, details=details)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
-        async with self._request("chat", request.messages, request.params.as_dict()) as replies:
+        try:
+            turn = ToolTurn.of(request.messages, request.tools, request.tool_choice)
+        except ValueError as exc:
+            raise BackendError(str(exc)) from exc
+        # LMDeploy's guided decoding holds a forced call to its JSON schema
+        response_format = {"type": "json_schema", "json_schema": {"name": "tool_call", "schema": turn.forced}}
+        text = ""
+        async with self._request(
+            "chat", turn.messages, request.params.as_dict(), response_format if turn.forced else None
+        ) as replies:
             while True:
                 kind, *payload = await replies.get()
                 if kind == "text":
-                    yield TextDelta(payload[0])
+                    text += payload[0]
+                    if not turn.forced:  # a forced call is JSON for the caller, not text for the reader
+                        yield TextDelta(payload[0])
                 elif kind == "usage":
                     yield Usage(*payload)
                 elif kind == "finish":
-                    yield Finish(payload[0])
+                    calls = turn.calls(text)
+                    for index, (name, arguments) in enumerate(calls):
+                        yield ToolCall(f"call_{index}", name, arguments)
+                    yield Finish("tool_calls" if calls else payload[0])
                     return
                 else:
                     raise _error(*payload)

@@ -45,8 +45,9 @@ def engine_config(options: EngineOptions, engine: Literal["turbomind", "pytorch"
     return config_class(**fields)
 
 
-def generation_config(params: GenerationParams):
-    """LMDeploy's `GenerationConfig` for the console's sampling knobs (temperature 0 is greedy)."""
+def generation_config(params: GenerationParams, response_format: dict | None = None):
+    """LMDeploy's `GenerationConfig` for the console's sampling knobs (temperature 0 is greedy);
+    `response_format` turns on guided decoding (a JSON schema the output must match)."""
     from lmdeploy import GenerationConfig
 
     return GenerationConfig(
@@ -58,6 +59,7 @@ def generation_config(params: GenerationParams):
         repetition_penalty=params.repetition_penalty,
         random_seed=params.seed,
         stop_words=list(params.stop) or None,
+        response_format=response_format,
     )
 
 

@@ -6,7 +6,7 @@ behind. Hosting the engine here keeps the console alive through an abort and giv
 byte of VRAM back when the process ends.
 
 Wire format over the pipe (tuples, pickled by multiprocessing):
-  parent -> child: ("chat", rid, messages, params_dict) | ("score", rid, text)
+  parent -> child: ("chat", rid, messages, params_dict, response_format) | ("score", rid, text)
                    | ("metrics", rid) | ("cancel", rid) | ("close",)
   child -> parent: ("ready", info) | ("load_failed", message)
                    | (rid, "text", str) | (rid, "usage", prompt, completion)
@@ -61,7 +61,7 @@ def main(conn, model_path: str, options: EngineOptions) -> None:
                 continue
             rid = args[0]
             if kind == "chat":
-                job = _serve(pipe, rid, args[1], GenerationParams.from_dict(args[2]), send)
+                job = _serve(pipe, rid, args[1], generation_config(GenerationParams.from_dict(args[2]), args[3]), send)
             elif kind == "score":
                 job = _score(pipe, rid, args[1], send)
             else:
@@ -135,14 +135,12 @@ def _gpu0_free_bytes() -> int | None:
         return None
 
 
-async def _serve(pipe, rid: int, messages: list[dict], params: GenerationParams, send) -> None:
+async def _serve(pipe, rid: int, messages: list[dict], gen_config, send) -> None:
     from lmdeploy.serve.core.exceptions import ErrorCode, RequestError, SafeRunException
 
     engine = pipe.async_engine
     try:
-        request = await engine.preprocess(
-            messages=messages, session_id=pipe.session_mgr.get(), gen_config=generation_config(params)
-        )
+        request = await engine.preprocess(messages=messages, session_id=pipe.session_mgr.get(), gen_config=gen_config)
         finish, completion = "stop", 0
         pending, last_sent = "", None
         async for out in engine.generate(request, stream_response=True):

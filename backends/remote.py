@@ -20,6 +20,7 @@ from .base import (
     PromptTooLong,
     TextDelta,
     TextScore,
+    ToolCall,
     Usage,
 )
 
@@ -28,13 +29,24 @@ API_KEY_ENV = "LMDEPLOY_CONSOLE_API_KEY"
 # A dead host or wrong port must fail in seconds; a slow reply may take minutes.
 _TIMEOUT = httpx.Timeout(connect=3.0, read=300.0, write=30.0, pool=10.0)
 _SAMPLING_EXTRAS = ("top_k", "repetition_penalty")
-_FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "stop", "abort": "cancelled"}
+_FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "abort": "cancelled"}
+# api_server's --tool-call-parser names (lmdeploy 0.18), by what the model's name contains
+_TOOL_PARSERS = (
+    ("qwen3-coder", "qwen3coder"),
+    ("qwen", "qwen"),
+    ("intern", "internlm"),
+    ("llama-3", "llama3"),
+    ("llama3", "llama3"),
+    ("glm-4.7", "glm47"),
+    ("kimi-k2", "kimi_k2"),
+    ("deepseek-v3.2", "deepseek-v32"),
+)
 
 
 class RemoteBackend:
     """Streams chat completions from a server through the `openai` client."""
 
-    supports_tools = False  # tools are not sent to servers yet (not verified against a tool-call parser)
+    supports_tools = True  # the server parses calls (api_server: --tool-call-parser)
     supports_kv_quant = False  # the server decides its own quantization
     supports_perplexity = True  # where the server is lmdeploy's api_server (`/get_ppl`)
 
@@ -77,7 +89,7 @@ class RemoteBackend:
         started = False
         try:
             stream = await self._open_stream(request)
-            started, finish = True, "stop"
+            started, finish, calls = True, "stop", _CallPieces()
             async with stream:
                 async for chunk in stream:
                     if chunk.usage:
@@ -85,9 +97,13 @@ class RemoteBackend:
                     for choice in chunk.choices:
                         if choice.delta and choice.delta.content:
                             yield TextDelta(choice.delta.content)
+                        if choice.delta and choice.delta.tool_calls:
+                            calls.add(choice.delta.tool_calls)
                         if choice.finish_reason:
                             finish = _FINISH_REASONS.get(choice.finish_reason, "stop")
-            yield Finish(finish)
+            for call in calls.whole():
+                yield call
+            yield Finish("tool_calls" if calls.whole() else finish)
         except openai.APIConnectionError as exc:
             if not started or isinstance(exc, openai.APITimeoutError):
                 raise _translate(exc, self._base_url) from exc
@@ -96,6 +112,8 @@ class RemoteBackend:
                 "the reply so far is kept"
             ) from exc
         except openai.APIError as exc:
+            if "--tool-call-parser" in _server_message(exc):
+                raise BackendError(_parser_hint(self._base_url, self._model)) from exc
             raise _translate(exc, self._base_url) from exc
 
     async def _open_stream(self, request: ChatRequest):
@@ -111,6 +129,8 @@ class RemoteBackend:
             seed=p.seed,
             stop=list(p.stop) or None,
         )
+        if request.tools:
+            standard.update(tools=request.tools, tool_choice=request.tool_choice)
         if not self._extras_supported:
             return await self._client.chat.completions.create(**standard)
         # api_server and vLLM read top_k and repetition_penalty; stricter servers (transformers
@@ -164,6 +184,41 @@ class RemoteBackend:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+class _CallPieces:
+    """Tool calls arrive in pieces (name first, then the arguments a few characters at a
+    time), each piece tagged with its call's index; this puts them back together."""
+
+    def __init__(self):
+        self._calls: dict[int, dict] = {}
+
+    def add(self, pieces) -> None:
+        for piece in pieces:
+            call = self._calls.setdefault(piece.index, {"id": "", "name": "", "arguments": ""})
+            call["id"] = piece.id or call["id"]
+            if piece.function:
+                call["name"] += piece.function.name or ""
+                call["arguments"] += piece.function.arguments or ""
+
+    def whole(self) -> list[ToolCall]:
+        return [
+            ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"] or "{}") for i, c in sorted(self._calls.items())
+        ]
+
+
+def _parser_hint(base_url: str, model: str) -> str:
+    lowered = model.lower()
+    parser = next((name for key, name in _TOOL_PARSERS if key in lowered), None)
+    fits = (
+        f"`--tool-call-parser {parser}` fits {model}"
+        if parser
+        else f"pick the parser of {model}'s family: " + ", ".join(sorted({name for _, name in _TOOL_PARSERS}))
+    )
+    return (
+        f"{base_url} has no tool-call parser: restart it as `lmdeploy serve api_server ... --tool-call-parser "
+        f"<name>`; {fits}. (A model whose chat template knows no tools, like SmolLM2, will not call them.)"
+    )
 
 
 def _translate(exc: openai.APIError, base_url: str) -> BackendError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 
 MAX_FORCED_STRING = 64
 _BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
@@ -26,6 +27,33 @@ answer the user in plain text."""
 
 def wants_tools(tools: list[dict] | None, tool_choice: str | dict) -> bool:
     return bool(tools) and tool_choice != "none"
+
+
+@dataclass(frozen=True)
+class ToolTurn:
+    """One request seen through the tool-prompt template: the messages to render, the schema
+    a forced call is decoded under (None when the model may answer freely), and the calls
+    found in the reply. A request without tools passes through unchanged."""
+
+    messages: list[dict]
+    tools: list[dict] | None
+    forced: dict | None
+
+    @classmethod
+    def of(cls, messages: list[dict], tools: list[dict] | None, tool_choice: str | dict) -> ToolTurn:
+        """ValueError when `tool_choice` names a tool that is not there."""
+        if not wants_tools(tools, tool_choice):
+            return cls(messages, None, None)
+        return cls(tool_messages(messages, tools), tools, forced_call_schema(tools, tool_choice))
+
+    def calls(self, text: str) -> list[tuple[str, str]]:
+        """(name, arguments JSON) of each call in the reply; an unreadable one has an empty name."""
+        if self.forced:
+            try:
+                return [parse_forced_call(text)]
+            except (ValueError, KeyError):  # cut short by max_new_tokens or Stop
+                return [("", text)]
+        return parse_tool_calls(text) if self.tools else []
 
 
 def tool_messages(messages: list[dict], tools: list[dict]) -> list[dict]:

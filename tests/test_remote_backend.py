@@ -1,6 +1,7 @@
 """The remote backend against a real OpenAI-compatible server on 127.0.0.1 (transformers serve)."""
 
 import asyncio
+import json
 
 import pytest
 
@@ -17,6 +18,7 @@ from backends import (
     create_backend,
 )
 from tests.conftest import free_port
+from tools.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.remote
 
@@ -105,8 +107,11 @@ def test_the_api_key_is_never_shown_back(openai_server, tmp_path):
         shown = [str(client.predict(api_name=name)) for name in ("/engine_status", "/presets", "/vram")]
         assert "5" in chatbot[-1]["content"][0]["text"]
         assert all(openai_server["api_key"] not in text for text in shown)
-        tools = client.predict(prompt="hi", tools_json="[]", api_name="/tool_call")
-        assert "not available on the remote backend" in tools["error"]
+        tools = json.dumps(SCENARIOS["add and multiply: (3 + 5) x 2"].tools)
+        played = client.predict(prompt="What is 3 + 5?", tools_json=tools, max_rounds=1, api_name="/tool_call")
+        # the tools went to the server; SmolLM2's chat template knows none, so it answers in words
+        assert played["wire"][0]["request"]["tools"][0]["function"]["name"] == "add"
+        assert played["steps"][-1]["kind"] == "assistant" and played["steps"][-1]["content"]
     finally:
         stop_process(process)
     assert openai_server["api_key"] not in log.read_text()

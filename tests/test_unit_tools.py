@@ -214,3 +214,47 @@ async def test_a_loop_that_never_ends_hits_the_round_limit():
 async def test_a_backend_error_ends_the_run_with_its_message():
     run = await final(run_tool_loop(ScriptedToolModel(), "hi", [ADD.spec()]))
     assert run.steps[-1].kind == "error" and "the script ran out" in run.steps[-1].content
+
+
+def test_streamed_tool_call_pieces_are_put_back_together():
+    from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall, ChoiceDeltaToolCallFunction
+
+    from backends.remote import _CallPieces
+
+    def piece(index, id=None, name=None, arguments=None):
+        function = ChoiceDeltaToolCallFunction(name=name, arguments=arguments)
+        return ChoiceDeltaToolCall(index=index, id=id, function=function, type="function")
+
+    calls = _CallPieces()
+    calls.add([piece(0, "call_a", "add", ""), piece(1, "call_m", "multiply", '{"a"')])
+    calls.add([piece(0, arguments='{"a": 3, '), piece(1, arguments=': 8, "b": 2}')])
+    calls.add([piece(0, arguments='"b": 5}')])
+    assert calls.whole() == [
+        ToolCall("call_a", "add", '{"a": 3, "b": 5}'),
+        ToolCall("call_m", "multiply", '{"a": 8, "b": 2}'),
+    ]
+
+
+def test_a_server_without_a_tool_parser_gets_the_flag_for_its_model():
+    from backends.remote import _parser_hint
+
+    assert "`--tool-call-parser qwen` fits Qwen2.5-7B-Instruct" in _parser_hint("http://h/v1", "Qwen2.5-7B-Instruct")
+    assert "`--tool-call-parser internlm` fits internlm2_5-7b-chat" in _parser_hint(
+        "http://h/v1", "internlm2_5-7b-chat"
+    )
+    assert "pick the parser of SmolLM2's family: deepseek-v32, glm47, internlm" in _parser_hint("u", "SmolLM2")
+
+
+def test_the_openai_snippet_is_python_that_sends_the_same_request():
+    from tools.loop import openai_snippet
+
+    wire_round = {
+        "request": {
+            "messages": [{"role": "user", "content": "it's 3+5"}],
+            "tools": [ADD.spec()],
+            "tool_choice": "required",
+        }
+    }
+    snippet = openai_snippet(wire_round, model="internlm2_5-7b-chat")
+    compile(snippet, "snippet", "exec")
+    assert "tool_choice='required'" in snippet and "model='internlm2_5-7b-chat'" in snippet and "it\\'s 3+5" in snippet

@@ -126,14 +126,29 @@ def _wire_round(request: ChatRequest, text: str, calls: list[ToolCall], finish: 
     }
 
 
-def curl_snippet(wire_round: dict, base_url: str = "http://127.0.0.1:23333/v1", model: str = "MODEL") -> str:
-    """One round's request as a `curl` against an OpenAI-compatible server."""
+def _request_body(wire_round: dict, model: str) -> dict:
     request = wire_round["request"]
-    body = {
+    return {
         "model": model,
         "messages": request["messages"],
         "tools": request["tools"],
         "tool_choice": request["tool_choice"],
         "temperature": request.get("temperature", 0),
     }
-    return f"curl {base_url}/chat/completions -H 'Content-Type: application/json' \\\n  -d '{json.dumps(body)}'"
+
+
+def curl_snippet(wire_round: dict, base_url: str = "http://127.0.0.1:23333/v1", model: str = "MODEL") -> str:
+    """One round's request as a `curl` against an OpenAI-compatible server."""
+    body = json.dumps(_request_body(wire_round, model))
+    return f"curl {base_url}/chat/completions -H 'Content-Type: application/json' \\\n  -d '{body}'"
+
+
+def openai_snippet(wire_round: dict, base_url: str = "http://127.0.0.1:23333/v1", model: str = "MODEL") -> str:
+    """One round's request as Python with the `openai` client."""
+    arguments = ",\n    ".join(f"{key}={value!r}" for key, value in _request_body(wire_round, model).items())
+    return (
+        "from openai import OpenAI\n\n"
+        f'client = OpenAI(base_url="{base_url}", api_key="YOUR_KEY")\n'
+        f"response = client.chat.completions.create(\n    {arguments},\n)\n"
+        "print(response.choices[0].message)"
+    )

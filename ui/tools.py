@@ -8,7 +8,7 @@ import gradio as gr
 
 from console.core import Console
 from tools.definitions import ToolDefinitionError, parse_tools, tool_names
-from tools.loop import MAX_ROUNDS, ToolRun, curl_snippet, run_tool_loop
+from tools.loop import MAX_ROUNDS, ToolRun, curl_snippet, openai_snippet, run_tool_loop
 from tools.scenarios import SCENARIOS, tool_choice_value
 
 _FIRST = next(iter(SCENARIOS))
@@ -47,6 +47,7 @@ def build_tab(console: Console) -> tuple:
     with gr.Accordion("Wire: each round's request and response", open=False):
         wire = gr.JSON(label="rounds")
         curl = gr.Code(language="shell", label="the first round as curl")
+        python = gr.Code(language="python", label="the first round with the openai client")
 
     def load_scenario(name):
         chosen = SCENARIOS[name]
@@ -68,9 +69,11 @@ def build_tab(console: Console) -> tuple:
         async for result in _tool_call(console, prompt_text, tools_text, selected, max_rounds, mocks_text):
             if isinstance(result, str):
                 gr.Warning(result)
-                yield [{"role": "assistant", "content": f"**{result}**"}], None, ""
+                yield [{"role": "assistant", "content": f"**{result}**"}], None, "", ""
                 return
-            yield _messages(result), result.as_json()["wire"], curl_snippet(result.wire[0]) if result.wire else ""
+            first = result.wire[0] if result.wire else None
+            snippets = (curl_snippet(first), openai_snippet(first)) if first else ("", "")
+            yield _messages(result), result.as_json()["wire"], *snippets
 
     async def tool_call(
         prompt: str, tools_json: str, tool_choice: str = "auto", max_rounds: int = 4, mock_results: str = "{}"
@@ -86,7 +89,7 @@ def build_tab(console: Console) -> tuple:
     run.click(
         run_clicked,
         [prompt, tools_json, choice, rounds, mocks],
-        [transcript, wire, curl],
+        [transcript, wire, curl, python],
         api_visibility="private",
         concurrency_limit=None,
     )
@@ -122,17 +125,21 @@ def _choices(tools: list[dict]) -> list[str]:
 
 
 def _support_note(console: Console) -> str:
+    info = console.backend.info()
+    if info.kind == "remote":
+        return (
+            "The server renders the tools with the model's chat template and parses its calls: "
+            "`lmdeploy serve api_server` needs `--tool-call-parser` for the model's family (the playground "
+            "says which when the server refuses). Built-in tools run here under a time limit; others are "
+            "schema-only and take your mock result."
+        )
     if console.backend.supports_tools:
         return (
             "The model sees the tools in its system prompt; a forced `tool_choice` (required or a named "
             "function) holds its output to the tool's JSON schema, so even a small model makes a valid call. "
             "Built-in tools run here under a time limit; others are schema-only and take your mock result."
         )
-    info = console.backend.info()
-    return (
-        f"Tool calling is not available on the {info.kind} backend in this version (it is verified on the "
-        "cpu backend only). Switch to the cpu preset to use the playground."
-    )
+    return f"No engine takes tools right now ({info.engine}): pick a preset on the Presets tab."
 
 
 def _messages(run: ToolRun) -> list[dict]:
