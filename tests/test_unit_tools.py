@@ -257,4 +257,4 @@ def test_the_openai_snippet_is_python_that_sends_the_same_request():
     }
     snippet = openai_snippet(wire_round, model="internlm2_5-7b-chat")
     compile(snippet, "snippet", "exec")
-    assert "tool_choice='required'" in snippet and "model='internlm2_5-7b-chat'" in snippet and "it\\'s 3+5" in snippet
+    assert "tool_choice='required'" in snippet and "model='internlm2_5-7b-chat'" in snippet and "it's 3+5" in snippet
