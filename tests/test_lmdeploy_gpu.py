@@ -107,6 +107,18 @@ async def test_kv_cache_in_use_rises_while_generating(engine):
     assert busy["active_seqs"] >= 1 and busy["cache_usage"] > idle["cache_usage"]
 
 
+async def test_a_forced_tool_call_through_guided_decoding_runs_the_tool(engine):
+    from tools.loop import run_tool_loop
+    from tools.scenarios import SCENARIOS
+
+    scenario = SCENARIOS["add and multiply: (3 + 5) x 2"]
+    runs = [run async for run in run_tool_loop(engine, "What is 3 + 5?", scenario.tools, "required", max_rounds=2)]
+    steps = runs[-1].steps
+    call = next(s for s in steps if s.kind == "tool_call")
+    assert call.name in ("add", "multiply")
+    assert next(s for s in steps if s.kind == "tool_result").ok
+
+
 async def test_close_gives_the_vram_back(embedded_folder):
     before = gpu_used_mib()
     backend = await LmdeployBackend.start(str(embedded_folder), EngineOptions(engine="pytorch"))

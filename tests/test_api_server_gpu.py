@@ -1,0 +1,77 @@
+"""The remote backend against a real `lmdeploy serve api_server` on the GPU."""
+
+import json
+import sys
+
+import pytest
+
+from backends import BackendError, ChatRequest, GenerationParams, TextDelta
+from backends.remote import RemoteBackend
+from tests.conftest import free_port, start_process, stop_process, wait_for_http
+from tools.scenarios import SCENARIOS
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def api_server(embedded_folder, tmp_path_factory):
+    """SmolLM2 on the PyTorch engine, metrics on, no tool-call parser."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("api-server") / "server.log"
+    process = start_process(
+        [
+            sys.executable,
+            "-m",
+            "lmdeploy",
+            "serve",
+            "api_server",
+            str(embedded_folder),
+            "--backend",
+            "pytorch",
+            "--server-port",
+            str(port),
+            "--cache-max-entry-count",
+            "0.2",
+            "--enable-metrics",
+        ],
+        log,
+    )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    wait_for_http(f"{base_url}/models", process, log, timeout_s=600)
+    yield base_url
+    stop_process(process)
+
+
+@pytest.fixture
+async def remote(api_server):
+    backend = await RemoteBackend.connect(api_server)
+    yield backend
+    await backend.close()
+
+
+async def test_chat_through_the_api_server(remote):
+    request = ChatRequest(
+        [{"role": "user", "content": "What is 2+3?"}], GenerationParams(temperature=0, max_new_tokens=30)
+    )
+    assert "5" in "".join([d.text async for d in remote.stream_chat(request) if isinstance(d, TextDelta)])
+
+
+async def test_metrics_give_the_kv_cache_usage(remote):
+    metrics = await remote.server_metrics()
+    assert any("gpu_cache_usage" in name for name in metrics), metrics
+
+
+async def test_perplexity_through_get_ppl(remote, cpu_backend):
+    from compare.prompts import PERPLEXITY_TEXT
+
+    text = PERPLEXITY_TEXT.read_text()
+    served, local = await remote.score_text(text), await cpu_backend.score_text(text)
+    assert served.perplexity == pytest.approx(local.perplexity, rel=0.05)
+
+
+async def test_tools_without_a_parser_get_the_flag_to_add(remote):
+    tools = SCENARIOS["add and multiply: (3 + 5) x 2"].tools
+    request = ChatRequest([{"role": "user", "content": "3+5?"}], GenerationParams(max_new_tokens=20), tools, "auto")
+    with pytest.raises(BackendError, match="--tool-call-parser") as refused:
+        [d async for d in remote.stream_chat(request)]
+    print(json.dumps(str(refused.value)))

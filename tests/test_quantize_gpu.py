@@ -1,0 +1,49 @@
+"""AWQ on a GPU: the console's job quantizes, the result loads on the engine it was made for."""
+
+import pytest
+
+from backends import ChatRequest, GenerationParams, TextDelta, Usage
+from bench.random_llama import make_random_llama
+from console.core import Console, NoEngine
+from console.jobs import Job
+from presets.store import PresetCatalog
+from quantize.job import QuantizeSettings, run_quantization
+from tests.test_lmdeploy_gpu import turbomind_loads
+
+pytestmark = pytest.mark.gpu
+
+
+async def quantize_then_load(source, tmp_path, group_size: int) -> tuple[Console, list]:
+    console = Console(NoEngine("none"), "test", catalog=PresetCatalog(user_dir=tmp_path / "presets"))
+    settings = QuantizeSettings(
+        model=source,
+        output=tmp_path / f"awq-g{group_size}",
+        preset_name="made-here",
+        group_size=group_size,
+        samples=32,
+        seqlen=512,
+    )
+    status = await console.jobs.start(Job("quantization", lambda job: run_quantization(console, settings, job))).wait()
+    assert status.state == "done", status.log[-20:]
+    await console.switch_preset("made-here")
+    request = ChatRequest(
+        [{"role": "user", "content": "What is 2+3?"}], GenerationParams(temperature=0, max_new_tokens=24)
+    )
+    return console, [d async for d in console.backend.stream_chat(request)]
+
+
+async def test_smollm2_group_64_quantizes_offline_and_runs_on_the_pytorch_engine(embedded_folder, tmp_path):
+    console, deltas = await quantize_then_load(embedded_folder, tmp_path, 64)
+    info = console.state().info
+    assert info.engine == "pytorch" and info.details["config"]["model_format"] == "awq"
+    assert "".join(d.text for d in deltas if isinstance(d, TextDelta)).strip()
+    await console.close()
+
+
+@pytest.mark.skipif(not turbomind_loads(), reason="no TurboMind")
+async def test_a_128_aligned_llama_group_128_runs_on_turbomind(embedded_folder, tmp_path):
+    llama = make_random_llama(tmp_path / "llama128", embedded_folder)
+    console, deltas = await quantize_then_load(llama, tmp_path, 128)
+    assert console.state().info.engine == "turbomind"
+    assert next(d for d in deltas if isinstance(d, Usage)).completion_tokens > 0  # random weights: noise, but decoded
+    await console.close()
