@@ -91,6 +91,12 @@ class LmdeployBackend:
             turn = ToolTurn.of(request.messages, request.tools, request.tool_choice)
         except ValueError as exc:
             raise BackendError(str(exc)) from exc
+        if turn.forced and self._engine_info.get("engine") == "turbomind":
+            raise BackendError(
+                "forced tool calls (tool_choice required or a named function) need the PyTorch engine: "
+                'TurboMind\'s guided decoding stopped a forced call after `{"name":` (measured, lmdeploy 0.18). '
+                "Use tool_choice auto, or a preset with engine: pytorch"
+            )
         # LMDeploy's guided decoding holds a forced call to its JSON schema
         response_format = {"type": "json_schema", "json_schema": {"name": "tool_call", "schema": turn.forced}}
         text = ""

@@ -8,7 +8,8 @@ from pathlib import Path
 from tools.scenarios import SCENARIOS, tool_choice_value
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-# Text from Python's reference manual (pydoc_data, PSF licence): offline, fixed, and long enough.
+# Text from Python's reference manual (pydoc_data, PSF licence): offline and fixed; the perplexity
+# text is 1,500 SmolLM2 tokens, so it fits a 2048-token session whole.
 PERPLEXITY_TEXT = DATA_DIR / "perplexity.txt"
 _LONG_DOCUMENT = DATA_DIR / "long_context.txt"
 MAX_USER_PROMPTS = 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib.util
 import subprocess
 import sys
 import time
@@ -236,7 +237,12 @@ class Console:
     def machine(self) -> compat.Machine:
         reason = usable_gpu_reason()
         gpus = len(self.sampler.latest().gpus) if reason is None else 0
-        return compat.Machine(gpu_count=gpus, turbomind=gpus > 0 and _turbomind_loads(), no_gpu_reason=reason)
+        return compat.Machine(
+            gpu_count=gpus,
+            turbomind=gpus > 0 and _turbomind_loads(),
+            no_gpu_reason=reason,
+            ray=importlib.util.find_spec("ray") is not None,
+        )
 
     def reproduce(self) -> str:
         """Commands and code that run the current engine without the console."""

@@ -25,6 +25,7 @@ class Machine:
     gpu_count: int
     turbomind: bool  # TurboMind's library loads
     no_gpu_reason: str | None = None
+    ray: bool = False  # the PyTorch engine runs tp > 1 through ray
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,14 @@ def check(preset: Preset, model_dir: Path | None, machine: Machine) -> Verdict:
         )
     turbomind_blockers = _turbomind_blockers(preset, config, quant, is_awq)
     engine = preset.engine
+    if preset.tp > 1 and not machine.ray:
+        # measured: PytorchEngineConfig(tp=2) exits with "Multi-nodes support requires `ray`"
+        pytorch_tp = "tp > 1 on the PyTorch engine needs ray (`pip install ray`)"
+        if engine == "pytorch" or (engine == "auto" and (turbomind_blockers or not machine.turbomind)):
+            errors.append(f"{pytorch_tp}; or use engine: turbomind")
+        elif engine == "auto":
+            engine = "turbomind"
+            notes.append(f"auto picks TurboMind: {pytorch_tp}")
     if engine == "turbomind":
         if not machine.turbomind:
             errors.append("engine: turbomind, but TurboMind's library does not load here; use engine: pytorch")

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.gpu
 
 @pytest.fixture(scope="module")
 def api_server(embedded_folder, tmp_path_factory):
-    """SmolLM2 on the PyTorch engine, metrics on, no tool-call parser."""
+    """SmolLM2 on the PyTorch engine (metrics are on by default in 0.18), no tool-call parser."""
     port = free_port()
     log = tmp_path_factory.mktemp("api-server") / "server.log"
     process = start_process(
@@ -32,7 +32,6 @@ def api_server(embedded_folder, tmp_path_factory):
             str(port),
             "--cache-max-entry-count",
             "0.2",
-            "--enable-metrics",
         ],
         log,
     )

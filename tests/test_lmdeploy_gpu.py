@@ -114,6 +114,9 @@ async def test_a_forced_tool_call_through_guided_decoding_runs_the_tool(engine):
     scenario = SCENARIOS["add and multiply: (3 + 5) x 2"]
     runs = [run async for run in run_tool_loop(engine, "What is 3 + 5?", scenario.tools, "required", max_rounds=2)]
     steps = runs[-1].steps
+    if engine.info().engine == "turbomind":  # its guided decoding cut forced calls short: refused, with the fix
+        assert "need the PyTorch engine" in steps[-1].content and steps[-1].kind == "error"
+        return
     call = next(s for s in steps if s.kind == "tool_call")
     assert call.name in ("add", "multiply")
     assert next(s for s in steps if s.kind == "tool_result").ok

@@ -56,7 +56,7 @@ def test_awq_format_on_a_plain_model_says_how_to_make_one(tmp_path):
 
 @pytest.mark.parametrize(("tp", "gpus", "ok"), [(2, 1, False), (2, 2, True), (1, 1, True)])
 def test_tp_cannot_exceed_the_gpus(tmp_path, tp, gpus, ok):
-    verdict = check(Preset(tp=tp, engine="pytorch"), model(tmp_path), Machine(gpu_count=gpus, turbomind=False))
+    verdict = check(Preset(tp=tp, engine="pytorch"), model(tmp_path), Machine(gpu_count=gpus, turbomind=False, ray=True))
     assert verdict.ok is ok
     if not ok:
         assert "tp: 2 needs 2 GPUs; this machine has 1" in verdict.errors[0]
@@ -74,3 +74,15 @@ def test_turbomind_without_its_library_is_refused(tmp_path):
 
 def test_other_backends_are_not_checked_against_the_gpu():
     assert check(Preset(backend="cpu"), None, Machine(gpu_count=0, turbomind=False)).ok
+
+
+def test_tp2_on_the_pytorch_engine_needs_ray_and_auto_turns_to_turbomind(tmp_path):
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text('{"hidden_size": 1024, "num_attention_heads": 8, "head_dim": 128}')
+    no_ray = Machine(gpu_count=2, turbomind=True, ray=False)
+    refused = check(Preset(engine="pytorch", tp=2), model, no_ray)
+    assert "needs ray (`pip install ray`); or use engine: turbomind" in refused.errors[0]
+    auto = check(Preset(tp=2), model, no_ray)
+    assert auto.ok and auto.engine == "turbomind" and "auto picks TurboMind" in auto.notes[0]
+    assert check(Preset(engine="pytorch", tp=2), model, Machine(gpu_count=2, turbomind=True, ray=True)).ok
