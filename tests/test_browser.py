@@ -102,3 +102,32 @@ def test_tools_tab_runs_a_forced_call(page):
     )
     assert "Call add" in page.locator("#tools-transcript").inner_text()
     screenshot(page, "tools.png")
+
+
+def test_compare_tab_puts_two_presets_side_by_side(page):
+    page.get_by_role("tab", name="Compare").click()
+    presets = page.locator("#compare-presets")
+    presets.get_by_label("cpu", exact=True).check()
+    presets.get_by_label("cpu-greedy", exact=True).check()
+    page.locator("#compare-prompts").get_by_label("short story", exact=True).uncheck()
+    set_slider(page, "compare-max-new", 16)
+    set_slider(page, "compare-concurrency", 2)
+    page.locator("#compare-run").click()
+    page.wait_for_function(
+        "() => document.querySelector('#compare-progress').innerText.includes('Done')", timeout=180_000
+    )
+    page.wait_for_function("() => document.querySelector('#compare-table').innerText.includes('cpu-greedy')")
+    assert "perplexity" in page.locator("#compare-table").inner_text()
+    screenshot(page, "compare.png")
+
+
+def test_quantize_tab_checks_and_says_it_needs_a_gpu_here(page):
+    page.get_by_role("tab", name="Quantize").click()
+    page.locator("#quantize-check").click()
+    page.wait_for_function(
+        "() => document.querySelector('#quantize-result').innerText.includes('needs a CUDA GPU')", timeout=30_000
+    )
+    result = page.locator("#quantize-result").inner_text()
+    assert "only the PyTorch engine will load the result" in result  # group 64 on SmolLM2
+    assert page.locator("#quantize-start").is_disabled()
+    screenshot(page, "quantize.png")

@@ -56,7 +56,9 @@ def test_awq_format_on_a_plain_model_says_how_to_make_one(tmp_path):
 
 @pytest.mark.parametrize(("tp", "gpus", "ok"), [(2, 1, False), (2, 2, True), (1, 1, True)])
 def test_tp_cannot_exceed_the_gpus(tmp_path, tp, gpus, ok):
-    verdict = check(Preset(tp=tp, engine="pytorch"), model(tmp_path), Machine(gpu_count=gpus, turbomind=False, ray=True))
+    verdict = check(
+        Preset(tp=tp, engine="pytorch"), model(tmp_path), Machine(gpu_count=gpus, turbomind=False, ray=True)
+    )
     assert verdict.ok is ok
     if not ok:
         assert "tp: 2 needs 2 GPUs; this machine has 1" in verdict.errors[0]

@@ -33,8 +33,10 @@ def build_tab(console: Console) -> gr.CheckboxGroup:
         )
     own = gr.Textbox(label="Your prompts, one per line (added to the ones ticked)", lines=2)
     with gr.Row():
-        max_new = gr.Slider(8, 1024, value=128, step=8, label="Max new tokens")
-        concurrency = gr.Slider(1, 64, value=16, step=1, label="Requests at once (aggregate tok/s)")
+        max_new = gr.Slider(8, 1024, value=128, step=8, label="Max new tokens", elem_id="compare-max-new")
+        concurrency = gr.Slider(
+            1, 64, value=16, step=1, label="Requests at once (aggregate tok/s)", elem_id="compare-concurrency"
+        )
         perplexity = gr.Checkbox(value=True, label="Perplexity")
     with gr.Row():
         run = gr.Button("Run comparison", variant="primary", elem_id="compare-run")

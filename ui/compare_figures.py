@@ -27,7 +27,7 @@ def _bars(comparison: Comparison, title: str, series: dict[str, str], unit: str,
 
 def memory_figure(comparison: Comparison) -> go.Figure:
     series = {"weights": "weights_gib", "KV cache reserve": "kv_reserve_gib"}
-    return _bars(comparison, "GPU memory by use", series, "GiB", stacked=True)
+    return _bars(comparison, "Memory by use (the weights on CPU backends)", series, "GiB", stacked=True)
 
 
 def capacity_figure(comparison: Comparison) -> go.Figure:

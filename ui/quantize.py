@@ -47,12 +47,12 @@ def build_tab(console: Console) -> tuple:
         )
         unload = gr.Checkbox(value=True, label="Unload the engine first (frees its GPU memory; it comes back after)")
     with gr.Row():
-        check = gr.Button("Check")
+        check = gr.Button("Check", elem_id="quantize-check")
         start = gr.Button("Quantize", variant="primary", interactive=no_gpu is None, elem_id="quantize-start")
         cancel = gr.Button("Cancel")
     progress = gr.Markdown(status_markdown(None), elem_id="quantize-progress")
     log = gr.Textbox(label="Log", lines=8, max_lines=8, autoscroll=True, interactive=False)
-    result = gr.Markdown()
+    result = gr.Markdown(elem_id="quantize-result")
     switch = gr.Button("Switch to the new preset", visible=False, variant="primary")
     new_preset = gr.State()
 
