@@ -62,6 +62,7 @@ class BackendSpec:
     base_url: str | None = None
     api_key: str | None = None
     engine: EngineOptions = field(default_factory=EngineOptions)
+    read_timeout_s: float = 300.0  # remote: how long a silent server may keep a reply waiting
 
 
 async def create_backend(spec: BackendSpec) -> tuple[Backend, str]:
@@ -105,7 +106,7 @@ async def _start_lmdeploy(spec: BackendSpec) -> Backend:
 async def _start_remote(spec: BackendSpec) -> Backend:
     from .remote import DEFAULT_BASE_URL, RemoteBackend
 
-    return await RemoteBackend.connect(spec.base_url or DEFAULT_BASE_URL, spec.api_key, spec.model)
+    return await RemoteBackend.connect(spec.base_url or DEFAULT_BASE_URL, spec.api_key, spec.model, spec.read_timeout_s)
 
 
 async def _start_cpu(spec: BackendSpec) -> Backend:

@@ -26,8 +26,15 @@ from .base import (
 
 DEFAULT_BASE_URL = "http://127.0.0.1:23333/v1"
 API_KEY_ENV = "LMDEPLOY_CONSOLE_API_KEY"
-# A dead host or wrong port must fail in seconds; a slow reply may take minutes.
-_TIMEOUT = httpx.Timeout(connect=3.0, read=300.0, write=30.0, pool=10.0)
+DEFAULT_READ_TIMEOUT_S = 300.0
+
+
+def _timeout(read_s: float = DEFAULT_READ_TIMEOUT_S) -> httpx.Timeout:
+    """A dead host or wrong port must fail in seconds; a slow reply may take minutes (`read` is
+    each wait for the next bytes, so a long reply that keeps streaming never hits it)."""
+    return httpx.Timeout(connect=3.0, read=read_s, write=30.0, pool=10.0)
+
+
 _SAMPLING_EXTRAS = ("top_k", "repetition_penalty")
 _FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "abort": "cancelled"}
 # api_server's --tool-call-parser names (lmdeploy 0.18), by what the model's name contains
@@ -52,17 +59,23 @@ class RemoteBackend:
 
     def __init__(self, client: AsyncOpenAI, model: str, base_url: str):
         self._client, self._model, self._base_url = client, model, base_url
+        self._read_timeout_s = client.timeout.read if isinstance(client.timeout, httpx.Timeout) else None
         self._extras_supported = True
 
     @classmethod
     async def connect(
-        cls, base_url: str = DEFAULT_BASE_URL, api_key: str | None = None, model: str | None = None
+        cls,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        model: str | None = None,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
     ) -> RemoteBackend:
-        """Reach the server and pick the model (the first it serves, unless one is named)."""
+        """Reach the server and pick the model (the first it serves, unless one is named).
+        A server silent for `read_timeout_s` during a reply is given up on."""
         api_key = api_key or os.environ.get(API_KEY_ENV) or "none"
 
         def make_client() -> AsyncOpenAI:
-            return AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=_TIMEOUT, max_retries=0)
+            return AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=_timeout(read_timeout_s), max_retries=0)
 
         # The probe gets a client of its own: an httpx pool is bound to the event loop that
         # first used it, and the console chats from another loop than the one it started in.
@@ -105,7 +118,12 @@ class RemoteBackend:
                 yield call
             yield Finish("tool_calls" if calls.whole() else finish)
         except openai.APIConnectionError as exc:
-            if not started or isinstance(exc, openai.APITimeoutError):
+            if isinstance(exc, openai.APITimeoutError):
+                raise BackendUnavailable(
+                    f"{self._base_url} sent nothing for {self._read_timeout_s:g} s; is the server overloaded or "
+                    "stuck? The reply so far is kept (a preset's read_timeout_s sets this limit)"
+                ) from exc
+            if not started:
                 raise _translate(exc, self._base_url) from exc
             raise BackendUnavailable(
                 f"the connection to {self._base_url} broke mid-reply (the server stopped or restarted); "
@@ -174,7 +192,7 @@ class RemoteBackend:
         url = self._base_url.rstrip("/").removesuffix("/v1") + path
         headers = {"Authorization": f"Bearer {self._client.api_key}"}
         try:
-            async with httpx.AsyncClient(timeout=_TIMEOUT) as http:
+            async with httpx.AsyncClient(timeout=_timeout()) as http:
                 response = await http.request(method, url, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise BackendUnavailable(f"cannot reach {url}: {exc}") from exc

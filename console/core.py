@@ -201,16 +201,19 @@ class Console:
             if self._spec is None:
                 raise BackendUnavailable("no engine has run yet: pick a preset on the Presets tab")
             self.sampler.mark("engine restart")
-            self._backend, self._reason = await self._replace_backend(self._spec, self._preset or "the engine")
+            self._backend, self._reason = await self._replace_backend(
+                self._spec, self._preset or "the engine", why="the engine is restarting; try again in a minute"
+            )
             self._name_engine_process()
             self.sampler.mark("engine loaded after restart")
 
-    async def _replace_backend(self, spec: BackendSpec, name: str) -> tuple[Backend, str]:
-        """Start the new backend; the old one goes first if the new one needs its GPU memory."""
+    async def _replace_backend(self, spec: BackendSpec, name: str, why: str | None = None) -> tuple[Backend, str]:
+        """Start the new backend; the old one goes first if the new one needs its GPU memory
+        (meanwhile every chat is told `why`)."""
         old, old_name = self._backend, self._preset
         needs_gpu = spec.kind == "lmdeploy" or (spec.kind == "auto" and usable_gpu_reason() is None)
         if needs_gpu:
-            await self._retire(f"the engine is being switched to {name!r}")
+            await self._retire(why or f"the engine is being switched to {name!r}; try again in a minute")
         try:
             backend, reason = await create_backend(spec)
         except BackendError as exc:

@@ -6,6 +6,7 @@ Converted at the edge: `Preset.to_spec()` gives the `BackendSpec` the backends t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,8 +39,6 @@ class GenerationDefaults(BaseModel):
     repetition_penalty: float | None = Field(None, gt=0, le=3)
 
     def apply_to(self, params: GenerationParams) -> GenerationParams:
-        from dataclasses import replace
-
         return replace(params, **self.model_dump(exclude_none=True))
 
 
@@ -62,6 +61,7 @@ class Preset(BaseModel):
     chat_template: str | None = None
     base_url: str | None = None
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    read_timeout_s: float | None = Field(None, ge=1, le=3600)  # remote: give up on a server silent this long
     generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
 
     @model_validator(mode="after")
@@ -71,8 +71,8 @@ class Preset(BaseModel):
             misplaced = [f for f in LMDEPLOY_ONLY if getattr(self, f) != defaults[f].default]
             if misplaced:
                 raise ValueError(f"{', '.join(misplaced)} only apply to the lmdeploy backend, not {self.backend}")
-        if self.backend != "remote" and (self.base_url or self.api_key_env):
-            raise ValueError("base_url and api_key_env only apply to the remote backend")
+        if self.backend != "remote" and (self.base_url or self.api_key_env or self.read_timeout_s):
+            raise ValueError("base_url, api_key_env and read_timeout_s only apply to the remote backend")
         return self
 
     def to_spec(self) -> BackendSpec:
@@ -90,4 +90,5 @@ class Preset(BaseModel):
             chat_template=self.chat_template,
         )
         api_key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        return BackendSpec(kind=self.backend, model=self.model, base_url=self.base_url, api_key=api_key, engine=engine)
+        spec = BackendSpec(kind=self.backend, model=self.model, base_url=self.base_url, api_key=api_key, engine=engine)
+        return replace(spec, read_timeout_s=self.read_timeout_s) if self.read_timeout_s else spec

@@ -2,6 +2,7 @@
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -115,6 +116,21 @@ async def test_server_error_statuses_say_what_happened(embedded_folder, tmp_path
         with pytest.raises(error) as caught:
             [d async for d in backend.stream_chat(ChatRequest([{"role": "user", "content": "hi"}]))]
         assert complaint in str(caught.value)
+        await backend.close()
+    finally:
+        stop_process(server)
+
+
+@pytest.mark.remote
+async def test_a_server_that_never_answers_is_given_up_on_with_a_message(embedded_folder, tmp_path):
+    from presets.store import parse_preset
+
+    server, base_url = start_openai_server(embedded_folder, tmp_path, "--stall")
+    try:
+        preset = parse_preset(f"backend: remote\nbase_url: {base_url}\nread_timeout_s: 2\n", "stuck.yaml")
+        backend, _ = await create_backend(replace(preset.to_spec(), model=str(embedded_folder)))
+        with pytest.raises(BackendUnavailable, match="sent nothing for 2 s; is the server overloaded or stuck"):
+            [d async for d in backend.stream_chat(ChatRequest([{"role": "user", "content": "hi"}]))]
         await backend.close()
     finally:
         stop_process(server)

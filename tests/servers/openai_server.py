@@ -4,12 +4,13 @@ Like `lmdeploy serve api_server --api-keys`, it answers 401 to a wrong bearer ke
 started with --api-key (transformers serve has no such option, so the key check is added
 to its FastAPI app here).
 
-    python -m tests.servers.openai_server --model DIR --port 8123 [--api-key KEY] [--fail-status 503]
+    python -m tests.servers.openai_server --model DIR --port 8123 [--api-key KEY] [--fail-status 503] [--stall]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -51,17 +52,37 @@ def fail_chats_with(build_server, status: int):
     return build
 
 
+def stall_chats(build_server):
+    """Chat completions are accepted and never answered, as a stuck server does."""
+
+    def build(*args, **kwargs):
+        app = build_server(*args, **kwargs)
+
+        @app.middleware("http")
+        async def stall(request: Request, call_next):
+            if request.url.path.endswith("/chat/completions"):
+                await asyncio.Event().wait()
+            return await call_next(request)
+
+        return app
+
+    return build
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--api-key")
     parser.add_argument("--fail-status", type=int, help="answer every chat completion with this HTTP status")
+    parser.add_argument("--stall", action="store_true", help="accept chat completions and never answer")
     args = parser.parse_args()
     if args.api_key:
         serving_server.build_server = require_api_key(serving_server.build_server, args.api_key)
     if args.fail_status:
         serving_server.build_server = fail_chats_with(serving_server.build_server, args.fail_status)
+    if args.stall:
+        serving_server.build_server = stall_chats(serving_server.build_server)
     serve_cli.Serve(force_model=args.model, host="127.0.0.1", port=args.port, device="cpu", dtype="float32")
 
 
