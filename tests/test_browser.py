@@ -131,3 +131,18 @@ def test_quantize_tab_checks_and_says_it_needs_a_gpu_here(page):
     assert "only the PyTorch engine will load the result" in result  # group 64 on SmolLM2
     assert page.locator("#quantize-start").is_disabled()
     screenshot(page, "quantize.png")
+
+
+def test_tools_step_mode_waits_for_continue_before_running_a_call(page):
+    page.reload()  # a fresh session: a Run still going on (the test before) would ignore this Run
+    page.get_by_role("tab", name="Tools").click()
+    page.locator("#tools-step-mode input").check()
+    page.locator("#tools-run").click()
+    page.wait_for_function(
+        "() => document.querySelector('#tools-pending')?.innerText.includes('\"result\": null')", timeout=120_000
+    )
+    assert "returned" not in page.locator("#tools-transcript").inner_text().split("What is (3 + 5) x 2?")[-1]
+    page.locator("#tools-continue").click()
+    page.wait_for_function(
+        "() => document.querySelector('#tools-transcript').innerText.includes('returned')", timeout=120_000
+    )

@@ -39,7 +39,10 @@ def test_remote_preset_reads_its_key_from_the_named_variable(monkeypatch):
         ("quant_policy: 2", "quant_policy: Input should be 0, 4 or 8"),
         ("tp: 0", "tp: Input should be greater than or equal to 1"),
         ("backend: cpu\nquant_policy: 8", "quant_policy only apply to the lmdeploy backend"),
-        ("backend: lmdeploy\nbase_url: http://x", "base_url, api_key_env and read_timeout_s only apply to the remote backend"),
+        (
+            "backend: lmdeploy\nbase_url: http://x",
+            "base_url, api_key_env and read_timeout_s only apply to the remote backend",
+        ),
         ("generation:\n  temprature: 1", "generation.temprature: unknown field (known fields: temperature"),
         ("- a list", "a preset is a YAML mapping"),
         ("key: [unclosed", "not valid YAML"),

@@ -258,3 +258,34 @@ def test_the_openai_snippet_is_python_that_sends_the_same_request():
     snippet = openai_snippet(wire_round, model="internlm2_5-7b-chat")
     compile(snippet, "snippet", "exec")
     assert "tool_choice='required'" in snippet and "model='internlm2_5-7b-chat'" in snippet and "it's 3+5" in snippet
+
+
+async def test_step_mode_runs_the_calls_as_the_user_edited_them():
+    from tools.loop import ToolConversation, ask_model, edits_from_json, pending_as_json, run_pending
+
+    model = ScriptedToolModel(
+        [ToolCall("c1", "add", '{"a": 3, "b": 5}'), ToolCall("c2", "lookup", "{}"), Finish("tool_calls")],
+        [TextDelta("The answer is 9."), Finish("stop")],
+    )
+    lookup = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    talk = ToolConversation.start("go", [ADD.spec(), lookup], "required")
+    await ask_model(model, talk)
+    assert [c.name for c in talk.pending] == ["add", "lookup"] and not talk.finished
+    waiting = json.loads(pending_as_json(talk.pending))
+    waiting[0]["arguments"]["b"] = 6  # the user changes an argument
+    waiting[1]["result"] = {"status": "shipped"}  # and answers for the schema-only tool
+    run_pending(talk, {}, edits_from_json(json.dumps(waiting)))
+    results = [s.content for s in talk.run.steps if s.kind == "tool_result"]
+    assert results == ["9", '{"status": "shipped"}']
+    assert talk.messages[-2] == {"role": "tool", "tool_call_id": "c1", "content": "9"}
+    await ask_model(model, talk)
+    assert talk.finished and talk.run.steps[-1].content == "The answer is 9."
+
+
+def test_edits_that_are_not_the_waiting_calls_say_so():
+    from tools.loop import edits_from_json
+
+    with pytest.raises(ValueError, match="not JSON any more"):
+        edits_from_json("[{")
+    with pytest.raises(ValueError, match='each with its "id"'):
+        edits_from_json('{"a": 1}')

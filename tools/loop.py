@@ -41,6 +41,106 @@ class ToolRun:
         return {"steps": [dataclasses.asdict(s) for s in self.steps], "wire": self.wire}
 
 
+@dataclass
+class ToolConversation:
+    """A tool loop that can stop between its steps: the model's round, then the calls it made.
+    Plain data, so a browser session can hold it while the user edits a call (step mode)."""
+
+    tools: list[dict]
+    tool_choice: str | dict
+    max_rounds: int
+    messages: list[dict]
+    run: ToolRun
+    rounds: int = 0
+    pending: list[ToolCall] = field(default_factory=list)  # calls made, not yet run
+    finished: bool = False
+
+    @classmethod
+    def start(cls, prompt: str, tools: list[dict], tool_choice: str | dict = "auto", max_rounds: int = 4):
+        messages = [{"role": "user", "content": prompt}]
+        return cls(tools, tool_choice, min(max_rounds, MAX_ROUNDS), messages, ToolRun([Step("user", prompt)]))
+
+
+async def ask_model(backend: Backend, conversation: ToolConversation, params: GenerationParams | None = None) -> None:
+    """One round: send the conversation; the calls the model makes become `pending`, or its
+    answer ends the conversation. `tool_choice` binds the first round only: forcing a call
+    every round would never let the model answer."""
+    c = conversation
+    if c.rounds >= c.max_rounds:
+        c.run.steps.append(
+            Step("error", f"stopped after {c.max_rounds} rounds: the model kept calling tools", ok=False)
+        )
+        c.finished = True
+        return
+    choice = c.tool_choice if c.rounds == 0 else "auto"
+    params = params or GenerationParams(temperature=0, max_new_tokens=256)
+    request = ChatRequest(messages=list(c.messages), params=params, tools=c.tools, tool_choice=choice)
+    c.rounds += 1
+    try:
+        text, calls, finish = await _ask(backend, request)
+    except BackendError as exc:
+        c.run.steps.append(Step("error", str(exc), ok=False))
+        c.finished = True
+        return
+    c.run.wire.append(_wire_round(request, text, calls, finish))
+    if text.strip() or not calls:
+        c.run.steps.append(Step("assistant", text))
+    c.pending, c.finished = calls, not calls
+    if calls:
+        c.messages.append({"role": "assistant", "content": text, "tool_calls": [_call_json(call) for call in calls]})
+
+
+def run_pending(
+    conversation: ToolConversation, mock_results: dict[str, str], edits: dict[str, dict] | None = None
+) -> None:
+    """Run the pending calls and append their results. `edits` maps a call's id to what the
+    user changed in step mode: `arguments` (JSON text) and/or `result` (used instead of running)."""
+    for call in conversation.pending:
+        edit = (edits or {}).get(call.id, {})
+        arguments = edit.get("arguments", call.arguments)
+        if edit.get("result") is not None:
+            outcome = ToolOutcome(True, str(edit["result"]))
+        else:
+            outcome = _run_call(dataclasses.replace(call, arguments=arguments), conversation.tools, mock_results)
+        conversation.run.steps.append(Step("tool_call", arguments, name=call.name or "(malformed)", ok=bool(call.name)))
+        conversation.run.steps.append(Step("tool_result", outcome.content, name=call.name, ok=outcome.ok))
+        conversation.messages.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
+    conversation.pending = []
+
+
+def pending_as_json(calls: list[ToolCall]) -> str:
+    """The calls waiting in step mode, as the JSON the user edits."""
+
+    def readable(arguments: str):
+        try:
+            return json.loads(arguments)
+        except json.JSONDecodeError:
+            return arguments  # shown as the text the model wrote, for the user to fix
+
+    return json.dumps(
+        [{"id": c.id, "name": c.name, "arguments": readable(c.arguments), "result": None} for c in calls], indent=2
+    )
+
+
+def edits_from_json(text: str) -> dict[str, dict]:
+    """The user's edits of `pending_as_json`: call id -> `arguments` (JSON text) and `result`.
+    ValueError says what is wrong with the text."""
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the waiting calls are not JSON any more: {exc}") from exc
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and "id" in e for e in entries):
+        raise ValueError('keep the list of calls, each with its "id"; edit "arguments" or "result"')
+    edits = {}
+    for entry in entries:
+        arguments, result = entry.get("arguments"), entry.get("result")
+        edits[entry["id"]] = {
+            "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+            "result": result if result is None or isinstance(result, str) else json.dumps(result),
+        }
+    return edits
+
+
 async def run_tool_loop(
     backend: Backend,
     prompt: str,
@@ -50,35 +150,12 @@ async def run_tool_loop(
     params: GenerationParams | None = None,
     max_rounds: int = 4,
 ) -> AsyncIterator[ToolRun]:
-    """Yield the transcript after every round. `tool_choice` binds the first round only:
-    forcing a call every round would never let the model answer."""
-    params = params or GenerationParams(temperature=0, max_new_tokens=256)
-    run = ToolRun([Step("user", prompt)])
-    messages = [{"role": "user", "content": prompt}]
-    for round_index in range(min(max_rounds, MAX_ROUNDS)):
-        choice = tool_choice if round_index == 0 else "auto"
-        request = ChatRequest(messages=list(messages), params=params, tools=tools, tool_choice=choice)
-        try:
-            text, calls, finish = await _ask(backend, request)
-        except BackendError as exc:
-            run.steps.append(Step("error", str(exc), ok=False))
-            yield run
-            return
-        run.wire.append(_wire_round(request, text, calls, finish))
-        if text.strip() or not calls:
-            run.steps.append(Step("assistant", text))
-        if not calls:
-            yield run
-            return
-        messages.append({"role": "assistant", "content": text, "tool_calls": [_call_json(c) for c in calls]})
-        for call in calls:
-            outcome = _run_call(call, tools, mock_results or {})
-            run.steps.append(Step("tool_call", call.arguments, name=call.name or "(malformed)", ok=bool(call.name)))
-            run.steps.append(Step("tool_result", outcome.content, name=call.name, ok=outcome.ok))
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
-        yield run
-    run.steps.append(Step("error", f"stopped after {max_rounds} rounds: the model kept calling tools", ok=False))
-    yield run
+    """Ask, run the calls, repeat without stopping; yield the transcript after every round."""
+    conversation = ToolConversation.start(prompt, tools, tool_choice, max_rounds)
+    while not conversation.finished:
+        await ask_model(backend, conversation, params)
+        run_pending(conversation, mock_results or {})
+        yield conversation.run
 
 
 async def _ask(backend: Backend, request: ChatRequest) -> tuple[str, list[ToolCall], str]:

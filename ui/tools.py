@@ -8,7 +8,18 @@ import gradio as gr
 
 from console.core import Console
 from tools.definitions import ToolDefinitionError, parse_tools, tool_names
-from tools.loop import MAX_ROUNDS, ToolRun, curl_snippet, openai_snippet, run_tool_loop
+from tools.loop import (
+    MAX_ROUNDS,
+    ToolConversation,
+    ToolRun,
+    ask_model,
+    curl_snippet,
+    edits_from_json,
+    openai_snippet,
+    pending_as_json,
+    run_pending,
+    run_tool_loop,
+)
 from tools.scenarios import SCENARIOS, tool_choice_value
 
 _FIRST = next(iter(SCENARIOS))
@@ -42,8 +53,20 @@ def build_tab(console: Console) -> tuple:
                     allow_custom_value=True,
                 )
                 rounds = gr.Slider(1, MAX_ROUNDS, 4, step=1, label="round limit")
-            run = gr.Button("Run", variant="primary", elem_id="tools-run")
+            with gr.Row():
+                stepping = gr.Checkbox(
+                    False, label="Step mode: pause before the tools run", elem_id="tools-step-mode", scale=2
+                )
+                run = gr.Button("Run", variant="primary", elem_id="tools-run", scale=1)
             transcript = gr.Chatbot(label="Transcript", height=420, elem_id="tools-transcript")
+            pending = gr.Code(
+                language="json",
+                label='Calls waiting: edit "arguments", or set "result" to answer for the tool',
+                visible=False,
+                elem_id="tools-pending",
+            )
+            go_on = gr.Button("Run these calls and continue", visible=False, elem_id="tools-continue")
+    conversation = gr.State()
     with gr.Accordion("Wire: each round's request and response", open=False):
         wire = gr.JSON(label="rounds")
         curl = gr.Code(language="shell", label="the first round as curl")
@@ -64,16 +87,35 @@ def build_tab(console: Console) -> tuple:
         except ToolDefinitionError:
             return gr.Dropdown()
 
-    async def run_clicked(prompt_text, tools_text, selected, max_rounds, mocks_text):
-        """Run the loop and paint each round."""
+    async def run_clicked(prompt_text, tools_text, selected, max_rounds, mocks_text, step_mode):
+        """Run the loop and paint each round; in step mode, stop before the first tools run."""
+        try:
+            tools, _ = _checked_inputs(console, prompt_text, tools_text, mocks_text)
+        except ValueError as exc:
+            gr.Warning(str(exc))
+            yield *_run_views(str(exc)), *_no_step()
+            return
+        if step_mode:
+            talk = ToolConversation.start(prompt_text, tools, tool_choice_value(selected or "auto"), int(max_rounds))
+            await ask_model(console.backend, talk)
+            yield *_run_views(talk.run), *_step_views(talk)
+            return
         async for result in _tool_call(console, prompt_text, tools_text, selected, max_rounds, mocks_text):
-            if isinstance(result, str):
-                gr.Warning(result)
-                yield [{"role": "assistant", "content": f"**{result}**"}], None, "", ""
-                return
-            first = result.wire[0] if result.wire else None
-            snippets = (curl_snippet(first), openai_snippet(first)) if first else ("", "")
-            yield _messages(result), result.as_json()["wire"], *snippets
+            yield *_run_views(result), *_no_step()
+
+    async def continue_clicked(talk, pending_text, mocks_text):
+        """Run the waiting calls as edited, then ask the model again."""
+        try:
+            if talk is None or not talk.pending:
+                raise ValueError("no calls are waiting: press Run with step mode on")
+            edits = edits_from_json(pending_text)
+            mock_results = _mock_results(mocks_text)
+        except ValueError as exc:
+            gr.Warning(str(exc))
+            return (gr.skip(),) * 7  # the calls stay waiting, as the user left them
+        run_pending(talk, mock_results, edits)
+        await ask_model(console.backend, talk)
+        return *_run_views(talk.run), *_step_views(talk)
 
     async def tool_call(
         prompt: str, tools_json: str, tool_choice: str = "auto", max_rounds: int = 4, mock_results: str = "{}"
@@ -86,12 +128,16 @@ def build_tab(console: Console) -> tuple:
 
     picked.change(load_scenario, picked, [tools_json, mocks, prompt, choice], api_visibility="private")
     tools_json.blur(refresh_choices, [tools_json, choice], choice, api_visibility="private")
+    views = [transcript, wire, curl, python, pending, go_on, conversation]
     run.click(
         run_clicked,
-        [prompt, tools_json, choice, rounds, mocks],
-        [transcript, wire, curl, python],
+        [prompt, tools_json, choice, rounds, mocks, stepping],
+        views,
         api_visibility="private",
         concurrency_limit=None,
+    )
+    go_on.click(
+        continue_clicked, [conversation, pending, mocks], views, api_visibility="private", concurrency_limit=None
     )
     gr.api(tool_call, api_name="tool_call", concurrency_limit=None)
     return (lambda: _support_note(console)), support
@@ -99,25 +145,60 @@ def build_tab(console: Console) -> tuple:
 
 async def _tool_call(console: Console, prompt, tools_text, selected, max_rounds, mocks_text):
     """Validate the inputs, then the loop's transcripts; a string says what is wrong instead."""
-    if not console.backend.supports_tools:
-        yield _support_note(console)
-        return
-    if not prompt or not prompt.strip():
-        yield "Type a prompt first."
-        return
     try:
-        tools = parse_tools(tools_text)
-        mock_results = json.loads(mocks_text or "{}")
-    except (ToolDefinitionError, json.JSONDecodeError) as exc:
-        yield f"Tools: {exc}" if isinstance(exc, ToolDefinitionError) else f"Mock results: not JSON: {exc}"
-        return
-    if not isinstance(mock_results, dict):
-        yield 'Mock results must be a JSON object: {"tool name": "result"}'
+        tools, mock_results = _checked_inputs(console, prompt, tools_text, mocks_text)
+    except ValueError as exc:
+        yield str(exc)
         return
     async for run in run_tool_loop(
         console.backend, prompt, tools, tool_choice_value(selected or "auto"), mock_results, max_rounds=int(max_rounds)
     ):
         yield run
+
+
+def _checked_inputs(console: Console, prompt, tools_text, mocks_text) -> tuple[list[dict], dict]:
+    """The tools and mock results; ValueError says what is wrong."""
+    if not console.backend.supports_tools:
+        raise ValueError(_support_note(console))
+    if not prompt or not prompt.strip():
+        raise ValueError("Type a prompt first.")
+    try:
+        tools = parse_tools(tools_text)
+    except ToolDefinitionError as exc:
+        raise ValueError(f"Tools: {exc}") from exc
+    return tools, _mock_results(mocks_text)
+
+
+def _mock_results(text) -> dict:
+    try:
+        mock_results = json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"Mock results: not JSON: {exc}") from exc
+    if not isinstance(mock_results, dict):
+        raise ValueError('Mock results must be a JSON object: {"tool name": "result"}')
+    return mock_results
+
+
+def _run_views(result) -> tuple:
+    """Transcript, wire, and the first round as curl and as openai code; a string is a problem."""
+    if isinstance(result, str):
+        return [{"role": "assistant", "content": f"**{result}**"}], None, "", ""
+    first = result.wire[0] if result.wire else None
+    snippets = (curl_snippet(first), openai_snippet(first)) if first else ("", "")
+    return _messages(result), result.as_json()["wire"], *snippets
+
+
+def _step_views(talk: ToolConversation) -> tuple:
+    waiting = bool(talk.pending)
+    return (
+        gr.Code(pending_as_json(talk.pending) if waiting else "", visible=waiting),
+        gr.Button(visible=waiting),
+        talk if waiting else None,
+    )
+
+
+def _no_step() -> tuple:
+    return gr.Code("", visible=False), gr.Button(visible=False), None
 
 
 def _choices(tools: list[dict]) -> list[str]:
