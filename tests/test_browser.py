@@ -146,3 +146,20 @@ def test_tools_step_mode_waits_for_continue_before_running_a_call(page):
     page.wait_for_function(
         "() => document.querySelector('#tools-transcript').innerText.includes('returned')", timeout=120_000
     )
+
+
+def test_a_50_mb_chat_import_is_refused_and_the_chat_kept(page, tmp_path):
+    page.reload()
+    page.get_by_role("tab", name="Chat").click()
+    page.locator("#chat-input textarea").fill("What is 2+3?")
+    page.locator("#chat-input textarea").press("Enter")
+    page.wait_for_function("() => document.querySelector('#chatbot').innerText.includes('tok/s')", timeout=120_000)
+    big = tmp_path / "chat.json"
+    big.write_bytes(b"{" + b" " * (50 * 2**20) + b"}")
+    with page.expect_file_chooser() as chooser:
+        page.locator("#import-chat").click()
+    chooser.value.set_files(str(big))
+    page.wait_for_function(  # Gradio's toast, from max_file_size in app.py
+        "() => document.body.innerText.includes('exceed the maximum allowed size of 5.0 Mb')", timeout=60_000
+    )
+    assert "What is 2+3?" in page.locator("#chatbot").inner_text()

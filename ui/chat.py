@@ -38,7 +38,9 @@ def build_tab(console: Console) -> list:
                 clear = gr.Button("Clear", size="sm")
             with gr.Row():
                 export = gr.Button("Export JSON", size="sm")
-                upload = gr.UploadButton("Import JSON", file_types=[".json"], type="binary", size="sm")
+                upload = gr.UploadButton(
+                    "Import JSON", file_types=[".json"], type="binary", size="sm", elem_id="import-chat"
+                )
                 exported = gr.File(label="Exported chat", visible=False, interactive=False)
         with gr.Column(scale=1):
             system = gr.Textbox("", label="System prompt", lines=3)
