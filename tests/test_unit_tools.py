@@ -269,7 +269,8 @@ async def test_step_mode_runs_the_calls_as_the_user_edited_them():
     )
     lookup = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
     talk = ToolConversation.start("go", [ADD.spec(), lookup], "required")
-    await ask_model(model, talk)
+    seen = [len(talk.pending) async for _ in ask_model(model, talk)]
+    assert seen == [1, 2, 2]  # the calls show up as they arrive
     assert [c.name for c in talk.pending] == ["add", "lookup"] and not talk.finished
     waiting = json.loads(pending_as_json(talk.pending))
     waiting[0]["arguments"]["b"] = 6  # the user changes an argument
@@ -278,7 +279,8 @@ async def test_step_mode_runs_the_calls_as_the_user_edited_them():
     results = [s.content for s in talk.run.steps if s.kind == "tool_result"]
     assert results == ["9", '{"status": "shipped"}']
     assert talk.messages[-2] == {"role": "tool", "tool_call_id": "c1", "content": "9"}
-    await ask_model(model, talk)
+    written = [talk.live_text async for _ in ask_model(model, talk)]
+    assert written[0] == "The answer is 9." and talk.live_text == ""  # streamed, then a step
     assert talk.finished and talk.run.steps[-1].content == "The answer is 9."
 
 
@@ -289,3 +291,15 @@ def test_edits_that_are_not_the_waiting_calls_say_so():
         edits_from_json("[{")
     with pytest.raises(ValueError, match='each with its "id"'):
         edits_from_json('{"a": 1}')
+
+
+def test_the_round_being_written_shows_in_the_transcript():
+    from tools.loop import ToolConversation
+    from ui.tools import _talk_views
+
+    talk = ToolConversation.start("What is 3 + 5?", [ADD.spec()])
+    talk.rounds, talk.live_text = 1, 'Let me call <tool_call>{"name": "add'
+    transcript, *_rest, pending, _button, state = _talk_views(talk)
+    assert transcript[-1]["content"].endswith("add ▌") and state is None
+    talk.live_text = ""
+    assert _talk_views(talk)[0][-1]["content"] == "(writing a tool call…) ▌"  # a forced call shows no text

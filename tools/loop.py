@@ -53,6 +53,7 @@ class ToolConversation:
     run: ToolRun
     rounds: int = 0
     pending: list[ToolCall] = field(default_factory=list)  # calls made, not yet run
+    live_text: str = ""  # what the model has written so far in the round under way
     finished: bool = False
 
     @classmethod
@@ -61,9 +62,12 @@ class ToolConversation:
         return cls(tools, tool_choice, min(max_rounds, MAX_ROUNDS), messages, ToolRun([Step("user", prompt)]))
 
 
-async def ask_model(backend: Backend, conversation: ToolConversation, params: GenerationParams | None = None) -> None:
+async def ask_model(
+    backend: Backend, conversation: ToolConversation, params: GenerationParams | None = None
+) -> AsyncIterator[None]:
     """One round: send the conversation; the calls the model makes become `pending`, or its
-    answer ends the conversation. `tool_choice` binds the first round only: forcing a call
+    answer ends the conversation. Yields whenever `live_text` or `pending` grew, so a page can
+    show the round as it is written. `tool_choice` binds the first round only: forcing a call
     every round would never let the model answer."""
     c = conversation
     if c.rounds >= c.max_rounds:
@@ -76,16 +80,26 @@ async def ask_model(backend: Backend, conversation: ToolConversation, params: Ge
     params = params or GenerationParams(temperature=0, max_new_tokens=256)
     request = ChatRequest(messages=list(c.messages), params=params, tools=c.tools, tool_choice=choice)
     c.rounds += 1
+    finish = "stop"
     try:
-        text, calls, finish = await _ask(backend, request)
+        async with aclosing(backend.stream_chat(request)) as deltas:
+            async for delta in deltas:
+                if isinstance(delta, TextDelta):
+                    c.live_text += delta.text
+                elif isinstance(delta, ToolCall):
+                    c.pending.append(delta)
+                elif isinstance(delta, Finish):
+                    finish = delta.reason
+                yield
     except BackendError as exc:
         c.run.steps.append(Step("error", str(exc), ok=False))
-        c.finished = True
+        c.finished, c.live_text, c.pending = True, "", []
         return
+    text, calls, c.live_text = strip_tool_calls(c.live_text), c.pending, ""
     c.run.wire.append(_wire_round(request, text, calls, finish))
     if text.strip() or not calls:
         c.run.steps.append(Step("assistant", text))
-    c.pending, c.finished = calls, not calls
+    c.finished = not calls
     if calls:
         c.messages.append({"role": "assistant", "content": text, "tool_calls": [_call_json(call) for call in calls]})
 
@@ -153,22 +167,10 @@ async def run_tool_loop(
     """Ask, run the calls, repeat without stopping; yield the transcript after every round."""
     conversation = ToolConversation.start(prompt, tools, tool_choice, max_rounds)
     while not conversation.finished:
-        await ask_model(backend, conversation, params)
+        async for _ in ask_model(backend, conversation, params):
+            pass
         run_pending(conversation, mock_results or {})
         yield conversation.run
-
-
-async def _ask(backend: Backend, request: ChatRequest) -> tuple[str, list[ToolCall], str]:
-    text, calls, finish = "", [], "stop"
-    async with aclosing(backend.stream_chat(request)) as deltas:
-        async for delta in deltas:
-            if isinstance(delta, TextDelta):
-                text += delta.text
-            elif isinstance(delta, ToolCall):
-                calls.append(delta)
-            elif isinstance(delta, Finish):
-                finish = delta.reason
-    return strip_tool_calls(text), calls, finish
 
 
 def _run_call(call: ToolCall, tools: list[dict], mock_results: dict[str, str]) -> ToolOutcome:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 import gradio as gr
 
+from console.chat import REPAINT_S
 from console.core import Console
 from tools.definitions import ToolDefinitionError, parse_tools, tool_names
 from tools.loop import (
@@ -88,23 +90,19 @@ def build_tab(console: Console) -> tuple:
             return gr.Dropdown()
 
     async def run_clicked(prompt_text, tools_text, selected, max_rounds, mocks_text, step_mode):
-        """Run the loop and paint each round; in step mode, stop before the first tools run."""
+        """Run the loop, painting each round as the model writes it; step mode stops before the tools run."""
         try:
-            tools, _ = _checked_inputs(console, prompt_text, tools_text, mocks_text)
+            tools, mock_results = _checked_inputs(console, prompt_text, tools_text, mocks_text)
         except ValueError as exc:
             gr.Warning(str(exc))
             yield *_run_views(str(exc)), *_no_step()
             return
-        if step_mode:
-            talk = ToolConversation.start(prompt_text, tools, tool_choice_value(selected or "auto"), int(max_rounds))
-            await ask_model(console.backend, talk)
-            yield *_run_views(talk.run), *_step_views(talk)
-            return
-        async for result in _tool_call(console, prompt_text, tools_text, selected, max_rounds, mocks_text):
-            yield *_run_views(result), *_no_step()
+        talk = ToolConversation.start(prompt_text, tools, tool_choice_value(selected or "auto"), int(max_rounds))
+        async for views in _play(console, talk, mock_results, step_mode):
+            yield views
 
     async def continue_clicked(talk, pending_text, mocks_text):
-        """Run the waiting calls as edited, then ask the model again."""
+        """Run the waiting calls as edited, then go on to the next calls (or the answer)."""
         try:
             if talk is None or not talk.pending:
                 raise ValueError("no calls are waiting: press Run with step mode on")
@@ -112,10 +110,11 @@ def build_tab(console: Console) -> tuple:
             mock_results = _mock_results(mocks_text)
         except ValueError as exc:
             gr.Warning(str(exc))
-            return (gr.skip(),) * 7  # the calls stay waiting, as the user left them
+            yield (gr.skip(),) * 7  # the calls stay waiting, as the user left them
+            return
         run_pending(talk, mock_results, edits)
-        await ask_model(console.backend, talk)
-        return *_run_views(talk.run), *_step_views(talk)
+        async for views in _play(console, talk, mock_results, step_mode=True):
+            yield views
 
     async def tool_call(
         prompt: str, tools_json: str, tool_choice: str = "auto", max_rounds: int = 4, mock_results: str = "{}"
@@ -188,9 +187,32 @@ def _run_views(result) -> tuple:
     return _messages(result), result.as_json()["wire"], *snippets
 
 
-def _step_views(talk: ToolConversation) -> tuple:
-    waiting = bool(talk.pending)
+async def _play(console: Console, talk: ToolConversation, mock_results: dict, step_mode: bool):
+    """Rounds until the model answers (or, in step mode, until it calls tools); yields the
+    views as the model writes, at most every REPAINT_S."""
+    while not talk.finished:
+        painted = 0.0
+        async for _ in ask_model(console.backend, talk):
+            if time.monotonic() - painted >= REPAINT_S:
+                painted = time.monotonic()
+                yield _talk_views(talk)
+        if step_mode and talk.pending:
+            break
+        run_pending(talk, mock_results)
+        yield _talk_views(talk)
+    yield _talk_views(talk)
+
+
+def _talk_views(talk: ToolConversation) -> tuple:
+    """The transcript with the round under way, the wire, and the calls waiting (step mode)."""
+    transcript, *wire = _run_views(talk.run)
+    if talk.rounds > len(talk.run.wire) and not talk.finished:  # a round is being written
+        writing = talk.live_text or "(writing a tool call…)"
+        transcript = [*transcript, {"role": "assistant", "content": f"{writing} ▌"}]
+    waiting = bool(talk.pending) and talk.rounds == len(talk.run.wire)
     return (
+        transcript,
+        *wire,
         gr.Code(pending_as_json(talk.pending) if waiting else "", visible=waiting),
         gr.Button(visible=waiting),
         talk if waiting else None,
