@@ -111,8 +111,18 @@ async def run_comparison(console: Console, settings: CompareSettings, job: Job) 
         await _restore(console, snapshot, job)
     if all(result.error for result in results):
         raise JobFailed("no preset could be measured: " + "; ".join(f"{r.preset}: {r.error}" for r in results))
-    used = {name: to_yaml(console.catalog.get(name)) for name in settings.presets}
-    return Comparison(settings, tuple(results), describe_machine(), started, used)
+    return Comparison(settings, tuple(results), describe_machine(), started, _preset_texts(console, settings.presets))
+
+
+def _preset_texts(console: Console, names: tuple[str, ...]) -> dict[str, str]:
+    """What each preset said, for the export; an invalid one is shown as the problem it has."""
+    texts = {}
+    for name in names:
+        try:
+            texts[name] = to_yaml(console.catalog.get(name))
+        except PresetError as exc:
+            texts[name] = f"# invalid: {exc}\n"
+    return texts
 
 
 def _steps_per_preset(settings: CompareSettings) -> int:

@@ -58,3 +58,20 @@ async def test_restart_brings_the_same_engine_back(console):
     labels = [e.label for e in console.sampler.events()]
     assert labels[-2:] == ["engine restart", "engine loaded after restart"]
     await console.close()
+
+
+async def test_a_comparison_with_an_invalid_preset_measures_the_others(tmp_path):
+    from compare.prompts import builtin_prompts
+    from compare.runner import CompareSettings, run_comparison
+    from console.jobs import Job
+
+    (tmp_path / "broken.yaml").write_text("backend: cpu\nquant_polcy: 8\n")
+    console = Console(NoEngine("none"), "test", catalog=PresetCatalog(user_dir=tmp_path))
+    settings = CompareSettings(("cpu", "broken"), (builtin_prompts()["math"],), 8, 1, perplexity=False)
+    status = await console.jobs.start(Job("comparison", lambda job: run_comparison(console, settings, job))).wait()
+    assert status.state == "done", status.error
+    cpu, broken = status.result.results
+    assert cpu.outputs[0].tokens > 0 and cpu.error is None
+    assert broken.error.startswith("did not load") and "quant_polcy" in broken.error
+    assert status.result.preset_yaml["broken"].startswith("# invalid:")
+    await console.close()

@@ -59,6 +59,8 @@ def build_tab(console: Console) -> tuple:
     def settings_from(
         source_model, output_folder, new_preset_name, group_size, samples_n, seq_len, data_type, text_file, free_gpu
     ) -> QuantizeSettings:
+        if not (output_folder or "").strip() or not (new_preset_name or "").strip():
+            raise ValueError("name the output folder and the new preset")
         return QuantizeSettings(
             model=_resolve_source(console, source_model),
             output=console.model_roots.new_folder(output_folder.strip(), cache_dir() / "models"),
