@@ -121,19 +121,21 @@ class LmdeployBackend:
                     raise _error(*payload)
 
     async def score_text(self, text: str) -> TextScore:
-        async with self._request("score", text) as replies:
-            kind, *payload = await replies.get()
-        if kind != "score":
-            raise _error(*payload)
-        return TextScore(mean_nll=payload[0], tokens=payload[1])
+        mean_nll, tokens = await self._one_reply("score", text)
+        return TextScore(mean_nll=mean_nll, tokens=tokens)
 
     async def engine_metrics(self) -> dict:
         """LMDeploy's scheduler now: `cache_usage` (share of KV blocks in use), `active_seqs`, `waiting_seqs`."""
-        async with self._request("metrics") as replies:
-            kind, *payload = await replies.get()
-        if kind != "metrics":
+        (metrics,) = await self._one_reply("metrics")
+        return metrics
+
+    async def _one_reply(self, kind: str, *args) -> list:
+        """A request the worker answers once, with a reply of its own kind (or an error)."""
+        async with self._request(kind, *args) as replies:
+            reply_kind, *payload = await replies.get()
+        if reply_kind != kind:
             raise _error(*payload)
-        return payload[0]
+        return payload
 
     @asynccontextmanager
     async def _request(self, kind: str, *args) -> AsyncIterator[_Replies]:

@@ -38,7 +38,7 @@ async def run(args) -> str:
         raise SystemExit(f"comparison {status.state}: {status.error}\n" + "\n".join(status.log[-20:]))
     comparison = status.result
     if args.out:
-        for suffix, write in {"csv": report.to_csv, "json": report.to_json, "md": report.to_markdown}.items():
+        for suffix, write in report.EXPORTS.items():
             Path(f"{args.out}.{suffix}").write_text(write(comparison), encoding="utf-8")
     return report.to_markdown(comparison)
 

@@ -99,6 +99,9 @@ def to_markdown(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
+EXPORTS = {"csv": to_csv, "json": to_json, "md": to_markdown}  # file suffix -> writer
+
+
 def outputs_html(comparison: Comparison) -> str:
     """Each prompt's answers side by side; words that differ from the first preset's are marked."""
     measured = [r for r in comparison.results if not r.error]

@@ -108,7 +108,7 @@ async def run_comparison(console: Console, settings: CompareSettings, job: Job) 
             results.append(await _measure_preset(console, name, settings, progress))
     finally:
         job.report(job.status().fraction, "bringing back the engine that ran before")
-        await _restore(console, snapshot, job)
+        await console.restore_after_job(snapshot, job)
     if all(result.error for result in results):
         raise JobFailed("no preset could be measured: " + "; ".join(f"{r.preset}: {r.error}" for r in results))
     return Comparison(settings, tuple(results), describe_machine(), started, _preset_texts(console, settings.presets))
@@ -225,10 +225,3 @@ async def _perplexity(backend) -> tuple[float | None, str]:
     except BackendError as exc:
         return None, f"n/a: {exc}"
     return score.perplexity, f"{score.tokens} tokens" if score.tokens else ""
-
-
-async def _restore(console: Console, snapshot, job: Job) -> None:
-    try:
-        await console.restore(snapshot)
-    except (BackendError, PresetError) as exc:
-        job.log(f"the engine that ran before did not come back: {exc}; pick a preset on the Presets tab")

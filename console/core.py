@@ -190,6 +190,15 @@ class Console:
                     self._name_engine_process()
                     self.sampler.mark("engine loaded: the starting engine")
 
+    async def restore_after_job(self, snapshot: EngineSnapshot, job) -> None:
+        """At a job's end, bring back the engine it found; a failure goes to the job's log
+        (the job's own result stands) and tells the user where to pick one."""
+        job.log("bringing back the engine that ran before")
+        try:
+            await self.restore(snapshot)
+        except (BackendError, PresetError) as exc:
+            job.log(f"the engine that ran before did not come back: {exc}; pick a preset on the Presets tab")
+
     async def unload(self, reason: str) -> None:
         """Close the engine to free its GPU memory (for a job that needs it)."""
         async with self._switch_lock:

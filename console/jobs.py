@@ -117,3 +117,8 @@ class JobSlot:
         self.current = job
         job.start()
         return job
+
+    def cancel(self, kind: str) -> None:
+        """Cancel the running job if it is of this kind (a page's Cancel names its own)."""
+        if self.current and self.current.kind == kind:
+            self.current.cancel()

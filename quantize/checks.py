@@ -73,7 +73,7 @@ def _output_problems(output: Path, model_dir: Path) -> list[str]:
         return ["the output folder is the source model's folder; name a new folder"]
     existing = next((p for p in [output, *output.parents] if p.exists()), None)
     needed = checkpoint_bytes(model_dir) // 2  # 4-bit weights plus fp16 embeddings: well under half
-    if existing is not None and shutil.disk_usage(existing).free < needed:
-        free_gib = shutil.disk_usage(existing).free / 2**30
-        return [f"{existing} has {free_gib:.1f} GiB free; the AWQ model needs about {needed / 2**30:.1f} GiB"]
+    free = shutil.disk_usage(existing).free if existing is not None else None
+    if free is not None and free < needed:
+        return [f"{existing} has {free / 2**30:.1f} GiB free; the AWQ model needs about {needed / 2**30:.1f} GiB"]
     return []

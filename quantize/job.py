@@ -18,7 +18,6 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from backends import BackendError
 from backends.lmdeploy_memory import checkpoint_bytes, read_model_config
 from console.core import Console
 from console.jobs import Job, JobFailed
@@ -91,7 +90,7 @@ async def run_quantization(console: Console, settings: QuantizeSettings, job: Jo
         raise
     finally:
         if settings.unload_engine:
-            await _bring_back(console, snapshot, job)
+            await console.restore_after_job(snapshot, job)
     for name in _STATS_FILES:
         (settings.output / name).unlink(missing_ok=True)
     preset = Preset(
@@ -185,11 +184,3 @@ def explain_failure(output: str, settings: QuantizeSettings) -> str:
     if "no nvidia driver" in lowered or "cuda" in lowered and "available" in lowered:
         return "AWQ calibration needs a CUDA GPU and none is usable here"
     return f"the quantization failed: {last}"
-
-
-async def _bring_back(console: Console, snapshot, job: Job) -> None:
-    job.log("bringing back the engine that ran before")
-    try:
-        await console.restore(snapshot)
-    except (BackendError, PresetError) as exc:
-        job.log(f"the engine did not come back: {exc}; pick a preset on the Presets tab")

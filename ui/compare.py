@@ -71,9 +71,7 @@ def build_tab(console: Console) -> gr.CheckboxGroup:
 
     def cancel_job(request: gr.Request):
         console.access.require_admin(request.username, "cancel comparisons")
-        job = console.jobs.current
-        if job and job.kind == "comparison":
-            job.cancel()
+        console.jobs.cancel("comparison")
 
     views = [progress, log, table, memory, capacity, speed, outputs_view, exports]
     run.click(compare, [picked, prompt_names, own, max_new, concurrency, perplexity], views, api_name="compare")
@@ -100,9 +98,8 @@ def _result_views(comparison: Comparison) -> tuple:
 def _export_files(comparison: Comparison) -> list[str]:
     folder = Path(tempfile.mkdtemp(prefix="lmdeploy-console-compare-"))
     stem = "comparison-" + time.strftime("%Y%m%d-%H%M%S")
-    writers = {"csv": report.to_csv, "json": report.to_json, "md": report.to_markdown}
     paths = []
-    for suffix, write in writers.items():
+    for suffix, write in report.EXPORTS.items():
         path = folder / f"{stem}.{suffix}"
         path.write_text(write(comparison), encoding="utf-8")
         paths.append(str(path))

@@ -132,9 +132,7 @@ def build_tab(console: Console) -> tuple:
 
     def cancel_clicked(request: gr.Request):
         console.access.require_admin(request.username, "cancel quantization")
-        job = console.jobs.current
-        if job and job.kind == "quantization":
-            job.cancel()
+        console.jobs.cancel("quantization")
 
     async def switch_clicked(name, request: gr.Request):
         try:
