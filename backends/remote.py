@@ -57,9 +57,9 @@ class RemoteBackend:
     supports_kv_quant = False  # the server decides its own quantization
     supports_perplexity = True  # where the server is lmdeploy's api_server (`/get_ppl`)
 
-    def __init__(self, client: AsyncOpenAI, model: str, base_url: str):
+    def __init__(self, client: AsyncOpenAI, model: str, base_url: str, read_timeout_s: float = DEFAULT_READ_TIMEOUT_S):
         self._client, self._model, self._base_url = client, model, base_url
-        self._read_timeout_s = client.timeout.read if isinstance(client.timeout, httpx.Timeout) else None
+        self._read_timeout_s = read_timeout_s  # what the client was made with, for the message
         self._extras_supported = True
 
     @classmethod
@@ -90,7 +90,7 @@ class RemoteBackend:
             raise BackendError(f"{base_url} does not serve {model!r}; it serves: {', '.join(served)}")
         if not (model or served):
             raise BackendError(f"{base_url} lists no models; name one with --model")
-        return cls(make_client(), model or served[0], base_url)
+        return cls(make_client(), model or served[0], base_url, read_timeout_s)
 
     def info(self) -> BackendInfo:
         details = {"base_url": self._base_url}
