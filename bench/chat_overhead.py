@@ -3,11 +3,16 @@
     python -m bench.chat_overhead --backend cpu
     python -m bench.chat_overhead --backend lmdeploy --engine turbomind --concurrency 16 --max-new-tokens 256
 
-Same prompts and greedy decoding through up to three layers, one after the other:
+Same prompts and greedy decoding through up to three layers, all loaded at once:
   engine   the raw engine in this process: `lmdeploy.pipeline(...).stream_infer`, or for
            cpu the transformers backend itself;
   backend  (lmdeploy only) the console's backend: the pipeline in its worker process;
-  console  the running console (`app.py`), read through Gradio's SSE stream as a browser does.
+  console  the running console (`app.py`), read through Gradio's SSE stream as a browser does,
+           each chat from a page opened first (see `GradioEndpoint.open_page`).
+Rounds interleave the layers (each round: every layer's prompts one at a time, then every
+layer's N at once), so drift on the machine hits all layers alike; the table gives medians
+over rounds and the spread of the per-round ratio to the engine. With lmdeploy every layer
+gets `--cache-max-entry-count` (default 0.2) so three engines share one GPU.
 Prints a Markdown table with the machine and versions; `--out FILE` also writes it there.
 """
 
@@ -18,9 +23,11 @@ import re
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from backends import ChatRequest, GenerationParams, TextDelta, Usage, create_backend
 from bench.cli import backend_parser, backend_spec
@@ -49,13 +56,31 @@ class Sample:
 
 
 @dataclass
-class Layer:
-    name: str
+class Batch:
     samples: list[Sample]
-    aggregate_tok_s: float
+    wall_s: float  # from the first request sent to the last reply ended
 
-    def median(self, key) -> float:
-        return statistics.median(key(s) for s in self.samples)
+    @property
+    def aggregate_tok_s(self) -> float:
+        return sum(s.tokens for s in self.samples) / self.wall_s
+
+
+@dataclass
+class Results:
+    """One layer's measurements, kept per round so ratios can be taken round by round."""
+
+    name: str
+    rounds: list[list[Sample]] = field(default_factory=list)
+    aggregates: list[float] = field(default_factory=list)
+
+    def ttft_ms(self, round_: int | None = None) -> float:
+        return 1000 * statistics.median(s.ttft_s for s in self._samples(round_))
+
+    def decode_tok_s(self, round_: int | None = None) -> float:
+        return statistics.median(s.decode_tok_s for s in self._samples(round_))
+
+    def _samples(self, round_: int | None) -> list[Sample]:
+        return self.rounds[round_] if round_ is not None else [s for r in self.rounds for s in r]
 
 
 def prompt_at(i: int) -> str:
@@ -65,123 +90,192 @@ def prompt_at(i: int) -> str:
 # --- engine: lmdeploy.pipeline in this process ---------------------------------------------
 
 
-def measure_pipeline(args, params: GenerationParams) -> Layer:
-    from lmdeploy import pipeline
+class PipelineLayer:
+    name = "engine: lmdeploy.pipeline in-process"
 
-    from backends.embedded_model import resolve_model_path
-    from backends.lmdeploy_config import engine_config, generation_config, resolve_engine
+    def __init__(self, args, params: GenerationParams):
+        from lmdeploy import pipeline
 
-    model = str(resolve_model_path(args.model))
-    options = backend_spec(args).engine
-    pipe = pipeline(model, backend_config=engine_config(options, resolve_engine(options, model)), log_level="ERROR")
-    gen = generation_config(params)
+        from backends.embedded_model import resolve_model_path
+        from backends.lmdeploy_config import engine_config, generation_config, resolve_engine
 
-    def run(prompts: list[str]) -> list[Sample]:
+        model = str(resolve_model_path(args.model))
+        options = backend_spec(args).engine
+        self._pipe = pipeline(
+            model, backend_config=engine_config(options, resolve_engine(options, model)), log_level="ERROR"
+        )
+        self._gen = generation_config(params)
+
+    async def run(self, prompts: list[str]) -> Batch:
+        return await asyncio.to_thread(self._run, prompts)
+
+    def _run(self, prompts: list[str]) -> Batch:
         started = time.perf_counter()
         first: dict[int, float] = {}
         tokens: dict[int, int] = {}
         done: dict[int, float] = {}
         messages = [[{"role": "user", "content": p}] for p in prompts]
-        for response in pipe.stream_infer(messages, gen_config=gen):
+        for response in self._pipe.stream_infer(messages, gen_config=self._gen):
             now = time.perf_counter() - started
             if response.text and response.index not in first:
                 first[response.index] = now
             tokens[response.index] = response.generate_token_len
             if response.finish_reason:
                 done[response.index] = now
-        return [Sample(first[i], tokens[i], done[i]) for i in range(len(prompts))]
+        return Batch([Sample(first[i], tokens[i], done[i]) for i in range(len(prompts))], time.perf_counter() - started)
 
-    try:
-        run(["Hello!"])  # warm-up
-        samples = [run([p])[0] for p in PROMPTS[: args.prompts]]
-        started = time.perf_counter()
-        batch = run([prompt_at(i) for i in range(args.concurrency)])
-        aggregate = sum(s.tokens for s in batch) / (time.perf_counter() - started)
-    finally:
-        pipe.close()
-    return Layer("engine: lmdeploy.pipeline in-process", samples, aggregate)
+    async def close(self) -> None:
+        self._pipe.close()
 
 
 # --- backend: the console's backend object, in this process --------------------------------
 
 
-async def backend_sample(backend, prompt: str, params: GenerationParams) -> Sample:
-    started = time.perf_counter()
-    first, tokens = None, 0
-    async for delta in backend.stream_chat(ChatRequest([{"role": "user", "content": prompt}], params)):
-        if isinstance(delta, TextDelta) and first is None:
-            first = time.perf_counter()
-        elif isinstance(delta, Usage):
-            tokens = delta.completion_tokens
-    return Sample(first - started, tokens, time.perf_counter() - started)
+class BackendLayer:
+    def __init__(self, backend, name: str, params: GenerationParams):
+        self.name, self.backend, self._params = name, backend, params
 
+    @classmethod
+    async def start(cls, args, name: str, params: GenerationParams) -> BackendLayer:
+        backend, _ = await create_backend(backend_spec(args))
+        return cls(backend, name, params)
 
-async def measure_backend(args, params: GenerationParams, name: str) -> Layer:
-    backend, _ = await create_backend(backend_spec(args))
-    try:
-        await backend_sample(backend, "Hello!", params)  # warm-up
-        samples = [await backend_sample(backend, p, params) for p in PROMPTS[: args.prompts]]
+    async def run(self, prompts: list[str]) -> Batch:
         started = time.perf_counter()
-        batch = await asyncio.gather(*(backend_sample(backend, prompt_at(i), params) for i in range(args.concurrency)))
-        aggregate = sum(s.tokens for s in batch) / (time.perf_counter() - started)
-    finally:
-        await backend.close()
-    return Layer(name, samples, aggregate)
+        samples = await asyncio.gather(*(self._sample(p) for p in prompts))
+        return Batch(list(samples), time.perf_counter() - started)
+
+    async def _sample(self, prompt: str) -> Sample:
+        started = time.perf_counter()
+        first, tokens = None, 0
+        request = ChatRequest([{"role": "user", "content": prompt}], self._params)
+        async for delta in self.backend.stream_chat(request):
+            if isinstance(delta, TextDelta) and first is None:
+                first = time.perf_counter()
+            elif isinstance(delta, Usage):
+                tokens = delta.completion_tokens
+        return Sample(first - started, tokens, time.perf_counter() - started)
+
+    async def close(self) -> None:
+        await self.backend.close()
 
 
 # --- console: app.py in a subprocess, read through Gradio's SSE stream ---------------------
 
 
-def console_sample(endpoint: GradioEndpoint, prompt: str, params: GenerationParams) -> Sample:
-    knobs = (
-        "",
-        params.temperature,
-        params.top_p,
-        params.top_k,
-        params.max_new_tokens,
-        params.repetition_penalty,
-        -1,
-        "",
-    )
-    first, total, final = None, 0.0, None
-    for elapsed, message in endpoint.stream(prompt, *knobs):
-        if first is None:
-            first = elapsed  # the chat paints for the first time when the first text arrives
-        total, final = elapsed, message
-    reply = final["output"]["data"][0][-1]["content"][0]["text"]
-    match = re.search(r"(\d+) tokens", reply)
-    return Sample(first, int(match.group(1)) if match else 0, total)
+class ConsoleLayer:
+    name = "console: app.py, Gradio SSE"
+
+    def __init__(self, args, params: GenerationParams):
+        from tests.conftest import free_port, start_process, wait_for_http
+
+        log_dir = Path(args.log_dir)
+        preset = log_dir / "bench-console-preset.yaml"
+        preset.write_text(yaml.safe_dump(bench_preset(args)), encoding="utf-8")
+        port = free_port()
+        log = log_dir / "bench-console.log"
+        self._process = start_process(
+            [sys.executable, "app.py", "--preset", str(preset), "--server-port", str(port)], log
+        )
+        url = f"http://127.0.0.1:{port}/"
+        wait_for_http(url, self._process, log, timeout_s=1200)
+        self._endpoint = GradioEndpoint(url, "chat")
+        self._knobs = (
+            "",
+            params.temperature,
+            params.top_p,
+            params.top_k,
+            params.max_new_tokens,
+            params.repetition_penalty,
+            -1,
+            "",
+        )
+
+    async def run(self, prompts: list[str]) -> Batch:
+        # one open page a user, each with an empty chat, as N people who open the console and type
+        sessions = [await asyncio.to_thread(self._open_page) for _ in prompts]
+        started = time.perf_counter()
+        samples = await asyncio.gather(
+            *(asyncio.to_thread(self._sample, s, p) for s, p in zip(sessions, prompts, strict=True))
+        )
+        return Batch(list(samples), time.perf_counter() - started)
+
+    def _open_page(self) -> str:
+        session = uuid.uuid4().hex
+        self._endpoint.open_page(session)
+        return session
+
+    def _sample(self, session: str, prompt: str) -> Sample:
+        first, total, final = None, 0.0, None
+        for elapsed, message in self._endpoint.stream(prompt, *self._knobs, session=session):
+            if first is None:
+                first = elapsed  # the chat paints for the first time when the first text arrives
+            total, final = elapsed, message
+        reply = final["output"]["data"][0][-1]["content"][0]["text"]
+        match = re.search(r"(\d+) tokens", reply)
+        return Sample(first, int(match.group(1)) if match else 0, total)
+
+    async def close(self) -> None:
+        from tests.conftest import stop_process
+
+        stop_process(self._process)
 
 
-def measure_console(args, params: GenerationParams) -> Layer:
-    from tests.conftest import free_port, start_process, stop_process, wait_for_http
+def bench_preset(args) -> dict:
+    """The console's preset: the same backend, model, engine and KV share as the other layers."""
+    preset = {"description": "chat_overhead benchmark", "backend": args.backend, "model": args.model}
+    if args.backend == "lmdeploy":
+        preset |= {"engine": args.engine, "cache_max_entry_count": args.cache_max_entry_count}
+    return {k: v for k, v in preset.items() if v is not None}
 
-    cli = ["--backend", args.backend, "--engine", args.engine] + (["--model", args.model] if args.model else [])
-    port = free_port()
-    log = Path(args.log_dir) / "bench-console.log"
-    process = start_process([sys.executable, "app.py", *cli, "--server-port", str(port)], log)
-    url = f"http://127.0.0.1:{port}/"
+
+# --- the run --------------------------------------------------------------------------------
+
+
+async def start_layers(args, params: GenerationParams) -> list:
+    if args.backend == "lmdeploy":
+        engine = await asyncio.to_thread(PipelineLayer, args, params)
+        backend = await BackendLayer.start(args, "backend: pipeline in its worker process", params)
+        layers = [engine, backend]
+    else:
+        layers = [await BackendLayer.start(args, "engine: transformers on CPU, in-process", params)]
+    layers.append(await asyncio.to_thread(ConsoleLayer, args, params))
+    return layers
+
+
+async def measure(args, params: GenerationParams) -> list[Results]:
+    layers = await start_layers(args, params)
+    results = [Results(layer.name) for layer in layers]
     try:
-        wait_for_http(url, process, log, timeout_s=1200)
-        endpoint = GradioEndpoint(url, "chat")
-        console_sample(endpoint, "Hello!", params)  # warm-up
-        samples = [console_sample(endpoint, p, params) for p in PROMPTS[: args.prompts]]
-        with ThreadPoolExecutor(args.concurrency) as pool:
-            started = time.perf_counter()
-            batch = list(pool.map(lambda i: console_sample(endpoint, prompt_at(i), params), range(args.concurrency)))
-        aggregate = sum(s.tokens for s in batch) / (time.perf_counter() - started)
+        for layer in layers:
+            await layer.run(["Hello!"])  # warm-up
+        for _ in range(args.rounds):
+            for layer, result in zip(layers, results, strict=True):
+                result.rounds.append([(await layer.run([p])).samples[0] for p in PROMPTS[: args.prompts]])
+            for layer, result in zip(layers, results, strict=True):
+                batch = await layer.run([prompt_at(i) for i in range(args.concurrency)])
+                result.aggregates.append(batch.aggregate_tok_s)
     finally:
-        stop_process(process)
-    return Layer("console: app.py, Gradio SSE", samples, aggregate)
+        for layer in layers:
+            await layer.close()
+    return results
 
 
-def table(layers: list[Layer], args) -> str:
-    base = layers[0]
-    base_ttft = base.median(lambda s: s.ttft_s * 1000)
-    base_tps = base.median(lambda s: s.decode_tok_s)
+def ratio_cell(values: list[float], base: list[float]) -> str:
+    """Median ratio to the engine over rounds, and its range round by round."""
+    ratios = [v / b for v, b in zip(values, base, strict=True)]
+    return f"{statistics.median(ratios):.3f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+def table(results: list[Results], args) -> str:
+    base = results[0]
+    rounds = range(args.rounds)
     lines = [
-        f"`{args.backend}` backend, engine `{args.engine}`: {args.prompts} prompts one at a time, then "
-        f"{args.concurrency} at once; greedy, max_new_tokens {args.max_new_tokens}.",
+        f"`{args.backend}` backend, engine `{args.engine}`: {args.rounds} rounds, each {args.prompts} prompts one "
+        f"at a time, then {args.concurrency} at once, layers interleaved; greedy, max_new_tokens "
+        f"{args.max_new_tokens}"
+        + (f", cache_max_entry_count {args.cache_max_entry_count} each" if args.backend == "lmdeploy" else "")
+        + ". Ratios: median over rounds (lowest-highest round).",
         "",
         describe_machine(),
         "",
@@ -189,12 +283,13 @@ def table(layers: list[Layer], args) -> str:
         f"aggregate tok/s, {args.concurrency} streams | vs engine |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for layer in layers:
-        ttft = layer.median(lambda s: s.ttft_s * 1000)
-        tps = layer.median(lambda s: s.decode_tok_s)
+    for result in results:
+        added = [result.ttft_ms(r) - base.ttft_ms(r) for r in rounds]
+        decode = ratio_cell([result.decode_tok_s(r) for r in rounds], [base.decode_tok_s(r) for r in rounds])
         lines.append(
-            f"| {layer.name} | {ttft:.1f} | {ttft - base_ttft:+.1f} | {tps:.1f} | {tps / base_tps:.3f}x | "
-            f"{layer.aggregate_tok_s:.1f} | {layer.aggregate_tok_s / base.aggregate_tok_s:.3f}x |"
+            f"| {result.name} | {result.ttft_ms():.1f} | {statistics.median(added):+.1f} "
+            f"({min(added):+.0f} to {max(added):+.0f}) | {result.decode_tok_s():.1f} | {decode} | "
+            f"{statistics.median(result.aggregates):.1f} | {ratio_cell(result.aggregates, base.aggregates)} |"
         )
     return "\n".join(lines)
 
@@ -202,20 +297,15 @@ def table(layers: list[Layer], args) -> str:
 def main() -> None:
     parser = backend_parser(__doc__)
     parser.add_argument("--prompts", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--log-dir", default="/tmp")
     parser.add_argument("--out")
     args = parser.parse_args()
+    if args.backend == "lmdeploy" and args.cache_max_entry_count is None:
+        args.cache_max_entry_count = 0.2
     params = GenerationParams(temperature=0, max_new_tokens=args.max_new_tokens)
-    if args.backend == "lmdeploy":
-        layers = [
-            measure_pipeline(args, params),
-            asyncio.run(measure_backend(args, params, "backend: pipeline in its worker process")),
-        ]
-    else:
-        layers = [asyncio.run(measure_backend(args, params, "engine: transformers on CPU, in-process"))]
-    layers.append(measure_console(args, params))
-    report = table(layers, args)
+    report = table(asyncio.run(measure(args, params)), args)
     print(report)
     if args.out:
         Path(args.out).write_text(report + "\n", encoding="utf-8")

@@ -13,8 +13,10 @@ def backend_parser(doc: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--engine", choices=["auto", "turbomind", "pytorch"], default="auto")
     parser.add_argument("--model", help="a local model folder (default: the embedded SmolLM2-135M)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--cache-max-entry-count", type=float, help="the KV cache's share of free GPU memory")
     return parser
 
 
 def backend_spec(args: argparse.Namespace) -> BackendSpec:
-    return BackendSpec(kind=args.backend, model=args.model, engine=EngineOptions(engine=args.engine))
+    engine = EngineOptions(engine=args.engine, cache_max_entry_count=args.cache_max_entry_count)
+    return BackendSpec(kind=args.backend, model=args.model, engine=engine)
