@@ -1,0 +1,104 @@
+"""The LMDeploy worker's faults on a real GPU: a switch or a restart while people chat, and a
+crash followed by Restart (skipped elsewhere; see ../shared/gpu/README.md)."""
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from backends import GenerationParams
+from console.chat import ChatSession, Turn, stream_reply
+from console.core import Console, NoEngine
+from presets.store import PresetCatalog
+from telemetry.vram import VramSampler
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.gpu
+
+LONG = GenerationParams(temperature=0, max_new_tokens=2000)
+SHORT = GenerationParams(temperature=0, max_new_tokens=30)
+
+
+@pytest.fixture
+async def console():
+    sampler = VramSampler(interval_s=0.5).start()
+    catalog = PresetCatalog(user_dir=ROOT / "bench" / "gpu_presets")
+    console = Console(NoEngine("not started"), "test", catalog=catalog, sampler=sampler)
+    yield console
+    await console.close()
+
+
+def presets(console) -> tuple[str, str]:
+    """Two presets of the embedded model on the engine that loads fastest here."""
+    return ("tm-bf16", "tm-kv8") if console.machine.turbomind else ("pt-bf16", "pt-kv8")
+
+
+def chat(text: str, params: GenerationParams) -> ChatSession:
+    return ChatSession(params=params, turns=[Turn("user", text)])
+
+
+async def started_reply(console, session: ChatSession):
+    """A reply streaming from the running engine, read until its first text has arrived."""
+    stream = stream_reply(console.backend, session)
+    async for painted in stream:
+        if painted.turns[-1].content:
+            return stream
+    raise AssertionError("the reply ended before any text")
+
+
+async def finish(stream) -> None:
+    async for _ in stream:
+        pass
+
+
+async def reply_to(console, text: str, params: GenerationParams = SHORT) -> Turn:
+    session = chat(text, params)
+    await finish(stream_reply(console.backend, session))
+    return session.turns[-1]
+
+
+async def no_engine_running(console) -> None:
+    while not isinstance(console.backend, NoEngine):
+        await asyncio.sleep(0.01)
+
+
+async def test_a_switch_mid_reply_keeps_the_reply_and_tells_others_why(console):
+    first, second = presets(console)
+    await console.switch_preset(first)
+    writer = chat("Count from 1 to 1000, one number a line.", LONG)
+    stream = await started_reply(console, writer)
+
+    switching = asyncio.create_task(console.switch_preset(second))
+    await asyncio.wait_for(no_engine_running(console), timeout=60)
+    meanwhile = await reply_to(console, "What is 2+3?")
+    await finish(stream)
+    await switching
+
+    reply = writer.turns[-1]
+    assert writer.turns[0].content.startswith("Count from 1")
+    assert reply.content.startswith("1") and reply.stats.finish == "error"
+    assert "closed (a preset switch" in reply.stats.error and "kept" in reply.stats.error
+    assert meanwhile.stats.error and f"being switched to {second!r}" in meanwhile.stats.error
+    assert "5" in (await reply_to(console, "What is 2+3?")).content
+
+
+async def test_after_a_crash_restart_tells_others_it_is_restarting_then_answers(console):
+    first, _ = presets(console)
+    await console.switch_preset(first)
+    writer = chat("Count from 1 to 1000, one number a line.", LONG)
+    stream = await started_reply(console, writer)
+    os.kill(console.state().info.details["worker_pid"], signal.SIGKILL)
+    await finish(stream)
+    crashed = writer.turns[-1]
+    assert crashed.content and "Restart the engine" in crashed.stats.error
+
+    restarting = asyncio.create_task(console.restart())
+    await asyncio.wait_for(no_engine_running(console), timeout=60)
+    meanwhile = await reply_to(console, "What is 2+3?")
+    await restarting
+
+    assert "the engine is restarting" in meanwhile.stats.error
+    assert "5" in (await reply_to(console, "What is 2+3?")).content
+    labels = [e.label for e in console.sampler.events()]
+    assert labels[-3:] == ["engine restart", "engine closed", "engine loaded after restart"]
