@@ -22,6 +22,7 @@ from .base import (
     TextDelta,
     TextScore,
     ToolCall,
+    ToolCallPiece,
     Usage,
 )
 from .lmdeploy_config import EngineOptions
@@ -44,6 +45,7 @@ __all__ = [
     "TextDelta",
     "TextScore",
     "ToolCall",
+    "ToolCallPiece",
     "Usage",
     "create_backend",
     "usable_gpu_reason",

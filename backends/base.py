@@ -49,12 +49,17 @@ class ChatRequest:
     """One chat turn: OpenAI-style messages (`role`/`content` dicts) and the sampling knobs.
 
     `tools` are OpenAI `tools` entries; `tool_choice` is "auto", "none", "required" or
-    {"type": "function", "function": {"name": ...}}, as in the OpenAI API."""
+    {"type": "function", "function": {"name": ...}}, as in the OpenAI API. `tool_prompt` picks
+    how a local engine shows the model its tools: "model" is the model's own chat template and
+    LMDeploy's parser for its family, where the preset names one (`tool_parser`), else the
+    console's prompt; "console" is always the console's prompt (tools listed in the system
+    prompt, calls as `<tool_call>` JSON), which works with any model."""
 
     messages: list[dict]
     params: GenerationParams = field(default_factory=GenerationParams)
     tools: list[dict] | None = None
     tool_choice: str | dict = "auto"
+    tool_prompt: Literal["model", "console"] = "model"
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,16 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class ToolCallPiece:
+    """Part of tool call `index` as the model writes it: its name once, then its arguments a
+    few characters at a time. For showing a call being written; the whole `ToolCall` follows."""
+
+    index: int
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class Usage:
     """Token counts of the request, as the engine reports them."""
 
@@ -88,7 +103,7 @@ class Finish:
     reason: FinishReason
 
 
-Delta = TextDelta | ToolCall | Usage | Finish
+Delta = TextDelta | ToolCallPiece | ToolCall | Usage | Finish
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,7 @@ from .base import (
     GenerationParams,
     ModelLoadError,
     PromptTooLong,
-    TextDelta,
     TextScore,
-    ToolCall,
     Usage,
 )
 from .embedded_model import EMBEDDED_MODEL_NAME, embedded_hf_folder
@@ -119,11 +117,10 @@ class CpuBackend:
         async with aclosing(self._stream_text(prompt_ids, request.params, max_new, run)) as pieces:
             async for piece in pieces:
                 text += piece
-                if not turn.forced:  # a forced call is JSON for the caller, not text for the reader
-                    yield TextDelta(piece)
-        calls = turn.calls(text)
-        for index, (name, arguments) in enumerate(calls):
-            yield ToolCall(f"call_{index}", name, arguments)
+                yield turn.delta(piece)
+        calls = turn.tool_calls(text)
+        for call in calls:
+            yield call
         yield Usage(prompt_tokens=prompt_len, completion_tokens=run.tokens)
         hit_limit = run.tokens >= max_new and not run.stops.stopped
         yield Finish("tool_calls" if calls else "length" if hit_limit else "stop")

@@ -25,11 +25,11 @@ from .base import (
     PromptTooLong,
     TextDelta,
     TextScore,
-    ToolCall,
     Usage,
 )
 from .lmdeploy_config import EngineOptions
 from .lmdeploy_worker import main as worker_main
+from .tool_calls import CallPieces
 from .tool_prompt import ToolTurn
 
 _LOAD_TIMEOUT_S = 1800  # a 70B model from a slow disk takes many minutes
@@ -39,7 +39,7 @@ _CLOSE_TIMEOUT_S = 30
 class LmdeployBackend:
     """Chat through `lmdeploy.pipeline` in a child process; `close()` ends the process."""
 
-    supports_tools = True  # through the console's tool-prompt template; forced calls by guided decoding
+    supports_tools = True  # LMDeploy's parser for the model, or the console's tool-prompt template
     supports_kv_quant = True
     supports_perplexity = True
 
@@ -87,34 +87,42 @@ class LmdeployBackend:
         return BackendInfo(kind="lmdeploy", model=self._model_path, engine=engine, details=details)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        """With a `tool_parser`, a chat with tools runs through LMDeploy's own tool path (the
+        model's chat template and parser); without one, through the console's tool-prompt template."""
         try:
             turn = ToolTurn.of(request.messages, request.tools, request.tool_choice)
         except ValueError as exc:
             raise BackendError(str(exc)) from exc
-        if turn.forced and self._engine_info.get("engine") == "turbomind":
+        forced = turn.forced is not None
+        if forced and self._engine_info.get("engine") == "turbomind":
             raise BackendError(
                 "forced tool calls (tool_choice required or a named function) need the PyTorch engine: "
                 'TurboMind\'s guided decoding stopped a forced call after `{"name":` (measured, lmdeploy 0.18). '
                 "Use tool_choice auto, or a preset with engine: pytorch"
             )
-        # LMDeploy's guided decoding holds a forced call to its JSON schema
-        response_format = {"type": "json_schema", "json_schema": {"name": "tool_call", "schema": turn.forced}}
-        text = ""
-        async with self._request(
-            "chat", turn.messages, request.params.as_dict(), response_format if turn.forced else None
-        ) as replies:
+        params = request.params.as_dict()
+        if turn.tools and self._options.tool_parser and request.tool_prompt == "model":
+            command = ("tools_chat", request.messages, params, request.tools, request.tool_choice)
+            turn = None
+        else:
+            # LMDeploy's guided decoding holds a forced call to its JSON schema
+            schema = {"type": "json_schema", "json_schema": {"name": "tool_call", "schema": turn.forced}}
+            command = ("chat", turn.messages, params, schema if forced else None)
+        text, pieces = "", CallPieces()
+        async with self._request(*command) as replies:
             while True:
                 kind, *payload = await replies.get()
                 if kind == "text":
                     text += payload[0]
-                    if not turn.forced:  # a forced call is JSON for the caller, not text for the reader
-                        yield TextDelta(payload[0])
+                    yield turn.delta(payload[0]) if turn else TextDelta(payload[0])
+                elif kind == "call":
+                    yield pieces.add(*payload)
                 elif kind == "usage":
                     yield Usage(*payload)
                 elif kind == "finish":
-                    calls = turn.calls(text)
-                    for index, (name, arguments) in enumerate(calls):
-                        yield ToolCall(f"call_{index}", name, arguments)
+                    calls = turn.tool_calls(text) if turn else pieces.whole()
+                    for call in calls:
+                        yield call
                     yield Finish("tool_calls" if calls else payload[0])
                     return
                 else:

@@ -6,10 +6,12 @@ behind. Hosting the engine here keeps the console alive through an abort and giv
 byte of VRAM back when the process ends.
 
 Wire format over the pipe (tuples, pickled by multiprocessing):
-  parent -> child: ("chat", rid, messages, params_dict, response_format) | ("score", rid, text)
-                   | ("metrics", rid) | ("cancel", rid) | ("close",)
+  parent -> child: ("chat", rid, messages, params_dict, response_format)
+                   | ("tools_chat", rid, messages, params_dict, tools, tool_choice)
+                   | ("score", rid, text) | ("metrics", rid) | ("cancel", rid) | ("close",)
   child -> parent: ("ready", info) | ("load_failed", message)
-                   | (rid, "text", str) | (rid, "usage", prompt, completion)
+                   | (rid, "text", str) | (rid, "call", index, id, name, arguments_piece)
+                   | (rid, "usage", prompt, completion)
                    | (rid, "score", mean_nll, tokens) | (rid, "metrics", dict)
                    | (rid, "finish", reason) | (rid, "error", kind, message)
 """
@@ -17,17 +19,18 @@ Wire format over the pipe (tuples, pickled by multiprocessing):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
 import traceback
 
 from .base import GenerationParams
-from .lmdeploy_config import EngineOptions, engine_config, generation_config, resolve_engine
+from .lmdeploy_config import EngineOptions, engine_config, generation_config, resolve_engine, tool_chat_request
 from .lmdeploy_memory import checkpoint_bytes, kv_bytes_per_block, read_model_config
 
 _COALESCE_S = 0.005
-_FINISH = {"stop": "stop", "length": "length", "abort": "cancelled", "error": "error"}
+_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "abort": "cancelled", "error": "error"}
 
 
 def main(conn, model_path: str, options: EngineOptions) -> None:
@@ -40,6 +43,7 @@ def main(conn, model_path: str, options: EngineOptions) -> None:
 
     try:
         pipe, info = _load(model_path, options)
+        tool_context = _tool_context(pipe, options.tool_parser) if options.tool_parser else None
     except BaseException as exc:  # noqa: BLE001 - every load failure goes back as a message
         send("load_failed", _describe_load_error(exc))
         return
@@ -62,6 +66,11 @@ def main(conn, model_path: str, options: EngineOptions) -> None:
             rid = args[0]
             if kind == "chat":
                 job = _serve(pipe, rid, args[1], generation_config(GenerationParams.from_dict(args[2]), args[3]), send)
+            elif kind == "tools_chat":
+                messages, params, tools, tool_choice = args[1:]
+                model = pipe.async_engine.model_name
+                request = tool_chat_request(model, messages, GenerationParams.from_dict(params), tools, tool_choice)
+                job = _serve_tools(tool_context, rid, request, send)
             elif kind == "score":
                 job = _score(pipe, rid, args[1], send)
             else:
@@ -93,6 +102,7 @@ def _load(model_path: str, options: EngineOptions):
             k: getattr(config, k, None)
             for k in ("tp", "dtype", "quant_policy", "cache_max_entry_count", "model_format", "max_batch_size")
         },
+        "tool_parser": options.tool_parser,
         "weights_bytes": checkpoint_bytes(model_path),
         "kv_cache": _kv_cache(pipe.async_engine.backend_config, engine, model_path, free_before),
     }
@@ -135,11 +145,37 @@ def _gpu0_free_bytes() -> int | None:
         return None
 
 
-async def _serve(pipe, rid: int, messages: list[dict], gen_config, send) -> None:
+def _tool_context(pipe, parser: str):
+    """What LMDeploy's api_server keeps for tool calls, around this pipeline's engine: the
+    model's chat template renders the tools, `parser` finds the calls in the output, and a
+    forced call is decoded under the parser's structural tag (`--tool-call-parser parser`)."""
+    from lmdeploy.serve.openai.api_server import ServerContext, set_parsers
+
+    context = ServerContext()
+    context.async_engine = pipe.async_engine
+    set_parsers(context, tool_parser_name=parser)  # sets the parser class-wide: one engine per process
+    return context
+
+
+@contextlib.asynccontextmanager
+async def _replying(rid: int, send):
+    """Every way a request can end, reported to the console."""
     from lmdeploy.serve.core.exceptions import ErrorCode, RequestError, SafeRunException
 
-    engine = pipe.async_engine
     try:
+        yield
+    except (asyncio.CancelledError, SafeRunException):  # LMDeploy wraps a cancel in SafeRunException
+        send(rid, "finish", "cancelled")
+    except RequestError as exc:
+        kind = "prompt_too_long" if exc.code == ErrorCode.CONTEXT_LENGTH_EXCEEDED else "request"
+        send(rid, "error", kind, exc.message or exc.code.name)
+    except Exception as exc:  # noqa: BLE001 - reported to the console, which shows it
+        send(rid, "error", "engine", f"{type(exc).__name__}: {exc}")
+
+
+async def _serve(pipe, rid: int, messages: list[dict], gen_config, send) -> None:
+    engine = pipe.async_engine
+    async with _replying(rid, send):
         request = await engine.preprocess(messages=messages, session_id=pipe.session_mgr.get(), gen_config=gen_config)
         finish, completion = "stop", 0
         pending, last_sent = "", None
@@ -157,13 +193,24 @@ async def _serve(pipe, rid: int, messages: list[dict], gen_config, send) -> None
             send(rid, "text", pending)
         send(rid, "usage", request.input_token_len, completion)
         send(rid, "finish", finish)
-    except (asyncio.CancelledError, SafeRunException):  # LMDeploy wraps a cancel in SafeRunException
-        send(rid, "finish", "cancelled")
-    except RequestError as exc:
-        kind = "prompt_too_long" if exc.code == ErrorCode.CONTEXT_LENGTH_EXCEEDED else "request"
-        send(rid, "error", kind, exc.message or exc.code.name)
-    except Exception as exc:  # noqa: BLE001 - reported to the console, which shows it
-        send(rid, "error", "engine", f"{type(exc).__name__}: {exc}")
+
+
+async def _serve_tools(context, rid: int, request, send) -> None:
+    """A chat with tools through LMDeploy's own chat runner, as its api_server serves one:
+    text and call pieces go back as the parser finds them."""
+    from lmdeploy.serve.core.chat_runner import ChatRunner
+
+    async with _replying(rid, send):
+        runner = await ChatRunner.prepare(context, request)
+        finish, prompt, completion = "stop", 0, 0
+        async for chunk in runner.stream():
+            for reply in parsed_replies(chunk.delta_message):
+                send(rid, *reply)
+            prompt, completion = chunk.input_token_len, chunk.generate_token_len
+            if chunk.finish_reason:
+                finish = _FINISH.get(chunk.finish_reason, finish)
+        send(rid, "usage", prompt, completion)
+        send(rid, "finish", finish)
 
 
 async def _score(pipe, rid: int, text: str, send) -> None:
@@ -183,6 +230,16 @@ async def _metrics(pipe, rid: int, send) -> None:
         send(rid, "metrics", {k: getattr(metrics, k) for k in ("cache_usage", "active_seqs", "waiting_seqs")})
     except Exception as exc:  # noqa: BLE001 - the VRAM tab shows it instead of the figures
         send(rid, "error", "request", f"scheduler metrics: {type(exc).__name__}: {exc}")
+
+
+def parsed_replies(message) -> list[tuple]:
+    """The replies for one `DeltaMessage` of LMDeploy's response parser: its text, and the
+    pieces of the tool calls it found."""
+    replies = [("text", message.content)] if message.content else []
+    for call in message.tool_calls or []:
+        function = call.function
+        replies.append(("call", call.index, call.id, function and function.name, function and function.arguments))
+    return replies
 
 
 def _describe_load_error(exc: BaseException) -> str:

@@ -20,9 +20,9 @@ from .base import (
     PromptTooLong,
     TextDelta,
     TextScore,
-    ToolCall,
     Usage,
 )
+from .tool_calls import CallPieces
 
 DEFAULT_BASE_URL = "http://127.0.0.1:23333/v1"
 API_KEY_ENV = "LMDEPLOY_CONSOLE_API_KEY"
@@ -102,7 +102,7 @@ class RemoteBackend:
         started = False
         try:
             stream = await self._open_stream(request)
-            started, finish, calls = True, "stop", _CallPieces()
+            started, finish, calls = True, "stop", CallPieces()
             async with stream:
                 async for chunk in stream:
                     if chunk.usage:
@@ -110,8 +110,11 @@ class RemoteBackend:
                     for choice in chunk.choices:
                         if choice.delta and choice.delta.content:
                             yield TextDelta(choice.delta.content)
-                        if choice.delta and choice.delta.tool_calls:
-                            calls.add(choice.delta.tool_calls)
+                        for piece in (choice.delta.tool_calls if choice.delta else None) or []:
+                            function = piece.function
+                            yield calls.add(
+                                piece.index, piece.id, function and function.name, function and function.arguments
+                            )
                         if choice.finish_reason:
                             finish = _FINISH_REASONS.get(choice.finish_reason, "stop")
             for call in calls.whole():
@@ -202,27 +205,6 @@ class RemoteBackend:
 
     async def close(self) -> None:
         await self._client.close()
-
-
-class _CallPieces:
-    """Tool calls arrive in pieces (name first, then the arguments a few characters at a
-    time), each piece tagged with its call's index; this puts them back together."""
-
-    def __init__(self):
-        self._calls: dict[int, dict] = {}
-
-    def add(self, pieces) -> None:
-        for piece in pieces:
-            call = self._calls.setdefault(piece.index, {"id": "", "name": "", "arguments": ""})
-            call["id"] = piece.id or call["id"]
-            if piece.function:
-                call["name"] += piece.function.name or ""
-                call["arguments"] += piece.function.arguments or ""
-
-    def whole(self) -> list[ToolCall]:
-        return [
-            ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"] or "{}") for i, c in sorted(self._calls.items())
-        ]
 
 
 def _parser_hint(base_url: str, model: str) -> str:

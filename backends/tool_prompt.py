@@ -13,6 +13,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from .base import TextDelta, ToolCall, ToolCallPiece
+
 MAX_FORCED_STRING = 64
 _BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
 
@@ -46,8 +48,16 @@ class ToolTurn:
             return cls(messages, None, None)
         return cls(tool_messages(messages, tools), tools, forced_call_schema(tools, tool_choice))
 
-    def calls(self, text: str) -> list[tuple[str, str]]:
-        """(name, arguments JSON) of each call in the reply; an unreadable one has an empty name."""
+    def delta(self, piece: str) -> TextDelta | ToolCallPiece:
+        """What a piece of the reply is: text for the reader, or, when the call is forced, a
+        piece of the call's JSON being written."""
+        return ToolCallPiece(0, "", piece) if self.forced else TextDelta(piece)
+
+    def tool_calls(self, text: str) -> list[ToolCall]:
+        """The calls in the whole reply; an unreadable one has an empty name and the raw text."""
+        return [ToolCall(f"call_{i}", name, arguments) for i, (name, arguments) in enumerate(self._parsed(text))]
+
+    def _parsed(self, text: str) -> list[tuple[str, str]]:
         if self.forced:
             try:
                 return [parse_forced_call(text)]

@@ -44,8 +44,9 @@ def _lmdeploy(spec: BackendSpec, model: str, engine: str) -> str:
         else ""
     )
     imports = f"{config_class}, pipeline" + (", ChatTemplateConfig" if template else "")
+    tools = f" --tool-call-parser {options.tool_parser}" if options.tool_parser else ""
     return f"""# serve it (OpenAI-compatible, port 23333)
-lmdeploy serve api_server {model} {backend}
+lmdeploy serve api_server {model} {backend}{tools}
 
 # chat in a terminal
 lmdeploy chat {model} {backend}

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from backends.lmdeploy_config import tool_parsers
 from backends.lmdeploy_memory import head_dim, read_model_config
 
 from .schema import Preset
@@ -47,6 +48,8 @@ def check(preset: Preset, model_dir: Path | None, machine: Machine) -> Verdict:
         return Verdict((), (), preset.engine)
     errors: list[str] = []
     notes: list[str] = []
+    if preset.tool_parser and preset.tool_parser not in tool_parsers():
+        errors.append(f"tool_parser: {preset.tool_parser!r} is not one of LMDeploy's: {', '.join(tool_parsers())}")
     if machine.gpu_count == 0:
         if preset.backend == "lmdeploy":
             errors.append(

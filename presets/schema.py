@@ -24,6 +24,7 @@ LMDEPLOY_ONLY = (
     "tp",
     "dtype",
     "chat_template",
+    "tool_parser",
 )
 
 
@@ -59,6 +60,7 @@ class Preset(BaseModel):
     tp: int = Field(1, ge=1, le=64)
     dtype: Literal["auto", "float16", "bfloat16"] = "auto"
     chat_template: str | None = None
+    tool_parser: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")  # LMDeploy's, e.g. qwen, internlm, llama3
     base_url: str | None = None
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     read_timeout_s: float | None = Field(None, ge=1, le=3600)  # remote: give up on a server silent this long
@@ -88,6 +90,7 @@ class Preset(BaseModel):
             tp=self.tp,
             dtype=self.dtype,
             chat_template=self.chat_template,
+            tool_parser=self.tool_parser,
         )
         api_key = os.environ.get(self.api_key_env) if self.api_key_env else None
         spec = BackendSpec(kind=self.backend, model=self.model, base_url=self.base_url, api_key=api_key, engine=engine)

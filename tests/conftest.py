@@ -70,6 +70,18 @@ def embedded_folder() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tool_template_folder(embedded_folder, tmp_path_factory) -> Path:
+    """The embedded SmolLM2 with a chat template that knows tools (tests/data/chatml_tools.jinja,
+    Qwen2.5's format: SmolLM2 speaks the same ChatML), for LMDeploy's qwen tool parser."""
+    folder = tmp_path_factory.mktemp("smollm2-tools")
+    for file in embedded_folder.iterdir():
+        if file.name != "chat_template.jinja":
+            (folder / file.name).symlink_to(file)
+    (folder / "chat_template.jinja").write_text((ROOT / "tests" / "data" / "chatml_tools.jinja").read_text())
+    return folder
+
+
+@pytest.fixture(scope="session")
 async def cpu_backend(embedded_folder):
     from backends import BackendSpec, create_backend
 

@@ -1,11 +1,12 @@
 """The remote backend against a real `lmdeploy serve api_server` on the GPU."""
 
+import dataclasses
 import json
 import sys
 
 import pytest
 
-from backends import BackendError, ChatRequest, GenerationParams, TextDelta
+from backends import BackendError, ChatRequest, Finish, GenerationParams, TextDelta, ToolCall, ToolCallPiece
 from backends.remote import RemoteBackend
 from tests.conftest import free_port, start_process, stop_process, wait_for_http
 from tools.scenarios import SCENARIOS
@@ -13,32 +14,29 @@ from tools.scenarios import SCENARIOS
 pytestmark = pytest.mark.gpu
 
 
-@pytest.fixture(scope="module")
-def api_server(embedded_folder, tmp_path_factory):
-    """SmolLM2 on the PyTorch engine (metrics are on by default in 0.18), no tool-call parser."""
+def serve(model, tmp_path_factory, *flags):
+    """SmolLM2 behind `lmdeploy serve api_server` on the PyTorch engine (metrics are on by
+    default in 0.18); yields its base URL."""
     port = free_port()
     log = tmp_path_factory.mktemp("api-server") / "server.log"
-    process = start_process(
-        [
-            sys.executable,
-            "-m",
-            "lmdeploy",
-            "serve",
-            "api_server",
-            str(embedded_folder),
-            "--backend",
-            "pytorch",
-            "--server-port",
-            str(port),
-            "--cache-max-entry-count",
-            "0.2",
-        ],
-        log,
-    )
+    command = [sys.executable, "-m", "lmdeploy", "serve", "api_server", str(model), "--backend", "pytorch"]
+    process = start_process([*command, "--server-port", str(port), "--cache-max-entry-count", "0.2", *flags], log)
     base_url = f"http://127.0.0.1:{port}/v1"
     wait_for_http(f"{base_url}/models", process, log, timeout_s=600)
     yield base_url
     stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def api_server(embedded_folder, tmp_path_factory):
+    """No tool-call parser."""
+    yield from serve(embedded_folder, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def api_server_with_tools(tool_template_folder, tmp_path_factory):
+    """A chat template that lists the tools, and LMDeploy's qwen parser to read the calls."""
+    yield from serve(tool_template_folder, tmp_path_factory, "--tool-call-parser", "qwen")
 
 
 @pytest.fixture
@@ -74,3 +72,23 @@ async def test_tools_without_a_parser_get_the_flag_to_add(remote):
     with pytest.raises(BackendError, match="--tool-call-parser") as refused:
         [d async for d in remote.stream_chat(request)]
     print(json.dumps(str(refused.value)))
+
+
+async def test_a_parser_server_streams_a_forced_call_in_pieces_and_the_loop_runs_it(api_server_with_tools):
+    from tools.loop import run_tool_loop
+
+    tools = SCENARIOS["add and multiply: (3 + 5) x 2"].tools
+    backend = await RemoteBackend.connect(api_server_with_tools)
+    try:
+        request = ChatRequest(
+            [{"role": "user", "content": "What is 3 + 5?"}], GenerationParams(temperature=0, max_new_tokens=80), tools
+        )
+        deltas = [d async for d in backend.stream_chat(dataclasses.replace(request, tool_choice="required"))]
+        pieces = [d for d in deltas if isinstance(d, ToolCallPiece)]
+        [call, *_] = [d for d in deltas if isinstance(d, ToolCall)]
+        assert len(pieces) >= 2 and call.name in ("add", "multiply") and deltas[-1] == Finish("tool_calls")
+        print(json.dumps([call.name, call.arguments, len(pieces)]))
+        runs = [run async for run in run_tool_loop(backend, "What is 3 + 5?", tools, "required", max_rounds=2)]
+        assert next(s for s in runs[-1].steps if s.kind == "tool_result").ok
+    finally:
+        await backend.close()

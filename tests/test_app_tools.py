@@ -48,11 +48,21 @@ def test_a_schema_only_tool_uses_the_mock_result(app_url):
 
 
 @pytest.mark.parametrize(
-    ("tools_json", "mock_results", "complaint"),
-    [("[{", "{}", "Tools: not JSON"), (ADD_AND_MULTIPLY, "[1]", "Mock results must be a JSON object")],
+    ("tools_json", "mock_results", "tool_prompt", "complaint"),
+    [
+        ("[{", "{}", "model", "Tools: not JSON"),
+        (ADD_AND_MULTIPLY, "[1]", "model", "Mock results must be a JSON object"),
+        (ADD_AND_MULTIPLY, "{}", "sideways", "tool_prompt is model or console, not 'sideways'"),
+    ],
 )
-def test_bad_input_is_reported_and_nothing_runs(app_url, tools_json, mock_results, complaint):
+def test_bad_input_is_reported_and_nothing_runs(app_url, tools_json, mock_results, tool_prompt, complaint):
     result = tool_call(
-        app_url, prompt="hi", tools_json=tools_json, tool_choice="auto", max_rounds=1, mock_results=mock_results
+        app_url,
+        prompt="hi",
+        tools_json=tools_json,
+        tool_choice="auto",
+        max_rounds=1,
+        mock_results=mock_results,
+        tool_prompt=tool_prompt,
     )
     assert complaint in result["error"]

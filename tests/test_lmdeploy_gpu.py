@@ -1,6 +1,7 @@
 """LMDeploy for real, on a CUDA GPU (skipped elsewhere; see ../shared/gpu/README.md)."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,8 @@ from backends import (
     GenerationParams,
     PromptTooLong,
     TextDelta,
+    ToolCall,
+    ToolCallPiece,
     Usage,
 )
 from backends.lmdeploy_backend import LmdeployBackend
@@ -120,6 +123,31 @@ async def test_a_forced_tool_call_through_guided_decoding_runs_the_tool(engine):
     call = next(s for s in steps if s.kind == "tool_call")
     assert call.name in ("add", "multiply")
     assert next(s for s in steps if s.kind == "tool_result").ok
+
+
+async def test_lmdeploys_own_tool_path_forces_a_named_call_and_streams_it(tool_template_folder):
+    """A `tool_parser` preset: the model's chat template lists the tools, LMDeploy's structural
+    tag forces the call and its qwen parser reads it, pieces streamed."""
+    from tools.loop import run_tool_loop
+    from tools.scenarios import SCENARIOS
+
+    tools = SCENARIOS["add and multiply: (3 + 5) x 2"].tools
+    options = EngineOptions(engine="pytorch", session_len=4096, tool_parser="qwen")
+    backend = await LmdeployBackend.start(str(tool_template_folder), options)
+    try:
+        named = {"type": "function", "function": {"name": "add"}}
+        request = ChatRequest(ask("What is 3 + 5?"), GenerationParams(temperature=0, max_new_tokens=80), tools, named)
+        deltas = [d async for d in backend.stream_chat(request)]
+        pieces = [d for d in deltas if isinstance(d, ToolCallPiece)]
+        [call] = [d for d in deltas if isinstance(d, ToolCall)]
+        assert len(pieces) >= 2 and pieces[0].name == "add" and deltas[-1] == Finish("tool_calls")
+        assert set(json.loads(call.arguments)) == {"a", "b"}
+        runs = [run async for run in run_tool_loop(backend, "What is 3 + 5?", tools, named, max_rounds=2)]
+        result = next(s for s in runs[-1].steps if s.kind == "tool_result")
+        print(json.dumps([call.arguments, result.content, len(pieces)]))
+        assert result.ok
+    finally:
+        await backend.close()
 
 
 async def test_close_gives_the_vram_back(embedded_folder):

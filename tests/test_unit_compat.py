@@ -88,3 +88,9 @@ def test_tp2_on_the_pytorch_engine_needs_ray_and_auto_turns_to_turbomind(tmp_pat
     auto = check(Preset(tp=2), model, no_ray)
     assert auto.ok and auto.engine == "turbomind" and "auto picks TurboMind" in auto.notes[0]
     assert check(Preset(engine="pytorch", tp=2), model, Machine(gpu_count=2, turbomind=True, ray=True)).ok
+
+
+def test_a_tool_parser_must_be_one_of_lmdeploys(tmp_path):
+    assert check(Preset(tool_parser="qwen", engine="pytorch"), model(tmp_path), ONE_GPU_WITH_TURBOMIND).ok
+    verdict = check(Preset(tool_parser="qwen2.5"), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
+    assert "tool_parser: 'qwen2.5' is not one of LMDeploy's: " in verdict.errors[0] and "qwen2d5" in verdict.errors[0]

@@ -16,6 +16,14 @@ def test_lmdeploy_commands_carry_the_preset_s_knobs():
     compile(text.split("# Python\n", 1)[1], "snippet", "exec")
 
 
+def test_a_tool_parser_goes_to_the_server_alone():
+    spec = BackendSpec("lmdeploy", engine=EngineOptions(tool_parser="qwen"))
+    text = reproduce(spec, "/m", "lmdeploy", "pytorch")
+    assert "lmdeploy serve api_server /m --backend pytorch --tool-call-parser qwen\n" in text
+    assert "lmdeploy chat /m --backend pytorch\n" in text
+    compile(text.split("# Python\n", 1)[1], "snippet", "exec")
+
+
 def test_remote_and_cpu_snippets_are_valid_python():
     remote = BackendSpec("remote", base_url="http://h:23333/v1")
     for spec, model, kind in ((remote, "m", "remote"), (BackendSpec("auto"), "/m", "cpu")):

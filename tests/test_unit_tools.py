@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backends import BackendError, BackendInfo, Finish, TextDelta, ToolCall
+from backends import BackendError, BackendInfo, Finish, GenerationParams, TextDelta, ToolCall, ToolCallPiece
 from backends.tool_prompt import forced_call_schema, parse_tool_calls, strip_tool_calls, tool_messages
 from tools.definitions import ToolDefinitionError, parse_tools
 from tools.loop import run_tool_loop
@@ -13,6 +13,7 @@ from tools.scenarios import SCENARIOS, tool_choice_value
 from tools.toolbox import BUILTIN, Tool, run_tool
 
 ADD, MULTIPLY = BUILTIN["add"], BUILTIN["multiply"]
+GREEDY = GenerationParams(temperature=0)
 
 
 def test_builtin_tools_run_with_checked_arguments():
@@ -217,22 +218,51 @@ async def test_a_backend_error_ends_the_run_with_its_message():
 
 
 def test_streamed_tool_call_pieces_are_put_back_together():
-    from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall, ChoiceDeltaToolCallFunction
+    from backends.tool_calls import CallPieces
 
-    from backends.remote import _CallPieces
-
-    def piece(index, id=None, name=None, arguments=None):
-        function = ChoiceDeltaToolCallFunction(name=name, arguments=arguments)
-        return ChoiceDeltaToolCall(index=index, id=id, function=function, type="function")
-
-    calls = _CallPieces()
-    calls.add([piece(0, "call_a", "add", ""), piece(1, "call_m", "multiply", '{"a"')])
-    calls.add([piece(0, arguments='{"a": 3, '), piece(1, arguments=': 8, "b": 2}')])
-    calls.add([piece(0, arguments='"b": 5}')])
+    calls = CallPieces()
+    assert calls.add(0, "call_a", "add", "") == ToolCallPiece(0, "add", "")
+    calls.add(1, "call_m", "multiply", '{"a"')
+    calls.add(0, None, None, '{"a": 3, ')
+    calls.add(1, None, None, ': 8, "b": 2}')
+    calls.add(0, None, None, '"b": 5}')
     assert calls.whole() == [
         ToolCall("call_a", "add", '{"a": 3, "b": 5}'),
         ToolCall("call_m", "multiply", '{"a": 8, "b": 2}'),
     ]
+
+
+def test_lmdeploys_own_qwen_parser_streams_a_named_call_in_pieces():
+    """What the worker does with a `tool_parser` preset, minus the engine: LMDeploy's request
+    for a named call is forced ("required" over that one tool, under a structural tag), and its
+    parser turns the model's text into call pieces as the text arrives."""
+    from lmdeploy.serve.parsers import ResponseParserManager
+
+    from backends.lmdeploy_config import tool_chat_request
+    from backends.lmdeploy_worker import parsed_replies
+    from backends.tool_calls import CallPieces
+
+    parser_class = type("QwenResponses", (ResponseParserManager.get("default"),), {})
+    parser_class.set_parsers(tool_parser_name="qwen")
+    named = {"type": "function", "function": {"name": "add"}}
+    request = tool_chat_request(
+        "m", [{"role": "user", "content": "3 + 5?"}], GREEDY, [ADD.spec(), MULTIPLY.spec()], named
+    )
+    parser = parser_class(request)
+    assert [t["name"] for t in parser.request.tools] == ["add"]
+    assert parser.request.response_format["type"] == "structural_tag"
+
+    text = 'Sure. <tool_call>\n{"name": "add", "arguments": {"a": 3, "b": 5}}\n</tool_call>'
+    replies = []
+    for start in range(0, len(text), 6):
+        for message, _ in parser.stream_chunk(text[start : start + 6], [], final=start + 6 >= len(text)):
+            replies += parsed_replies(message)
+    calls = CallPieces()
+    pieces = [calls.add(*reply[1:]) for reply in replies if reply[0] == "call"]
+    assert [r for r in replies if r[0] == "text"] == [("text", "Sure. ")]
+    assert len(pieces) >= 3 and pieces[0].name == "add"  # the name first, then the arguments bit by bit
+    [call] = calls.whole()
+    assert (call.name, json.loads(call.arguments)) == ("add", {"a": 3, "b": 5}) and call.id
 
 
 def test_a_server_without_a_tool_parser_gets_the_flag_for_its_model():
@@ -301,5 +331,7 @@ def test_the_round_being_written_shows_in_the_transcript():
     talk.rounds, talk.live_text = 1, 'Let me call <tool_call>{"name": "add'
     transcript, *_rest, pending, _button, state = _talk_views(talk)
     assert transcript[-1]["content"].endswith("add ▌") and state is None
-    talk.live_text = ""
-    assert _talk_views(talk)[0][-1]["content"] == "(writing a tool call…) ▌"  # a forced call shows no text
+    talk.live_text, talk.live_calls = "", {0: ["", '{"name": "add", "argu']}  # a forced call's JSON
+    assert _talk_views(talk)[0][-1]["content"] == 'calling … {"name": "add", "argu ▌'
+    talk.live_calls = {0: ["add", '{"a": 3'], 1: ["multiply", ""]}  # a parser's pieces, two calls at once
+    assert _talk_views(talk)[0][-1]["content"] == 'calling add {"a": 3\ncalling multiply  ▌'

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from backends import Backend, BackendError, ChatRequest, Finish, GenerationParams, TextDelta, ToolCall
+from backends import Backend, BackendError, ChatRequest, Finish, GenerationParams, TextDelta, ToolCall, ToolCallPiece
 from backends.tool_prompt import strip_tool_calls
 
 from .toolbox import BUILTIN, ToolOutcome, run_tool
@@ -54,19 +54,29 @@ class ToolConversation:
     rounds: int = 0
     pending: list[ToolCall] = field(default_factory=list)  # calls made, not yet run
     live_text: str = ""  # what the model has written so far in the round under way
+    live_calls: dict[int, list[str]] = field(default_factory=dict)  # index -> [name, arguments] being written
     finished: bool = False
+    tool_prompt: str = "model"  # see ChatRequest.tool_prompt
 
     @classmethod
-    def start(cls, prompt: str, tools: list[dict], tool_choice: str | dict = "auto", max_rounds: int = 4):
+    def start(
+        cls,
+        prompt: str,
+        tools: list[dict],
+        tool_choice: str | dict = "auto",
+        max_rounds: int = 4,
+        tool_prompt: str = "model",
+    ):
         messages = [{"role": "user", "content": prompt}]
-        return cls(tools, tool_choice, min(max_rounds, MAX_ROUNDS), messages, ToolRun([Step("user", prompt)]))
+        run = ToolRun([Step("user", prompt)])
+        return cls(tools, tool_choice, min(max_rounds, MAX_ROUNDS), messages, run, tool_prompt=tool_prompt)
 
 
 async def ask_model(
     backend: Backend, conversation: ToolConversation, params: GenerationParams | None = None
 ) -> AsyncIterator[None]:
     """One round: send the conversation; the calls the model makes become `pending`, or its
-    answer ends the conversation. Yields whenever `live_text` or `pending` grew, so a page can
+    answer ends the conversation. Yields whenever `live_text`, `live_calls` or `pending` grew, so a page can
     show the round as it is written. `tool_choice` binds the first round only: forcing a call
     every round would never let the model answer."""
     c = conversation
@@ -78,7 +88,7 @@ async def ask_model(
         return
     choice = c.tool_choice if c.rounds == 0 else "auto"
     params = params or GenerationParams(temperature=0, max_new_tokens=256)
-    request = ChatRequest(messages=list(c.messages), params=params, tools=c.tools, tool_choice=choice)
+    request = ChatRequest(list(c.messages), params, c.tools, choice, c.tool_prompt)
     c.rounds += 1
     finish = "stop"
     try:
@@ -86,6 +96,10 @@ async def ask_model(
             async for delta in deltas:
                 if isinstance(delta, TextDelta):
                     c.live_text += delta.text
+                elif isinstance(delta, ToolCallPiece):
+                    call = c.live_calls.setdefault(delta.index, ["", ""])
+                    call[0] += delta.name
+                    call[1] += delta.arguments
                 elif isinstance(delta, ToolCall):
                     c.pending.append(delta)
                 elif isinstance(delta, Finish):
@@ -93,9 +107,9 @@ async def ask_model(
                 yield
     except BackendError as exc:
         c.run.steps.append(Step("error", str(exc), ok=False))
-        c.finished, c.live_text, c.pending = True, "", []
+        c.finished, c.live_text, c.live_calls, c.pending = True, "", {}, []
         return
-    text, calls, c.live_text = strip_tool_calls(c.live_text), c.pending, ""
+    text, calls, c.live_text, c.live_calls = strip_tool_calls(c.live_text), c.pending, "", {}
     c.run.wire.append(_wire_round(request, text, calls, finish))
     if text.strip() or not calls:
         c.run.steps.append(Step("assistant", text))
@@ -163,9 +177,10 @@ async def run_tool_loop(
     mock_results: dict[str, str] | None = None,
     params: GenerationParams | None = None,
     max_rounds: int = 4,
+    tool_prompt: str = "model",
 ) -> AsyncIterator[ToolRun]:
     """Ask, run the calls, repeat without stopping; yield the transcript after every round."""
-    conversation = ToolConversation.start(prompt, tools, tool_choice, max_rounds)
+    conversation = ToolConversation.start(prompt, tools, tool_choice, max_rounds, tool_prompt)
     while not conversation.finished:
         async for _ in ask_model(backend, conversation, params):
             pass

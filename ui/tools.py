@@ -25,6 +25,10 @@ from tools.loop import (
 from tools.scenarios import SCENARIOS, tool_choice_value
 
 _FIRST = next(iter(SCENARIOS))
+TOOL_PROMPTS = [
+    ("the model's chat template, read by LMDeploy's parser (a preset's tool_parser)", "model"),
+    ("the console's tool prompt (tools in the system prompt; any model)", "console"),
+]
 
 
 def build_tab(console: Console) -> tuple:
@@ -55,6 +59,9 @@ def build_tab(console: Console) -> tuple:
                     allow_custom_value=True,
                 )
                 rounds = gr.Slider(1, MAX_ROUNDS, 4, step=1, label="round limit")
+            tool_prompt = gr.Radio(
+                TOOL_PROMPTS, value="model", label="How the model sees its tools", elem_id="tools-prompt-kind"
+            )
             with gr.Row():
                 stepping = gr.Checkbox(
                     False, label="Step mode: pause before the tools run", elem_id="tools-step-mode", scale=2
@@ -89,7 +96,7 @@ def build_tab(console: Console) -> tuple:
         except ToolDefinitionError:
             return gr.Dropdown()
 
-    async def run_clicked(prompt_text, tools_text, selected, max_rounds, mocks_text, step_mode):
+    async def run_clicked(prompt_text, tools_text, selected, max_rounds, mocks_text, step_mode, prompt_kind):
         """Run the loop, painting each round as the model writes it; step mode stops before the tools run."""
         try:
             tools, mock_results = _checked_inputs(console, prompt_text, tools_text, mocks_text)
@@ -97,7 +104,8 @@ def build_tab(console: Console) -> tuple:
             gr.Warning(str(exc))
             yield *_run_views(str(exc)), *_no_step()
             return
-        talk = ToolConversation.start(prompt_text, tools, tool_choice_value(selected or "auto"), int(max_rounds))
+        choice = tool_choice_value(selected or "auto")
+        talk = ToolConversation.start(prompt_text, tools, choice, int(max_rounds), prompt_kind or "model")
         async for views in _play(console, talk, mock_results, step_mode):
             yield views
 
@@ -117,11 +125,19 @@ def build_tab(console: Console) -> tuple:
             yield views
 
     async def tool_call(
-        prompt: str, tools_json: str, tool_choice: str = "auto", max_rounds: int = 4, mock_results: str = "{}"
+        prompt: str,
+        tools_json: str,
+        tool_choice: str = "auto",
+        max_rounds: int = 4,
+        mock_results: str = "{}",
+        tool_prompt: str = "model",
     ) -> dict:
-        """Run the tool loop; tool_choice is auto, none, required or function:NAME. Returns steps and wire."""
+        """Run the tool loop; tool_choice is auto, none, required or function:NAME; tool_prompt is model
+        (the model's chat template and LMDeploy's parser, where the preset names one) or console.
+        Returns steps and wire."""
         final = {}
-        async for result in _tool_call(console, prompt, tools_json, tool_choice, max_rounds, mock_results):
+        options = (tool_choice, max_rounds, mock_results, tool_prompt)
+        async for result in _tool_call(console, prompt, tools_json, *options):
             final = {"error": result} if isinstance(result, str) else result.as_json()
         return final
 
@@ -130,7 +146,7 @@ def build_tab(console: Console) -> tuple:
     views = [transcript, wire, curl, python, pending, go_on, conversation]
     run.click(
         run_clicked,
-        [prompt, tools_json, choice, rounds, mocks, stepping],
+        [prompt, tools_json, choice, rounds, mocks, stepping, tool_prompt],
         views,
         api_visibility="private",
         concurrency_limit=None,
@@ -142,15 +158,18 @@ def build_tab(console: Console) -> tuple:
     return (lambda: _support_note(console)), support
 
 
-async def _tool_call(console: Console, prompt, tools_text, selected, max_rounds, mocks_text):
+async def _tool_call(console: Console, prompt, tools_text, selected, max_rounds, mocks_text, tool_prompt):
     """Validate the inputs, then the loop's transcripts; a string says what is wrong instead."""
     try:
         tools, mock_results = _checked_inputs(console, prompt, tools_text, mocks_text)
+        if tool_prompt not in ("model", "console"):
+            raise ValueError(f"tool_prompt is model or console, not {tool_prompt!r}")
     except ValueError as exc:
         yield str(exc)
         return
+    choice = tool_choice_value(selected or "auto")
     async for run in run_tool_loop(
-        console.backend, prompt, tools, tool_choice_value(selected or "auto"), mock_results, max_rounds=int(max_rounds)
+        console.backend, prompt, tools, choice, mock_results, max_rounds=int(max_rounds), tool_prompt=tool_prompt
     ):
         yield run
 
@@ -207,7 +226,8 @@ def _talk_views(talk: ToolConversation) -> tuple:
     """The transcript with the round under way, the wire, and the calls waiting (step mode)."""
     transcript, *wire = _run_views(talk.run)
     if talk.rounds > len(talk.run.wire) and not talk.finished:  # a round is being written
-        writing = talk.live_text or "(writing a tool call…)"
+        calls = [f"calling {name or '…'} {arguments}" for name, arguments in talk.live_calls.values()]
+        writing = "\n".join(filter(None, [talk.live_text, *calls])) or "(writing…)"
         transcript = [*transcript, {"role": "assistant", "content": f"{writing} ▌"}]
     waiting = bool(talk.pending) and talk.rounds == len(talk.run.wire)
     return (
@@ -236,9 +256,20 @@ def _support_note(console: Console) -> str:
             "says which when the server refuses). Built-in tools run here under a time limit; others are "
             "schema-only and take your mock result."
         )
+    parser = info.details.get("tool_parser")
+    if parser:
+        return (
+            f"With \"the model's chat template\", the model's own template lists the tools and LMDeploy's "
+            f"`{parser}` parser reads its calls, as `lmdeploy serve api_server --tool-call-parser {parser}` "
+            "does; a forced `tool_choice` is decoded under the parser's call format. The console's tool prompt "
+            "is there to compare. Built-in tools run here under a time limit; others are schema-only and take "
+            "your mock result."
+        )
     if console.backend.supports_tools:
         return (
-            "The model sees the tools in its system prompt; a forced `tool_choice` (required or a named "
+            "The model sees the tools in the console's tool prompt (its system prompt), whichever way is "
+            "picked below: this engine has no tool parser (an lmdeploy preset's `tool_parser` names one for a "
+            "model whose chat template knows tools). A forced `tool_choice` (required or a named "
             "function) holds its output to the tool's JSON schema, so even a small model makes a valid call. "
             "Built-in tools run here under a time limit; others are schema-only and take your mock result."
         )
