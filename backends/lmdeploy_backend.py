@@ -32,6 +32,7 @@ from .lmdeploy_worker import main as worker_main
 from .tool_calls import CallPieces
 from .tool_prompt import ToolTurn
 
+_CLOSED = "the engine was closed (a preset switch or shutdown); the reply so far is kept"
 _LOAD_TIMEOUT_S = 1800  # a 70B model from a slow disk takes many minutes
 _CLOSE_TIMEOUT_S = 30
 
@@ -120,6 +121,8 @@ class LmdeployBackend:
                 elif kind == "usage":
                     yield Usage(*payload)
                 elif kind == "finish":
+                    if payload[0] == "cancelled" and self._closing:  # the worker cancelled it on its way out
+                        raise EngineCrashed(_CLOSED)
                     calls = turn.tool_calls(text) if turn else pieces.whole()
                     for call in calls:
                         yield call
@@ -202,7 +205,7 @@ class LmdeployBackend:
                 replies.put(tuple(reply))
         self._process.join(timeout=5)
         if self._closing:
-            self._crashed = "the engine was closed (a preset switch or shutdown); the reply so far is kept"
+            self._crashed = _CLOSED
         else:
             self._crashed = (
                 f"the LMDeploy engine process ended (exit code {self._process.exitcode}); "

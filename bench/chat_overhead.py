@@ -107,7 +107,8 @@ class PipelineLayer:
         self._gen = generation_config(params)
 
     async def run(self, prompts: list[str]) -> Batch:
-        return await asyncio.to_thread(self._run, prompts)
+        # blocks the event loop, which has nothing else to do while this layer has its turn
+        return self._run(prompts)
 
     def _run(self, prompts: list[str]) -> Batch:
         started = time.perf_counter()
@@ -234,7 +235,7 @@ def bench_preset(args) -> dict:
 
 async def start_layers(args, params: GenerationParams) -> list:
     if args.backend == "lmdeploy":
-        engine = await asyncio.to_thread(PipelineLayer, args, params)
+        engine = PipelineLayer(args, params)
         backend = await BackendLayer.start(args, "backend: pipeline in its worker process", params)
         layers = [engine, backend]
     else:
