@@ -121,8 +121,6 @@ class LmdeployBackend:
                 elif kind == "usage":
                     yield Usage(*payload)
                 elif kind == "finish":
-                    if payload[0] == "cancelled" and self._closing:  # the worker cancelled it on its way out
-                        raise EngineCrashed(_CLOSED)
                     calls = turn.tool_calls(text) if turn else pieces.whole()
                     for call in calls:
                         yield call
@@ -219,6 +217,10 @@ class LmdeployBackend:
             return
         atexit.unregister(self._shutdown)
         self._closing = True
+        # Replies still streaming end here, with what they have so far: what the worker does
+        # with them on its way out (TurboMind was seen to end one as "length") is not theirs to say.
+        for replies in list(self._streams.values()):
+            replies.put(("error", "crashed", _CLOSED))
         try:
             self._send("close")
         except EngineCrashed:
@@ -243,7 +245,10 @@ class _Replies:
         self.ended = False
 
     def put(self, reply: tuple) -> None:
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, reply)
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, reply)
+        except RuntimeError:  # its event loop is closed (the console is exiting): nobody is reading
+            pass
 
     async def get(self) -> tuple:
         reply = await self._queue.get()

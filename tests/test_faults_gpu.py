@@ -77,7 +77,7 @@ async def test_a_switch_mid_reply_keeps_the_reply_and_tells_others_why(console):
 
     reply = writer.turns[-1]
     assert writer.turns[0].content.startswith("Count from 1")
-    assert reply.content.startswith("1") and reply.stats.finish == "error"
+    assert reply.content and reply.stats.finish == "error"
     assert "closed (a preset switch" in reply.stats.error and "kept" in reply.stats.error
     assert meanwhile.stats.error and f"being switched to {second!r}" in meanwhile.stats.error
     assert "5" in (await reply_to(console, "What is 2+3?")).content
