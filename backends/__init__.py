@@ -118,4 +118,4 @@ async def _start_cpu(spec: BackendSpec) -> Backend:
         from .cpu import CpuBackend
     except ImportError as exc:
         raise ModelLoadError(f"the cpu backend needs torch and transformers: {_INSTALL_HINT}") from exc
-    return await asyncio.to_thread(CpuBackend, spec.model)
+    return await asyncio.to_thread(CpuBackend, spec.model, spec.engine.tool_parser)

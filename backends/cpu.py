@@ -32,9 +32,11 @@ from .base import (
     ModelLoadError,
     PromptTooLong,
     TextScore,
+    ToolCall,
     Usage,
 )
 from .embedded_model import EMBEDDED_MODEL_NAME, embedded_hf_folder
+from .lmdeploy_tools import ParsedTurn
 from .stops import StopMatcher
 from .tool_prompt import ToolTurn
 
@@ -52,7 +54,7 @@ class CpuBackend:
     supports_kv_quant = False
     supports_perplexity = True
 
-    def __init__(self, model_path: str | None = None):
+    def __init__(self, model_path: str | None = None, tool_parser: str | None = None):
         # The embedded GGUF is converted once and cached: a folder loads in ~1 s, the GGUF in ~25 s.
         path = Path(model_path) if model_path else embedded_hf_folder()
         if not path.exists():
@@ -71,6 +73,7 @@ class CpuBackend:
         self._context_len = int(getattr(self._model.config, "max_position_embeddings", 2048))
         self._generate_lock = threading.Lock()
         self._grammar_compiler = None  # built on the first forced tool call
+        self._tool_parser = tool_parser  # LMDeploy's, for a model whose chat template knows tools
 
     def info(self) -> BackendInfo:
         return BackendInfo(
@@ -81,6 +84,7 @@ class CpuBackend:
                 "context_tokens": self._context_len,
                 "torch_threads": torch.get_num_threads(),
                 "weights_bytes": sum(p.numel() * p.element_size() for p in self._model.parameters()),
+                "tool_parser": self._tool_parser,
             },
         )
 
@@ -99,10 +103,13 @@ class CpuBackend:
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
         try:
             turn = ToolTurn.of(request.messages, request.tools, request.tool_choice)
+            if turn.tools and self._tool_parser and request.tool_prompt == "model":
+                p = request
+                turn = ParsedTurn(self._tool_parser, p.messages, p.params, p.tools, p.tool_choice)
         except ValueError as exc:
             raise BackendError(str(exc)) from exc
         prompt_ids = self._tokenizer.apply_chat_template(
-            turn.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            turn.messages, tools=turn.template_tools, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )["input_ids"]
         prompt_len = prompt_ids.shape[1]
         if prompt_len >= self._context_len:
@@ -111,16 +118,17 @@ class CpuBackend:
                 "context; clear the chat or shorten the message"
             )
         max_new = min(request.params.max_new_tokens, self._context_len - prompt_len)
-        run = _Run(StopMatcher(request.params.stop), self._json_constraint(turn.forced) if turn.forced else None)
-        text = ""
+        constraint = self._constraint(turn.response_format) if turn.response_format else None
+        run = _Run(StopMatcher(request.params.stop), constraint)
         # aclosing: when our consumer closes this stream, the generation must stop now
         async with aclosing(self._stream_text(prompt_ids, request.params, max_new, run)) as pieces:
             async for piece in pieces:
-                text += piece
-                yield turn.delta(piece)
-        calls = turn.tool_calls(text)
-        for call in calls:
-            yield call
+                for delta in turn.deltas(piece):
+                    yield delta
+        final = turn.finish()
+        for delta in final:
+            yield delta
+        calls = [delta for delta in final if isinstance(delta, ToolCall)]
         yield Usage(prompt_tokens=prompt_len, completion_tokens=run.tokens)
         hit_limit = run.tokens >= max_new and not run.stops.stopped
         yield Finish("tool_calls" if calls else "length" if hit_limit else "stop")
@@ -152,9 +160,11 @@ class CpuBackend:
             cancel.set()  # a consumer that stops listening stops the generation too
             run.tokens = streamer.tokens
 
-    def _json_constraint(self, schema: dict):
-        """A logits processor holding the output to a JSON schema (xgrammar)."""
+    def _constraint(self, response_format: dict):
+        """A logits processor holding the output to a response format (xgrammar): the console's
+        JSON schema of a forced call, or the structural tag of LMDeploy's parser."""
         import xgrammar
+        from lmdeploy._guided_decoding import compile_response_format
         from xgrammar.contrib.hf import LogitsProcessor
 
         if self._grammar_compiler is None:
@@ -164,7 +174,10 @@ class CpuBackend:
                 stop_token_ids=self._stop_token_ids(),  # what generate() stops on
             )
             self._grammar_compiler = xgrammar.GrammarCompiler(info)
-        return LogitsProcessor(self._grammar_compiler.compile_json_schema(json.dumps(schema), any_whitespace=False))
+        if response_format["type"] == "json_schema":  # compact: a small model fills free whitespace
+            schema = json.dumps(response_format["json_schema"]["schema"])
+            return LogitsProcessor(self._grammar_compiler.compile_json_schema(schema, any_whitespace=False))
+        return LogitsProcessor(compile_response_format(self._grammar_compiler, response_format))
 
     def _stop_token_ids(self) -> list[int]:
         # the generation config's, not the tokenizer's: SmolLM2's GGUF names <|im_start|> as eos

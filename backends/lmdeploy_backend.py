@@ -23,7 +23,6 @@ from .base import (
     Finish,
     ModelLoadError,
     PromptTooLong,
-    TextDelta,
     TextScore,
     Usage,
 )
@@ -94,8 +93,7 @@ class LmdeployBackend:
             turn = ToolTurn.of(request.messages, request.tools, request.tool_choice)
         except ValueError as exc:
             raise BackendError(str(exc)) from exc
-        forced = turn.forced is not None
-        if forced and self._engine_info.get("engine") == "turbomind":
+        if turn.forced and self._engine_info.get("engine") == "turbomind":
             raise BackendError(
                 "forced tool calls (tool_choice required or a named function) need the PyTorch engine: "
                 'TurboMind\'s guided decoding stopped a forced call after `{"name":` (measured, lmdeploy 0.18). '
@@ -104,24 +102,22 @@ class LmdeployBackend:
         params = request.params.as_dict()
         if turn.tools and self._options.tool_parser and request.tool_prompt == "model":
             command = ("tools_chat", request.messages, params, request.tools, request.tool_choice)
-            turn = None
+            turn = ToolTurn(request.messages, None, None)  # the worker parses; its text passes through
         else:
-            # LMDeploy's guided decoding holds a forced call to its JSON schema
-            schema = {"type": "json_schema", "json_schema": {"name": "tool_call", "schema": turn.forced}}
-            command = ("chat", turn.messages, params, schema if forced else None)
-        text, pieces = "", CallPieces()
+            command = ("chat", turn.messages, params, turn.response_format)  # guided decoding when forced
+        pieces = CallPieces()
         async with self._request(*command) as replies:
             while True:
                 kind, *payload = await replies.get()
                 if kind == "text":
-                    text += payload[0]
-                    yield turn.delta(payload[0]) if turn else TextDelta(payload[0])
+                    for delta in turn.deltas(payload[0]):
+                        yield delta
                 elif kind == "call":
                     yield pieces.add(*payload)
                 elif kind == "usage":
                     yield Usage(*payload)
                 elif kind == "finish":
-                    calls = turn.tool_calls(text) if turn else pieces.whole()
+                    calls = [*turn.finish(), *pieces.whole()]
                     for call in calls:
                         yield call
                     yield Finish("tool_calls" if calls else payload[0])

@@ -66,44 +66,6 @@ def generation_config(params: GenerationParams, response_format: dict | None = N
     )
 
 
-def tool_chat_request(
-    model: str, messages: list[dict], params: GenerationParams, tools: list[dict], tool_choice: str | dict
-):
-    """The `ChatCompletionRequest` LMDeploy's api_server would receive for this chat, so its own
-    tool path (the chat template rendering the tools, the parser, forced calls) serves it;
-    `model` is the engine's model name (another name would be taken for a LoRA adapter's).
-
-    A named function becomes "required" over that one tool: the api_server only forces
-    "required", and with one tool the two mean the same."""
-    from lmdeploy.serve.openai.protocol import ChatCompletionRequest
-
-    if isinstance(tool_choice, dict):
-        name = tool_choice["function"]["name"]
-        tools, tool_choice = [t for t in tools if t["function"]["name"] == name], "required"
-    greedy = params.temperature <= 0
-    return ChatCompletionRequest(
-        model=model,
-        messages=messages,
-        tools=tools,
-        tool_choice=tool_choice,
-        stream=True,
-        temperature=1.0 if greedy else params.temperature,
-        top_k=1 if greedy else params.top_k,
-        top_p=params.top_p,
-        max_completion_tokens=params.max_new_tokens,
-        repetition_penalty=params.repetition_penalty,
-        seed=params.seed,
-        stop=list(params.stop) or None,
-    )
-
-
-def tool_parsers() -> list[str]:
-    """The names LMDeploy's tool-call parsers are registered under (`--tool-call-parser`)."""
-    from lmdeploy.serve.parsers.tool_parser import ToolParserManager
-
-    return sorted(ToolParserManager.module_dict)
-
-
 def resolve_engine(options: EngineOptions, model_path: str) -> Literal["turbomind", "pytorch"]:
     """`auto` means TurboMind where its library loads and it supports the model, else PyTorch."""
     if options.engine != "auto":

@@ -26,8 +26,9 @@ import time
 import traceback
 
 from .base import GenerationParams
-from .lmdeploy_config import EngineOptions, engine_config, generation_config, resolve_engine, tool_chat_request
+from .lmdeploy_config import EngineOptions, engine_config, generation_config, resolve_engine
 from .lmdeploy_memory import checkpoint_bytes, kv_bytes_per_block, read_model_config
+from .lmdeploy_tools import parsed_replies, response_parser_class, tool_chat_request
 
 _COALESCE_S = 0.005
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "abort": "cancelled", "error": "error"}
@@ -149,11 +150,11 @@ def _tool_context(pipe, parser: str):
     """What LMDeploy's api_server keeps for tool calls, around this pipeline's engine: the
     model's chat template renders the tools, `parser` finds the calls in the output, and a
     forced call is decoded under the parser's structural tag (`--tool-call-parser parser`)."""
-    from lmdeploy.serve.openai.api_server import ServerContext, set_parsers
+    from lmdeploy.serve.openai.api_server import ServerContext
 
     context = ServerContext()
     context.async_engine = pipe.async_engine
-    set_parsers(context, tool_parser_name=parser)  # sets the parser class-wide: one engine per process
+    context.response_parser_cls = response_parser_class(parser)
     return context
 
 
@@ -230,16 +231,6 @@ async def _metrics(pipe, rid: int, send) -> None:
         send(rid, "metrics", {k: getattr(metrics, k) for k in ("cache_usage", "active_seqs", "waiting_seqs")})
     except Exception as exc:  # noqa: BLE001 - the VRAM tab shows it instead of the figures
         send(rid, "error", "request", f"scheduler metrics: {type(exc).__name__}: {exc}")
-
-
-def parsed_replies(message) -> list[tuple]:
-    """The replies for one `DeltaMessage` of LMDeploy's response parser: its text, and the
-    pieces of the tool calls it found."""
-    replies = [("text", message.content)] if message.content else []
-    for call in message.tool_calls or []:
-        function = call.function
-        replies.append(("call", call.index, call.id, function and function.name, function and function.arguments))
-    return replies
 
 
 def _describe_load_error(exc: BaseException) -> str:

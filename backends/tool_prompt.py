@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 
 from .base import TextDelta, ToolCall, ToolCallPiece
 
@@ -31,15 +30,20 @@ def wants_tools(tools: list[dict] | None, tool_choice: str | dict) -> bool:
     return bool(tools) and tool_choice != "none"
 
 
-@dataclass(frozen=True)
 class ToolTurn:
-    """One request seen through the tool-prompt template: the messages to render, the schema
-    a forced call is decoded under (None when the model may answer freely), and the calls
-    found in the reply. A request without tools passes through unchanged."""
+    """One request seen through the console's tool prompt: the messages to render (the tools
+    are in them, so the chat template gets none), the response format a forced call is decoded
+    under (None when the model may answer freely), and the reply turned into deltas as it
+    arrives. A request without tools passes through unchanged."""
 
-    messages: list[dict]
-    tools: list[dict] | None
-    forced: dict | None
+    template_tools = None
+
+    def __init__(self, messages: list[dict], tools: list[dict] | None, forced: dict | None):
+        self.messages, self.tools, self.forced = messages, tools, forced
+        self.response_format = (
+            {"type": "json_schema", "json_schema": {"name": "tool_call", "schema": forced}} if forced else None
+        )
+        self._text = ""
 
     @classmethod
     def of(cls, messages: list[dict], tools: list[dict] | None, tool_choice: str | dict) -> ToolTurn:
@@ -48,22 +52,23 @@ class ToolTurn:
             return cls(messages, None, None)
         return cls(tool_messages(messages, tools), tools, forced_call_schema(tools, tool_choice))
 
-    def delta(self, piece: str) -> TextDelta | ToolCallPiece:
+    def deltas(self, piece: str) -> list[TextDelta | ToolCallPiece]:
         """What a piece of the reply is: text for the reader, or, when the call is forced, a
         piece of the call's JSON being written."""
-        return ToolCallPiece(0, "", piece) if self.forced else TextDelta(piece)
+        self._text += piece
+        return [ToolCallPiece(0, "", piece) if self.forced else TextDelta(piece)]
 
-    def tool_calls(self, text: str) -> list[ToolCall]:
+    def finish(self) -> list[ToolCall]:
         """The calls in the whole reply; an unreadable one has an empty name and the raw text."""
-        return [ToolCall(f"call_{i}", name, arguments) for i, (name, arguments) in enumerate(self._parsed(text))]
+        return [ToolCall(f"call_{i}", name, arguments) for i, (name, arguments) in enumerate(self._parsed())]
 
-    def _parsed(self, text: str) -> list[tuple[str, str]]:
+    def _parsed(self) -> list[tuple[str, str]]:
         if self.forced:
             try:
-                return [parse_forced_call(text)]
+                return [parse_forced_call(self._text)]
             except (ValueError, KeyError):  # cut short by max_new_tokens or Stop
-                return [("", text)]
-        return parse_tool_calls(text) if self.tools else []
+                return [("", self._text)]
+        return parse_tool_calls(self._text) if self.tools else []
 
 
 def tool_messages(messages: list[dict], tools: list[dict]) -> list[dict]:

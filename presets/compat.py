@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from backends.lmdeploy_config import tool_parsers
 from backends.lmdeploy_memory import head_dim, read_model_config
+from backends.lmdeploy_tools import tool_parsers
 
 from .schema import Preset
 
@@ -44,12 +44,12 @@ class Verdict:
 
 def check(preset: Preset, model_dir: Path | None, machine: Machine) -> Verdict:
     """Check an lmdeploy preset against its model's config and this machine."""
-    if preset.backend not in ("lmdeploy", "auto"):
-        return Verdict((), (), preset.engine)
     errors: list[str] = []
     notes: list[str] = []
     if preset.tool_parser and preset.tool_parser not in tool_parsers():
         errors.append(f"tool_parser: {preset.tool_parser!r} is not one of LMDeploy's: {', '.join(tool_parsers())}")
+    if preset.backend not in ("lmdeploy", "auto"):
+        return Verdict(tuple(errors), (), preset.engine)
     if machine.gpu_count == 0:
         if preset.backend == "lmdeploy":
             errors.append(

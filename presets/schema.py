@@ -24,7 +24,6 @@ LMDEPLOY_ONLY = (
     "tp",
     "dtype",
     "chat_template",
-    "tool_parser",
 )
 
 
@@ -60,7 +59,9 @@ class Preset(BaseModel):
     tp: int = Field(1, ge=1, le=64)
     dtype: Literal["auto", "float16", "bfloat16"] = "auto"
     chat_template: str | None = None
-    tool_parser: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")  # LMDeploy's, e.g. qwen, internlm, llama3
+    # LMDeploy's tool-call parser (qwen, internlm, llama3, ...) for a model whose chat template knows
+    # tools: the lmdeploy and cpu backends read its calls with it
+    tool_parser: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
     base_url: str | None = None
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     read_timeout_s: float | None = Field(None, ge=1, le=3600)  # remote: give up on a server silent this long
@@ -73,6 +74,8 @@ class Preset(BaseModel):
             misplaced = [f for f in LMDEPLOY_ONLY if getattr(self, f) != defaults[f].default]
             if misplaced:
                 raise ValueError(f"{', '.join(misplaced)} only apply to the lmdeploy backend, not {self.backend}")
+        if self.backend == "remote" and self.tool_parser:
+            raise ValueError("tool_parser is the server's for the remote backend: `api_server --tool-call-parser`")
         if self.backend != "remote" and (self.base_url or self.api_key_env or self.read_timeout_s):
             raise ValueError("base_url, api_key_env and read_timeout_s only apply to the remote backend")
         return self

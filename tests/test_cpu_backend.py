@@ -1,8 +1,11 @@
 """The real SmolLM2-135M-Instruct on the CPU backend."""
 
+import asyncio
+import json
+
 import pytest
 
-from backends import ChatRequest, Finish, GenerationParams, PromptTooLong, TextDelta, Usage
+from backends import ChatRequest, Finish, GenerationParams, PromptTooLong, TextDelta, ToolCall, ToolCallPiece, Usage
 
 pytestmark = pytest.mark.cpu
 
@@ -67,3 +70,25 @@ async def test_closing_the_stream_stops_generation_mid_reply(cpu_backend):
 async def test_prompt_over_the_context_is_refused_with_advice(cpu_backend):
     with pytest.raises(PromptTooLong, match="clear the chat"):
         await deltas_of(cpu_backend, ChatRequest(ask("word " * 9000), GREEDY))
+
+
+async def test_lmdeploys_qwen_parser_on_the_cpu_forces_and_reads_a_call(tool_template_folder):
+    """A cpu preset with `tool_parser: qwen` and a model whose chat template knows tools: the
+    template lists them, the parser's structural tag (compiled by xgrammar) forces the call,
+    the parser reads it as it is written, and the loop runs it."""
+    from backends.cpu import CpuBackend
+    from tools.loop import run_tool_loop
+    from tools.scenarios import SCENARIOS
+
+    tools = SCENARIOS["add and multiply: (3 + 5) x 2"].tools
+    backend = await asyncio.to_thread(CpuBackend, str(tool_template_folder), "qwen")
+    named = {"type": "function", "function": {"name": "add"}}
+    params = GenerationParams(temperature=0, max_new_tokens=60)
+    request = ChatRequest([{"role": "user", "content": "What is 3 + 5?"}], params, tools, named)
+    deltas = [d async for d in backend.stream_chat(request)]
+    pieces = [d for d in deltas if isinstance(d, ToolCallPiece)]
+    [call] = [d for d in deltas if isinstance(d, ToolCall)]
+    assert pieces and pieces[0].name == "add" and deltas[-1] == Finish("tool_calls")
+    assert set(json.loads(call.arguments)) == {"a", "b"}
+    runs = [run async for run in run_tool_loop(backend, "What is 3 + 5?", tools, named, max_rounds=2)]
+    assert next(s for s in runs[-1].steps if s.kind == "tool_result").ok

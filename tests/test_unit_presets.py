@@ -43,6 +43,8 @@ def test_remote_preset_reads_its_key_from_the_named_variable(monkeypatch):
             "backend: lmdeploy\nbase_url: http://x",
             "base_url, api_key_env and read_timeout_s only apply to the remote backend",
         ),
+        ("backend: remote\ntool_parser: qwen", "tool_parser is the server's for the remote backend"),
+        ("tool_parser: qwen; rm", "tool_parser: String should match pattern"),
         ("generation:\n  temprature: 1", "generation.temprature: unknown field (known fields: temperature"),
         ("- a list", "a preset is a YAML mapping"),
         ("key: [unclosed", "not valid YAML"),

@@ -233,35 +233,22 @@ def test_streamed_tool_call_pieces_are_put_back_together():
 
 
 def test_lmdeploys_own_qwen_parser_streams_a_named_call_in_pieces():
-    """What the worker does with a `tool_parser` preset, minus the engine: LMDeploy's request
-    for a named call is forced ("required" over that one tool, under a structural tag), and its
-    parser turns the model's text into call pieces as the text arrives."""
-    from lmdeploy.serve.parsers import ResponseParserManager
+    """LMDeploy's path minus the engine: a named call is forced ("required" over that one tool,
+    under the qwen parser's structural tag), the tools go to the chat template, and the parser
+    turns the model's text into call pieces as the text arrives."""
+    from backends.lmdeploy_tools import ParsedTurn
 
-    from backends.lmdeploy_config import tool_chat_request
-    from backends.lmdeploy_worker import parsed_replies
-    from backends.tool_calls import CallPieces
-
-    parser_class = type("QwenResponses", (ResponseParserManager.get("default"),), {})
-    parser_class.set_parsers(tool_parser_name="qwen")
     named = {"type": "function", "function": {"name": "add"}}
-    request = tool_chat_request(
-        "m", [{"role": "user", "content": "3 + 5?"}], GREEDY, [ADD.spec(), MULTIPLY.spec()], named
-    )
-    parser = parser_class(request)
-    assert [t["name"] for t in parser.request.tools] == ["add"]
-    assert parser.request.response_format["type"] == "structural_tag"
+    turn = ParsedTurn("qwen", [{"role": "user", "content": "3 + 5?"}], GREEDY, [ADD.spec(), MULTIPLY.spec()], named)
+    assert [t["name"] for t in turn.template_tools] == ["add"]
+    assert turn.response_format["type"] == "structural_tag" and turn.messages[-1]["content"] == "3 + 5?"
 
     text = 'Sure. <tool_call>\n{"name": "add", "arguments": {"a": 3, "b": 5}}\n</tool_call>'
-    replies = []
-    for start in range(0, len(text), 6):
-        for message, _ in parser.stream_chunk(text[start : start + 6], [], final=start + 6 >= len(text)):
-            replies += parsed_replies(message)
-    calls = CallPieces()
-    pieces = [calls.add(*reply[1:]) for reply in replies if reply[0] == "call"]
-    assert [r for r in replies if r[0] == "text"] == [("text", "Sure. ")]
+    deltas = [d for start in range(0, len(text), 6) for d in turn.deltas(text[start : start + 6])]
+    *rest, call = turn.finish()
+    pieces = [d for d in [*deltas, *rest] if isinstance(d, ToolCallPiece)]
+    assert [d for d in deltas if isinstance(d, TextDelta)] == [TextDelta("Sure. ")]
     assert len(pieces) >= 3 and pieces[0].name == "add"  # the name first, then the arguments bit by bit
-    [call] = calls.whole()
     assert (call.name, json.loads(call.arguments)) == ("add", {"a": 3, "b": 5}) and call.id
 
 
