@@ -1,0 +1,150 @@
+"""Preset switching: load time and memory left behind over N switches, against the raw engine.
+
+    python -m bench.preset_switching --dir bench/gpu_presets pt-bf16 pt-kv8 --switches 10
+    python -m bench.preset_switching cpu fp32-cpu --dir FOLDER --switches 4
+
+Two layers, one after the other, alternating between the two presets:
+  console  `Console.switch_preset`: the old engine's worker process ends, the new one loads;
+  raw      the same engine built and closed in this process, as a script would:
+           `lmdeploy.pipeline(...)` then `pipe.close()` (for cpu presets, the cpu backend).
+After each load: its time and the memory in use (every GPU's through NVML; without a GPU, this
+process's RSS and the engine worker's). Target (issue 8): after ten switches, GPU memory within
+256 MiB of the first load of the same preset. RSS is no such measure: a cpu preset loads before
+the old one closes (a failed load must leave it running), and the freed memory stays with the
+process for reuse, so RSS settles above the first load without growing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from backends import create_backend
+from console.core import Console, NoEngine
+from presets.store import PresetCatalog
+from telemetry.machine import describe_machine
+from telemetry.vram import VramSampler
+
+TARGET_MIB = 256
+
+
+@dataclass
+class Load:
+    preset: str
+    seconds: float
+    used_mib: float
+
+
+def memory_mib(sampler: VramSampler) -> float:
+    sample = sampler.sample()
+    return sample.used_mib() if sample.gpus else sample.console_rss_mib
+
+
+async def console_switches(catalog: PresetCatalog, names: list[str], count: int) -> list[Load]:
+    sampler = VramSampler()
+    console = Console(NoEngine("not started"), "benchmark", catalog=catalog, sampler=sampler)
+    loads = []
+    try:
+        for i in range(count):
+            report = await console.switch_preset(names[i % 2])
+            loads.append(Load(report.preset, report.load_seconds, memory_mib(sampler)))
+    finally:
+        await console.close()
+    return loads
+
+
+async def raw_loads(catalog: PresetCatalog, names: list[str], count: int) -> list[Load]:
+    sampler = VramSampler()
+    loads = []
+    for i in range(count):
+        spec = catalog.get(names[i % 2]).to_spec()
+        started = time.perf_counter()
+        close = await _build(spec)
+        loads.append(Load(names[i % 2], time.perf_counter() - started, memory_mib(sampler)))
+        await close()
+        gc.collect()
+    return loads
+
+
+async def _build(spec):
+    """Build the preset's engine in this process; returns how to close it."""
+    if spec.kind != "lmdeploy":
+        backend, _ = await create_backend(spec)
+        return backend.close
+    from lmdeploy import pipeline
+
+    from backends.embedded_model import resolve_model_path
+    from backends.lmdeploy_config import engine_config, resolve_engine
+
+    model = str(resolve_model_path(spec.model))
+    config = engine_config(spec.engine, resolve_engine(spec.engine, model))
+    pipe = await asyncio.to_thread(pipeline, model, backend_config=config, log_level="ERROR")
+
+    async def close():
+        pipe.close()
+
+    return close
+
+
+def left_behind(loads: list[Load]) -> float:
+    """The most any load sat above the first load of the same preset."""
+    first = {}
+    for load in loads:
+        first.setdefault(load.preset, load.used_mib)
+    return max(load.used_mib - first[load.preset] for load in loads)
+
+
+def table(console: list[Load], raw: list[Load], on_gpu: bool) -> str:
+    memory = "GPU memory in use" if on_gpu else "RSS"
+    lines = [
+        describe_machine(),
+        "",
+        f"| load | preset | console: load (s) | console: {memory} after (MiB) | raw: build (s) | "
+        f"raw: {memory} after (MiB) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for i, (c, r) in enumerate(zip(console, raw, strict=True)):
+        lines.append(
+            f"| {i + 1} | {c.preset} | {c.seconds:.1f} | {c.used_mib:.0f} | {r.seconds:.1f} | {r.used_mib:.0f} |"
+        )
+    target = (
+        f"target: console within {TARGET_MIB} MiB"
+        if on_gpu
+        else "the target is for GPU memory; RSS keeps what was freed for reuse"
+    )
+    lines += [
+        "",
+        f"Most {memory} above the first load of the same preset: console {left_behind(console):+.0f} MiB, "
+        f"raw {left_behind(raw):+.0f} MiB ({target}).",
+    ]
+    return "\n".join(lines)
+
+
+async def run(args) -> str:
+    catalog = PresetCatalog(user_dir=Path(args.dir)) if args.dir else PresetCatalog()
+    names = [args.first, args.second]
+    console = await console_switches(catalog, names, args.switches)
+    raw = await raw_loads(catalog, names, args.switches)
+    return table(console, raw, on_gpu=bool(VramSampler().sample().gpus))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("first")
+    parser.add_argument("second")
+    parser.add_argument("--dir", help="a folder of extra preset files (as for LMDEPLOY_CONSOLE_PRESETS)")
+    parser.add_argument("--switches", type=int, default=10)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    report = asyncio.run(run(args))
+    print(report)
+    if args.out:
+        Path(args.out).write_text(report + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
