@@ -3,7 +3,9 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import httpx
 import pytest
 from gradio_client import Client
 
@@ -79,3 +81,14 @@ def test_a_megabyte_message_is_refused_and_the_chat_kept(app_url):
     chat(client, "What is 2+3?")
     chatbot, kept = chat(client, "x" * 1_000_000)
     assert len(chatbot) == 2 and len(kept) == 1_000_000
+
+
+def test_gradio_hardening_as_launched(app_url):
+    """What `app.py` asks of Gradio, seen from outside: monitoring is off, an upload over 5 MB is
+    refused before it is stored, and files outside Gradio's own folders are not served."""
+    assert httpx.get(f"{app_url}monitoring", timeout=30).status_code == 403
+    big = {"files": ("big.json", b"x" * (6 * 2**20), "application/json")}
+    upload = httpx.post(f"{app_url}gradio_api/upload", files=big, timeout=60)
+    assert upload.status_code == 413 and "maximum allowed size" in upload.text
+    for path in ("/etc/passwd", str(Path(__file__).resolve())):
+        assert httpx.get(f"{app_url}gradio_api/file={path}", timeout=30).status_code in (403, 404)
