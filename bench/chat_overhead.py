@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from backends import ChatRequest, GenerationParams, TextDelta, Usage, create_backend
-from bench.cli import backend_parser, backend_spec
+from bench.cli import backend_parser, backend_spec, emit
 from bench.gradio_stream import GradioEndpoint
 from telemetry.machine import describe_machine
 
@@ -307,9 +307,7 @@ def main() -> None:
         args.cache_max_entry_count = 0.2
     params = GenerationParams(temperature=0, max_new_tokens=args.max_new_tokens)
     report = table(asyncio.run(measure(args, params)), args)
-    print(report)
-    if args.out:
-        Path(args.out).write_text(report + "\n", encoding="utf-8")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

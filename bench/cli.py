@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from backends import BackendSpec, EngineOptions
 
@@ -20,3 +21,10 @@ def backend_parser(doc: str | None) -> argparse.ArgumentParser:
 def backend_spec(args: argparse.Namespace) -> BackendSpec:
     engine = EngineOptions(engine=args.engine, cache_max_entry_count=args.cache_max_entry_count)
     return BackendSpec(kind=args.backend, model=args.model, engine=engine)
+
+
+def emit(report: str, out: str | None) -> None:
+    """Print a benchmark's report, and keep it in `out` when given."""
+    print(report)
+    if out:
+        Path(out).write_text(report + "\n", encoding="utf-8")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backends import create_backend
+from bench.cli import emit
 from console.core import Console, NoEngine
 from presets.store import PresetCatalog
 from telemetry.machine import describe_machine
@@ -141,9 +142,7 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
     report = asyncio.run(run(args))
-    print(report)
-    if args.out:
-        Path(args.out).write_text(report + "\n", encoding="utf-8")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

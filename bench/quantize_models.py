@@ -13,6 +13,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+from bench.cli import emit
 from console.core import Console, NoEngine
 from console.jobs import Job
 from presets.store import PresetCatalog
@@ -73,9 +74,7 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
     report = asyncio.run(run(args))
-    print(report)
-    if args.out:
-        Path(args.out).write_text(report + "\n", encoding="utf-8")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":
