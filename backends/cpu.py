@@ -104,8 +104,7 @@ class CpuBackend:
         try:
             turn = ToolTurn.of(request.messages, request.tools, request.tool_choice)
             if turn.tools and self._tool_parser and request.tool_prompt == "model":
-                p = request
-                turn = ParsedTurn(self._tool_parser, p.messages, p.params, p.tools, p.tool_choice)
+                turn = ParsedTurn(self._tool_parser, request)
         except ValueError as exc:
             raise BackendError(str(exc)) from exc
         prompt_ids = self._tokenizer.apply_chat_template(
@@ -164,7 +163,7 @@ class CpuBackend:
         """A logits processor holding the output to a response format (xgrammar): the console's
         JSON schema of a forced call, or the structural tag of LMDeploy's parser."""
         import xgrammar
-        from lmdeploy._guided_decoding import compile_response_format
+        from lmdeploy._guided_decoding import compile_response_format  # what LMDeploy's engines compile with
         from xgrammar.contrib.hf import LogitsProcessor
 
         if self._grammar_compiler is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 
-from .base import GenerationParams, TextDelta, ToolCall, ToolCallPiece
+from .base import ChatRequest, TextDelta, ToolCall, ToolCallPiece
 from .tool_calls import CallPieces
 
 
@@ -25,9 +25,7 @@ def response_parser_class(parser: str) -> type:
     return bound
 
 
-def tool_chat_request(
-    model: str, messages: list[dict], params: GenerationParams, tools: list[dict], tool_choice: str | dict
-):
+def tool_chat_request(model: str, request: ChatRequest):
     """The `ChatCompletionRequest` LMDeploy's api_server would receive for this chat, so its own
     tool path (the chat template rendering the tools, the parser, forced calls) serves it;
     `model` is the engine's model name (another name would be taken for a LoRA adapter's).
@@ -36,13 +34,14 @@ def tool_chat_request(
     "required", and with one tool the two mean the same."""
     from lmdeploy.serve.openai.protocol import ChatCompletionRequest
 
+    tools, tool_choice, params = request.tools, request.tool_choice, request.params
     if isinstance(tool_choice, dict):
         name = tool_choice["function"]["name"]
         tools, tool_choice = [t for t in tools if t["function"]["name"] == name], "required"
     greedy = params.temperature <= 0
     return ChatCompletionRequest(
         model=model,
-        messages=messages,
+        messages=request.messages,
         tools=tools,
         tool_choice=tool_choice,
         stream=True,
@@ -78,8 +77,8 @@ class ParsedTurn:
     (the cpu backend): the messages and tools for the model's own chat template, the response
     format that forces a call, and the reply turned into deltas as it arrives."""
 
-    def __init__(self, parser: str, messages: list[dict], params: GenerationParams, tools: list[dict], tool_choice):
-        self._parser = response_parser_class(parser)(tool_chat_request("local", messages, params, tools, tool_choice))
+    def __init__(self, parser: str, request: ChatRequest):
+        self._parser = response_parser_class(parser)(tool_chat_request("local", request))
         prepared = self._parser.request
         self.messages = [m if isinstance(m, dict) else m.model_dump(exclude_none=True) for m in prepared.messages]
         self.template_tools = prepared.tools

@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 
-from .base import GenerationParams
+from .base import ChatRequest, GenerationParams
 from .lmdeploy_config import EngineOptions, engine_config, generation_config, resolve_engine
 from .lmdeploy_memory import checkpoint_bytes, kv_bytes_per_block, read_model_config
 from .lmdeploy_tools import parsed_replies, response_parser_class, tool_chat_request
@@ -69,9 +69,8 @@ def main(conn, model_path: str, options: EngineOptions) -> None:
                 job = _serve(pipe, rid, args[1], generation_config(GenerationParams.from_dict(args[2]), args[3]), send)
             elif kind == "tools_chat":
                 messages, params, tools, tool_choice = args[1:]
-                model = pipe.async_engine.model_name
-                request = tool_chat_request(model, messages, GenerationParams.from_dict(params), tools, tool_choice)
-                job = _serve_tools(tool_context, rid, request, send)
+                chat = ChatRequest(messages, GenerationParams.from_dict(params), tools, tool_choice)
+                job = _serve_tools(tool_context, rid, tool_chat_request(pipe.async_engine.model_name, chat), send)
             elif kind == "score":
                 job = _score(pipe, rid, args[1], send)
             else:

@@ -5,7 +5,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backends import BackendError, BackendInfo, Finish, GenerationParams, TextDelta, ToolCall, ToolCallPiece
+from backends import (
+    BackendError,
+    BackendInfo,
+    ChatRequest,
+    Finish,
+    GenerationParams,
+    TextDelta,
+    ToolCall,
+    ToolCallPiece,
+)
 from backends.tool_prompt import forced_call_schema, parse_tool_calls, strip_tool_calls, tool_messages
 from tools.definitions import ToolDefinitionError, parse_tools
 from tools.loop import run_tool_loop
@@ -239,7 +248,8 @@ def test_lmdeploys_own_qwen_parser_streams_a_named_call_in_pieces():
     from backends.lmdeploy_tools import ParsedTurn
 
     named = {"type": "function", "function": {"name": "add"}}
-    turn = ParsedTurn("qwen", [{"role": "user", "content": "3 + 5?"}], GREEDY, [ADD.spec(), MULTIPLY.spec()], named)
+    request = ChatRequest([{"role": "user", "content": "3 + 5?"}], GREEDY, [ADD.spec(), MULTIPLY.spec()], named)
+    turn = ParsedTurn("qwen", request)
     assert [t["name"] for t in turn.template_tools] == ["add"]
     assert turn.response_format["type"] == "structural_tag" and turn.messages[-1]["content"] == "3 + 5?"
 
