@@ -117,9 +117,10 @@ class RemoteBackend:
                             )
                         if choice.finish_reason:
                             finish = _FINISH_REASONS.get(choice.finish_reason, "stop")
-            for call in calls.whole():
+            whole = calls.whole()
+            for call in whole:
                 yield call
-            yield Finish("tool_calls" if calls.whole() else finish)
+            yield Finish("tool_calls" if whole else finish)
         except openai.APIConnectionError as exc:
             if isinstance(exc, openai.APITimeoutError):
                 raise BackendUnavailable(

@@ -1,5 +1,6 @@
 """Debian's Chromium, driven by Playwright, uses the console like a person would."""
 
+import json
 import os
 from pathlib import Path
 
@@ -40,6 +41,14 @@ def screenshot(page, name: str) -> None:
         page.screenshot(path=str(Path(folder) / name), full_page=True)
 
 
+def wait_for_text(page, elem_id: str, text: str, timeout: float | None = None) -> None:
+    """Wait until the element's text contains `text` (Playwright's default timeout unless given, in ms)."""
+    page.wait_for_function(
+        f"() => document.getElementById({json.dumps(elem_id)})?.innerText.includes({json.dumps(text)})",
+        timeout=timeout,
+    )
+
+
 def set_slider(page, elem_id: str, value: int) -> None:
     box = page.locator(f"#{elem_id} input[type=number]")
     box.fill(str(value))
@@ -50,7 +59,7 @@ def test_a_typed_message_gets_a_streamed_reply_with_stats(page):
     set_slider(page, "temperature", 0)
     page.locator("#chat-input textarea").fill("What is 2+3?")
     page.locator("#chat-input textarea").press("Enter")
-    page.wait_for_function("() => document.querySelector('#chatbot').innerText.includes('tok/s')", timeout=120_000)
+    wait_for_text(page, "chatbot", "tok/s", timeout=120_000)
     text = page.locator("#chatbot").inner_text()
     assert "What is 2+3?" in text and "5" in text and "stop" in text
     screenshot(page, "chat.png")
@@ -66,7 +75,7 @@ def test_stop_keeps_the_partial_reply(page):
     )
     page.locator("#stop").click()
     try:
-        page.wait_for_function("() => document.querySelector('#chatbot').innerText.includes('stopped')", timeout=60_000)
+        wait_for_text(page, "chatbot", "stopped", timeout=60_000)
     except Exception as exc:  # say what the page showed instead
         raise AssertionError(
             f"no 'stopped' reply; the chat shows: {page.locator('#chatbot').inner_text()[-600:]}"
@@ -76,23 +85,19 @@ def test_stop_keeps_the_partial_reply(page):
 def test_presets_tab_switches_the_engine_and_the_header_follows(page):
     page.get_by_role("tab", name="Presets").click()
     page.get_by_label("cpu-greedy", exact=True).check()
-    page.wait_for_function("() => document.querySelector('#preset-about').innerText.includes('greedy')")
+    wait_for_text(page, "preset-about", "greedy")
     page.locator("#switch-preset").click()
-    page.wait_for_function(
-        "() => document.querySelector('#switch-status').innerText.includes('Switched to cpu-greedy')", timeout=120_000
-    )
-    page.wait_for_function("() => document.querySelector('#engine-header').innerText.includes('cpu-greedy')")
+    wait_for_text(page, "switch-status", "Switched to cpu-greedy", timeout=120_000)
+    wait_for_text(page, "engine-header", "cpu-greedy")
     assert "cpu-greedy" in page.locator("#engine-card").inner_text()
     page.get_by_label("kv-int4", exact=True).check()
-    page.wait_for_function("() => document.querySelector('#preset-about').innerText.includes('Cannot load here')")
+    wait_for_text(page, "preset-about", "Cannot load here")
     screenshot(page, "presets.png")
 
 
 def test_vram_tab_shows_memory_without_a_gpu(page):
     page.get_by_role("tab", name="VRAM").click()
-    page.wait_for_function(
-        "() => document.querySelector('#vram-gauges').innerText.includes('console process memory')", timeout=30_000
-    )
+    wait_for_text(page, "vram-gauges", "console process memory", timeout=30_000)
     page.wait_for_timeout(2500)  # a few timeline points
     assert "Memory:" in page.locator("#compact-gauge").inner_text()
     screenshot(page, "vram.png")
@@ -101,9 +106,7 @@ def test_vram_tab_shows_memory_without_a_gpu(page):
 def test_tools_tab_runs_a_forced_call(page):
     page.get_by_role("tab", name="Tools").click()
     page.locator("#tools-run").click()
-    page.wait_for_function(
-        "() => document.querySelector('#tools-transcript').innerText.includes('add returned')", timeout=120_000
-    )
+    wait_for_text(page, "tools-transcript", "add returned", timeout=120_000)
     assert "Call add" in page.locator("#tools-transcript").inner_text()
     screenshot(page, "tools.png")
 
@@ -117,10 +120,8 @@ def test_compare_tab_puts_two_presets_side_by_side(page):
     set_slider(page, "compare-max-new", 16)
     set_slider(page, "compare-concurrency", 2)
     page.locator("#compare-run").click()
-    page.wait_for_function(
-        "() => document.querySelector('#compare-progress').innerText.includes('Done')", timeout=180_000
-    )
-    page.wait_for_function("() => document.querySelector('#compare-table').innerText.includes('cpu-greedy')")
+    wait_for_text(page, "compare-progress", "Done", timeout=180_000)
+    wait_for_text(page, "compare-table", "cpu-greedy")
     assert "perplexity" in page.locator("#compare-table").inner_text()
     screenshot(page, "compare.png")
 
@@ -128,9 +129,7 @@ def test_compare_tab_puts_two_presets_side_by_side(page):
 def test_quantize_tab_checks_and_says_it_needs_a_gpu_here(page):
     page.get_by_role("tab", name="Quantize").click()
     page.locator("#quantize-check").click()
-    page.wait_for_function(
-        "() => document.querySelector('#quantize-result').innerText.includes('needs a CUDA GPU')", timeout=30_000
-    )
+    wait_for_text(page, "quantize-result", "needs a CUDA GPU", timeout=30_000)
     result = page.locator("#quantize-result").inner_text()
     assert "only the PyTorch engine will load the result" in result  # group 64 on SmolLM2
     assert page.locator("#quantize-start").is_disabled()
@@ -142,14 +141,10 @@ def test_tools_step_mode_waits_for_continue_before_running_a_call(page):
     page.get_by_role("tab", name="Tools").click()
     page.locator("#tools-step-mode input").check()
     page.locator("#tools-run").click()
-    page.wait_for_function(
-        "() => document.querySelector('#tools-pending')?.innerText.includes('\"result\": null')", timeout=120_000
-    )
+    wait_for_text(page, "tools-pending", '"result": null', timeout=120_000)
     assert "returned" not in page.locator("#tools-transcript").inner_text().split("What is (3 + 5) x 2?")[-1]
     page.locator("#tools-continue").click()
-    page.wait_for_function(
-        "() => document.querySelector('#tools-transcript').innerText.includes('returned')", timeout=120_000
-    )
+    wait_for_text(page, "tools-transcript", "returned", timeout=120_000)
 
 
 def test_a_50_mb_chat_import_is_refused_and_the_chat_kept(page, tmp_path):
@@ -157,7 +152,7 @@ def test_a_50_mb_chat_import_is_refused_and_the_chat_kept(page, tmp_path):
     page.get_by_role("tab", name="Chat").click()
     page.locator("#chat-input textarea").fill("What is 2+3?")
     page.locator("#chat-input textarea").press("Enter")
-    page.wait_for_function("() => document.querySelector('#chatbot').innerText.includes('tok/s')", timeout=120_000)
+    wait_for_text(page, "chatbot", "tok/s", timeout=120_000)
     big = tmp_path / "chat.json"
     big.write_bytes(b"{" + b" " * (50 * 2**20) + b"}")
     with page.expect_file_chooser() as chooser:
