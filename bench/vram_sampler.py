@@ -49,7 +49,10 @@ async def decode_rates(args) -> dict[str, list[float]]:
         for round_ in range(args.rounds):
             for name in order[round_ % len(order) :] + order[: round_ % len(order)]:
                 for sampler_name, sampler in samplers.items():
-                    sampler.start() if sampler_name == name else sampler.pause()
+                    if sampler_name == name:
+                        sampler.start()
+                    else:
+                        sampler.pause()
                 decode = [(await layer.run([p])).samples[0].decode_tok_s for p in PROMPTS]
                 rates[name].append(statistics.median(decode))
     finally:
