@@ -9,9 +9,10 @@ Same prompts and greedy decoding through up to three layers, all loaded at once:
   backend  (lmdeploy only) the console's backend: the pipeline in its worker process;
   console  the running console (`app.py`), read through Gradio's SSE stream as a browser does,
            each chat from a page opened first (see `GradioEndpoint.open_page`).
-Rounds interleave the layers (each round: every layer's prompts one at a time, then every
-layer's N at once), so drift on the machine hits all layers alike; the table gives medians
-over rounds and the spread of the per-round ratio to the engine. With lmdeploy every layer
+Each layer first warms up with one prompt and one batch of N. Rounds interleave the layers
+(each round: every layer's prompts one at a time, then every layer's N at once), so drift on
+the machine hits all layers alike; the table gives medians over rounds and the spread of the
+per-round ratio to the engine, and the median TTFT of the N at once (what people see under load). With lmdeploy every layer
 gets `--cache-max-entry-count` (default 0.2) so three engines share one GPU.
 Prints a Markdown table with the machine and versions; `--out FILE` also writes it there.
 """
@@ -302,7 +303,7 @@ def table(results: list[Results], args) -> str:
 def main() -> None:
     parser = backend_parser(__doc__)
     parser.add_argument("--prompts", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--log-dir", default="/tmp")
     parser.add_argument("--out")
