@@ -11,9 +11,10 @@ Same prompts and greedy decoding through up to three layers, all loaded at once:
            each chat from a page opened first (see `GradioEndpoint.open_page`).
 Each layer first warms up with one prompt and one batch of N. Rounds interleave the layers
 (each round: every layer's prompts one at a time, then every layer's N at once), so drift on
-the machine hits all layers alike; the table gives medians over rounds and the spread of the
-per-round ratio to the engine, and the median TTFT of the N at once (what people see under load). With lmdeploy every layer
-gets `--cache-max-entry-count` (default 0.2) so three engines share one GPU.
+the machine hits all layers alike; the table gives medians over rounds, the spread of the
+per-round ratio to the engine, and the median TTFT of the N at once (what people see under
+load). With lmdeploy every layer gets `--cache-max-entry-count` (default 0.2) so three
+engines share one GPU.
 Prints a Markdown table with the machine and versions; `--out FILE` also writes it there.
 """
 

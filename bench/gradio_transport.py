@@ -5,10 +5,10 @@
 Prints when the 1st, 5th and last outputs arrive through the raw SSE stream (what a
 browser reads) and through gradio_client; then, through the raw stream, the median first
 and last output when 1, 4 or 16 streams start at once (each its own session, the event
-with no concurrency limit, as the console's chat): what Gradio alone adds under load. Measured so on an H100 machine (Python 3.12,
-gradio 6.31.0, gradio_client 2.7.2): raw SSE 49 / 230 / 1547 ms, gradio_client 342 / 342 /
-2233 ms, i.e. gradio_client handed every output over at once when the stream ended. On the
-2-core CPU machine both streamed (raw SSE 48 / 228 / 1550 ms, gradio_client 87 / 265 / 1546).
+with no concurrency limit, as the console's chat): what Gradio alone adds under load.
+On an H100 machine (Python 3.12, gradio 6.31.0, gradio_client 2.7.2) gradio_client handed
+every output over at once when the stream ended (342 / 342 / 2233 ms) while the raw stream
+arrived every 50 ms; figures for both machines are in docs/results.md.
 """
 
 from __future__ import annotations
