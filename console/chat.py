@@ -7,6 +7,7 @@ most every `repaint_s`, never per token.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator
@@ -113,6 +114,22 @@ class ChatSession:
 
     def copy(self) -> ChatSession:
         return dataclasses.replace(self, turns=[dataclasses.replace(t) for t in self.turns])
+
+    @property
+    def generating(self) -> bool:
+        """A reply is streaming into this session (its stream has not wound down)."""
+        last = self.turns[-1] if self.turns else None
+        return bool(last and last.stats and last.stats.finish == "generating")
+
+
+async def wait_until_reply_ends(session: ChatSession, timeout_s: float, poll_s: float = 0.02) -> bool:
+    """Wait for the session's streaming reply to wind down; False if it still streams after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while session.generating:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(poll_s)
+    return True
 
 
 async def stream_reply(

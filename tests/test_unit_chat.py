@@ -1,7 +1,8 @@
+import asyncio
 from contextlib import AsyncExitStack
 
 from backends import BackendError, GenerationParams
-from console.chat import ChatSession, RepaintPacer, ReplyStats, Turn, stream_reply
+from console.chat import ChatSession, RepaintPacer, ReplyStats, Turn, stream_reply, wait_until_reply_ends
 from tests.scripted import ScriptedBackend
 
 
@@ -69,6 +70,18 @@ async def test_closing_the_stream_marks_the_reply_stopped_and_cancels_the_backen
     assert session.turns[-1].stats.finish == "stopped"
     assert backend.closed_early
     assert session.turns[-1].content  # what arrived before Stop is kept
+
+
+async def test_stop_waits_for_the_cancelled_stream_to_wind_down():
+    session = session_with()
+    stream = stream_reply(ScriptedBackend([f"{i} " for i in range(100)], delay_s=0.01), session, RepaintPacer(0))
+    await anext(stream)
+    assert session.generating
+    assert not await wait_until_reply_ends(session, timeout_s=0.05)  # nothing has stopped it yet
+    closing = asyncio.create_task(stream.aclose())  # what Gradio's cancel does, from its own event
+    assert await wait_until_reply_ends(session, timeout_s=2)
+    await closing
+    assert session.turns[-1].stats.finish == "stopped" and not session.generating
 
 
 def test_failed_empty_replies_are_not_sent_back_to_the_model():

@@ -9,11 +9,13 @@ from pathlib import Path
 import gradio as gr
 
 from backends import GenerationParams
-from console.chat import ChatSession, Turn, message_problem, stream_reply
+from console.chat import ChatSession, Turn, message_problem, stream_reply, wait_until_reply_ends
 from console.core import Console
 from console.transcript import TranscriptError, export_chat, import_chat
 
 from .render import chatbot_messages, format_stop_words, parse_stop_words
+
+STOP_SETTLE_S = 3.0  # how long Stop waits for the cancelled stream before marking the reply itself
 
 
 def build_tab(console: Console) -> list:
@@ -91,10 +93,13 @@ def build_tab(console: Console) -> list:
         async for painted in _stream(console, state):
             yield painted, state
 
-    def mark_stopped(state):
-        last = state.turns[-1] if state.turns else None
-        if last and last.stats and last.stats.finish == "generating":
-            last.stats.finish = "stopped"
+    async def mark_stopped(state):
+        """Stop the reply: it keeps its text and says "stopped"."""
+        # Gradio runs Stop's cancel as an event of its own, beside this one: waiting for the
+        # cancelled stream to wind down makes this repaint the reply's last, not one that a
+        # paint still in flight from the stream overwrites (seen in the browser tier).
+        if not await wait_until_reply_ends(state, STOP_SETTLE_S):
+            state.turns[-1].stats.finish = "stopped"
         return chatbot_messages(state), state
 
     def edit(state):
