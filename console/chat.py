@@ -8,7 +8,6 @@ most every `repaint_s`, never per token.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
@@ -90,6 +89,8 @@ class ChatSession:
     system_prompt: str = ""
     params: GenerationParams = field(default_factory=GenerationParams)
     turns: list[Turn] = field(default_factory=list)
+    # the task streaming the backend's reply into this session, for Stop; not part of the chat
+    reply_task: asyncio.Task | None = field(default=None, repr=False, compare=False)
 
     def model_messages(self) -> list[dict]:
         """The conversation as OpenAI-style messages; failed replies are left out."""
@@ -112,24 +113,29 @@ class ChatSession:
         del self.turns[index:]
         return text
 
-    def copy(self) -> ChatSession:
-        return dataclasses.replace(self, turns=[dataclasses.replace(t) for t in self.turns])
-
-    @property
-    def generating(self) -> bool:
-        """A reply is streaming into this session (its stream has not wound down)."""
-        last = self.turns[-1] if self.turns else None
-        return bool(last and last.stats and last.stats.finish == "generating")
-
-
-async def wait_until_reply_ends(session: ChatSession, timeout_s: float, poll_s: float = 0.02) -> bool:
-    """Wait for the session's streaming reply to wind down; False if it still streams after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while session.generating:
-        if time.monotonic() >= deadline:
+    def stop_reply(self) -> bool:
+        """Stop the reply streaming into this session, if one is: its backend stream ends now and
+        the reply ends itself, keeping its text, with a last paint that says "stopped"."""
+        if self.reply_task is None or self.reply_task.done():
             return False
-        await asyncio.sleep(poll_s)
-    return True
+        self.reply_task.cancel()
+        return True
+
+
+_END = object()
+
+
+async def _pump(stream: AsyncIterator, into: asyncio.Queue) -> None:
+    """Move a backend's deltas into a queue. Run as a task of its own so that Stop cancels the
+    backend's stream alone, while the reply's generator goes on to paint its own end."""
+    try:
+        # aclosing: on Stop the backend's stream must end now (cancelling the generation),
+        # not whenever the garbage collector gets to it.
+        async with aclosing(stream) as deltas:
+            async for delta in deltas:
+                into.put_nowait(delta)
+    finally:
+        into.put_nowait(_END)
 
 
 async def stream_reply(
@@ -140,7 +146,8 @@ async def stream_reply(
     Yields the session whenever there is something new to paint, at most as often as the
     pacer allows (every 40 ms for a lone reply).
     A backend error ends the reply with the error recorded in its stats; the text so far and
-    the rest of the chat are kept.
+    the rest of the chat are kept. `ChatSession.stop_reply` ends it as "stopped", and its last
+    paint comes from here, after every earlier one.
     """
     request = ChatRequest(messages=session.model_messages(), params=session.params)
     reply = Turn("assistant", "", ReplyStats())
@@ -150,11 +157,11 @@ async def stream_reply(
     first_token_at = None
     last_paint = float("-inf")  # the first text paints at once: TTFT is what people watch
     pacer = pacer or RepaintPacer()
+    deltas: asyncio.Queue = asyncio.Queue()
+    pump = session.reply_task = asyncio.create_task(_pump(backend.stream_chat(request), deltas))
     try:
-        # aclosing: on Stop the backend's stream must end now (cancelling the generation),
-        # not whenever the garbage collector gets to it.
-        async with pacer.streaming(), aclosing(backend.stream_chat(request)) as deltas:
-            async for delta in deltas:
+        async with pacer.streaming():
+            while (delta := await deltas.get()) is not _END:
                 if isinstance(delta, TextDelta):
                     if first_token_at is None:
                         first_token_at = time.perf_counter()
@@ -168,10 +175,16 @@ async def stream_reply(
                 if now - last_paint >= pacer.interval():
                     last_paint = now
                     yield session
+        (outcome,) = await asyncio.gather(pump, return_exceptions=True)
+        if isinstance(outcome, Exception):  # a CancelledError here is Stop, not a failure
+            raise outcome
     except BackendError as exc:
         stats.finish, stats.error = "error", str(exc)
     finally:
-        if stats.finish == "generating":  # the consumer went away: Stop was pressed
+        # if the consumer went away (a closed page), the generation must not go on
+        pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
+        if stats.finish == "generating":  # stopped, by Stop or by the consumer going away
             stats.finish = "stopped"
         if first_token_at is not None and stats.tokens and stats.tokens > 1:
             decode_s = time.perf_counter() - first_token_at

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -44,6 +45,20 @@ def test_two_clients_keep_separate_histories(app_url):
 def test_empty_message_sends_nothing(app_url):
     chatbot, kept = chat(Client(app_url, verbose=False), "   ")
     assert chatbot == [] and kept == "   "
+
+
+def test_stop_ends_the_streaming_chat_of_the_same_client(app_url):
+    client = Client(app_url, verbose=False)
+    job = client.submit(
+        message="Count from 1 to 2000, one number per line.", **{**GREEDY, "max_new_tokens": 4000}, api_name="/chat"
+    )
+    deadline = time.monotonic() + 120
+    while not job.outputs() and time.monotonic() < deadline:  # the first paint: the reply is streaming
+        time.sleep(0.1)
+    client.predict(api_name="/stop")
+    chatbot, _ = job.result(timeout=60)
+    reply = texts(chatbot)[1]
+    assert reply.rstrip().endswith("stopped</sub>") and "tok/s" not in reply
 
 
 def test_edit_regenerate_export_and_clear(app_url):

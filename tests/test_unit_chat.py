@@ -2,7 +2,7 @@ import asyncio
 from contextlib import AsyncExitStack
 
 from backends import BackendError, GenerationParams
-from console.chat import ChatSession, RepaintPacer, ReplyStats, Turn, stream_reply, wait_until_reply_ends
+from console.chat import ChatSession, RepaintPacer, ReplyStats, Turn, stream_reply
 from tests.scripted import ScriptedBackend
 
 
@@ -72,16 +72,25 @@ async def test_closing_the_stream_marks_the_reply_stopped_and_cancels_the_backen
     assert session.turns[-1].content  # what arrived before Stop is kept
 
 
-async def test_stop_waits_for_the_cancelled_stream_to_wind_down():
+async def test_stop_ends_the_reply_from_inside_with_a_last_paint_that_says_stopped():
     session = session_with()
-    stream = stream_reply(ScriptedBackend([f"{i} " for i in range(100)], delay_s=0.01), session, RepaintPacer(0))
-    await anext(stream)
-    assert session.generating
-    assert not await wait_until_reply_ends(session, timeout_s=0.05)  # nothing has stopped it yet
-    closing = asyncio.create_task(stream.aclose())  # what Gradio's cancel does, from its own event
-    assert await wait_until_reply_ends(session, timeout_s=2)
-    await closing
-    assert session.turns[-1].stats.finish == "stopped" and not session.generating
+    backend = ScriptedBackend([f"{i} " for i in range(100)], delay_s=0.01)
+    paints = []
+    async for painted in stream_reply(backend, session, RepaintPacer(min_interval_s=0)):
+        paints.append(painted.turns[-1].stats.finish)
+        if len(paints) == 3:
+            assert session.stop_reply()  # as the Stop button does, from an event of its own
+    assert paints[-1] == "stopped" and "stopped" not in paints[:-1]
+    assert backend.closed_early and session.turns[-1].content  # generation cancelled, text kept
+    assert not session.stop_reply()  # nothing is streaming any more
+
+
+async def test_stop_during_a_silent_prefill_ends_the_reply_at_once():
+    session = session_with()
+    stream = stream_reply(ScriptedBackend(["late"], delay_s=30), session)  # no first token for 30 s
+    asyncio.get_running_loop().call_later(0.05, session.stop_reply)
+    paints = [painted.turns[-1].stats.finish async for painted in stream]
+    assert paints == ["stopped"] and session.turns[-1].content == ""
 
 
 def test_failed_empty_replies_are_not_sent_back_to_the_model():

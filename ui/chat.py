@@ -9,13 +9,11 @@ from pathlib import Path
 import gradio as gr
 
 from backends import GenerationParams
-from console.chat import ChatSession, Turn, message_problem, stream_reply, wait_until_reply_ends
+from console.chat import ChatSession, Turn, message_problem, stream_reply
 from console.core import Console
 from console.transcript import TranscriptError, export_chat, import_chat
 
 from .render import chatbot_messages, format_stop_words, parse_stop_words
-
-STOP_SETTLE_S = 3.0  # how long Stop waits for the cancelled stream before marking the reply itself
 
 
 def build_tab(console: Console) -> list:
@@ -93,14 +91,9 @@ def build_tab(console: Console) -> list:
         async for painted in _stream(console, state):
             yield painted, state
 
-    async def mark_stopped(state):
-        """Stop the reply: it keeps its text and says "stopped"."""
-        # Gradio runs Stop's cancel as an event of its own, beside this one: waiting for the
-        # cancelled stream to wind down makes this repaint the reply's last, not one that a
-        # paint still in flight from the stream overwrites (seen in the browser tier).
-        if not await wait_until_reply_ends(state, STOP_SETTLE_S):
-            state.turns[-1].stats.finish = "stopped"
-        return chatbot_messages(state), state
+    def stop_streaming(state):
+        """Stop the reply that is streaming: it keeps its text, and its own last paint says "stopped"."""
+        state.stop_reply()
 
     def edit(state):
         text = state.rewind_to_last_user()
@@ -125,22 +118,19 @@ def build_tab(console: Console) -> list:
             return chatbot_messages(state), state, *_knob_values(state)
         return chatbot_messages(imported), imported, *_knob_values(imported)
 
-    chat_events = [
-        message.submit(
-            chat, [message, *knobs, session], [chatbot, session, message], api_name="chat", concurrency_limit=None
-        ),
-        send.click(
-            chat,
-            [message, *knobs, session],
-            [chatbot, session, message],
-            api_visibility="private",
-            concurrency_limit=None,
-        ),
-        regenerate.click(
-            regenerate_last, [*knobs, session], [chatbot, session], api_name="regenerate", concurrency_limit=None
-        ),
-    ]
-    stop.click(mark_stopped, session, [chatbot, session], cancels=chat_events, api_name="stop")
+    message.submit(
+        chat, [message, *knobs, session], [chatbot, session, message], api_name="chat", concurrency_limit=None
+    )
+    send.click(
+        chat, [message, *knobs, session], [chatbot, session, message], api_visibility="private", concurrency_limit=None
+    )
+    regenerate.click(
+        regenerate_last, [*knobs, session], [chatbot, session], api_name="regenerate", concurrency_limit=None
+    )
+    # Not Gradio's `cancels`: its cancel runs as an event of its own, and a paint still in flight
+    # from the cancelled stream could land after Stop's repaint (seen in the browser tier). The
+    # stream ends itself instead and paints "stopped" last.
+    stop.click(stop_streaming, session, None, api_name="stop", concurrency_limit=None)
     edit_last.click(edit, session, [chatbot, session, message], api_name="edit_last")
     clear.click(clear_chat, session, [chatbot, session], api_name="clear")
     chatbot.clear(clear_chat, session, [chatbot, session], api_visibility="private")  # its own trash icon
