@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 
 from .base import ChatRequest, TextDelta, ToolCall, ToolCallPiece
-from .tool_calls import CallPieces
+from .tool_calls import CallPieces, piece_fields
 
 
 @functools.cache
@@ -66,9 +66,7 @@ def parsed_replies(message) -> list[tuple]:
     """The replies for one `DeltaMessage` of LMDeploy's response parser: its text, and the
     pieces of the tool calls it found."""
     replies = [("text", message.content)] if message.content else []
-    for call in message.tool_calls or []:
-        function = call.function
-        replies.append(("call", call.index, call.id, function and function.name, function and function.arguments))
+    replies += [("call", *piece_fields(call)) for call in message.tool_calls or []]
     return replies
 
 

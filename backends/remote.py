@@ -22,7 +22,7 @@ from .base import (
     TextScore,
     Usage,
 )
-from .tool_calls import CallPieces
+from .tool_calls import CallPieces, piece_fields
 
 DEFAULT_BASE_URL = "http://127.0.0.1:23333/v1"
 API_KEY_ENV = "LMDEPLOY_CONSOLE_API_KEY"
@@ -111,10 +111,7 @@ class RemoteBackend:
                         if choice.delta and choice.delta.content:
                             yield TextDelta(choice.delta.content)
                         for piece in (choice.delta.tool_calls if choice.delta else None) or []:
-                            function = piece.function
-                            yield calls.add(
-                                piece.index, piece.id, function and function.name, function and function.arguments
-                            )
+                            yield calls.add(*piece_fields(piece))
                         if choice.finish_reason:
                             finish = _FINISH_REASONS.get(choice.finish_reason, "stop")
             whole = calls.whole()

@@ -11,6 +11,13 @@ from __future__ import annotations
 from .base import ToolCall, ToolCallPiece
 
 
+def piece_fields(delta) -> tuple:
+    """(index, id, name, arguments piece) of one OpenAI-style tool-call delta: the openai
+    client's, as a server streams it, or LMDeploy's, as its parser finds it."""
+    function = delta.function
+    return delta.index, delta.id, function and function.name, function and function.arguments
+
+
 class CallPieces:
     def __init__(self):
         self._calls: dict[int, dict] = {}
