@@ -250,15 +250,16 @@ async def start_layers(args, params: GenerationParams) -> list:
 async def measure(args, params: GenerationParams) -> list[Results]:
     layers = await start_layers(args, params)
     results = [Results(layer.name) for layer in layers]
+    at_once = [prompt_at(i) for i in range(args.concurrency)]
     try:
         for layer in layers:  # warm-up: the PyTorch engine captures a CUDA graph per batch size on first use
             await layer.run(["Hello!"])
-            await layer.run([prompt_at(i) for i in range(args.concurrency)])
+            await layer.run(at_once)
         for _ in range(args.rounds):
             for layer, result in zip(layers, results, strict=True):
                 result.rounds.append([(await layer.run([p])).samples[0] for p in PROMPTS[: args.prompts]])
             for layer, result in zip(layers, results, strict=True):
-                batch = await layer.run([prompt_at(i) for i in range(args.concurrency)])
+                batch = await layer.run(at_once)
                 result.aggregates.append(batch.aggregate_tok_s)
                 result.loaded_ttfts_ms.append(1000 * statistics.median(s.ttft_s for s in batch.samples))
     finally:
