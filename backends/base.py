@@ -26,6 +26,9 @@ class GenerationParams:
     repetition_penalty: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    # generate exactly max_new_tokens (a load test's fixed output length, as LMDeploy's
+    # profile_throughput runs); never set from the Chat tab
+    ignore_eos: bool = False
 
     def as_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -120,6 +123,16 @@ class TextScore:
 
 
 @dataclass(frozen=True)
+class NextTokenLogprobs:
+    """The model's whole next-token distribution at each position of a text: row i holds the
+    log-probabilities of every vocabulary entry after the text's first i + 1 tokens.
+    `logprobs` is a float16 numpy array (positions x vocabulary)."""
+
+    token_ids: tuple[int, ...]
+    logprobs: object  # numpy.ndarray; numpy is not imported by the protocol
+
+
+@dataclass(frozen=True)
 class BackendInfo:
     """What the UI header and exports say about the running engine."""
 
@@ -139,6 +152,7 @@ class Backend(Protocol):
     supports_tools: bool
     supports_kv_quant: bool
     supports_perplexity: bool
+    supports_logprobs: bool  # next_token_logprobs works
 
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
         """Yield deltas for one reply; closing the iterator early cancels the generation."""
@@ -148,6 +162,11 @@ class Backend(Protocol):
 
     async def score_text(self, text: str) -> TextScore:
         """Perplexity of `text` (no chat template); BackendError where `supports_perplexity` is False."""
+        ...
+
+    async def next_token_logprobs(self, text: str, max_tokens: int) -> NextTokenLogprobs:
+        """The next-token distributions over the first `max_tokens` tokens of `text` (no chat
+        template); BackendError where `supports_logprobs` is False."""
         ...
 
     async def close(self) -> None:

@@ -30,12 +30,14 @@ from .base import (
     Finish,
     GenerationParams,
     ModelLoadError,
+    NextTokenLogprobs,
     PromptTooLong,
     TextScore,
     ToolCall,
     Usage,
 )
 from .embedded_model import EMBEDDED_MODEL_NAME, embedded_hf_folder
+from .lmdeploy_memory import has_random_weights
 from .lmdeploy_tools import ParsedTurn
 from .stops import StopMatcher
 from .tool_prompt import ToolTurn
@@ -53,6 +55,7 @@ class CpuBackend:
     supports_tools = True
     supports_kv_quant = False
     supports_perplexity = True
+    supports_logprobs = True
 
     def __init__(self, model_path: str | None = None, tool_parser: str | None = None):
         # The embedded GGUF is converted once and cached: a folder loads in ~1 s, the GGUF in ~25 s.
@@ -69,6 +72,7 @@ class CpuBackend:
         except (OSError, ValueError, KeyError) as exc:
             raise ModelLoadError(f"could not load {str(path)!r} on the CPU: {exc}") from exc
         self._model.eval()
+        self._path = path
         self._name = EMBEDDED_MODEL_NAME if not model_path else path.name.removesuffix(".gguf")
         self._context_len = int(getattr(self._model.config, "max_position_embeddings", 2048))
         self._generate_lock = threading.Lock()
@@ -85,6 +89,7 @@ class CpuBackend:
                 "torch_threads": torch.get_num_threads(),
                 "weights_bytes": sum(p.numel() * p.element_size() for p in self._model.parameters()),
                 "tool_parser": self._tool_parser,
+                "random_weights": has_random_weights(self._path),
             },
         )
 
@@ -99,6 +104,15 @@ class CpuBackend:
                 return float(self._model(input_ids=ids, labels=ids).loss)
 
         return TextScore(mean_nll=await asyncio.to_thread(forward), tokens=int(ids.shape[1]))
+
+    async def next_token_logprobs(self, text: str, max_tokens: int) -> NextTokenLogprobs:
+        ids = self._tokenizer(text, return_tensors="pt")["input_ids"][:, : min(max_tokens, self._context_len)]
+
+        def forward():
+            with self._generate_lock, torch.inference_mode():
+                return torch.log_softmax(self._model(input_ids=ids).logits[0].float(), dim=-1).half().numpy()
+
+        return NextTokenLogprobs(tuple(ids[0].tolist()), await asyncio.to_thread(forward))
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
         try:
@@ -204,6 +218,7 @@ class CpuBackend:
                     top_p=params.top_p if sampling else None,
                     top_k=params.top_k if sampling else None,
                     repetition_penalty=params.repetition_penalty,
+                    min_new_tokens=max_new if params.ignore_eos else None,
                     streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([_Cancelled()]),
                     logits_processor=[constraint] if constraint else None,

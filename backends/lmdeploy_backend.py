@@ -22,6 +22,7 @@ from .base import (
     EngineCrashed,
     Finish,
     ModelLoadError,
+    NextTokenLogprobs,
     PromptTooLong,
     TextScore,
     Usage,
@@ -42,6 +43,7 @@ class LmdeployBackend:
     supports_tools = True  # LMDeploy's parser for the model, or the console's tool-prompt template
     supports_kv_quant = True
     supports_perplexity = True
+    supports_logprobs = True  # LMDeploy's get_logits, on both engines
 
     def __init__(self, model_path: str, options: EngineOptions):
         self._model_path, self._options = model_path, options
@@ -128,6 +130,10 @@ class LmdeployBackend:
     async def score_text(self, text: str) -> TextScore:
         mean_nll, tokens = await self._one_reply("score", text)
         return TextScore(mean_nll=mean_nll, tokens=tokens)
+
+    async def next_token_logprobs(self, text: str, max_tokens: int) -> NextTokenLogprobs:
+        token_ids, logprobs = await self._one_reply("logprobs", text, max_tokens)
+        return NextTokenLogprobs(tuple(token_ids), logprobs)
 
     async def engine_metrics(self) -> dict:
         """LMDeploy's scheduler now: `cache_usage` (share of KV blocks in use), `active_seqs`, `waiting_seqs`."""
@@ -234,7 +240,7 @@ class LmdeployBackend:
 class _Replies:
     """One request's replies, handed from the reader thread to the requester's event loop."""
 
-    _LAST = ("finish", "error", "score", "metrics")
+    _LAST = ("finish", "error", "score", "logprobs", "metrics")
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self._loop, self._queue = loop, asyncio.Queue()

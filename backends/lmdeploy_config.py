@@ -62,6 +62,7 @@ def generation_config(params: GenerationParams, response_format: dict | None = N
         repetition_penalty=params.repetition_penalty,
         random_seed=params.seed,
         stop_words=list(params.stop) or None,
+        ignore_eos=params.ignore_eos,
         response_format=response_format,
     )
 

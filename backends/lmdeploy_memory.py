@@ -15,11 +15,28 @@ _ELEMENT_BYTES = {0: 2.0, 8: 1.0, 4: 0.5}
 _SCALE_ZERO_BYTES = 4  # fp16 scale + fp16 zero point, per head and token, for K and for V
 
 
+# Set in config.json by bench.random_llama (and carried to its AWQ copies): the weights are random,
+# so speed and memory figures are real and quality figures mean nothing.
+RANDOM_WEIGHTS_KEY = "lmdeploy_console_random_weights"
+
+
 def read_model_config(model_dir: str | Path) -> dict:
     try:
         return json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def has_random_weights(model_dir: str | Path | None) -> bool:
+    return bool(model_dir) and bool(read_model_config(model_dir).get(RANDOM_WEIGHTS_KEY))
+
+
+def mark_random_weights(model_dir: str | Path) -> None:
+    """Mark a model folder's config as random-weight (for a copy made from a marked model)."""
+    path = Path(model_dir) / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config[RANDOM_WEIGHTS_KEY] = True
+    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
 def kv_bytes_per_block(config: dict, block_size: int, quant_policy: int) -> int | None:

@@ -8,11 +8,13 @@ byte of VRAM back when the process ends.
 Wire format over the pipe (tuples, pickled by multiprocessing):
   parent -> child: ("chat", rid, messages, params_dict, response_format)
                    | ("tools_chat", rid, messages, params_dict, tools, tool_choice)
-                   | ("score", rid, text) | ("metrics", rid) | ("cancel", rid) | ("close",)
+                   | ("score", rid, text) | ("logprobs", rid, text, max_tokens) | ("metrics", rid)
+                   | ("cancel", rid) | ("close",)
   child -> parent: ("ready", info) | ("load_failed", message)
                    | (rid, "text", str) | (rid, "call", index, id, name, arguments_piece)
                    | (rid, "usage", prompt, completion)
-                   | (rid, "score", mean_nll, tokens) | (rid, "metrics", dict)
+                   | (rid, "score", mean_nll, tokens) | (rid, "logprobs", token_ids, float16 array)
+                   | (rid, "metrics", dict)
                    | (rid, "finish", reason) | (rid, "error", kind, message)
 """
 
@@ -27,7 +29,7 @@ import traceback
 
 from .base import ChatRequest, GenerationParams
 from .lmdeploy_config import EngineOptions, engine_config, generation_config, resolve_engine
-from .lmdeploy_memory import checkpoint_bytes, kv_bytes_per_block, read_model_config
+from .lmdeploy_memory import checkpoint_bytes, has_random_weights, kv_bytes_per_block, read_model_config
 from .lmdeploy_tools import parsed_replies, response_parser_class, tool_chat_request
 
 _COALESCE_S = 0.005
@@ -73,6 +75,8 @@ def main(conn, model_path: str, options: EngineOptions) -> None:
                 job = _serve_tools(tool_context, rid, tool_chat_request(pipe.async_engine.model_name, chat), send)
             elif kind == "score":
                 job = _score(pipe, rid, args[1], send)
+            elif kind == "logprobs":
+                job = _logprobs(pipe, rid, args[1], args[2], send)
             else:
                 job = _metrics(pipe, rid, send)
             running[rid] = asyncio.run_coroutine_threadsafe(job, loop)
@@ -104,6 +108,7 @@ def _load(model_path: str, options: EngineOptions):
         },
         "tool_parser": options.tool_parser,
         "weights_bytes": checkpoint_bytes(model_path),
+        "random_weights": has_random_weights(model_path),
         "kv_cache": _kv_cache(pipe.async_engine.backend_config, engine, model_path, free_before),
     }
     return pipe, info
@@ -221,6 +226,22 @@ async def _score(pipe, rid: int, text: str, send) -> None:
         send(rid, "score", await engine.async_get_ppl(ids), len(ids))
     except Exception as exc:  # noqa: BLE001 - e.g. ValueError with prefix caching on
         send(rid, "error", "request", f"perplexity: {type(exc).__name__}: {exc}")
+
+
+async def _logprobs(pipe, rid: int, text: str, max_tokens: int, send) -> None:
+    """The whole next-token distribution at each of the text's first tokens (LMDeploy's
+    get_logits), as log-probabilities in float16: a few MB a hundred tokens, not the fp32 logits."""
+    import torch
+
+    engine = pipe.async_engine
+    ids = engine.tokenizer.encode(text)[: min(max_tokens, engine.session_len - 1)]
+    try:
+        (logits,) = await engine.async_get_logits([ids])
+        logprobs = torch.log_softmax(logits.float(), dim=-1).half().cpu().numpy()
+    except Exception as exc:  # noqa: BLE001 - e.g. RequestError with prefix caching on
+        send(rid, "error", "request", f"logits: {type(exc).__name__}: {exc}")
+        return
+    send(rid, "logprobs", ids, logprobs)
 
 
 async def _metrics(pipe, rid: int, send) -> None:

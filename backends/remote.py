@@ -17,6 +17,7 @@ from .base import (
     ChatRequest,
     Delta,
     Finish,
+    GenerationParams,
     PromptTooLong,
     TextDelta,
     TextScore,
@@ -35,7 +36,7 @@ def _timeout(read_s: float = DEFAULT_READ_TIMEOUT_S) -> httpx.Timeout:
     return httpx.Timeout(connect=3.0, read=read_s, write=30.0, pool=10.0)
 
 
-_SAMPLING_EXTRAS = ("top_k", "repetition_penalty")
+_SAMPLING_EXTRAS = ("top_k", "repetition_penalty", "ignore_eos")
 _FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "abort": "cancelled"}
 # api_server's --tool-call-parser names (lmdeploy 0.18), by what the model's name contains
 _TOOL_PARSERS = (
@@ -56,6 +57,7 @@ class RemoteBackend:
     supports_tools = True  # the server parses calls (api_server: --tool-call-parser)
     supports_kv_quant = False  # the server decides its own quantization
     supports_perplexity = True  # where the server is lmdeploy's api_server (`/get_ppl`)
+    supports_logprobs = False  # an OpenAI server returns at most 20 top logprobs, not the whole distribution
 
     def __init__(self, client: AsyncOpenAI, model: str, base_url: str, read_timeout_s: float = DEFAULT_READ_TIMEOUT_S):
         self._client, self._model, self._base_url = client, model, base_url
@@ -155,9 +157,7 @@ class RemoteBackend:
         # api_server and vLLM read top_k and repetition_penalty; stricter servers (transformers
         # serve) reject unknown fields, so they are dropped for good after the first refusal.
         try:
-            return await self._client.chat.completions.create(
-                **standard, extra_body={"top_k": p.top_k, "repetition_penalty": p.repetition_penalty}
-            )
+            return await self._client.chat.completions.create(**standard, extra_body=_extras(p))
         except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
             if not any(name in _server_message(exc) for name in _SAMPLING_EXTRAS):
                 raise
@@ -188,6 +188,9 @@ class RemoteBackend:
         except (ValueError, KeyError, TypeError) as exc:
             raise BackendError(f"/get_ppl answered something else than {{'ppl': ...}}: {response.text[:200]}") from exc
 
+    async def next_token_logprobs(self, text: str, max_tokens: int):
+        raise BackendError("a remote server does not return whole next-token distributions")
+
     async def _beside_v1(self, method: str, path: str, missing: str, **kwargs) -> httpx.Response:
         """A request to one of api_server's own endpoints, which sit beside /v1."""
         url = self._base_url.rstrip("/").removesuffix("/v1") + path
@@ -203,6 +206,12 @@ class RemoteBackend:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def _extras(params: GenerationParams) -> dict:
+    """The sampling knobs beyond OpenAI's that api_server reads (ignore_eos only when asked for)."""
+    extras = {"top_k": params.top_k, "repetition_penalty": params.repetition_penalty}
+    return extras | {"ignore_eos": True} if params.ignore_eos else extras
 
 
 def _parser_hint(base_url: str, model: str) -> str:

@@ -8,49 +8,129 @@ import difflib
 import html
 import io
 import json
+from dataclasses import dataclass
 
+from .quality import AGREEMENT_TOKENS
 from .runner import Comparison, PresetResult
 
-# (heading, how to read it from a result, decimals); None prints as "n/a"
-COLUMNS: tuple[tuple[str, str, int], ...] = (
-    ("preset", "preset", 0),
-    ("engine", "engine", 0),
-    ("load (s)", "load_s", 1),
-    ("GPU used after load (MiB)", "gpu_used_mib", 0),
-    ("weights (GiB)", "weights_gib", 3),
-    ("KV cache reserve (GiB)", "kv_reserve_gib", 2),
-    ("KV capacity (tokens)", "kv_tokens", 0),
-    ("TTFT (ms)", "ttft_ms", 0),
-    ("decode tok/s, 1 stream", "decode_tps", 1),
-    ("tok/s, N streams", "aggregate_tps", 1),
-    ("perplexity", "perplexity", 3),
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the table: where its value is read (a dotted path into a PresetResult),
+    how it is printed (decimals, or "%"), and the note that explains an empty cell."""
+
+    heading: str
+    path: str
+    digits: int | str = 0
+    note: str | None = None  # a PresetResult field whose "n/a: why" replaces an empty cell
+
+
+_BASE = (
+    Column("preset", "preset"),
+    Column("engine", "engine"),
+    Column("differs from the first", "differs"),
+    Column("load (s)", "load_s", 1),
+    Column("GPU used after load (MiB)", "gpu_used_mib"),
+    Column("weights (GiB)", "weights_gib", 3),
+    Column("KV cache reserve (GiB)", "kv_reserve_gib", 2),
+    Column("KV capacity (tokens)", "kv_tokens"),
+    Column("KV tokens per GiB", "kv_tokens_per_gib"),
+    Column("TTFT (ms)", "ttft_ms"),
+    Column("decode tok/s, 1 stream", "decode_tps", 1),
+    Column("tok/s, {streams} streams", "aggregate_tps", 1),
+)
+_PERPLEXITY = (Column("perplexity", "perplexity", 3, "perplexity_note"),)
+_AGREEMENT = (
+    Column("top-1 agreement", "top1_agreement", "%", "agreement_note"),
+    Column("mean KL (nats)", "mean_kl", 4, "agreement_note"),
+)
+_QUESTIONS = (Column("exact match", "exact_match", "%", "exact_match_note"),)
+_LOAD = (
+    Column("load: req/s", "load.requests_per_s", 2, "load_note"),
+    Column("load: output tok/s", "load.output_tps", 0, "load_note"),
+    Column("load: TTFT p50 (ms)", "load.ttft_p50_ms", 0, "load_note"),
+    Column("load: TTFT p99 (ms)", "load.ttft_p99_ms", 0, "load_note"),
+    Column("load: peak running", "load.peak_running", 0, "load_note"),
+    Column("load: peak KV use", "load.peak_kv_usage", "%", "load_note"),
+    Column("load: requests that waited", "load.waited", 0, "load_note"),
 )
 
 
+def columns(comparison: Comparison) -> tuple[Column, ...]:
+    """The table's columns: the measures the comparison ran, and no others."""
+    s = comparison.settings
+    optional = ((s.perplexity, _PERPLEXITY), (s.agreement, _AGREEMENT), (bool(s.questions), _QUESTIONS))
+    chosen = _BASE + tuple(column for on, group in optional if on for column in group)
+    return chosen + (_LOAD if s.load else ())
+
+
 def headings(comparison: Comparison) -> list[str]:
-    n = str(comparison.settings.concurrency)
-    return [heading.replace("N streams", f"{n} streams") for heading, _, _ in COLUMNS]
+    streams = comparison.settings.concurrency
+    return [column.heading.format(streams=streams) for column in columns(comparison)]
 
 
 def rows(comparison: Comparison) -> list[list[str]]:
     """The table as text cells, one row per preset; a preset that failed says why."""
+    chosen = columns(comparison)
     table = []
     for result in comparison.results:
         if result.error:
-            table.append([result.preset, result.error] + [""] * (len(COLUMNS) - 2))
+            table.append([result.preset, result.error] + [""] * (len(chosen) - 2))
         else:
-            table.append([_cell(getattr(result, attr), digits) for _, attr, digits in COLUMNS])
+            table.append([_cell(result, column) for column in chosen])
     return table
 
 
-def _cell(value, digits: int) -> str:
+def _cell(result: PresetResult, column: Column) -> str:
+    value = result
+    for name in column.path.split("."):
+        value = getattr(value, name, None)
     if value is None or value == "":
-        return "n/a"
+        note = getattr(result, column.note, "") if column.note else ""
+        return note if note.startswith("n/a") else "n/a"
+    if column.digits == "%":
+        return f"{value:.1%}"
     if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    if isinstance(value, int):
+        return f"{value:,.{column.digits}f}"
+    if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
+
+
+def notes(comparison: Comparison) -> list[str]:
+    """What a reader must know to read the table right (random weights, what a load test did)."""
+    lines = []
+    random = [r.preset for r in comparison.results if r.random_weights]
+    if random:
+        lines.append(
+            f"{', '.join(random)}: a model with **random weights**. Its speed and memory figures are real; "
+            "its answers are noise, so no quality figure is shown for it."
+        )
+    load = comparison.settings.load
+    if load:
+        flight = f"{load.concurrency} at a time" if load.concurrency else "all sent at once"
+        lines.append(
+            f"Load test: {load.requests} requests of {load.prompt_tokens:,} prompt tokens (chat template included) "
+            f"and exactly {load.output_tokens:,} output tokens each (EOS ignored), {flight}, greedy. Peak running "
+            "and KV use are LMDeploy's scheduler read every 0.2 s; a request 'waited' if another request "
+            "finished between its sending and its first token."
+        )
+    failed = [
+        f"{r.preset}: {r.load_note}" for r in comparison.results if r.load_note and not r.load_note.startswith("n/a")
+    ]
+    lines += [f"Load test, {line}" for line in failed]
+    if comparison.settings.agreement:
+        lines.append(
+            f"Agreement: each preset's next-token distributions on the first {AGREEMENT_TOKENS} tokens of a fixed "
+            "text against the first preset's (LMDeploy's get_logits; transformers' logits on the CPU): the share "
+            "of positions with the same most likely token, and the mean KL(first || this preset) in nats."
+        )
+    if comparison.settings.questions:
+        lines.append(
+            f"Exact match: {comparison.settings.questions_source}, greedy, the reply's first line against the "
+            "answer after SQuAD normalization (case, punctuation and articles ignored)."
+        )
+    return lines
 
 
 def to_csv(comparison: Comparison) -> str:
@@ -72,9 +152,16 @@ def to_json(comparison: Comparison) -> str:
             "max_new_tokens": comparison.settings.max_new_tokens,
             "concurrency": comparison.settings.concurrency,
             "sampling": "greedy (temperature 0, top_k 1, seed 0)",
+            "agreement": comparison.settings.agreement,
+            "questions": comparison.settings.questions_source or None,
+            "load": dataclasses.asdict(comparison.settings.load) if comparison.settings.load else None,
         },
+        "notes": notes(comparison),
         "presets_used": comparison.preset_yaml,
-        "results": [dataclasses.asdict(result) for result in comparison.results],
+        "results": [
+            dataclasses.asdict(result) | {"kv_tokens_per_gib": result.kv_tokens_per_gib}
+            for result in comparison.results
+        ],
     }
     return json.dumps(data, indent=2, ensure_ascii=False)
 
@@ -89,8 +176,9 @@ def to_markdown(comparison: Comparison) -> str:
         "the prompts (tool calls left out). Perplexity: LMDeploy's `get_ppl` (the cpu backend's equivalent) "
         "on a fixed offline text.",
         "",
+        *[f"{line}\n" for line in notes(comparison)],
         "| " + " | ".join(headings(comparison)) + " |",
-        "|" + "---|" * len(COLUMNS),
+        "|" + "---|" * len(columns(comparison)),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows(comparison)]
     lines += ["", "Presets used:", ""]

@@ -11,28 +11,37 @@ import asyncio
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from backends import BackendError, ChatRequest, GenerationParams, TextDelta, ToolCall, Usage
+from backends import BackendError, ChatRequest, GenerationParams, NextTokenLogprobs, TextDelta, ToolCall, Usage
 from console.core import Console
 from console.jobs import Job, JobFailed
+from presets.schema import Preset
 from presets.store import PresetError, to_yaml
 
+from .load import LoadResult, LoadSettings, run_load
 from .prompts import PERPLEXITY_TEXT, PromptCase
+from .quality import AGREEMENT_TOKENS, Question, agreement, exact_match, question_messages
 
 GIB = 2**30
 _WARMUP_TOKENS = 8
+_ANSWER_TOKENS = 16  # a question's answer is a word or a number
 
 
 @dataclass(frozen=True)
 class CompareSettings:
-    """What to compare and how hard: 2-4 presets, the prompts, the reply length, and how
-    many requests run at once for the aggregate figure."""
+    """What to compare and how hard: 2-4 presets, the prompts, the reply length, how many
+    requests run at once for the aggregate figure, the quality measures, and the load test."""
 
     presets: tuple[str, ...]
     prompts: tuple[PromptCase, ...]
     max_new_tokens: int = 128
     concurrency: int = 16
     perplexity: bool = True
+    agreement: bool = True  # next-token agreement with the first preset on a fixed text
+    questions: tuple[Question, ...] = ()  # exact-match task; empty: not run
+    questions_source: str = ""
+    load: LoadSettings | None = None
 
     def __post_init__(self):
         if not 2 <= len(self.presets) <= 4:
@@ -81,8 +90,23 @@ class PresetResult:
     aggregate_tps: float | None = None
     perplexity: float | None = None
     perplexity_note: str = ""
+    top1_agreement: float | None = None  # share of positions with the first preset's most likely token
+    mean_kl: float | None = None  # KL(first preset || this one), nats per position
+    agreement_note: str = ""
+    exact_match: float | None = None  # share of the questions answered exactly
+    exact_match_note: str = ""
+    random_weights: bool = False
+    engine_config: dict = field(default_factory=dict)  # what the engine reported it ran with
+    differs: str = ""  # in what this preset differs from the first one picked
+    load: LoadResult | None = None
+    load_note: str = ""
     outputs: list[PromptOutput] = field(default_factory=list)
     error: str | None = None
+
+    @property
+    def kv_tokens_per_gib(self) -> float | None:
+        """KV capacity per GiB of reserve: what KV quantization changes, whatever the reserve."""
+        return self.kv_tokens / self.kv_reserve_gib if self.kv_tokens and self.kv_reserve_gib else None
 
 
 @dataclass(frozen=True)
@@ -95,38 +119,56 @@ class Comparison:
 
 
 async def run_comparison(console: Console, settings: CompareSettings, job: Job) -> Comparison:
-    """The job's work: each preset in turn, then the engine that ran before."""
+    """The job's work: check every preset, measure each in turn, then bring back the engine
+    that ran before."""
     from telemetry.machine import describe_machine
 
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    presets = _vetted(console, settings)
     snapshot = console.snapshot()
-    results = []
+    results: list[PresetResult] = []
+    reference = _Reference()
     steps = len(settings.presets) * _steps_per_preset(settings)
     try:
         for index, name in enumerate(settings.presets):
             progress = _Progress(job, index * _steps_per_preset(settings), steps, name)
-            results.append(await _measure_preset(console, name, settings, progress))
+            results.append(await _measure_preset(console, name, settings, progress, reference, index == 0))
     finally:
         job.report(job.status().fraction, "bringing back the engine that ran before")
         await console.restore_after_job(snapshot, job)
     if all(result.error for result in results):
         raise JobFailed("no preset could be measured: " + "; ".join(f"{r.preset}: {r.error}" for r in results))
-    return Comparison(settings, tuple(results), describe_machine(), started, _preset_texts(console, settings.presets))
+    _mark_differences(results, presets)
+    texts = {name: to_yaml(preset) for name, preset in presets.items()}
+    return Comparison(settings, tuple(results), describe_machine(), started, texts)
 
 
-def _preset_texts(console: Console, names: tuple[str, ...]) -> dict[str, str]:
-    """What each preset said, for the export; an invalid one is shown as the problem it has."""
-    texts = {}
-    for name in names:
+def _vetted(console: Console, settings: CompareSettings) -> dict[str, Preset]:
+    """Every picked preset, checked before any engine is touched: one that cannot load here, or
+    whose session cannot take the load test's requests, refuses the whole comparison with why."""
+    presets, problems = {}, []
+    for name in settings.presets:
         try:
-            texts[name] = to_yaml(console.catalog.get(name))
+            preset, verdict, session_len = console.vet_preset(name)
         except PresetError as exc:
-            texts[name] = f"# invalid: {exc}\n"
-    return texts
+            problems.append(str(exc))
+            continue
+        presets[name] = preset
+        problems += [f"{name}: {error}" for error in verdict.errors]
+        if settings.load and verdict.ok:
+            try:
+                settings.load.check_fits(session_len, f"preset {name}")
+            except ValueError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise JobFailed("nothing was measured: " + "; ".join(problems))
+    return presets
 
 
 def _steps_per_preset(settings: CompareSettings) -> int:
-    return 3 + len(settings.prompts) + int(settings.perplexity)  # load, warm up, prompts, N streams, perplexity
+    # load, warm up, prompts, N streams, then the optional measures
+    optional = (settings.perplexity, settings.agreement, bool(settings.questions), settings.load is not None)
+    return 3 + len(settings.prompts) + sum(optional)
 
 
 @dataclass
@@ -142,8 +184,22 @@ class _Progress:
         self.job.log(message)
         self.done += 1
 
+    def within_step(self, fraction: float, what: str) -> None:
+        """Move the bar inside the step begun last (the load test's requests done)."""
+        self.job.report((self.done - 1 + fraction) / self.total, f"{self.preset}: {what}")
 
-async def _measure_preset(console: Console, name: str, settings: CompareSettings, progress: _Progress) -> PresetResult:
+
+@dataclass
+class _Reference:
+    """The first preset's next-token distributions, which the others are held against."""
+
+    logprobs: NextTokenLogprobs | None = None
+    note: str = "n/a: the first preset gave no distributions"
+
+
+async def _measure_preset(
+    console: Console, name: str, settings: CompareSettings, progress: _Progress, reference: _Reference, is_first: bool
+) -> PresetResult:
     result = PresetResult(name)
     progress.step("loading")
     try:
@@ -153,7 +209,8 @@ async def _measure_preset(console: Console, name: str, settings: CompareSettings
         progress.job.log(result.error)
         return result
     backend = console.backend
-    _fill_engine_figures(result, backend.info(), report.load_seconds, report.vram_after_mib)
+    info = backend.info()
+    _fill_engine_figures(result, info, report.load_seconds, report.vram_after_mib)
     progress.step("warming up")
     await _answer(backend, settings.prompts[0], settings.params(_WARMUP_TOKENS))
     for case in settings.prompts:
@@ -165,16 +222,118 @@ async def _measure_preset(console: Console, name: str, settings: CompareSettings
     result.decode_tps = statistics.median(rates) if rates else None
     progress.step(f"{settings.concurrency} requests at once")
     result.aggregate_tps = await _aggregate_tps(backend, settings)
+    await _quality(backend, settings, progress, result, reference, is_first)
+    if settings.load:
+        progress.step(f"load test: {settings.load.requests} requests")
+        await _load_test(backend, info, settings.load, progress, result)
+    return result
+
+
+async def _quality(
+    backend, settings: CompareSettings, progress: _Progress, result: PresetResult, reference: _Reference, is_first: bool
+) -> None:
+    """Perplexity, agreement with the first preset and the question score; none of them for
+    random weights, whose quality is noise by construction."""
+    if result.random_weights:
+        note = "n/a (random weights)"
+        result.perplexity_note = result.agreement_note = result.exact_match_note = note
+        if is_first:
+            reference.note = "n/a: the first preset has random weights"
+        progress.done += sum((settings.perplexity, settings.agreement, bool(settings.questions)))
+        return
     if settings.perplexity:
         progress.step("perplexity")
         result.perplexity, result.perplexity_note = await _perplexity(backend)
-    return result
+    if settings.agreement:
+        progress.step("agreement with the first preset")
+        await _agreement(backend, result, reference, is_first)
+    if settings.questions:
+        progress.step(f"{len(settings.questions)} questions")
+        result.exact_match, result.exact_match_note = await _exact_match(backend, settings.questions)
+
+
+async def _agreement(backend, result: PresetResult, reference: _Reference, is_first: bool) -> None:
+    if not backend.supports_logprobs:
+        result.agreement_note = "n/a: this backend gives no next-token distributions"
+        return
+    try:
+        logprobs = await backend.next_token_logprobs(PERPLEXITY_TEXT.read_text(encoding="utf-8"), AGREEMENT_TOKENS)
+    except BackendError as exc:
+        result.agreement_note = f"n/a: {exc}"
+        return
+    if is_first:
+        reference.logprobs = logprobs
+    if reference.logprobs is None:
+        result.agreement_note = reference.note
+        return
+    try:
+        measured = agreement(reference.logprobs, logprobs)
+    except ValueError as exc:
+        result.agreement_note = f"n/a: {exc}"
+        return
+    result.top1_agreement, result.mean_kl = measured.top1, measured.mean_kl
+    result.agreement_note = "reference" if is_first else f"{measured.positions} positions"
+
+
+async def _exact_match(backend, questions: tuple[Question, ...]) -> tuple[float | None, str]:
+    """The questions all at once, greedy; the share answered exactly."""
+    params = GenerationParams(temperature=0.0, top_p=1.0, top_k=1, seed=0, max_new_tokens=_ANSWER_TOKENS)
+    cases = [PromptCase(f"question {i + 1}", question_messages(q)) for i, q in enumerate(questions)]
+    replies = await asyncio.gather(*(_answer(backend, case, params) for case in cases))
+    failed = [reply.error for reply in replies if reply.error]
+    if failed:
+        return None, f"n/a: {len(failed)} of {len(replies)} questions failed ({failed[0]})"
+    right = sum(exact_match(reply.text, q) for reply, q in zip(replies, questions, strict=True))
+    return right / len(questions), f"{right} of {len(questions)}"
+
+
+async def _load_test(backend, info, load: LoadSettings, progress: _Progress, result: PresetResult) -> None:
+    session_len = info.details.get("session_len") or info.details.get("context_tokens")
+    try:
+        load.check_fits(session_len, info.engine)
+    except ValueError as exc:
+        result.load_note = str(exc)
+        return
+
+    def on_done(finished: int) -> None:
+        progress.within_step(finished / load.requests, f"load test: {finished} of {load.requests} requests done")
+
+    try:
+        result.load = await run_load(backend, load, on_done)
+    except BackendError as exc:
+        result.load_note = f"the load test could not run: {exc}"
+        return
+    if result.load.failed:
+        result.load_note = f"{result.load.failed} requests failed: {result.load.first_error}"
+
+
+def _mark_differences(results: list[PresetResult], presets: dict[str, Preset]) -> None:
+    """Say in what each preset differs from the first one picked, as the engine ran it."""
+    first = results[0]
+    first.differs = "the reference (first picked)"
+    for result in results[1:]:
+        ran, reference = _settings_ran(result, presets), _settings_ran(first, presets)
+        changed = [f"{key} {ran[key]} vs {reference[key]}" for key in ran if ran[key] != reference.get(key)]
+        result.differs = ", ".join(changed) or "the same settings"
+
+
+def _settings_ran(result: PresetResult, presets: dict[str, Preset]) -> dict:
+    """The preset's settings with what the engine reported in place of LMDeploy's defaults."""
+    preset = presets[result.preset]
+    settings = preset.model_dump(exclude={"description", "generation"})
+    settings["model"] = Path(preset.model).name if preset.model else "the embedded model"
+    settings.update({k: v for k, v in result.engine_config.items() if v is not None})
+    if result.engine:
+        settings["engine"] = result.engine
+    return {key: "default" if value is None else value for key, value in settings.items()}
 
 
 def _fill_engine_figures(result: PresetResult, info, load_s: float, gpu_used_mib: float | None) -> None:
     kv = info.details.get("kv_cache") or {}
     weights = info.details.get("weights_bytes")
     result.engine, result.model, result.load_s, result.gpu_used_mib = info.engine, info.model, load_s, gpu_used_mib
+    result.random_weights = bool(info.details.get("random_weights"))
+    result.engine_config = dict(info.details.get("config") or {})
     result.weights_gib = weights / GIB if weights else None
     result.kv_reserve_gib = kv["bytes"] / GIB if kv.get("bytes") else None
     result.kv_tokens = kv.get("tokens")

@@ -24,6 +24,7 @@ from backends import (
     create_backend,
     usable_gpu_reason,
 )
+from backends.lmdeploy_memory import read_model_config
 from presets import compat
 from presets.schema import Preset
 from presets.store import PresetCatalog, PresetError
@@ -83,6 +84,7 @@ class NoEngine:
     supports_tools = False
     supports_kv_quant = False
     supports_perplexity = False
+    supports_logprobs = False
 
     def __init__(self, reason: str):
         self.reason = reason
@@ -95,6 +97,9 @@ class NoEngine:
         yield  # an async generator, like every backend's stream_chat
 
     async def score_text(self, text: str):
+        raise BackendUnavailable(self.reason)
+
+    async def next_token_logprobs(self, text: str, max_tokens: int):
         raise BackendUnavailable(self.reason)
 
     async def close(self) -> None:
@@ -239,6 +244,17 @@ class Console:
     def _gpu_used_mib(self) -> float | None:
         sample = self.sampler.sample()
         return sample.used_mib() if sample.gpus else None
+
+    def vet_preset(self, name: str) -> tuple[Preset, compat.Verdict, int | None]:
+        """A named preset, what switching to it would meet here, and the session length it will
+        run with where that is known before loading (its own `session_len`, else its model's
+        `max_position_embeddings`, which LMDeploy and transformers default to). Raises PresetError."""
+        preset = self.catalog.get(name)
+        source = self.catalog.locate(name).name
+        verdict = self.check_preset(preset, source)
+        model_dir = self._model_dir(preset, source) if verdict.ok else None
+        config = read_model_config(model_dir) if model_dir else {}
+        return preset, verdict, preset.session_len or config.get("max_position_embeddings")
 
     def check_preset(self, preset: Preset, source: str) -> compat.Verdict:
         """What switching to this preset would meet here (no engine is touched)."""

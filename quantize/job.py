@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from backends.lmdeploy_memory import checkpoint_bytes, read_model_config
+from backends.lmdeploy_memory import checkpoint_bytes, has_random_weights, mark_random_weights, read_model_config
 from console.core import Console
 from console.jobs import Job, JobFailed
 from presets.schema import Preset
@@ -93,6 +93,8 @@ async def run_quantization(console: Console, settings: QuantizeSettings, job: Jo
             await console.restore_after_job(snapshot, job)
     for name in _STATS_FILES:
         (settings.output / name).unlink(missing_ok=True)
+    if has_random_weights(settings.model):  # quantized noise is still noise: no quality figures for it
+        mark_random_weights(settings.output)
     preset = Preset(
         description=(
             f"AWQ W4A16 (group {settings.group_size}) of {settings.model.name}, "

@@ -48,6 +48,78 @@ def test_compare_two_cpu_presets_end_to_end(client):
     assert (after["preset"], after["kind"]) == (before["preset"], before["kind"])  # the engine came back
 
 
+QUESTIONS = "\n".join(
+    [
+        '{"question": "What is the capital of France?", "answer": "Paris"}',
+        '{"question": "What is 3 + 5?", "answer": "8"}',
+        '{"question": "What is the opposite of hot?", "answer": "cold"}',
+    ]
+)
+
+
+def test_compare_with_a_load_test_and_both_quality_measures(client):
+    progress, log, table, *_figures, notes, outputs, exports = client.predict(
+        ["cpu", "cpu-greedy"],
+        ["math"],
+        "",
+        16,
+        1,
+        False,  # perplexity
+        True,  # next-token agreement
+        False,  # built-in questions
+        QUESTIONS,
+        True,  # load test
+        4,  # requests
+        64,  # prompt tokens
+        8,  # output tokens
+        0,  # all at once
+        api_name="/compare",
+    )
+    assert progress.startswith("Done"), progress
+    rows = {row[0]: dict(zip(table["headers"], row, strict=True)) for row in table["data"]}
+    cpu, greedy = rows["cpu"], rows["cpu-greedy"]
+    assert greedy["differs from the first"] == "the same settings"  # sampling defaults are not engine settings
+    # the same weights on the same engine: the same distributions
+    assert (cpu["top-1 agreement"], greedy["top-1 agreement"]) == ("100.0%", "100.0%")
+    assert float(greedy["mean KL (nats)"]) < 1e-3
+    assert cpu["exact match"] == greedy["exact match"] and cpu["exact match"].endswith("%")
+    for row in rows.values():
+        assert float(row["load: req/s"]) > 0 and float(row["load: output tok/s"]) > 0
+        assert row["load: peak KV use"] == "n/a"  # transformers has no scheduler to ask
+        # the cpu backend runs one generation at a time: three of the four wait for another to end
+        assert row["load: requests that waited"] == "3"
+    data = json.loads({Path(p).suffix: Path(p) for p in exports}[".json"].read_text())
+    load = data["results"][0]["load"]
+    assert (load["completed"], load["mean_output_tokens"]) == (4, 8)  # exactly 8 each: EOS ignored
+    assert abs(load["mean_prompt_tokens"] - 64) <= 2
+    assert "your 3 questions" in notes and "4 requests of 64 prompt tokens" in notes
+
+
+def test_compare_refuses_bad_load_settings_before_anything_runs(client):
+    with pytest.raises(Exception, match="requests must be between 1 and 1024"):
+        client.predict(
+            ["cpu", "cpu-greedy"], ["math"], "", 16, 1, False, False, False, "", True, 2000, 64, 8, 0, api_name="/compare"
+        )
+    with pytest.raises(Exception, match="line 1: not JSON"):
+        client.predict(
+            ["cpu", "cpu-greedy"],
+            ["math"],
+            "",
+            16,
+            1,
+            False,
+            False,
+            False,
+            "oops",
+            False,
+            4,
+            64,
+            8,
+            0,
+            api_name="/compare",
+        )
+
+
 def test_compare_refuses_one_preset_with_a_clear_error(client):
     with pytest.raises(Exception, match="pick 2 to 4 presets"):
         client.predict(["cpu"], ["math"], "", 16, 1, False, api_name="/compare")

@@ -60,18 +60,20 @@ async def test_restart_brings_the_same_engine_back(console):
     await console.close()
 
 
-async def test_a_comparison_with_an_invalid_preset_measures_the_others(tmp_path):
+async def test_a_comparison_refuses_an_invalid_preset_before_measuring_any(tmp_path):
+    from compare.load import LoadSettings
     from compare.prompts import builtin_prompts
     from compare.runner import CompareSettings, run_comparison
     from console.jobs import Job
 
     (tmp_path / "broken.yaml").write_text("backend: cpu\nquant_polcy: 8\n")
+    (tmp_path / "short.yaml").write_text("backend: lmdeploy\nsession_len: 512\n")
     console = Console(NoEngine("none"), "test", catalog=PresetCatalog(user_dir=tmp_path))
-    settings = CompareSettings(("cpu", "broken"), (builtin_prompts()["math"],), 8, 1, perplexity=False)
+    load = LoadSettings(requests=4, prompt_tokens=1024, output_tokens=8)
+    settings = CompareSettings(("cpu", "broken", "short"), (builtin_prompts()["math"],), 8, 1, load=load)
     status = await console.jobs.start(Job("comparison", lambda job: run_comparison(console, settings, job))).wait()
-    assert status.state == "done", status.error
-    cpu, broken = status.result.results
-    assert cpu.outputs[0].tokens > 0 and cpu.error is None
-    assert broken.error.startswith("did not load") and "quant_polcy" in broken.error
-    assert status.result.preset_yaml["broken"].startswith("# invalid:")
+    assert status.state == "failed"
+    assert status.error.startswith("nothing was measured: ") and "quant_polcy" in status.error
+    assert "short: LMDeploy needs a CUDA GPU" in status.error
+    assert console.state().info.kind == "none" and not console.sampler.events()  # no engine was touched
     await console.close()

@@ -6,7 +6,9 @@ import json
 import pytest
 
 from compare import report
+from compare.load import LoadSettings, RequestTiming, summarize
 from compare.prompts import MAX_USER_PROMPTS, builtin_prompts, user_prompts
+from compare.quality import builtin_questions
 from compare.runner import CompareSettings, Comparison, PresetResult, PromptOutput
 from console.jobs import Job, JobBusy, JobFailed, JobSlot
 
@@ -55,33 +57,90 @@ def test_builtin_prompts_include_a_long_context_and_a_tool_call():
     assert PROMPTS["tool call"].tools and PROMPTS["tool call"].tool_choice == "required"
 
 
-def comparison() -> Comparison:
+def figures(**values) -> dict:
+    names = ("engine", "model", "load_s", "gpu_used_mib", "weights_gib", "kv_reserve_gib", "kv_tokens", "ttft_ms")
+    return dict(zip(names, values.pop("base"), strict=True)) | values
+
+
+def comparison(**settings_overrides) -> Comparison:
     fp16 = PresetResult(
-        "fp16", "pytorch", "m", 40.0, 33_000.0, 0.25, 30.9, 1_440_960, 12.0, 400.0, 6_000.0, 8.1234, "", []
+        "fp16",
+        **figures(base=("pytorch", "m", 40.0, 33_000.0, 0.25, 30.9, 1_440_960, 12.0)),
+        decode_tps=400.0,
+        aggregate_tps=6_000.0,
+        perplexity=8.1234,
+        differs="the reference (first picked)",
     )
     fp16.outputs = [PromptOutput("math", "The speed is 80 km/h.", 12.0, 9, 400.0)]
-    int4 = PresetResult("kv-int4", "pytorch", "m", 41.0, 33_100.0, 0.25, 30.9, 5_123_520, 13.0, 390.0, 6_100.0, None)
-    int4.perplexity_note = "n/a: no"
+    int4 = PresetResult(
+        "kv-int4",
+        **figures(base=("pytorch", "m", 41.0, 33_100.0, 0.25, 30.9, 5_123_520, 13.0)),
+        decode_tps=390.0,
+        aggregate_tps=6_100.0,
+        perplexity_note="n/a: no",
+        differs="quant_policy 4 vs 0",
+    )
     int4.outputs = [PromptOutput("math", "The speed is 90 km/h.", 13.0, 9, 390.0)]
     broken = PresetResult("awq", error="did not load: no such folder")
-    return Comparison(settings(presets=("fp16", "kv-int4", "awq")), (fp16, int4, broken), "1 x H100", "now", {})
+    chosen = settings(presets=("fp16", "kv-int4", "awq"), **settings_overrides)
+    return Comparison(chosen, (fp16, int4, broken), "1 x H100", "now", {})
 
 
 def test_rows_format_figures_and_say_na_and_why_a_preset_failed():
-    rows = report.rows(comparison())
-    assert rows[0][:3] == ["fp16", "pytorch", "40.0"] and rows[0][6] == "1,440,960" and rows[0][-1] == "8.123"
-    assert rows[1][-1] == "n/a"
-    assert rows[2][:2] == ["awq", "did not load: no such folder"]
-    assert report.headings(comparison())[9] == "tok/s, 16 streams"
+    table = [dict(zip(report.headings(comparison()), row, strict=True)) for row in report.rows(comparison())]
+    assert [table[0][h] for h in ("preset", "engine", "load (s)", "KV capacity (tokens)")] == [
+        "fp16",
+        "pytorch",
+        "40.0",
+        "1,440,960",
+    ]
+    assert table[0]["KV tokens per GiB"] == "46,633"  # 1,440,960 tokens in 30.9 GiB
+    assert table[0]["perplexity"] == "8.123" and table[1]["perplexity"] == "n/a: no"  # the note says why
+    assert table[1]["differs from the first"] == "quant_policy 4 vs 0"
+    assert table[1]["top-1 agreement"] == "n/a"
+    assert [table[2][h] for h in ("preset", "engine")] == ["awq", "did not load: no such folder"]
+    assert "tok/s, 16 streams" in table[0]
+
+
+def test_columns_follow_the_measures_asked_for():
+    headings = report.headings(comparison())
+    assert "exact match" not in headings and not any(h.startswith("load:") for h in headings)
+    load = LoadSettings(requests=8, prompt_tokens=64, output_tokens=8)
+    questions = tuple(builtin_questions()[:2])
+    headings = report.headings(comparison(perplexity=False, load=load, questions=questions))
+    assert "perplexity" not in headings and "exact match" in headings and "load: req/s" in headings
+
+
+def test_load_and_quality_cells_and_the_notes_that_explain_them():
+    result = comparison(load=LoadSettings(requests=4, prompt_tokens=64, output_tokens=8))
+    fp16, int4 = result.results[:2]
+    fp16.top1_agreement, fp16.mean_kl = 1.0, 0.0
+    int4.top1_agreement, int4.mean_kl = 0.9375, 0.01234
+    int4.random_weights, int4.load_note = True, "n/a: the load test could not run"
+    fp16.load = summarize(
+        [RequestTiming(0.0, 0.1, 2.0, 64, 8), RequestTiming(0.0, 0.2, 2.0, 64, 8)], {"cache_usage": 0.5}
+    )
+    table = [dict(zip(report.headings(result), row, strict=True)) for row in report.rows(result)]
+    assert (table[1]["top-1 agreement"], table[1]["mean KL (nats)"]) == ("93.8%", "0.0123")
+    assert (table[0]["load: req/s"], table[0]["load: peak KV use"], table[0]["load: peak running"]) == (
+        "1.00",
+        "50.0%",
+        "n/a",
+    )
+    assert table[1]["load: req/s"] == "n/a: the load test could not run"
+    notes = report.notes(result)
+    assert any(line.startswith("kv-int4: a model with **random weights**") for line in notes)
+    assert any("4 requests of 64 prompt tokens" in line and "all sent at once" in line for line in notes)
 
 
 def test_exports_carry_the_machine_settings_and_every_figure():
     data = json.loads(report.to_json(comparison()))
     assert data["machine"] == "1 x H100" and data["settings"]["presets"] == ["fp16", "kv-int4", "awq"]
     assert data["results"][1]["kv_tokens"] == 5_123_520
-    assert report.to_csv(comparison()).splitlines()[1].startswith("fp16,pytorch,40.0")
+    assert data["results"][0]["kv_tokens_per_gib"] == pytest.approx(1_440_960 / 30.9)
+    assert report.to_csv(comparison()).splitlines()[1].startswith("fp16,pytorch,the reference (first picked),40.0")
     markdown = report.to_markdown(comparison())
-    assert "1 x H100" in markdown and "| kv-int4 | pytorch |" in markdown
+    assert "1 x H100" in markdown and "| kv-int4 | pytorch | quant_policy 4 vs 0 |" in markdown
 
 
 def test_outputs_side_by_side_mark_the_words_that_differ_and_escape_html():

@@ -9,22 +9,26 @@ from pathlib import Path
 import gradio as gr
 
 from compare import report
+from compare.load import MAX_REQUESTS, LoadSettings
 from compare.prompts import builtin_prompts, user_prompts
+from compare.quality import builtin_questions, load_questions
 from compare.runner import CompareSettings, Comparison, run_comparison
 from console.access import NotAllowed
 from console.core import Console
 from console.jobs import Job, JobBusy
 
-from .compare_figures import capacity_figure, memory_figure, speed_figure
+from .compare_figures import capacity_figure, load_figure, memory_figure, quality_figure, speed_figure
 from .job_view import follow, log_tail, status_markdown
 
 
 def build_tab(console: Console) -> gr.CheckboxGroup:
     """Lay out the tab; returns its preset picker (to refresh when presets are added)."""
     prompts = builtin_prompts()
+    questions = builtin_questions()
     gr.Markdown(
         "Each preset in turn: switch, warm up, then the same greedy requests, the same requests all at once, "
-        "and perplexity on a fixed text. The engine that ran before comes back at the end. Admins only."
+        "and the quality and load measures ticked below. Every preset is checked before anything runs; the "
+        "engine that ran before comes back at the end. Admins only."
     )
     with gr.Row():
         picked = gr.CheckboxGroup(console.catalog.names(), label="Presets (2 to 4)", elem_id="compare-presets")
@@ -37,27 +41,80 @@ def build_tab(console: Console) -> gr.CheckboxGroup:
         concurrency = gr.Slider(
             1, 64, value=16, step=1, label="Requests at once (aggregate tok/s)", elem_id="compare-concurrency"
         )
-        perplexity = gr.Checkbox(value=True, label="Perplexity")
+    with gr.Accordion("Quality: how far each preset's answers move from the first one picked", open=False):
+        with gr.Row():
+            perplexity = gr.Checkbox(value=True, label="Perplexity on a fixed text")
+            agreement = gr.Checkbox(value=True, label="Next-token agreement and KL with the first preset")
+            builtin = gr.Checkbox(value=False, label=f"Exact match on the built-in questions ({len(questions)})")
+        own_questions = gr.Textbox(
+            label='Your questions, JSONL: {"question": "...", "answer": "..."} per line (added to the built-in ones)',
+            lines=2,
+            value="",
+        )
+    with gr.Accordion("Load test: fill the KV cache, as LMDeploy's profile_throughput does", open=False):
+        with gr.Row():
+            load_on = gr.Checkbox(value=False, label="Run a load test on each preset", elem_id="compare-load")
+            load_requests = gr.Number(256, label=f"Requests (1 to {MAX_REQUESTS})", precision=0, minimum=1)
+            load_prompt = gr.Number(1024, label="Prompt tokens each", precision=0, minimum=16)
+            load_output = gr.Number(256, label="Output tokens each (EOS ignored)", precision=0, minimum=1)
+            load_flight = gr.Number(0, label="In flight at most (0: all at once)", precision=0, minimum=0)
     with gr.Row():
         run = gr.Button("Run comparison", variant="primary", elem_id="compare-run")
         cancel = gr.Button("Cancel", elem_id="compare-cancel")
     progress = gr.Markdown(status_markdown(None), elem_id="compare-progress")
     log = gr.Textbox(label="Log", lines=6, max_lines=6, autoscroll=True, interactive=False)
+    notes = gr.Markdown(elem_id="compare-notes")
     table = gr.Dataframe(label="Results", interactive=False, elem_id="compare-table", wrap=True)
     with gr.Row():
         memory, capacity, speed = gr.Plot(), gr.Plot(), gr.Plot()
+    with gr.Row():
+        quality, load = gr.Plot(), gr.Plot()
     outputs_view = gr.HTML(label="Outputs side by side (marked: words that differ from the first preset)")
     exports = gr.File(label="Export: CSV, JSON, Markdown", file_count="multiple", interactive=False)
 
     async def compare(
-        presets, names, own_prompts, max_new_tokens, requests_at_once, with_perplexity, request: gr.Request
+        presets,
+        names,
+        own_prompts,
+        max_new_tokens,
+        requests_at_once,
+        with_perplexity,
+        with_agreement,
+        with_builtin_questions,
+        own_questions,
+        load_test,
+        load_requests,
+        load_prompt_tokens,
+        load_output_tokens,
+        load_in_flight,
+        request: gr.Request,
     ):
-        """Compare 2-4 presets on the chosen prompts (admins only); the table is the last output."""
+        """Compare 2-4 presets on the chosen prompts (admins only), with the quality measures and the
+        load test asked for; `load_in_flight` 0 sends the whole load at once."""
         try:
             console.access.require_admin(request.username, "run comparisons")
             cases = [prompts[n] for n in names or []] + user_prompts(own_prompts or "")
+            own_asked = load_questions(own_questions) if (own_questions or "").strip() else []
+            load = (
+                LoadSettings(
+                    _whole(load_requests, "requests"),
+                    _whole(load_prompt_tokens, "prompt tokens"),
+                    _whole(load_output_tokens, "output tokens"),
+                    _whole(load_in_flight, "in flight") or None,
+                )
+                if load_test
+                else None
+            )
             settings = CompareSettings(
-                tuple(presets or ()), tuple(cases), int(max_new_tokens), int(requests_at_once), bool(with_perplexity)
+                tuple(presets or ()),
+                tuple(cases),
+                int(max_new_tokens),
+                int(requests_at_once),
+                bool(with_perplexity),
+                bool(with_agreement),
+                tuple((questions if with_builtin_questions else []) + own_asked),
+                _questions_source(bool(with_builtin_questions), len(own_asked)),
+                load,
             )
             job = console.jobs.start(Job("comparison", lambda job: run_comparison(console, settings, job)))
         except (NotAllowed, ValueError, JobBusy) as exc:
@@ -73,14 +130,31 @@ def build_tab(console: Console) -> gr.CheckboxGroup:
         console.access.require_admin(request.username, "cancel comparisons")
         console.jobs.cancel("comparison")
 
-    views = [progress, log, table, memory, capacity, speed, outputs_view, exports]
-    run.click(compare, [picked, prompt_names, own, max_new, concurrency, perplexity], views, api_name="compare")
+    views = [progress, log, table, memory, capacity, speed, quality, load, notes, outputs_view, exports]
+    inputs = [picked, prompt_names, own, max_new, concurrency, perplexity, agreement, builtin, own_questions]
+    inputs += [load_on, load_requests, load_prompt, load_output, load_flight]
+    run.click(compare, inputs, views, api_name="compare")
     cancel.click(cancel_job, api_name="cancel_compare")
     return picked
 
 
 def _no_result() -> tuple:
-    return (gr.skip(),) * 6
+    return (gr.skip(),) * 9
+
+
+def _whole(value, what: str) -> int:
+    """A load-test number from the page or the API, as an integer; ValueError names the field."""
+    try:
+        if float(value) == int(value):
+            return int(value)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise ValueError(f"load test: {what} must be a whole number ({value!r} given)")
+
+
+def _questions_source(builtin: bool, own: int) -> str:
+    parts = (["the built-in questions"] if builtin else []) + ([f"your {own} questions"] if own else [])
+    return " and ".join(parts)
 
 
 def _result_views(comparison: Comparison) -> tuple:
@@ -90,6 +164,9 @@ def _result_views(comparison: Comparison) -> tuple:
         memory_figure(comparison),
         capacity_figure(comparison),
         speed_figure(comparison),
+        quality_figure(comparison),
+        load_figure(comparison),
+        "\n\n".join(report.notes(comparison)),
         report.outputs_html(comparison),
         _export_files(comparison),
     )

@@ -4,25 +4,40 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from compare.runner import Comparison
+from compare.runner import Comparison, PresetResult
+
+
+def _value(result: PresetResult, path: str):
+    for name in path.split("."):
+        result = getattr(result, name, None)
+    return result
+
+
+def _layout(figure: go.Figure, title: str, unit: str, **extra) -> go.Figure:
+    figure.update_layout(
+        title=title,
+        yaxis_title=unit,
+        height=300,
+        margin={"l": 50, "r": 50, "t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.2},
+        **extra,
+    )
+    return figure
 
 
 def _bars(comparison: Comparison, title: str, series: dict[str, str], unit: str, stacked: bool = False) -> go.Figure:
+    """One bar per preset and series; a chart with nothing measured says so instead of an empty axis."""
     measured = [r for r in comparison.results if not r.error]
     names = [r.preset for r in measured]
     figure = go.Figure()
-    for label, attr in series.items():
-        values = [getattr(r, attr) for r in measured]
+    empty = True
+    for label, path in series.items():
+        values = [_value(r, path) for r in measured]
+        empty = empty and all(v is None for v in values)
         figure.add_trace(go.Bar(name=label, x=names, y=[v if v is not None else 0 for v in values]))
-    figure.update_layout(
-        title=title,
-        barmode="stack" if stacked else "group",
-        yaxis_title=unit,
-        height=300,
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
-        legend={"orientation": "h", "y": -0.2},
-    )
-    return figure
+    if empty:
+        figure.add_annotation(text="n/a on these backends", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    return _layout(figure, title, unit, barmode="stack" if stacked else "group")
 
 
 def memory_figure(comparison: Comparison) -> go.Figure:
@@ -31,10 +46,34 @@ def memory_figure(comparison: Comparison) -> go.Figure:
 
 
 def capacity_figure(comparison: Comparison) -> go.Figure:
-    return _bars(comparison, "KV cache capacity", {"tokens": "kv_tokens"}, "tokens")
+    series = {"KV capacity (tokens)": "kv_tokens", "tokens per GiB of reserve": "kv_tokens_per_gib"}
+    return _bars(comparison, "KV cache capacity", series, "tokens")
 
 
 def speed_figure(comparison: Comparison) -> go.Figure:
     n = comparison.settings.concurrency
     series = {"1 stream (decode)": "decode_tps", f"{n} streams (aggregate)": "aggregate_tps"}
     return _bars(comparison, "Speed", series, "tokens/s")
+
+
+def quality_figure(comparison: Comparison) -> go.Figure:
+    series = {"top-1 agreement with the first preset": "top1_agreement", "exact match": "exact_match"}
+    return _bars(comparison, "Quality against the first preset (n/a for random weights)", series, "share")
+
+
+def load_figure(comparison: Comparison) -> go.Figure:
+    """Requests per second beside the most requests the engine ran at once: a bigger KV cache in
+    tokens lets more run together, and then more finish per second."""
+    figure = _bars(comparison, "Load test", {"requests/s": "load.requests_per_s"}, "requests/s")
+    measured = [r for r in comparison.results if not r.error]
+    figure.add_trace(
+        go.Scatter(
+            name="most requests running at once",
+            x=[r.preset for r in measured],
+            y=[_value(r, "load.peak_running") for r in measured],
+            mode="markers",
+            marker={"size": 12, "symbol": "diamond"},
+            yaxis="y2",
+        )
+    )
+    return figure.update_layout(yaxis2={"title": "requests", "overlaying": "y", "side": "right", "rangemode": "tozero"})

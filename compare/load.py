@@ -1,0 +1,246 @@
+"""A load test as LMDeploy's `profile_throughput` runs one: N requests with a fixed prompt and
+output length, at most C in flight, until all are done; throughput, TTFT percentiles, and what
+the engine's scheduler saw (requests running and waiting, KV cache in use) at its busiest.
+
+The point it makes visible: a quantized KV cache holds more requests at once, so more finish
+per second once the cache is what limits the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from backends import BackendError, ChatRequest, GenerationParams, TextDelta, Usage
+
+from .prompts import PERPLEXITY_TEXT
+
+MAX_REQUESTS = 1024
+_METRICS_INTERVAL_S = 0.2
+_CALIBRATION_ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """`requests` prompts of `prompt_tokens` tokens each (chat template included), each answered
+    with exactly `output_tokens` tokens (EOS ignored); `concurrency` in flight at most, None for
+    all at once."""
+
+    requests: int = 256
+    prompt_tokens: int = 1024
+    output_tokens: int = 256
+    concurrency: int | None = None
+
+    def __post_init__(self):
+        if not 1 <= self.requests <= MAX_REQUESTS:
+            raise ValueError(f"load test: requests must be between 1 and {MAX_REQUESTS} ({self.requests} given)")
+        if not 16 <= self.prompt_tokens <= 131_072:
+            raise ValueError(f"load test: prompt length must be 16 to 131,072 tokens ({self.prompt_tokens} given)")
+        if not 1 <= self.output_tokens <= 32_768:
+            raise ValueError(f"load test: output length must be 1 to 32,768 tokens ({self.output_tokens} given)")
+        if self.concurrency is not None and not 1 <= self.concurrency <= self.requests:
+            raise ValueError(
+                f"load test: requests in flight must be between 1 and the number of requests ({self.requests})"
+            )
+
+    @property
+    def in_flight(self) -> int:
+        return self.concurrency or self.requests
+
+    def check_fits(self, session_len: int | None, engine: str) -> None:
+        """ValueError where one request is longer than the engine's session."""
+        if session_len and self.prompt_tokens + self.output_tokens > session_len:
+            raise ValueError(
+                f"load test: {self.prompt_tokens:,} prompt + {self.output_tokens:,} output tokens exceed the "
+                f"{session_len:,}-token session of {engine}; shorten them or raise session_len in the preset"
+            )
+
+
+@dataclass(frozen=True)
+class RequestTiming:
+    """One request's clock readings (seconds, perf_counter) and its token counts."""
+
+    sent: float
+    first_token: float | None
+    ended: float
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one preset did under the load; None where the backend has no such figure."""
+
+    requests: int
+    completed: int
+    failed: int
+    duration_s: float
+    requests_per_s: float
+    output_tps: float
+    mean_prompt_tokens: float
+    mean_output_tokens: float
+    ttft_p50_ms: float | None
+    ttft_p99_ms: float | None
+    waited: int  # requests whose first token came only after another request had finished
+    peak_running: int | None  # LMDeploy's scheduler: most requests decoding at once
+    peak_waiting: int | None
+    peak_kv_usage: float | None  # share of the KV cache's blocks in use at the busiest
+    first_error: str | None = None
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (0-100), linearly interpolated between ranks as numpy does by default."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def count_waited(timings: list[RequestTiming]) -> int:
+    """Requests that another request's end overtook between their sending and their first token:
+    the engine held them back (no KV space or batch slot) until something finished."""
+    ends = sorted(t.ended for t in timings if t.error is None)
+    waited = 0
+    for t in timings:
+        if t.first_token is None:
+            continue
+        # an end strictly inside (sent, first_token) that is not this request's own
+        if bisect.bisect_left(ends, t.first_token) - bisect.bisect_right(ends, t.sent) > 0:
+            waited += 1
+    return waited
+
+
+def summarize(timings: list[RequestTiming], peaks: dict) -> LoadResult:
+    """The load test's figures from its requests' timings and the scheduler's peaks."""
+    done = [t for t in timings if t.error is None]
+    start = min(t.sent for t in timings)
+    duration = max(t.ended for t in timings) - start
+    ttfts = [(t.first_token - t.sent) * 1000 for t in done if t.first_token is not None]
+    tokens = sum(t.output_tokens for t in done)
+    errors = [t.error for t in timings if t.error]
+    return LoadResult(
+        requests=len(timings),
+        completed=len(done),
+        failed=len(errors),
+        duration_s=duration,
+        requests_per_s=len(done) / duration if duration > 0 else 0.0,
+        output_tps=tokens / duration if duration > 0 else 0.0,
+        mean_prompt_tokens=sum(t.prompt_tokens for t in done) / len(done) if done else 0.0,
+        mean_output_tokens=tokens / len(done) if done else 0.0,
+        ttft_p50_ms=percentile(ttfts, 50),
+        ttft_p99_ms=percentile(ttfts, 99),
+        waited=count_waited(timings),
+        peak_running=peaks.get("active_seqs"),
+        peak_waiting=peaks.get("waiting_seqs"),
+        peak_kv_usage=peaks.get("cache_usage"),
+        first_error=errors[0] if errors else None,
+    )
+
+
+def _params(max_new_tokens: int) -> GenerationParams:
+    return GenerationParams(temperature=0.0, top_p=1.0, top_k=1, seed=0, max_new_tokens=max_new_tokens, ignore_eos=True)
+
+
+class _Prompts:
+    """Distinct prompts of one token length: request i starts with its own number, then the
+    fixed offline text (repeated as needed) from a place of its own."""
+
+    def __init__(self):
+        self._words = PERPLEXITY_TEXT.read_text(encoding="utf-8").split()
+
+    def text(self, index: int, words: int) -> str:
+        start = (index * 37) % len(self._words)
+        cycle = self._words[start:] + self._words[:start]
+        body = (cycle * (words // len(cycle) + 1))[:words]
+        return f"Request {index}: " + " ".join(body)
+
+    def messages(self, index: int, words: int) -> list[dict]:
+        return [{"role": "user", "content": self.text(index, words)}]
+
+
+async def _prompt_tokens(backend, messages: list[dict]) -> int:
+    """The engine's own count of a prompt's tokens (one token generated to learn it)."""
+    async for delta in backend.stream_chat(ChatRequest(messages, _params(1))):
+        if isinstance(delta, Usage):
+            return delta.prompt_tokens
+    raise BackendError("the engine reported no token counts; a load test needs them")
+
+
+async def calibrate_words(backend, prompts: _Prompts, target_tokens: int) -> tuple[int, int]:
+    """How many words make a prompt of `target_tokens` tokens on this backend's tokenizer, and the
+    tokens that many words gave (within 1% or 2 tokens, else the closest of a few tries)."""
+    words = max(1, int(target_tokens * 0.75))
+    best = None
+    for _ in range(_CALIBRATION_ROUNDS):
+        tokens = await _prompt_tokens(backend, prompts.messages(0, words))
+        if best is None or abs(tokens - target_tokens) < abs(best[1] - target_tokens):
+            best = (words, tokens)
+        if abs(tokens - target_tokens) <= max(2, target_tokens // 100):
+            break
+        words = max(1, round(words * target_tokens / tokens))
+    return best
+
+
+async def _one_request(backend, request: ChatRequest) -> RequestTiming:
+    sent, first, usage = time.perf_counter(), None, Usage(0, 0)
+    try:
+        async for delta in backend.stream_chat(request):
+            if isinstance(delta, TextDelta) and first is None:
+                first = time.perf_counter()
+            elif isinstance(delta, Usage):
+                usage = delta
+    except BackendError as exc:
+        return RequestTiming(sent, first, time.perf_counter(), error=str(exc))
+    return RequestTiming(sent, first, time.perf_counter(), usage.prompt_tokens, usage.completion_tokens)
+
+
+async def _watch_scheduler(backend, peaks: dict, stop: asyncio.Event) -> None:
+    """Keep the highest value of each scheduler figure until told to stop."""
+    read = getattr(backend, "engine_metrics", None)
+    if read is None:
+        return
+    while not stop.is_set():
+        try:
+            metrics = await read()
+        except BackendError:
+            return
+        for key, value in metrics.items():
+            peaks[key] = max(peaks.get(key, value), value)
+        try:
+            await asyncio.wait_for(stop.wait(), _METRICS_INTERVAL_S)
+        except TimeoutError:
+            pass
+
+
+async def run_load(backend, settings: LoadSettings, on_done: Callable[[int], None]) -> LoadResult:
+    """Send the load and wait for all of it; `on_done(n)` after each finished request."""
+    prompts = _Prompts()
+    words, _ = await calibrate_words(backend, prompts, settings.prompt_tokens)
+    gate = asyncio.Semaphore(settings.in_flight)
+    params = _params(settings.output_tokens)
+    finished = 0
+
+    async def send(index: int) -> RequestTiming:
+        nonlocal finished
+        async with gate:
+            timing = await _one_request(backend, ChatRequest(prompts.messages(index, words), params))
+        finished += 1
+        on_done(finished)
+        return timing
+
+    peaks: dict = {}
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(_watch_scheduler(backend, peaks, stop))
+    try:
+        timings = await asyncio.gather(*(send(i) for i in range(settings.requests)))
+    finally:
+        stop.set()
+        await watcher
+    return summarize(list(timings), peaks)
