@@ -91,6 +91,7 @@ class LoadResult:
     peak_waiting: int | None
     peak_kv_usage: float | None  # share of the KV cache's blocks in use at the busiest
     first_error: str | None = None
+    prompt_words: int = 0  # words of the offline text per prompt (to send the same load elsewhere)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -117,7 +118,7 @@ def count_waited(timings: list[RequestTiming]) -> int:
     return waited
 
 
-def summarize(timings: list[RequestTiming], peaks: dict) -> LoadResult:
+def summarize(timings: list[RequestTiming], peaks: dict, prompt_words: int = 0) -> LoadResult:
     """The load test's figures from its requests' timings and the scheduler's peaks."""
     done = [t for t in timings if t.error is None]
     start = min(t.sent for t in timings)
@@ -141,14 +142,16 @@ def summarize(timings: list[RequestTiming], peaks: dict) -> LoadResult:
         peak_waiting=peaks.get("waiting_seqs"),
         peak_kv_usage=peaks.get("cache_usage"),
         first_error=errors[0] if errors else None,
+        prompt_words=prompt_words,
     )
 
 
-def _params(max_new_tokens: int) -> GenerationParams:
+def load_params(max_new_tokens: int) -> GenerationParams:
+    """Greedy, and exactly `max_new_tokens` long."""
     return GenerationParams(temperature=0.0, top_p=1.0, top_k=1, seed=0, max_new_tokens=max_new_tokens, ignore_eos=True)
 
 
-class _Prompts:
+class LoadPrompts:
     """Distinct prompts of one token length: request i starts with its own number, then the
     fixed offline text (repeated as needed) from a place of its own."""
 
@@ -167,13 +170,13 @@ class _Prompts:
 
 async def _prompt_tokens(backend, messages: list[dict]) -> int:
     """The engine's own count of a prompt's tokens (one token generated to learn it)."""
-    async for delta in backend.stream_chat(ChatRequest(messages, _params(1))):
+    async for delta in backend.stream_chat(ChatRequest(messages, load_params(1))):
         if isinstance(delta, Usage):
             return delta.prompt_tokens
     raise BackendError("the engine reported no token counts; a load test needs them")
 
 
-async def calibrate_words(backend, prompts: _Prompts, target_tokens: int) -> tuple[int, int]:
+async def calibrate_words(backend, prompts: LoadPrompts, target_tokens: int) -> tuple[int, int]:
     """How many words make a prompt of `target_tokens` tokens on this backend's tokenizer, and the
     tokens that many words gave (within 1% or 2 tokens, else the closest of a few tries)."""
     words = max(1, int(target_tokens * 0.75))
@@ -221,10 +224,10 @@ async def _watch_scheduler(backend, peaks: dict, stop: asyncio.Event) -> None:
 
 async def run_load(backend, settings: LoadSettings, on_done: Callable[[int], None]) -> LoadResult:
     """Send the load and wait for all of it; `on_done(n)` after each finished request."""
-    prompts = _Prompts()
+    prompts = LoadPrompts()
     words, _ = await calibrate_words(backend, prompts, settings.prompt_tokens)
     gate = asyncio.Semaphore(settings.in_flight)
-    params = _params(settings.output_tokens)
+    params = load_params(settings.output_tokens)
     finished = 0
 
     async def send(index: int) -> RequestTiming:
@@ -243,4 +246,4 @@ async def run_load(backend, settings: LoadSettings, on_done: Callable[[int], Non
     finally:
         stop.set()
         await watcher
-    return summarize(list(timings), peaks)
+    return summarize(list(timings), peaks, words)

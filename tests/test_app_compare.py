@@ -98,7 +98,21 @@ def test_compare_with_a_load_test_and_both_quality_measures(client):
 def test_compare_refuses_bad_load_settings_before_anything_runs(client):
     with pytest.raises(Exception, match="requests must be between 1 and 1024"):
         client.predict(
-            ["cpu", "cpu-greedy"], ["math"], "", 16, 1, False, False, False, "", True, 2000, 64, 8, 0, api_name="/compare"
+            ["cpu", "cpu-greedy"],
+            ["math"],
+            "",
+            16,
+            1,
+            False,
+            False,
+            False,
+            "",
+            True,
+            2000,
+            64,
+            8,
+            0,
+            api_name="/compare",
         )
     with pytest.raises(Exception, match="line 1: not JSON"):
         client.predict(

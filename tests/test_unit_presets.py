@@ -82,3 +82,18 @@ def test_unknown_preset_lists_the_known_ones(tmp_path):
 
 def test_yaml_keeps_only_overrides():
     assert to_yaml(Preset(quant_policy=4)) == "quant_policy: 4\n"
+
+
+def test_the_shipped_presets_form_a_ladder_that_changes_one_thing_at_a_time():
+    """fp16 -> cache-0.4 -> KV int8 / int4 / AWQ: each step differs from the one below it in one
+    setting, so what a comparison shows is that setting's effect (issue 18)."""
+    catalog = PresetCatalog()
+    settings = {name: catalog.get(name).model_dump(exclude={"description"}) for name in SHIPPED}
+    for lower, upper, changed in [
+        ("fp16", "cache-0.4", "cache_max_entry_count"),
+        ("cache-0.4", "kv-int8", "quant_policy"),
+        ("cache-0.4", "kv-int4", "quant_policy"),
+        ("cache-0.4", "awq", "model_format"),
+    ]:
+        differing = [key for key in settings[lower] if settings[lower][key] != settings[upper][key]]
+        assert differing == [changed], (lower, upper)
