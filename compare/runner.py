@@ -95,6 +95,7 @@ class PresetResult:
     agreement_note: str = ""
     exact_match: float | None = None  # share of the questions answered exactly
     exact_match_note: str = ""
+    answers: list[str] = field(default_factory=list)  # the replies to the questions, in their order
     random_weights: bool = False
     engine_config: dict = field(default_factory=dict)  # what the engine reported it ran with
     differs: str = ""  # in what this preset differs from the first one picked
@@ -249,7 +250,7 @@ async def _quality(
         await _agreement(backend, result, reference, is_first)
     if settings.questions:
         progress.step(f"{len(settings.questions)} questions")
-        result.exact_match, result.exact_match_note = await _exact_match(backend, settings.questions)
+        await _exact_match(backend, settings.questions, result)
 
 
 async def _agreement(backend, result: PresetResult, reference: _Reference, is_first: bool) -> None:
@@ -275,16 +276,18 @@ async def _agreement(backend, result: PresetResult, reference: _Reference, is_fi
     result.agreement_note = "reference" if is_first else f"{measured.positions} positions"
 
 
-async def _exact_match(backend, questions: tuple[Question, ...]) -> tuple[float | None, str]:
-    """The questions all at once, greedy; the share answered exactly."""
+async def _exact_match(backend, questions: tuple[Question, ...], result: PresetResult) -> None:
+    """The questions all at once, greedy; the share answered exactly, and the replies."""
     params = GenerationParams(temperature=0.0, top_p=1.0, top_k=1, seed=0, max_new_tokens=_ANSWER_TOKENS)
     cases = [PromptCase(f"question {i + 1}", question_messages(q)) for i, q in enumerate(questions)]
     replies = await asyncio.gather(*(_answer(backend, case, params) for case in cases))
+    result.answers = [reply.text for reply in replies]
     failed = [reply.error for reply in replies if reply.error]
     if failed:
-        return None, f"n/a: {len(failed)} of {len(replies)} questions failed ({failed[0]})"
+        result.exact_match_note = f"n/a: {len(failed)} of {len(replies)} questions failed ({failed[0]})"
+        return
     right = sum(exact_match(reply.text, q) for reply, q in zip(replies, questions, strict=True))
-    return right / len(questions), f"{right} of {len(questions)}"
+    result.exact_match, result.exact_match_note = right / len(questions), f"{right} of {len(questions)}"
 
 
 async def _load_test(backend, info, load: LoadSettings, progress: _Progress, result: PresetResult) -> None:
