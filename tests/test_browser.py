@@ -120,10 +120,16 @@ def test_compare_tab_puts_two_presets_side_by_side(page):
     page.locator("#compare-prompts").get_by_label("short story", exact=True).uncheck()
     set_slider(page, "compare-max-new", 16)
     set_slider(page, "compare-concurrency", 2)
+    page.get_by_text("Load test: fill the KV cache").click()
+    page.locator("#compare-load").get_by_role("checkbox").check()
+    for elem_id, value in (("compare-load-requests", 3), ("compare-load-prompt", 32), ("compare-load-output", 4)):
+        page.locator(f"#{elem_id} input[type=number]").fill(str(value))
     page.locator("#compare-run").click()
     wait_for_text(page, "compare-progress", "Done", timeout=180_000)
     wait_for_text(page, "compare-table", "cpu-greedy")
-    assert "perplexity" in page.locator("#compare-table").inner_text()
+    table = page.locator("#compare-table").inner_text()
+    assert "perplexity" in table and "top-1 agreement" in table and "load: req/s" in table
+    assert "3 requests of 32 prompt tokens" in page.locator("#compare-notes").inner_text()
     screenshot(page, "compare.png")
 
 

@@ -54,9 +54,15 @@ def build_tab(console: Console) -> gr.CheckboxGroup:
     with gr.Accordion("Load test: fill the KV cache, as LMDeploy's profile_throughput does", open=False):
         with gr.Row():
             load_on = gr.Checkbox(value=False, label="Run a load test on each preset", elem_id="compare-load")
-            load_requests = gr.Number(256, label=f"Requests (1 to {MAX_REQUESTS})", precision=0, minimum=1)
-            load_prompt = gr.Number(1024, label="Prompt tokens each", precision=0, minimum=16)
-            load_output = gr.Number(256, label="Output tokens each (EOS ignored)", precision=0, minimum=1)
+            load_requests = gr.Number(
+                256, label=f"Requests (1 to {MAX_REQUESTS})", precision=0, minimum=1, elem_id="compare-load-requests"
+            )
+            load_prompt = gr.Number(
+                1024, label="Prompt tokens each", precision=0, minimum=16, elem_id="compare-load-prompt"
+            )
+            load_output = gr.Number(
+                256, label="Output tokens each (EOS ignored)", precision=0, minimum=1, elem_id="compare-load-output"
+            )
             load_flight = gr.Number(0, label="In flight at most (0: all at once)", precision=0, minimum=0)
     with gr.Row():
         run = gr.Button("Run comparison", variant="primary", elem_id="compare-run")

@@ -22,9 +22,18 @@ def run(eager: bool) -> None:
     greedy = GenerationConfig(max_new_tokens=16, do_sample=False, top_k=1)
     batch = pipe.infer([question_messages(q) for q in questions], gen_config=greedy)
     single = [pipe.infer(question_messages(q), gen_config=greedy) for q in questions[:8]]
-    right = sum(exact_match(r.text, q) for r, q in zip(batch, questions))
-    print(json.dumps({"eager": eager, "batch_exact": f"{right} of {len(questions)}",
-                      "batch": [r.text for r in batch[:12]], "one_at_a_time": [r.text for r in single]}), flush=True)
+    right = sum(exact_match(r.text, q) for r, q in zip(batch, questions, strict=True))
+    print(
+        json.dumps(
+            {
+                "eager": eager,
+                "batch_exact": f"{right} of {len(questions)}",
+                "batch": [r.text for r in batch[:12]],
+                "one_at_a_time": [r.text for r in single],
+            }
+        ),
+        flush=True,
+    )
     pipe.close()
 
 
