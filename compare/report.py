@@ -119,13 +119,14 @@ def notes(comparison: Comparison) -> list[str]:
         f"{r.preset}: {r.load_note}" for r in comparison.results if r.load_note and not r.load_note.startswith("n/a")
     ]
     lines += [f"Load test, {line}" for line in failed]
-    if comparison.settings.agreement:
+    measured = [r for r in comparison.results if not r.error and not r.random_weights]
+    if comparison.settings.agreement and measured:
         lines.append(
             f"Agreement: each preset's next-token distributions on the first {AGREEMENT_TOKENS} tokens of a fixed "
             "text against the first preset's (LMDeploy's get_logits; transformers' logits on the CPU): the share "
             "of positions with the same most likely token, and the mean KL(first || this preset) in nats."
         )
-    if comparison.settings.questions:
+    if comparison.settings.questions and measured:
         lines.append(
             f"Exact match: {comparison.settings.questions_source}, greedy, the reply's first line against the "
             "answer after SQuAD normalization (case, punctuation and articles ignored)."

@@ -77,3 +77,36 @@ async def test_a_comparison_refuses_an_invalid_preset_before_measuring_any(tmp_p
     assert "short: LMDeploy needs a CUDA GPU" in status.error
     assert console.state().info.kind == "none" and not console.sampler.events()  # no engine was touched
     await console.close()
+
+
+async def test_cancel_during_a_load_test_leaves_the_engine_free(tmp_path):
+    """Cancel mid load test: the job ends cancelled and the requests it queued are dropped, so the
+    next chat is answered instead of waiting behind them."""
+    import asyncio
+
+    from compare.load import LoadSettings
+    from compare.prompts import builtin_prompts
+    from compare.runner import CompareSettings, run_comparison
+    from console.jobs import Job
+
+    (tmp_path / "cpu-b.yaml").write_text("backend: cpu\n")
+    console = Console(NoEngine("none"), "test", catalog=PresetCatalog(user_dir=tmp_path))
+    await console.switch_preset("cpu")
+    load = LoadSettings(requests=200, prompt_tokens=64, output_tokens=64)
+    settings = CompareSettings(("cpu", "cpu-b"), (builtin_prompts()["math"],), 4, 1, False, False, load=load)
+    job = console.jobs.start(Job("comparison", lambda job: run_comparison(console, settings, job)))
+    while "requests done" not in job.status().message:
+        await asyncio.sleep(0.2)
+    job.cancel()
+    assert (await job.wait()).state == "cancelled"
+    assert console.state().preset == "cpu"
+    request = ChatRequest(
+        [{"role": "user", "content": "What is 2+3?"}], GenerationParams(temperature=0, max_new_tokens=8)
+    )
+    replies = await asyncio.wait_for(_collect(console.backend.stream_chat(request)), timeout=60)
+    assert any(getattr(delta, "text", "") for delta in replies)
+    await console.close()
+
+
+async def _collect(stream) -> list:
+    return [delta async for delta in stream]

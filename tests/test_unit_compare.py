@@ -133,6 +133,19 @@ def test_load_and_quality_cells_and_the_notes_that_explain_them():
     assert any("4 requests of 64 prompt tokens" in line and "all sent at once" in line for line in notes)
 
 
+def test_charts_show_the_load_test_and_say_why_a_chart_is_empty():
+    from ui.compare_figures import load_figure, quality_figure
+
+    result = comparison(load=LoadSettings(requests=4, prompt_tokens=64, output_tokens=8))
+    result.results[0].load = summarize([RequestTiming(0.0, 0.1, 2.0, 64, 8)], {"active_seqs": 1})
+    figure = load_figure(result)
+    assert [trace.name for trace in figure.data] == ["requests/s", "most requests running at once"]
+    assert figure.data[1].y == (1, None)
+    assert figure.layout.annotations == ()
+    empty = quality_figure(result)
+    assert empty.layout.annotations[0].text.startswith("n/a: random weights")
+
+
 def test_exports_carry_the_machine_settings_and_every_figure():
     data = json.loads(report.to_json(comparison()))
     assert data["machine"] == "1 x H100" and data["settings"]["presets"] == ["fp16", "kv-int4", "awq"]

@@ -25,8 +25,15 @@ def _layout(figure: go.Figure, title: str, unit: str, **extra) -> go.Figure:
     return figure
 
 
-def _bars(comparison: Comparison, title: str, series: dict[str, str], unit: str, stacked: bool = False) -> go.Figure:
-    """One bar per preset and series; a chart with nothing measured says so instead of an empty axis."""
+def _bars(
+    comparison: Comparison,
+    title: str,
+    series: dict[str, str],
+    unit: str,
+    stacked: bool = False,
+    nothing: str = "n/a on these backends",
+) -> go.Figure:
+    """One bar per preset and series; a chart with nothing measured says why instead of an empty axis."""
     measured = [r for r in comparison.results if not r.error]
     names = [r.preset for r in measured]
     figure = go.Figure()
@@ -36,7 +43,7 @@ def _bars(comparison: Comparison, title: str, series: dict[str, str], unit: str,
         empty = empty and all(v is None for v in values)
         figure.add_trace(go.Bar(name=label, x=names, y=[v if v is not None else 0 for v in values]))
     if empty:
-        figure.add_annotation(text="n/a on these backends", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+        figure.add_annotation(text=nothing, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     return _layout(figure, title, unit, barmode="stack" if stacked else "group")
 
 
@@ -58,7 +65,8 @@ def speed_figure(comparison: Comparison) -> go.Figure:
 
 def quality_figure(comparison: Comparison) -> go.Figure:
     series = {"top-1 agreement with the first preset": "top1_agreement", "exact match": "exact_match"}
-    return _bars(comparison, "Quality against the first preset (n/a for random weights)", series, "share")
+    nothing = "n/a: random weights, or no quality measure was asked for or given by these backends"
+    return _bars(comparison, "Quality against the first preset", series, "share", nothing=nothing)
 
 
 def load_figure(comparison: Comparison) -> go.Figure:
