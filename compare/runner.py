@@ -204,7 +204,7 @@ async def _measure_preset(
     result = PresetResult(name)
     progress.step("loading")
     try:
-        report = await console.switch_preset(name)
+        report = await console.switch_preset(name, progress.job)
     except (BackendError, PresetError) as exc:
         result.error = f"did not load: {exc}"
         progress.job.log(result.error)

@@ -78,6 +78,11 @@ class SwitchFailed(BackendError):
     """The new engine did not load; no engine runs until the user picks one (or goes back)."""
 
 
+class EngineBusy(BackendError):
+    """A job (a comparison, a quantization) holds the engine: switching it now would pull it from
+    under the job. The running engine is untouched."""
+
+
 class NoEngine:
     """Stands in after a failed switch: every chat says what happened and what to do."""
 
@@ -153,14 +158,16 @@ class Console:
     def state(self) -> EngineState:
         return EngineState(self._backend.info(), self._reason, self._preset, self._previous, self._default_params)
 
-    async def switch_preset(self, name: str) -> SwitchReport:
+    async def switch_preset(self, name: str, job=None) -> SwitchReport:
         """Validate, then replace the running engine with the preset's.
 
         A preset that fails validation leaves the running engine untouched. An LMDeploy
         preset needs the GPU memory the old engine holds, so the old one is closed first;
         if the new one then fails to load, SwitchFailed says so and `previous_preset` names
         the way back. Other backends load first and replace the old one only on success.
+        While a job runs, only that job (`job`) may switch: anyone else gets EngineBusy.
         """
+        self._refuse_during_job(f"switch to {name!r}", job)
         async with self._switch_lock:
             preset = self.catalog.get(name)
             spec, notes = self._checked_spec(preset, self.catalog.locate(name).name)
@@ -183,11 +190,11 @@ class Console:
         """What runs now, so that a job that switches presets can bring it back."""
         return EngineSnapshot(self._preset, self._spec, self._default_params)
 
-    async def restore(self, snapshot: EngineSnapshot) -> None:
+    async def restore(self, snapshot: EngineSnapshot, job=None) -> None:
         """Run the snapshot's engine again, unless it still runs."""
         if isinstance(self._backend, NoEngine) or snapshot.preset != self._preset or snapshot.spec != self._spec:
             if snapshot.preset:
-                await self.switch_preset(snapshot.preset)
+                await self.switch_preset(snapshot.preset, job)
             elif snapshot.spec:
                 async with self._switch_lock:
                     self._backend, self._reason = await self._replace_backend(snapshot.spec, "the starting engine")
@@ -200,7 +207,7 @@ class Console:
         (the job's own result stands) and tells the user where to pick one."""
         job.log("bringing back the engine that ran before")
         try:
-            await self.restore(snapshot)
+            await self.restore(snapshot, job)
         except (BackendError, PresetError) as exc:
             job.log(f"the engine that ran before did not come back: {exc}; pick a preset on the Presets tab")
 
@@ -211,6 +218,7 @@ class Console:
 
     async def restart(self) -> None:
         """Start the last engine that ran again: after an engine crash, or to reload it."""
+        self._refuse_during_job("restart the engine")
         async with self._switch_lock:
             if self._spec is None:
                 raise BackendUnavailable("no engine has run yet: pick a preset on the Presets tab")
@@ -240,6 +248,14 @@ class Console:
         if not needs_gpu:
             await old.close()
         return backend, reason
+
+    def _refuse_during_job(self, what: str, job=None) -> None:
+        running = self.jobs.current
+        if running and not running.status().finished and running is not job:
+            raise EngineBusy(
+                f"cannot {what} now: a {running.kind} job holds the engine ({running.status().message}); "
+                f"wait for it, or Cancel it on its tab"
+            )
 
     def _gpu_used_mib(self) -> float | None:
         sample = self.sampler.sample()

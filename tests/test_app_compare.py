@@ -134,6 +134,23 @@ def test_compare_refuses_bad_load_settings_before_anything_runs(client):
         )
 
 
+def test_a_switch_is_refused_while_a_comparison_holds_the_engine(client):
+    import time
+
+    running = client.submit(
+        ["cpu", "cpu-greedy"], ["math"], "", 8, 1, False, False, False, "", True, 400, 64, 64, 0, api_name="/compare"
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # "broken" never loads: until the job runs, its own problem comes back
+        outcome = client.predict("broken", api_name="/switch_preset")
+        if "holds the engine" in outcome["error"]:
+            break
+        time.sleep(0.5)
+    assert "a comparison job holds the engine" in outcome["error"] and "Cancel it on its tab" in outcome["error"]
+    client.predict(api_name="/cancel_compare")
+    assert running.result()[0].startswith("Cancelled")
+
+
 def test_compare_refuses_one_preset_with_a_clear_error(client):
     with pytest.raises(Exception, match="pick 2 to 4 presets"):
         client.predict(["cpu"], ["math"], "", 16, 1, False, api_name="/compare")

@@ -3,7 +3,7 @@
 import pytest
 
 from backends import BackendUnavailable, ChatRequest, GenerationParams
-from console.core import Console, NoEngine
+from console.core import Console, EngineBusy, NoEngine
 from console.paths import ModelRoots
 from presets.store import PresetCatalog, PresetError
 
@@ -79,9 +79,9 @@ async def test_a_comparison_refuses_an_invalid_preset_before_measuring_any(tmp_p
     await console.close()
 
 
-async def test_cancel_during_a_load_test_leaves_the_engine_free(tmp_path):
-    """Cancel mid load test: the job ends cancelled and the requests it queued are dropped, so the
-    next chat is answered instead of waiting behind them."""
+async def test_a_job_keeps_its_engine_and_cancel_during_a_load_test_frees_it(tmp_path):
+    """While a comparison runs nobody else may switch or restart its engine; Cancel mid load test
+    ends it and drops the requests it queued, so the next chat is answered instead of waiting."""
     import asyncio
 
     from compare.load import LoadSettings
@@ -97,6 +97,10 @@ async def test_cancel_during_a_load_test_leaves_the_engine_free(tmp_path):
     job = console.jobs.start(Job("comparison", lambda job: run_comparison(console, settings, job)))
     while "requests done" not in job.status().message:
         await asyncio.sleep(0.2)
+    with pytest.raises(EngineBusy, match="cannot switch to 'cpu-b' now: a comparison job holds the engine"):
+        await console.switch_preset("cpu-b")
+    with pytest.raises(EngineBusy, match="cannot restart the engine now"):
+        await console.restart()
     job.cancel()
     assert (await job.wait()).state == "cancelled"
     assert console.state().preset == "cpu"

@@ -52,3 +52,11 @@ def test_engine_card_breaks_the_worker_memory_down():
     card = engine_card(EngineState(info, "why", "kv-int8", None, None), sample, None)
     assert "8 (KV int8)" in card and "1,000 blocks × 64 tokens = 64,000 tokens (4.00 GiB)" in card
     assert "worker holds 7.00 GiB: weights 2.00 + KV cache 4.00 + other 1.00" in card
+
+
+def test_engine_card_shows_sizes_in_mib_and_says_when_weights_are_random():
+    details = {"context_tokens": 8192, "weights_bytes": 538_060_032, "random_weights": True}
+    info = BackendInfo("cpu", "m", "transformers (CPU, fp32)", details)
+    card = engine_card(EngineState(info, "why", "cpu", None, None), Sample(0, (), 1, "no GPU"), None)
+    assert "| weights bytes | 513 MiB |" in card and "538060032" not in card
+    assert "| weights | **random**" in card and "random weights |" not in card

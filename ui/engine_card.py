@@ -17,6 +17,8 @@ def engine_card(state: EngineState, sample: Sample, last_switch: SwitchReport | 
         ("model", f"`{info.model}`"),
         ("engine", info.engine),
     ]
+    if details.get("random_weights"):
+        rows.append(("weights", "**random** (a stand-in for speed and memory; its answers are noise)"))
     if info.kind == "lmdeploy":
         rows += [
             ("model format", config.get("model_format") or "hf"),
@@ -32,7 +34,9 @@ def engine_card(state: EngineState, sample: Sample, last_switch: SwitchReport | 
             ("load time", f"{details.get('load_seconds', 0):.1f} s"),
         ]
     else:
-        rows += [(key.replace("_", " "), value) for key, value in details.items()]
+        rows += [
+            (key.replace("_", " "), _readable(key, value)) for key, value in details.items() if key != "random_weights"
+        ]
     if last_switch and last_switch.preset == state.preset and last_switch.vram_delta_mib is not None:
         rows.append(
             (
@@ -42,6 +46,13 @@ def engine_card(state: EngineState, sample: Sample, last_switch: SwitchReport | 
             )
         )
     return "| engine | |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def _readable(key: str, value):
+    """A detail as the rest of the card shows it: byte counts in MiB/GiB."""
+    if key.endswith("_bytes") and isinstance(value, int):
+        return f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:,.0f} MiB"
+    return value
 
 
 def _kv_capacity(kv: dict) -> str:

@@ -8,7 +8,7 @@ import gradio as gr
 
 from backends import BackendError
 from console.access import NotAllowed
-from console.core import Console, SwitchReport
+from console.core import Console, EngineBusy, SwitchReport
 from presets.store import PresetError, parse_preset, to_yaml
 
 from .engine_card import engine_card
@@ -83,7 +83,7 @@ def build_tab(console: Console) -> tuple:
         )
         try:
             report = await console.switch_preset(name)
-        except PresetError as exc:
+        except (PresetError, EngineBusy) as exc:
             gr.Warning(str(exc))
             yield f"**Refused** (the running engine is untouched): {exc}", *engine_views(console)
             return
