@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .base import (
+    SAMPLING_RANGES,
     AuthenticationFailed,
     Backend,
     BackendError,
@@ -44,6 +45,7 @@ __all__ = [
     "ModelLoadError",
     "NextTokenLogprobs",
     "PromptTooLong",
+    "SAMPLING_RANGES",
     "TextDelta",
     "TextScore",
     "ToolCall",

@@ -16,8 +16,30 @@ FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
 
 
 @dataclass(frozen=True)
+class KnobRange:
+    """The values a sampling knob may take (both ends included) and the step its slider moves by."""
+
+    low: float
+    high: float
+    step: float
+
+
+# The one place a sampling knob's bounds are declared: GenerationParams checks them, the preset
+# schema's `generation:` fields, the Chat tab's sliders and chat import all follow from here.
+SAMPLING_RANGES = {
+    "temperature": KnobRange(0.0, 2.0, 0.05),
+    "top_p": KnobRange(0.01, 1.0, 0.01),
+    "top_k": KnobRange(1, 1000, 1),
+    "max_new_tokens": KnobRange(1, 32768, 1),
+    "repetition_penalty": KnobRange(0.5, 2.0, 0.01),
+}
+_SEED_RANGE = (0, 2**63 - 1)  # what the engines' random generators take
+
+
+@dataclass(frozen=True)
 class GenerationParams:
-    """Sampling knobs shared by every backend; each maps them onto its engine's own names."""
+    """Sampling knobs shared by every backend; each maps them onto its engine's own names.
+    Out-of-range values raise ValueError naming the knob (see SAMPLING_RANGES)."""
 
     temperature: float = 0.7
     top_p: float = 0.95
@@ -29,6 +51,24 @@ class GenerationParams:
     # generate exactly max_new_tokens (a load test's fixed output length, as LMDeploy's
     # profile_throughput runs); never set from the Chat tab
     ignore_eos: bool = False
+
+    def __post_init__(self):
+        for name, allowed in SAMPLING_RANGES.items():
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not allowed.low <= value <= allowed.high
+            ):
+                raise ValueError(f"{name} must be between {allowed.low:g} and {allowed.high:g} ({value!r} given)")
+        if self.seed is not None and (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not _SEED_RANGE[0] <= self.seed <= _SEED_RANGE[1]
+        ):
+            raise ValueError(
+                f"seed must be a whole number from 0 to 2**63 - 1, or none for random ({self.seed!r} given)"
+            )
 
     def as_dict(self) -> dict:
         data = dataclasses.asdict(self)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from backends import BackendSpec, EngineOptions, GenerationParams
+from backends import SAMPLING_RANGES, BackendSpec, EngineOptions, GenerationParams
 
 # Fields that only mean something to an in-process LMDeploy engine.
 LMDEPLOY_ONLY = (
@@ -27,16 +27,22 @@ LMDEPLOY_ONLY = (
 )
 
 
+def _knob(name: str):
+    """A sampling default within the bounds GenerationParams enforces (so the Chat tab takes it)."""
+    allowed = SAMPLING_RANGES[name]
+    return Field(None, ge=allowed.low, le=allowed.high)
+
+
 class GenerationDefaults(BaseModel):
     """Sampling defaults the Chat tab starts from; unset ones keep the console's."""
 
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=1, le=1000)
-    max_new_tokens: int | None = Field(None, ge=1, le=131072)
-    repetition_penalty: float | None = Field(None, gt=0, le=3)
+    temperature: float | None = _knob("temperature")
+    top_p: float | None = _knob("top_p")
+    top_k: int | None = _knob("top_k")
+    max_new_tokens: int | None = _knob("max_new_tokens")
+    repetition_penalty: float | None = _knob("repetition_penalty")
 
     def apply_to(self, params: GenerationParams) -> GenerationParams:
         return replace(params, **self.model_dump(exclude_none=True))

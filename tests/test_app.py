@@ -47,6 +47,13 @@ def test_empty_message_sends_nothing(app_url):
     assert chatbot == [] and kept == "   "
 
 
+def test_a_seed_beyond_64_bits_sends_nothing_and_keeps_the_message(app_url):
+    chatbot, kept = Client(app_url, verbose=False).predict(
+        message="What is 2+3?", seed=2**70, max_new_tokens=8, api_name="/chat"
+    )
+    assert chatbot == [] and kept == "What is 2+3?"
+
+
 def test_stop_ends_the_streaming_chat_of_the_same_client(app_url):
     client = Client(app_url, verbose=False)
     job = client.submit(

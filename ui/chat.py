@@ -8,7 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from backends import GenerationParams
+from backends import SAMPLING_RANGES, GenerationParams
 from console.chat import ChatSession, Turn, message_problem, stream_reply
 from console.core import Console
 from console.transcript import TranscriptError, export_chat, import_chat
@@ -45,15 +45,11 @@ def build_tab(console: Console) -> list:
         with gr.Column(scale=1):
             system = gr.Textbox("", label="System prompt", lines=3)
             with gr.Accordion("Generation", open=True):
-                temperature = gr.Slider(
-                    0, 2, defaults.temperature, step=0.05, label="temperature (0 = greedy)", elem_id="temperature"
-                )
-                top_p = gr.Slider(0.01, 1, defaults.top_p, step=0.01, label="top_p")
-                top_k = gr.Slider(1, 200, defaults.top_k, step=1, label="top_k")
-                max_new = gr.Slider(
-                    1, 8192, defaults.max_new_tokens, step=1, label="max_new_tokens", elem_id="max-new-tokens"
-                )
-                repetition = gr.Slider(0.8, 2, defaults.repetition_penalty, step=0.01, label="repetition_penalty")
+                temperature = _slider("temperature", defaults, "temperature (0 = greedy)", elem_id="temperature")
+                top_p = _slider("top_p", defaults)
+                top_k = _slider("top_k", defaults)
+                max_new = _slider("max_new_tokens", defaults, elem_id="max-new-tokens")
+                repetition = _slider("repetition_penalty", defaults)
                 seed = gr.Number(-1, precision=0, label="seed (-1 = random)")
                 stops = gr.Textbox("", label="stop words (one a line; \\n for newline)", lines=2)
 
@@ -68,9 +64,12 @@ def build_tab(console: Console) -> list:
             gr.Warning(problem)
             yield chatbot_messages(state), state, message
             return
-        _apply_knobs(
+        if problem := _apply_knobs(
             state, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words
-        )
+        ):
+            gr.Warning(problem)
+            yield chatbot_messages(state), state, message
+            return
         state.turns.append(Turn("user", message))
         async for painted in _stream(console, state):
             yield painted, state, ""
@@ -83,9 +82,12 @@ def build_tab(console: Console) -> list:
             gr.Warning("Nothing to regenerate yet.")
             yield chatbot_messages(state), state
             return
-        _apply_knobs(
+        if problem := _apply_knobs(
             state, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words
-        )
+        ):
+            gr.Warning(problem)
+            yield chatbot_messages(state), state
+            return
         if state.turns[-1].role == "assistant":
             state.turns.pop()
         async for painted in _stream(console, state):
@@ -157,19 +159,30 @@ async def _stream(console: Console, state: ChatSession):
         gr.Warning(error)
 
 
+def _slider(name: str, defaults: GenerationParams, label: str | None = None, **kwargs) -> gr.Slider:
+    allowed = SAMPLING_RANGES[name]
+    value = getattr(defaults, name)
+    return gr.Slider(allowed.low, allowed.high, value, step=allowed.step, label=label or name, **kwargs)
+
+
 def _apply_knobs(
     state: ChatSession, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words
-) -> None:
-    state.system_prompt = system_prompt or ""
-    state.params = GenerationParams(
-        temperature=float(temperature),
-        top_p=float(top_p),
-        top_k=int(top_k),
-        max_new_tokens=int(max_new_tokens),
-        repetition_penalty=float(repetition_penalty),
-        seed=None if seed is None or seed < 0 else int(seed),
-        stop=parse_stop_words(stop_words or ""),
-    )
+) -> str | None:
+    """Take the knobs into the session; a value out of range is refused with what to change."""
+    try:
+        params = GenerationParams(
+            temperature=float(temperature),
+            top_p=float(top_p),
+            top_k=int(top_k),
+            max_new_tokens=int(max_new_tokens),
+            repetition_penalty=float(repetition_penalty),
+            seed=None if seed is None or seed < 0 else int(seed),
+            stop=parse_stop_words(stop_words or ""),
+        )
+    except (ValueError, OverflowError) as exc:
+        return str(exc)
+    state.system_prompt, state.params = system_prompt or "", params
+    return None
 
 
 def _knob_values(state: ChatSession) -> tuple:
