@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib.util
+import logging
 import subprocess
 import sys
 import time
@@ -35,6 +36,8 @@ from .chat import RepaintPacer
 from .jobs import JobSlot
 from .paths import ModelRoots
 from .reproduce import reproduce
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -238,13 +241,18 @@ class Console:
             await self._retire(why or f"the engine is being switched to {name!r}; try again in a minute")
         try:
             backend, reason = await create_backend(spec)
-        except BackendError as exc:
+        except BaseException as exc:  # every failure, expected or not, ends in "what happened + the way back"
+            what = _failure(exc)
             self.sampler.mark(f"load failed: {name}")
             if needs_gpu:
                 back = f"use 'Back to {old_name}'" if old_name else "pick another preset"
-                self._backend = NoEngine(f"no engine is running: loading {name!r} failed ({exc}); {back}")
+                self._backend = NoEngine(f"no engine is running: loading {name!r} failed ({what}); {back}")
                 self._preset, self._previous = None, old_name or self._previous
-            raise SwitchFailed(f"loading preset {name!r} failed: {exc}") from exc
+            if not isinstance(exc, Exception):
+                raise  # cancelled (a job's Cancel): the state above says what happened
+            if not isinstance(exc, BackendError):
+                logger.exception("loading %r failed unexpectedly", name)  # a fault: keep its traceback
+            raise SwitchFailed(f"loading preset {name!r} failed: {what}") from exc
         if not needs_gpu:
             await old.close()
         return backend, reason
@@ -338,6 +346,14 @@ class Console:
 
     def _name_engine_process(self) -> None:
         self.sampler.name_process(getattr(self._backend, "pid", None), "engine worker")
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, BackendError):
+        return str(exc)
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    return f"unexpected {type(exc).__name__}: {exc}"
 
 
 def _turbomind_loads() -> bool:

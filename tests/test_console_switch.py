@@ -114,3 +114,23 @@ async def test_a_job_keeps_its_engine_and_cancel_during_a_load_test_frees_it(tmp
 
 async def _collect(stream) -> list:
     return [delta async for delta in stream]
+
+
+@pytest.mark.parametrize("fault", [RuntimeError("CUDA driver gone"), KeyError("model_type")])
+async def test_an_unexpected_error_while_loading_ends_in_what_happened_and_the_way_back(monkeypatch, fault):
+    """Not only BackendError: any failure leaves "loading failed (why); pick another preset", never
+    "the engine is being switched" for good (issue 19)."""
+    import console.core
+    from backends import BackendSpec
+    from console.core import SwitchFailed
+
+    async def broken(spec):
+        raise fault
+
+    monkeypatch.setattr(console.core, "create_backend", broken)
+    console = Console(NoEngine("none"), "test", spec=BackendSpec(kind="lmdeploy"))
+    with pytest.raises(SwitchFailed, match=f"failed: unexpected {type(fault).__name__}"):
+        await console.restart()
+    reason = console.state().info.details["reason"]
+    assert "restarting" not in reason and f"unexpected {type(fault).__name__}" in reason
+    assert reason.endswith("pick another preset")
