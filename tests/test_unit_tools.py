@@ -16,7 +16,7 @@ from backends import (
     ToolCallPiece,
 )
 from backends.tool_prompt import forced_call_schema, parse_tool_calls, strip_tool_calls, tool_messages
-from tools.definitions import ToolDefinitionError, parse_tools
+from tools.definitions import ToolDefinitionError, ToolDefinitions, parse_tools
 from tools.loop import run_tool_loop
 from tools.scenarios import SCENARIOS, tool_choice_value
 from tools.toolbox import BUILTIN, Tool, run_tool
@@ -38,7 +38,7 @@ def test_builtin_tools_run_with_checked_arguments():
     ("arguments", "complaint"),
     [
         ("{a: 3}", "not JSON"),
-        ('{"a": 3}', "do not fit the schema at arguments: 'b' is a required property"),
+        ('{"a": 3}', "do not fit add's schema at arguments: 'b' is a required property"),
         ('{"a": "3", "b": 5}', "at a: '3' is not of type 'number'"),
         ('{"a": 1, "b": 2, "rm": "-rf"}', "Additional properties are not allowed"),
     ],
@@ -93,7 +93,7 @@ def test_bad_tool_definitions_say_what_and_where(text, complaint):
 
 def test_every_scenario_is_valid():
     for scenario in SCENARIOS.values():
-        assert parse_tools(json.dumps(scenario.tools)) == scenario.tools
+        assert parse_tools(json.dumps(scenario.tools)) == ToolDefinitions(scenario.tools)
 
 
 def test_tool_prompt_for_templates_without_tools():
@@ -203,7 +203,7 @@ async def test_parallel_calls_and_every_kind_of_bad_call():
     assert [r.ok for r in results] == [True, False, False, False, False]
     assert "no tool named 'divide'" in results[1].content
     assert "not a tool call" in results[2].content
-    assert "do not fit the schema" in results[3].content
+    assert "do not fit add's schema" in results[3].content
     assert "schema-only: type its result under Mock results" in results[4].content
     assert run.steps[-1].content == "done"  # the session went on
 
@@ -332,3 +332,77 @@ def test_the_round_being_written_shows_in_the_transcript():
     assert _talk_views(talk)[0][-1]["content"] == 'calling … {"name": "add", "argu ▌'
     talk.live_calls = {0: ["add", '{"a": 3'], 1: ["multiply", ""]}  # a parser's pieces, two calls at once
     assert _talk_views(talk)[0][-1]["content"] == 'calling add {"a": 3\ncalling multiply  ▌'
+
+
+# LMDeploy's own tools example (docs/en/llm/api_server_tools.md, as the InternLM tutorial runs it):
+# Python type names where JSON Schema has its own.
+LMDEPLOY_DOCS_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "add",
+            "description": "Compute the sum of two numbers",
+            "parameters": {
+                "type": "object",
+                "properties": {"a": {"type": "int", "description": "A number"}, "b": {"type": "int"}},
+                "required": ["a", "b"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "mul",
+            "parameters": {"type": "object", "properties": {"a": {"type": "float"}, "b": {"type": "float"}}},
+        },
+    },
+]
+
+
+def test_python_type_names_are_read_as_json_schema_s_and_said_so():
+    definitions = parse_tools(json.dumps(LMDEPLOY_DOCS_TOOLS))
+    add = definitions.tools[0]["function"]["parameters"]["properties"]
+    assert add["a"]["type"] == "integer" and definitions.tools[1]["function"]["parameters"]["properties"]["b"] == {
+        "type": "number"
+    }
+    assert definitions.notes == (
+        "add: read the type names int -> integer as JSON Schema's",
+        "mul: read the type names float -> number as JSON Schema's",
+    )
+    with pytest.raises(ToolDefinitionError, match="'integr' is not valid"):  # what is really malformed still is
+        parse_tools(
+            json.dumps(
+                [
+                    {
+                        **ADD.spec(),
+                        "function": {
+                            "name": "f",
+                            "parameters": {"type": "object", "properties": {"a": {"type": "integr"}}},
+                        },
+                    }
+                ]
+            )
+        )
+
+
+def test_tools_nested_thousands_deep_are_refused_with_a_reason():
+    with pytest.raises(ToolDefinitionError, match="nested too deeply"):
+        parse_tools("[" * 5000 + "]" * 5000)
+
+
+async def test_the_user_s_own_add_runs_the_built_in_where_both_schemas_take_the_call():
+    model = ScriptedToolModel(
+        [ToolCall("c1", "add", '{"a": 3, "b": 5}'), Finish("tool_calls")],
+        [ToolCall("c2", "add", '{"a": 3.5, "b": 5}'), Finish("tool_calls")],
+        [ToolCall("c3", "add", '{"a": 3}'), Finish("tool_calls")],
+        [TextDelta("done"), Finish("stop")],
+    )
+    tools = parse_tools(json.dumps(LMDEPLOY_DOCS_TOOLS)).tools
+    run = await final(run_tool_loop(model, "3 + 5?", tools, notes=("a note",)))
+    assert run.steps[1].kind == "note" and run.steps[1].content == "a note"
+    results = [s for s in run.steps if s.kind == "tool_result"]
+    assert (results[0].ok, results[0].content) == (True, "8")
+    assert (
+        not results[1].ok and "your definition of add's schema at a: 3.5 is not of type 'integer'" in results[1].content
+    )
+    assert not results[2].ok and "'b' is a required property" in results[2].content

@@ -3,23 +3,50 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import jsonschema
+
+# Python's type names, as LMDeploy's own tools example and many tutorials write them ("type": "int"),
+# for JSON Schema's; api_server takes them, so the console does too, and says what it read them as.
+_TYPE_ALIASES = {
+    "int": "integer",
+    "float": "number",
+    "str": "string",
+    "bool": "boolean",
+    "dict": "object",
+    "list": "array",
+}
 
 
 class ToolDefinitionError(ValueError):
     """A tools document that cannot be used; the message says what and where."""
 
 
-def parse_tools(text: str) -> list[dict]:
+@dataclass(frozen=True)
+class ToolDefinitions:
+    """Checked tools, and notes on what was read differently from how it was written."""
+
+    tools: list[dict]
+    notes: tuple[str, ...] = ()
+
+
+def parse_tools(text: str) -> ToolDefinitions:
     """A JSON list of {"type": "function", "function": {"name", "description", "parameters"}}."""
+    try:
+        return _parse(text)
+    except RecursionError as exc:
+        raise ToolDefinitionError("the tools are nested too deeply to be a tool definition") from exc
+
+
+def _parse(text: str) -> ToolDefinitions:
     try:
         tools = json.loads(text or "[]")
     except json.JSONDecodeError as exc:
         raise ToolDefinitionError(f"not JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from exc
     if not isinstance(tools, list):
         raise ToolDefinitionError("the tools must be a JSON list of tool objects")
-    names = set()
+    names, notes = set(), []
     for i, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(function, dict):
@@ -30,8 +57,27 @@ def parse_tools(text: str) -> list[dict]:
         if name in names:
             raise ToolDefinitionError(f"[{i}].function.name: {name!r} is defined twice")
         names.add(name)
-        _check_parameters(function.get("parameters", {"type": "object", "properties": {}}), f"[{i}] ({name})")
-    return tools
+        parameters = function.get("parameters", {"type": "object", "properties": {}})
+        if renamed := _standard_types(parameters):
+            notes.append(f"{name}: read the type names {', '.join(renamed)} as JSON Schema's")
+        _check_parameters(parameters, f"[{i}] ({name})")
+    return ToolDefinitions(tools, tuple(notes))
+
+
+def _standard_types(schema) -> list[str]:
+    """Replace Python type names in a schema by JSON Schema's, in place; what was replaced."""
+    renamed = []
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "type" and isinstance(value, str) and value in _TYPE_ALIASES:
+                schema[key] = _TYPE_ALIASES[value]
+                renamed.append(f"{value} -> {schema[key]}")
+            else:
+                renamed += _standard_types(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            renamed += _standard_types(item)
+    return list(dict.fromkeys(renamed))
 
 
 def _check_parameters(schema: object, where: str) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from backends import Backend, BackendError, ChatRequest, Finish, GenerationParams, TextDelta, ToolCall, ToolCallPiece
 from backends.tool_prompt import strip_tool_calls
 
-from .toolbox import BUILTIN, ToolOutcome, run_tool
+from .toolbox import BUILTIN, ToolOutcome, argument_problem, run_tool
 
 MAX_ROUNDS = 8
 
@@ -26,7 +26,7 @@ MAX_ROUNDS = 8
 class Step:
     """One line of the transcript: what the model said, a call it made, or what came back."""
 
-    kind: str  # "user", "assistant", "tool_call", "tool_result", "error"
+    kind: str  # "user", "assistant", "tool_call", "tool_result", "error", "note"
     content: str
     name: str = ""
     ok: bool = True
@@ -66,9 +66,11 @@ class ToolConversation:
         tool_choice: str | dict = "auto",
         max_rounds: int = 4,
         tool_prompt: str = "model",
+        notes: tuple[str, ...] = (),
     ):
+        """`notes`: what the console read differently in the tool definitions, shown after the prompt."""
         messages = [{"role": "user", "content": prompt}]
-        run = ToolRun([Step("user", prompt)])
+        run = ToolRun([Step("user", prompt), *(Step("note", note) for note in notes)])
         return cls(tools, tool_choice, min(max_rounds, MAX_ROUNDS), messages, run, tool_prompt=tool_prompt)
 
 
@@ -178,9 +180,10 @@ async def run_tool_loop(
     params: GenerationParams | None = None,
     max_rounds: int = 4,
     tool_prompt: str = "model",
+    notes: tuple[str, ...] = (),
 ) -> AsyncIterator[ToolRun]:
     """Ask, run the calls, repeat without stopping; yield the transcript after every round."""
-    conversation = ToolConversation.start(prompt, tools, tool_choice, max_rounds, tool_prompt)
+    conversation = ToolConversation.start(prompt, tools, tool_choice, max_rounds, tool_prompt, notes)
     while not conversation.finished:
         async for _ in ask_model(backend, conversation, params):
             pass
@@ -197,10 +200,15 @@ def _run_call(call: ToolCall, tools: list[dict], mock_results: dict[str, str]) -
     if call.name not in defined:
         return ToolOutcome(False, f"there is no tool named {call.name!r}; the tools are: {', '.join(defined)}")
     builtin = BUILTIN.get(call.name)
-    if builtin and defined[call.name]["function"].get("parameters") == builtin.parameters:
+    parameters = defined[call.name]["function"].get("parameters", {"type": "object"})
+    if builtin and parameters == builtin.parameters:
         return run_tool(builtin, call.arguments)
     if call.name in mock_results:  # a schema-only tool: its result is what the user typed
         return ToolOutcome(True, str(mock_results[call.name]))
+    if builtin:  # the user's own definition of a built-in's name: run it where both schemas take the call
+        if problem := argument_problem(call.arguments, parameters, f"your definition of {call.name}'s"):
+            return ToolOutcome(False, problem)
+        return run_tool(builtin, call.arguments)
     return ToolOutcome(False, f"{call.name} is schema-only: type its result under Mock results to go on")
 
 

@@ -153,20 +153,27 @@ BUILTIN: dict[str, Tool] = {
 }
 
 
+def argument_problem(arguments: str, schema: dict, whose: str = "the") -> str | None:
+    """Why a call's arguments (JSON text) do not fit a parameters schema, or None where they do."""
+    try:
+        parsed = json.loads(arguments or "{}")
+    except (json.JSONDecodeError, RecursionError) as exc:
+        return f"the arguments are not JSON: {exc}"
+    try:
+        jsonschema.validate(parsed, schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "arguments"
+        return f"the arguments do not fit {whose} schema at {where}: {exc.message}"
+    return None
+
+
 def run_tool(
     tool: Tool, arguments: str, time_limit_s: float = TIME_LIMIT_S, max_chars: int = MAX_RESULT_CHARS
 ) -> ToolOutcome:
     """Parse, check and run one call; every failure is an outcome, never an exception."""
-    try:
-        parsed = json.loads(arguments or "{}")
-    except json.JSONDecodeError as exc:
-        return ToolOutcome(False, f"the arguments are not JSON: {exc}")
-    try:
-        jsonschema.validate(parsed, tool.parameters)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "arguments"
-        return ToolOutcome(False, f"the arguments do not fit the schema at {where}: {exc.message}")
-    future = _RUNNER.submit(tool.run, **parsed)
+    if problem := argument_problem(arguments, tool.parameters, f"{tool.name}'s"):
+        return ToolOutcome(False, problem)
+    future = _RUNNER.submit(tool.run, **json.loads(arguments or "{}"))
     try:
         result = future.result(timeout=time_limit_s)
     except FutureTimeout:

@@ -9,7 +9,7 @@ import gradio as gr
 
 from console.chat import REPAINT_S
 from console.core import Console
-from tools.definitions import ToolDefinitionError, parse_tools, tool_names
+from tools.definitions import ToolDefinitionError, ToolDefinitions, parse_tools, tool_names
 from tools.loop import (
     MAX_ROUNDS,
     ToolConversation,
@@ -92,20 +92,22 @@ def build_tab(console: Console) -> tuple:
 
     def refresh_choices(text, current):
         try:
-            return gr.Dropdown(choices=_choices(parse_tools(text)), value=current)
+            return gr.Dropdown(choices=_choices(parse_tools(text).tools), value=current)
         except ToolDefinitionError:
             return gr.Dropdown()
 
     async def run_clicked(prompt_text, tools_text, selected, max_rounds, mocks_text, step_mode, prompt_kind):
         """Run the loop, painting each round as the model writes it; step mode stops before the tools run."""
         try:
-            tools, mock_results = _checked_inputs(console, prompt_text, tools_text, mocks_text)
+            definitions, mock_results = _checked_inputs(console, prompt_text, tools_text, mocks_text)
         except ValueError as exc:
             gr.Warning(str(exc))
             yield *_run_views(str(exc)), *_no_step()
             return
         choice = tool_choice_value(selected or "auto")
-        talk = ToolConversation.start(prompt_text, tools, choice, int(max_rounds), prompt_kind or "model")
+        talk = ToolConversation.start(
+            prompt_text, definitions.tools, choice, int(max_rounds), prompt_kind or "model", definitions.notes
+        )
         async for views in _play(console, talk, mock_results, step_mode):
             yield views
 
@@ -161,7 +163,7 @@ def build_tab(console: Console) -> tuple:
 async def _tool_call(console: Console, prompt, tools_text, selected, max_rounds, mocks_text, tool_prompt):
     """Validate the inputs, then the loop's transcripts; a string says what is wrong instead."""
     try:
-        tools, mock_results = _checked_inputs(console, prompt, tools_text, mocks_text)
+        definitions, mock_results = _checked_inputs(console, prompt, tools_text, mocks_text)
         if tool_prompt not in ("model", "console"):
             raise ValueError(f"tool_prompt is model or console, not {tool_prompt!r}")
     except ValueError as exc:
@@ -169,22 +171,29 @@ async def _tool_call(console: Console, prompt, tools_text, selected, max_rounds,
         return
     choice = tool_choice_value(selected or "auto")
     async for run in run_tool_loop(
-        console.backend, prompt, tools, choice, mock_results, max_rounds=int(max_rounds), tool_prompt=tool_prompt
+        console.backend,
+        prompt,
+        definitions.tools,
+        choice,
+        mock_results,
+        max_rounds=int(max_rounds),
+        tool_prompt=tool_prompt,
+        notes=definitions.notes,
     ):
         yield run
 
 
-def _checked_inputs(console: Console, prompt, tools_text, mocks_text) -> tuple[list[dict], dict]:
+def _checked_inputs(console: Console, prompt, tools_text, mocks_text) -> tuple[ToolDefinitions, dict]:
     """The tools and mock results; ValueError says what is wrong."""
     if not console.backend.supports_tools:
         raise ValueError(_support_note(console))
     if not prompt or not prompt.strip():
         raise ValueError("Type a prompt first.")
     try:
-        tools = parse_tools(tools_text)
+        definitions = parse_tools(tools_text)
     except ToolDefinitionError as exc:
         raise ValueError(f"Tools: {exc}") from exc
-    return tools, _mock_results(mocks_text)
+    return definitions, _mock_results(mocks_text)
 
 
 def _mock_results(text) -> dict:
@@ -295,6 +304,8 @@ def _messages(run: ToolRun) -> list[dict]:
             verb = "returned" if step.ok else "failed:"
             title = f"{step.name or 'call'} {verb} {_short(step.content)}"
             rendered.append({"role": "assistant", "content": step.content, "metadata": {"title": title}})
+        elif step.kind == "note":
+            rendered.append({"role": "assistant", "content": step.content, "metadata": {"title": "Note"}})
         else:
             rendered.append({"role": "assistant", "content": f"**{step.content}**"})
     return rendered
