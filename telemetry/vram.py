@@ -144,23 +144,34 @@ class VramSampler:
             return (), self._nvml_error
         nvml = self._nvml
         try:
-            readings = []
-            for index in range(nvml.nvmlDeviceGetCount()):
-                handle = nvml.nvmlDeviceGetHandleByIndex(index)
-                memory = nvml.nvmlDeviceGetMemoryInfo(handle)
-                readings.append(
-                    GpuReading(
-                        index=index,
-                        name=_text(nvml.nvmlDeviceGetName(handle)),
-                        used_mib=memory.used / MIB,
-                        total_mib=memory.total / MIB,
-                        util_pct=_utilization(nvml, handle),
-                        processes=self._processes(nvml, handle),
-                    )
-                )
-            return tuple(readings), None
+            count = nvml.nvmlDeviceGetCount()
         except nvml.NVMLError as exc:
             return (), f"NVML error: {exc}"
+        # one GPU at a time, as nvitop does: a card NVML cannot read leaves the others on the page
+        readings, problems = [], []
+        for index in range(count):
+            try:
+                readings.append(self._read_gpu(nvml, index))
+            except nvml.NVMLError as exc:
+                problems.append(f"GPU {index}: NVML error: {exc}")
+        return tuple(readings), "; ".join(problems) or None
+
+    def _read_gpu(self, nvml, index: int) -> GpuReading:
+        """One GPU's memory (which it cannot do without), with its name, load and processes where NVML gives them."""
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+        try:
+            name = _text(nvml.nvmlDeviceGetName(handle))
+        except nvml.NVMLError:
+            name = f"GPU {index}"
+        return GpuReading(
+            index=index,
+            name=name,
+            used_mib=memory.used / MIB,
+            total_mib=memory.total / MIB,
+            util_pct=_utilization(nvml, handle),
+            processes=self._processes(nvml, handle),
+        )
 
     def _processes(self, nvml, handle) -> tuple[ProcessMemory, ...]:
         try:

@@ -25,9 +25,13 @@ class ScriptedNvml:
         return self.gpus[index]
 
     def nvmlDeviceGetName(self, gpu):
+        if "name" not in gpu:
+            raise self.NVMLError("Not Supported")
         return gpu["name"].encode()
 
     def nvmlDeviceGetMemoryInfo(self, gpu):
+        if gpu.get("lost"):
+            raise self.NVMLError("GPU is lost")
         return SimpleNamespace(used=gpu["used_mib"] * 2**20, total=gpu["total_mib"] * 2**20)
 
     def nvmlDeviceGetUtilizationRates(self, gpu):

@@ -42,6 +42,14 @@ def test_an_nvml_error_mid_run_is_a_value_not_an_exception():
     assert "GPU is lost" in sampler.sample().error
 
 
+def test_a_gpu_nvml_cannot_read_leaves_the_others_and_says_which_failed():
+    lost = {**TWO_GPUS[0], "lost": True}
+    nameless = {key: value for key, value in TWO_GPUS[1].items() if key != "name"}
+    sample = VramSampler(nvml=ScriptedNvml([lost, nameless])).sample()
+    assert [(g.index, g.name, g.used_mib) for g in sample.gpus] == [(1, "GPU 1", 19456)]
+    assert sample.error == "GPU 0: NVML error: GPU is lost"
+
+
 def test_history_is_a_ring_and_events_are_kept():
     sampler = VramSampler(history=3, nvml=ScriptedNvml(TWO_GPUS))
     for _ in range(5):

@@ -56,7 +56,7 @@ def build_tab(console: Console) -> None:
 async def _source_note(console: Console, sample) -> str:
     backend = console.backend
     if hasattr(backend, "engine_metrics"):
-        return await _kv_in_use(backend) + "\n\nMemory read from NVML about once a second."
+        return await _kv_in_use(backend) + "\n\n" + _memory_source(sample)
     metrics_reader = getattr(backend, "server_metrics", None)
     if metrics_reader is not None:
         try:
@@ -65,9 +65,15 @@ async def _source_note(console: Console, sample) -> str:
             return f"The engine runs on a remote server; NVML here cannot see its GPU, and {exc}."
         lines = "\n".join(f"- `{name}`: {value:g}" for name, value in metrics.items()) or "- (no cache metrics)"
         return f"The engine runs on a remote server; from its `/metrics`:\n{lines}"
-    if sample.error:
+    return _memory_source(sample)
+
+
+def _memory_source(sample) -> str:
+    if sample.error and not sample.gpus:
         return f"{sample.error}. Showing the console process's memory instead."
-    return "Read from NVML about once a second."
+    if sample.error:
+        return f"Memory read from NVML about once a second; not shown: {sample.error}."
+    return "Memory read from NVML about once a second."
 
 
 async def _kv_in_use(backend) -> str:
