@@ -91,10 +91,30 @@ def command_line_spec(args: argparse.Namespace, roots):
     return BackendSpec(args.backend, model=model, base_url=args.base_url, api_key=args.api_key, engine=engine)
 
 
+def listens_beyond_this_machine(server_name: str) -> bool:
+    """Whether other machines can reach the address the console listens on (0.0.0.0, a LAN IP)."""
+    import ipaddress
+
+    if server_name == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(server_name).is_loopback
+    except ValueError:  # a host name: assume others can reach it
+        return True
+
+
 def check_sharing(args: argparse.Namespace, auth) -> str | None:
     """Refuse a public link nobody has to log in to, unless asked for in so many words;
-    returns the warning the page shows when it was."""
-    if not args.share or auth:
+    returns the warning the page shows when others can reach a console without a log-in."""
+    if auth:
+        return None
+    if not args.share:
+        if listens_beyond_this_machine(args.server_name):
+            return (
+                f"This console listens on {args.server_name} without a log-in: anyone who can reach it can chat, and "
+                "nobody can switch presets, restart the engine, compare or quantize. To manage it from here, "
+                "restart it with --auth (and --admin)."
+            )
         return None
     if not args.share_without_auth:
         raise SystemExit(
@@ -106,14 +126,15 @@ def check_sharing(args: argparse.Namespace, auth) -> str | None:
 
 
 def access_policy(args: argparse.Namespace, auth):
-    """Admins must be users who can log in; without log-ins a shared console has no admin."""
+    """Admins must be users who can log in; without log-ins, a console others can reach has no admin."""
     from console.access import AccessPolicy
 
     users = {user for user, _ in auth or []}
     unknown = sorted(set(args.admin) - users)
     if unknown:
         raise SystemExit(f"--admin {', '.join(unknown)}: not a user of --auth")
-    return AccessPolicy(logins=bool(auth), admins=frozenset(args.admin), shared_publicly=args.share)
+    reachable = args.share or listens_beyond_this_machine(args.server_name)
+    return AccessPolicy(logins=bool(auth), admins=frozenset(args.admin), reachable_by_others=reachable)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,15 +14,16 @@ class NotAllowed(PermissionError):
 class AccessPolicy:
     """`logins`: the console asks for a log-in. `admins`: who may change the engine; with
     log-ins and no admins named, every user who can log in is one. Without log-ins, the
-    console is private (localhost) and its one user is the admin, unless it is shared."""
+    console is private (it listens on this machine only) and its one user is the admin, unless
+    others can reach it (a public link, or an address other machines reach): then nobody is."""
 
     logins: bool = False
     admins: frozenset[str] = frozenset()
-    shared_publicly: bool = False
+    reachable_by_others: bool = False
 
     def is_admin(self, username: str | None) -> bool:
         if not self.logins:
-            return not self.shared_publicly
+            return not self.reachable_by_others
         return not self.admins or username in self.admins
 
     def require_admin(self, username: str | None, action: str) -> None:

@@ -13,13 +13,37 @@ from tests.conftest import QUANTIZE_ARGS, free_port, start_process, stop_process
 def test_policy():
     private = AccessPolicy()
     assert private.is_admin(None)
-    assert not AccessPolicy(shared_publicly=True).is_admin(None)
+    assert not AccessPolicy(reachable_by_others=True).is_admin(None)
     everyone = AccessPolicy(logins=True)
     assert everyone.is_admin("bob")
     named = AccessPolicy(logins=True, admins=frozenset({"ann"}))
     assert named.is_admin("ann") and not named.is_admin("bob")
     with pytest.raises(NotAllowed, match="only admins can switch presets; 'bob' is not one"):
         named.require_admin("bob", "switch presets")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "admin", "warned"),
+    [
+        ([], True, False),
+        (["--server-name", "localhost"], True, False),
+        (["--server-name", "127.0.0.2"], True, False),
+        (["--server-name", "0.0.0.0"], False, True),
+        (["--server-name", "192.168.1.20"], False, True),
+        (["--server-name", "gpu-box.lan"], False, True),
+        (["--share", "--share-without-auth"], False, True),
+    ],
+)
+def test_without_a_log_in_only_a_console_nobody_else_reaches_has_an_admin(arguments, admin, warned):
+    args = app.parse_args(arguments)
+    assert app.access_policy(args, auth=None).is_admin(None) is admin
+    assert (app.check_sharing(args, auth=None) is not None) is warned
+    assert app.check_sharing(args, auth=[("ann", "pw")]) is None  # with log-ins, --admin decides
+
+
+def test_listening_on_all_interfaces_says_who_can_do_what():
+    warning = app.check_sharing(app.parse_args(["--server-name", "0.0.0.0"]), auth=None)
+    assert "listens on 0.0.0.0 without a log-in" in warning and "restart it with --auth" in warning
 
 
 def test_admins_must_be_users():
