@@ -63,15 +63,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="allow --share without --auth: anyone with the link can use the console and its GPU",
     )
-    parser.add_argument("--auth", help=f"USER:PASSWORD, or a file of such lines (or set ${AUTH_ENV})")
+    parser.add_argument(
+        "--auth",
+        action="append",
+        help=f"USER:PASSWORD, or a file of such lines (repeatable, mixed as you like; or set ${AUTH_ENV})",
+    )
     return parser.parse_args(argv)
 
 
-def load_auth(value: str | None) -> list[tuple[str, str]] | None:
-    """Credentials from --auth or the environment: `user:password`, or a file of such lines."""
-    value = value or os.environ.get(AUTH_ENV)
-    if not value:
+def load_auth(values: list[str] | str | None) -> list[tuple[str, str]] | None:
+    """Credentials from every --auth (each `user:password` or a file of such lines), else the
+    environment's; a user named twice is refused rather than one password silently winning."""
+    if isinstance(values, str):
+        values = [values]
+    values = values or ([os.environ[AUTH_ENV]] if os.environ.get(AUTH_ENV) else [])
+    pairs = [pair for value in values for pair in _credentials(value)]
+    if not pairs:
         return None
+    users = [user for user, _ in pairs]
+    twice = sorted({user for user in users if users.count(user) > 1})
+    if twice:
+        raise SystemExit(f"--auth: {', '.join(twice)} given more than once; give each user one password")
+    return pairs
+
+
+def _credentials(value: str) -> list[tuple[str, str]]:
     path = Path(value)
     lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [value]
     pairs = [tuple(line.split(":", 1)) for line in lines if line.strip() and not line.startswith("#")]

@@ -24,6 +24,16 @@ def test_auth_from_value_file_and_environment(tmp_path, monkeypatch):
     assert app.load_auth(None) == [("env", "pw")]
 
 
+def test_auth_is_taken_several_times_and_mixed_with_files(tmp_path, monkeypatch):
+    monkeypatch.delenv(app.AUTH_ENV, raising=False)
+    users = tmp_path / "users"
+    users.write_text("ann:pw1\n")
+    args = app.parse_args(["--auth", str(users), "--auth", "bob:pw2"])
+    assert app.load_auth(args.auth) == [("ann", "pw1"), ("bob", "pw2")]
+    with pytest.raises(SystemExit, match="--auth: ann given more than once"):
+        app.load_auth([str(users), "ann:other"])
+
+
 def test_malformed_auth_is_refused(monkeypatch):
     monkeypatch.delenv(app.AUTH_ENV, raising=False)
     with pytest.raises(SystemExit, match="USER:PASSWORD"):
