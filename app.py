@@ -192,7 +192,15 @@ def main(argv: list[str] | None = None) -> None:
         max_file_size="5mb",
         enable_monitoring=False,
         footer_links=["api", "settings"],
+        quiet=True,  # Gradio's own lines tell a user of this command line to edit launch()
+        prevent_thread_lock=True,
     )
+    print(f"Running on {demo.local_url}", flush=True)
+    if demo.share_url:
+        print(f"Public link: {demo.share_url}", flush=True)
+    else:
+        print("For a public link, start it with --share and --auth (README: Sharing).", flush=True)
+    demo.block_thread()
 
 
 if __name__ == "__main__":
