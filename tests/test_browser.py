@@ -101,6 +101,8 @@ def test_vram_tab_shows_memory_without_a_gpu(page):
     wait_for_text(page, "vram-gauges", "console process memory", timeout=30_000)
     page.wait_for_timeout(2500)  # a few timeline points
     assert "Memory:" in page.locator("#compact-gauge").inner_text()
+    assert not page.locator("#vram-processes").is_visible()  # no GPU: no empty table, the note says why
+    assert "Showing the console process's memory instead" in page.get_by_text("no NVIDIA GPU is visible").inner_text()
     screenshot(page, "vram.png")
 
 

@@ -25,7 +25,10 @@ def build_tab(console: Console) -> None:
             breakdown = gr.Markdown(elem_id="vram-breakdown")
         with gr.Column():
             processes = gr.Dataframe(
-                headers=["GPU", "PID", "role", "MiB"], label="Processes on the GPUs", interactive=False
+                headers=["GPU", "PID", "role", "MiB"],
+                label="Processes on the GPUs",
+                interactive=False,
+                elem_id="vram-processes",
             )
             source = gr.Markdown()
     timer = gr.Timer(1.0)
@@ -38,7 +41,7 @@ def build_tab(console: Console) -> None:
             gauge_figure(sample),
             timeline_figure(sampler.history(WINDOW_S), sampler.events(WINDOW_S)),
             engine_card(state, sample, console.last_switch),
-            process_rows(sample),
+            gr.Dataframe(process_rows(sample), visible=bool(sample.gpus)),  # no GPU: the note says why
             note,
         )
 
