@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 
-from backends import Backend, BackendError, ChatRequest, Finish, GenerationParams, TextDelta, Usage
+from backends import Backend, BackendError, ChatRequest, Finish, GenerationParams, PromptTooLong, TextDelta, Usage
 
 MAX_MESSAGE_CHARS = 100_000  # ~25k tokens: past any context this console serves well, far below abuse
 REPAINT_S = 0.04
@@ -62,6 +62,7 @@ class ReplyStats:
     tokens_per_s: float | None = None
     finish: str = "generating"
     error: str | None = None
+    refused: bool = False  # the engine would not take the conversation (too long): nothing was generated
 
     def summary(self) -> str:
         parts = []
@@ -112,6 +113,16 @@ class ChatSession:
         text = self.turns[index].content
         del self.turns[index:]
         return text
+
+    def withdraw_refused(self) -> str | None:
+        """After a reply the engine refused outright (the conversation no longer fits), take the
+        last message and its refusal out of the chat, so that the next one can be sent, and give
+        the message back (for the input box); None when the last reply was not refused."""
+        reply = self.turns[-1] if self.turns else None
+        if reply is None or reply.role != "assistant" or not (reply.stats and reply.stats.refused):
+            return None
+        self.turns.pop()
+        return self.rewind_to_last_user()
 
     def stop_reply(self) -> bool:
         """Stop the reply streaming into this session, if one is: its backend stream ends now and
@@ -180,6 +191,7 @@ async def stream_reply(
             raise outcome
     except BackendError as exc:
         stats.finish, stats.error = "error", str(exc)
+        stats.refused = isinstance(exc, PromptTooLong) and not reply.content
     finally:
         # if the consumer went away (a closed page), the generation must not go on
         pump.cancel()

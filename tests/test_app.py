@@ -105,6 +105,14 @@ def test_a_megabyte_message_is_refused_and_the_chat_kept(app_url):
     assert len(chatbot) == 2 and len(kept) == 1_000_000
 
 
+def test_a_message_over_the_context_goes_back_to_the_box_and_the_next_one_works(app_url):
+    client = Client(app_url, verbose=False)
+    chatbot, kept = chat(client, "word " * 9000)  # over SmolLM2's 8,192-token context
+    assert chatbot == [] and kept == "word " * 9000
+    chatbot, _ = chat(client, "What is 2+3?")
+    assert len(chatbot) == 2 and "5" in texts(chatbot)[-1]
+
+
 def test_gradio_hardening_as_launched(app_url):
     """What `app.py` asks of Gradio, seen from outside: monitoring is off, an upload over 5 MB is
     refused before it is stored, and files outside Gradio's own folders are not served."""

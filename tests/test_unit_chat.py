@@ -1,7 +1,7 @@
 import asyncio
 from contextlib import AsyncExitStack
 
-from backends import BackendError, GenerationParams
+from backends import BackendError, GenerationParams, PromptTooLong
 from console.chat import ChatSession, RepaintPacer, ReplyStats, Turn, stream_reply
 from tests.scripted import ScriptedBackend
 
@@ -48,6 +48,22 @@ async def test_request_carries_history_system_prompt_and_params():
     assert request.params == params
     assert [m["role"] for m in request.messages] == ["system", "user", "assistant", "user"]
     assert request.messages[0]["content"] == "be brief"
+
+
+async def test_a_message_the_engine_refuses_as_too_long_goes_back_out_of_the_history():
+    session = ChatSession()
+    session.turns += [Turn("user", "earlier"), Turn("assistant", "answer"), Turn("user", "a very long one")]
+    await collect(ScriptedBackend([], fail_with=PromptTooLong("over the 2048-token session")), session)
+    assert session.turns[-1].stats.refused
+    assert session.withdraw_refused() == "a very long one"
+    assert [t.content for t in session.turns] == ["earlier", "answer"]  # the next message can be sent
+    assert session.withdraw_refused() is None  # only a refusal is withdrawn
+
+
+async def test_a_reply_cut_by_another_error_stays_in_the_chat():
+    session = session_with()
+    await collect(ScriptedBackend(["partial "], fail_with=PromptTooLong("ran out of session")), session)
+    assert not session.turns[-1].stats.refused and session.withdraw_refused() is None
 
 
 async def test_backend_error_keeps_the_partial_reply_and_the_chat():

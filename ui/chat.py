@@ -73,6 +73,8 @@ def build_tab(console: Console) -> list:
         state.turns.append(Turn("user", message))
         async for painted in _stream(console, state):
             yield painted, state, ""
+        if (refused := state.withdraw_refused()) is not None:  # back in the box, out of the history
+            yield chatbot_messages(state), state, refused
 
     async def regenerate_last(
         system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words, state
