@@ -59,20 +59,16 @@ QUESTIONS = "\n".join(
 
 def test_compare_with_a_load_test_and_both_quality_measures(client):
     progress, log, table, *_figures, notes, outputs, exports = client.predict(
-        ["cpu", "cpu-greedy"],
-        ["math"],
-        "",
-        16,
-        1,
-        False,  # perplexity
-        True,  # next-token agreement
-        False,  # built-in questions
-        QUESTIONS,
-        True,  # load test
-        4,  # requests
-        64,  # prompt tokens
-        8,  # output tokens
-        0,  # all at once
+        presets=["cpu", "cpu-greedy"],
+        names=["math"],
+        max_new_tokens=16,
+        requests_at_once=1,
+        with_perplexity=False,
+        own_questions=QUESTIONS,
+        load_test=True,
+        load_requests=4,
+        load_prompt_tokens=64,
+        load_output_tokens=8,
         api_name="/compare",
     )
     assert progress.startswith("Done"), progress
@@ -96,49 +92,28 @@ def test_compare_with_a_load_test_and_both_quality_measures(client):
 
 
 def test_compare_refuses_bad_load_settings_before_anything_runs(client):
+    two = {"presets": ["cpu", "cpu-greedy"], "names": ["math"], "api_name": "/compare"}
     with pytest.raises(Exception, match="requests must be between 1 and 1024"):
-        client.predict(
-            ["cpu", "cpu-greedy"],
-            ["math"],
-            "",
-            16,
-            1,
-            False,
-            False,
-            False,
-            "",
-            True,
-            2000,
-            64,
-            8,
-            0,
-            api_name="/compare",
-        )
+        client.predict(**two, load_test=True, load_requests=2000)
     with pytest.raises(Exception, match="line 1: not JSON"):
-        client.predict(
-            ["cpu", "cpu-greedy"],
-            ["math"],
-            "",
-            16,
-            1,
-            False,
-            False,
-            False,
-            "oops",
-            False,
-            4,
-            64,
-            8,
-            0,
-            api_name="/compare",
-        )
+        client.predict(**two, own_questions="oops")
 
 
 def test_a_switch_is_refused_while_a_comparison_holds_the_engine(client):
     import time
 
     running = client.submit(
-        ["cpu", "cpu-greedy"], ["math"], "", 8, 1, False, False, False, "", True, 400, 64, 64, 0, api_name="/compare"
+        presets=["cpu", "cpu-greedy"],
+        names=["math"],
+        max_new_tokens=8,
+        requests_at_once=1,
+        with_perplexity=False,
+        with_agreement=False,
+        load_test=True,
+        load_requests=400,
+        load_prompt_tokens=64,
+        load_output_tokens=64,
+        api_name="/compare",
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # "broken" never loads: until the job runs, its own problem comes back

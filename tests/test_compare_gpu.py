@@ -72,17 +72,12 @@ def check_quality(reference, quantized) -> None:
     assert quantized.differs == "quant_policy 8 vs 0"
 
 
-async def test_load_test_and_quality_on_the_pytorch_engine():
-    results = await compare(("pt-bf16", "pt-kv8"), "smollm2-pytorch")
+@pytest.mark.parametrize(
+    ("engine", "reference", "quantized"), [("pytorch", "pt-bf16", "pt-kv8"), ("turbomind", "tm-bf16", "tm-kv8")]
+)
+async def test_load_test_and_quality_on_both_engines(engine, reference, quantized):
+    results = await compare((reference, quantized), f"smollm2-{engine}")
     for result in results.values():
-        assert result.engine == "pytorch"
+        assert result.engine == engine
         check_load(result)
-    check_quality(results["pt-bf16"], results["pt-kv8"])
-
-
-async def test_load_test_and_quality_on_turbomind():
-    results = await compare(("tm-bf16", "tm-kv8"), "smollm2-turbomind")
-    for result in results.values():
-        assert result.engine == "turbomind"
-        check_load(result)
-    check_quality(results["tm-bf16"], results["tm-kv8"])
+    check_quality(results[reference], results[quantized])
