@@ -67,7 +67,7 @@ async def test_nothing_listening_fails_fast_with_advice():
 
 async def test_server_error_keeps_its_message(openai_server):
     backend = await connect(openai_server)
-    request = ChatRequest([{"role": "user", "content": "hi"}], GenerationParams(max_new_tokens=-5))
+    request = ChatRequest([], GenerationParams(max_new_tokens=8))  # a chat with no message
     with pytest.raises(BackendError) as caught:
         [d async for d in backend.stream_chat(request)]
     assert openai_server["base_url"] in str(caught.value)
