@@ -35,7 +35,7 @@ def build_tab(console: Console) -> gr.CheckboxGroup:
         prompt_names = gr.CheckboxGroup(
             list(prompts), value=["short story", "math"], label="Prompts", elem_id="compare-prompts"
         )
-    own = gr.Textbox(label="Your prompts, one per line (added to the ones ticked)", lines=2)
+    own = gr.Textbox(label="Your prompts, one per line (added to the ones ticked)", lines=2, value="")
     with gr.Row():
         max_new = gr.Slider(8, 1024, value=128, step=8, label="Max new tokens", elem_id="compare-max-new")
         concurrency = gr.Slider(
