@@ -124,10 +124,14 @@ class ChatSession:
         self.turns.pop()
         return self.rewind_to_last_user()
 
+    def streaming(self) -> bool:
+        """A reply is streaming into this session now."""
+        return self.reply_task is not None and not self.reply_task.done()
+
     def stop_reply(self) -> bool:
         """Stop the reply streaming into this session, if one is: its backend stream ends now and
         the reply ends itself, keeping its text, with a last paint that says "stopped"."""
-        if self.reply_task is None or self.reply_task.done():
+        if not self.streaming():
             return False
         self.reply_task.cancel()
         return True

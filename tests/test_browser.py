@@ -83,6 +83,30 @@ def test_stop_keeps_the_partial_reply(page):
         ) from exc
 
 
+def test_the_box_is_the_user_s_while_a_reply_streams(page):
+    box = page.locator("#chat-input textarea")
+    set_slider(page, "temperature", 0)
+    set_slider(page, "max-new-tokens", 4000)
+    prompt = "Count from 1 to 2000, one number per line."  # greedy, from a clear chat it goes on for minutes
+    page.get_by_text("Clear", exact=True).click()  # with an earlier chat above it, the count ends soon
+    page.wait_for_function(f"() => !document.querySelector('#chatbot').innerText.includes({json.dumps(prompt)})")
+    box.fill(prompt)
+    box.press("Enter")
+    page.wait_for_function(  # the reply has begun to stream
+        f"() => document.querySelector('#chatbot').innerText.split({json.dumps(prompt)})[1]?.trim().length > 20",
+        timeout=120_000,
+    )
+    box.fill("Next question: what is 7*6?")  # typed while the reply streams
+    page.wait_for_timeout(1500)  # dozens of repaints
+    assert box.input_value() == "Next question: what is 7*6?"
+    box.press("Enter")  # sent while the reply streams: refused with a notice, never lost
+    page.get_by_text("A reply is still streaming").first.wait_for(timeout=30_000)
+    assert box.input_value() == "Next question: what is 7*6?"
+    assert page.locator("#chatbot").inner_text().count("Next question") == 0
+    page.locator("#stop").click()
+    wait_for_text(page, "chatbot", "stopped", timeout=60_000)
+
+
 def test_presets_tab_switches_the_engine_and_the_header_follows(page):
     page.get_by_role("tab", name="Presets").click()
     page.get_by_label("cpu-greedy", exact=True).check()

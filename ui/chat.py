@@ -60,6 +60,10 @@ def build_tab(console: Console) -> list:
         message, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words, state
     ):
         """Send a message and stream the reply."""
+        if state.streaming():  # one reply at a time in a chat; the message stays the user's
+            gr.Warning("A reply is still streaming: wait for it, or press Stop. Your message is kept in the box.")
+            yield gr.skip(), state, gr.skip()
+            return
         if problem := message_problem(message):
             gr.Warning(problem)
             yield chatbot_messages(state), state, message
@@ -71,8 +75,10 @@ def build_tab(console: Console) -> list:
             yield chatbot_messages(state), state, message
             return
         state.turns.append(Turn("user", message))
+        box = ""  # emptied once, with the first paint; after that the box is the user's to type in
         async for painted in _stream(console, state):
-            yield painted, state, ""
+            yield painted, state, box
+            box = gr.skip()
         if (refused := state.withdraw_refused()) is not None:  # back in the box, out of the history
             yield chatbot_messages(state), state, refused
 
@@ -80,6 +86,10 @@ def build_tab(console: Console) -> list:
         system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words, state
     ):
         """Generate the last reply again, with the current knobs."""
+        if state.streaming():
+            gr.Warning("A reply is still streaming: wait for it, or press Stop.")
+            yield gr.skip(), state
+            return
         if state.last_user_index() is None:
             gr.Warning("Nothing to regenerate yet.")
             yield chatbot_messages(state), state
@@ -122,11 +132,23 @@ def build_tab(console: Console) -> list:
             return chatbot_messages(state), state, *_knob_values(state)
         return chatbot_messages(imported), imported, *_knob_values(imported)
 
+    # trigger_mode "multiple": Enter while a reply streams reaches `chat`, which says why it waits,
+    # instead of being swallowed by the page without a word
     message.submit(
-        chat, [message, *knobs, session], [chatbot, session, message], api_name="chat", concurrency_limit=None
+        chat,
+        [message, *knobs, session],
+        [chatbot, session, message],
+        api_name="chat",
+        concurrency_limit=None,
+        trigger_mode="multiple",
     )
     send.click(
-        chat, [message, *knobs, session], [chatbot, session, message], api_visibility="private", concurrency_limit=None
+        chat,
+        [message, *knobs, session],
+        [chatbot, session, message],
+        api_visibility="private",
+        concurrency_limit=None,
+        trigger_mode="multiple",
     )
     regenerate.click(
         regenerate_last, [*knobs, session], [chatbot, session], api_name="regenerate", concurrency_limit=None
