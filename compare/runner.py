@@ -137,8 +137,11 @@ async def run_comparison(console: Console, settings: CompareSettings, job: Job) 
     finally:
         job.report(job.status().fraction, "bringing back the engine that ran before")
         await console.restore_after_job(snapshot, job)
-    if all(result.error for result in results):
+    failed = [result for result in results if result.error]
+    if len(failed) == len(results):
         raise JobFailed("no preset could be measured: " + "; ".join(f"{r.preset}: {r.error}" for r in results))
+    if failed:
+        job.conclude(f"{len(failed)} of {len(results)} presets failed ({', '.join(r.preset for r in failed)})")
     _mark_differences(results, presets)
     texts = {name: to_yaml(preset) for name, preset in presets.items()}
     return Comparison(settings, tuple(results), describe_machine(), started, texts)

@@ -51,6 +51,7 @@ class Job:
         self._ended: float | None = None
         self._state: JobState = "running"
         self._result, self._error = None, None
+        self._conclusion = "done"
         self._task: asyncio.Task | None = None
 
     def report(self, fraction: float, message: str) -> None:
@@ -59,6 +60,10 @@ class Job:
 
     def log(self, line: str) -> None:
         self._log.append(line.rstrip())
+
+    def conclude(self, message: str) -> None:
+        """What the job's status says when its work returns (default "done"): e.g. that part of it failed."""
+        self._conclusion = message
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"console job: {self.kind}")
@@ -88,7 +93,7 @@ class Job:
     async def _run(self) -> None:
         try:
             self._result = await self._work(self)
-            self._state, self._fraction, self._message = "done", 1.0, "done"
+            self._state, self._fraction, self._message = "done", 1.0, self._conclusion
         except asyncio.CancelledError:
             self._state, self._message = "cancelled", "cancelled"
         except Exception as exc:  # noqa: BLE001 - a failed job is a status the UI shows, never a crash

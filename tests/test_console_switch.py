@@ -134,3 +134,22 @@ async def test_an_unexpected_error_while_loading_ends_in_what_happened_and_the_w
     reason = console.state().info.details["reason"]
     assert "restarting" not in reason and f"unexpected {type(fault).__name__}" in reason
     assert reason.endswith("pick another preset")
+
+
+async def test_a_preset_that_fails_to_load_midway_is_a_failed_row_and_the_job_says_so(tmp_path):
+    from compare.prompts import builtin_prompts
+    from compare.runner import CompareSettings, run_comparison
+    from console.jobs import Job
+    from ui.job_view import status_markdown
+
+    broken_model = tmp_path / "not-a-model"
+    broken_model.mkdir()
+    (broken_model / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    (tmp_path / "broken-model.yaml").write_text(f"backend: cpu\nmodel: {broken_model}\n")
+    console = Console(NoEngine("none"), "test", catalog=PresetCatalog(user_dir=tmp_path))
+    settings = CompareSettings(("cpu", "broken-model"), (builtin_prompts()["math"],), 4, 1, False, False)
+    status = await console.jobs.start(Job("comparison", lambda job: run_comparison(console, settings, job))).wait()
+    assert status.state == "done" and status.message == "1 of 2 presets failed (broken-model)"
+    assert status_markdown(status).startswith("**Finished**") and "1 of 2 presets failed" in status_markdown(status)
+    assert status.result.results[1].error.startswith("did not load")
+    await console.close()

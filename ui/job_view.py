@@ -25,6 +25,8 @@ def status_markdown(status: JobStatus | None) -> str:
     bar = "█" * filled + "░" * (_BAR_CELLS - filled)
     minutes, seconds = divmod(int(status.elapsed_s), 60)
     head = {"running": "Running", "done": "Done", "failed": "**Failed**", "cancelled": "Cancelled"}[status.state]
+    if status.state == "done" and status.message != "done":  # it ended, but not all of it went well
+        head = "**Finished**"
     return f"{head} · `{bar}` {status.fraction:.0%} · {minutes}:{seconds:02d} · {status.message}"
 
 
