@@ -66,14 +66,20 @@ def test_gauges_show_every_gpu_and_fall_back_to_rss():
     assert len(none.data) == 1 and "RSS" in none.data[0].title.text
 
 
-def test_timeline_has_a_line_per_gpu_and_a_marker_per_event():
+def test_timeline_has_a_line_per_gpu_and_labels_only_what_matters():
     sampler = VramSampler(nvml=ScriptedNvml(TWO_GPUS))
     sampler.sample()
     sampler.mark("switch to kv-int8")
     sampler.sample()
+    for _ in range(20):  # a busy chat: two events an answer
+        sampler.mark("generation started")
+        sampler.mark("generation ended")
+    sampler.mark("engine loaded: kv-int8")
     figure = timeline_figure(sampler.history(), sampler.events())
-    assert [trace.name for trace in figure.data] == ["GPU 0 used", "GPU 1 used"]
-    assert len(figure.layout.shapes) == 1 and figure.layout.annotations[0].text == "switch to kv-int8"
+    assert [trace.name for trace in figure.data] == ["GPU 0 used", "GPU 1 used", "what the console did"]
+    assert len(figure.data[2].hovertext) == 42  # every event is in the data and the hover
+    assert [a.text for a in figure.layout.annotations] == ["switch to kv-int8", "engine loaded: kv-int8"]
+    assert len(figure.layout.shapes) == 2  # lines and labels only for switches, loads and jobs
 
 
 def test_text_views_and_json():

@@ -41,6 +41,10 @@ def gauge_figure(sample: Sample, height: int = 220) -> go.Figure:
     return figure
 
 
+# two an answer: kept as markers with a hover, not labelled, or the labels pile up within minutes
+_ROUTINE_EVENTS = ("generation",)
+
+
 def timeline_figure(history: list[Sample], events: list[Event], height: int = 340) -> go.Figure:
     """Used memory over time, a line per GPU (RSS without GPUs), events as dashed markers."""
     figure = go.Figure()
@@ -56,7 +60,19 @@ def timeline_figure(history: list[Sample], events: list[Event], height: int = 34
             go.Scatter(x=times, y=[s.console_rss_mib / GIB for s in history], mode="lines", name="console RSS")
         )
         label = "console process memory (GiB)"
-    for event in events:
+    if events:  # every event in the data and the hover; a line and a label for the few that matter
+        figure.add_trace(
+            go.Scatter(
+                x=[datetime.fromtimestamp(e.time_s) for e in events],
+                y=[0] * len(events),
+                mode="markers",
+                marker={"symbol": "line-ns-open", "size": 10, "color": "#888"},
+                hovertext=[e.label for e in events],
+                hoverinfo="text+x",
+                name="what the console did",
+            )
+        )
+    for event in (e for e in events if not e.label.startswith(_ROUTINE_EVENTS)):
         moment = datetime.fromtimestamp(event.time_s)
         figure.add_shape(
             type="line",
