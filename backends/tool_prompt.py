@@ -16,6 +16,7 @@ from .base import TextDelta, ToolCall, ToolCallPiece
 
 MAX_FORCED_STRING = 64
 _BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+_MARKUP = re.compile(r"</?tool_(?:call|response)>")
 
 INSTRUCTIONS = """You can call these tools:
 {tools}
@@ -153,3 +154,9 @@ def parse_forced_call(text: str) -> tuple[str, str]:
 
 def strip_tool_calls(text: str) -> str:
     return _BLOCK.sub("", text).strip()
+
+
+def readable(text: str) -> str:
+    """Text as a person reads it: without the tool-call markup a model may echo back (seen from
+    SmolLM2: "<tool_response>8</tool_response>" as its final answer). The wire keeps the raw text."""
+    return _MARKUP.sub("", text).strip()

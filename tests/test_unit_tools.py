@@ -406,3 +406,13 @@ async def test_the_user_s_own_add_runs_the_built_in_where_both_schemas_take_the_
         not results[1].ok and "your definition of add's schema at a: 3.5 is not of type 'integer'" in results[1].content
     )
     assert not results[2].ok and "'b' is a required property" in results[2].content
+
+
+async def test_the_transcript_reads_as_people_read_it_and_the_wire_keeps_the_raw_text():
+    model = ScriptedToolModel(
+        [call("add", '{"a": 3, "b": 5}'), Finish("tool_calls")],
+        [TextDelta("<tool_response>8</tool_response>"), Finish("stop")],  # SmolLM2 echoing the markup
+    )
+    run = await final(run_tool_loop(model, "3 + 5?", [ADD.spec()]))
+    assert run.steps[-1].kind == "assistant" and run.steps[-1].content == "8"
+    assert run.wire[-1]["response"]["content"] == "<tool_response>8</tool_response>"

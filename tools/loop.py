@@ -15,7 +15,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from backends import Backend, BackendError, ChatRequest, Finish, GenerationParams, TextDelta, ToolCall, ToolCallPiece
-from backends.tool_prompt import strip_tool_calls
+from backends.tool_prompt import readable, strip_tool_calls
 
 from .toolbox import BUILTIN, ToolOutcome, argument_problem, run_tool
 
@@ -114,7 +114,7 @@ async def ask_model(
     text, calls, c.live_text, c.live_calls = strip_tool_calls(c.live_text), c.pending, "", {}
     c.run.wire.append(_wire_round(request, text, calls, finish))
     if text.strip() or not calls:
-        c.run.steps.append(Step("assistant", text))
+        c.run.steps.append(Step("assistant", readable(text)))
     c.finished = not calls
     if calls:
         c.messages.append({"role": "assistant", "content": text, "tool_calls": [_call_json(call) for call in calls]})

@@ -7,6 +7,7 @@ import time
 
 import gradio as gr
 
+from backends.tool_prompt import readable
 from console.chat import REPAINT_S
 from console.core import Console
 from tools.definitions import ToolDefinitionError, ToolDefinitions, parse_tools, tool_names
@@ -236,7 +237,7 @@ def _talk_views(talk: ToolConversation) -> tuple:
     transcript, *wire = _run_views(talk.run)
     if talk.rounds > len(talk.run.wire) and not talk.finished:  # a round is being written
         calls = [f"calling {name or '…'} {arguments}" for name, arguments in talk.live_calls.values()]
-        writing = "\n".join(filter(None, [talk.live_text, *calls])) or "(writing…)"
+        writing = "\n".join(filter(None, [readable(talk.live_text), *calls])) or "(writing…)"
         transcript = [*transcript, {"role": "assistant", "content": f"{writing} ▌"}]
     waiting = bool(talk.pending) and talk.rounds == len(talk.run.wire)
     return (
