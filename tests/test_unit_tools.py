@@ -416,3 +416,18 @@ async def test_the_transcript_reads_as_people_read_it_and_the_wire_keeps_the_raw
     run = await final(run_tool_loop(model, "3 + 5?", [ADD.spec()]))
     assert run.steps[-1].kind == "assistant" and run.steps[-1].content == "8"
     assert run.wire[-1]["response"]["content"] == "<tool_response>8</tool_response>"
+
+
+def test_the_tool_choice_list_drops_a_function_whose_tool_is_gone():
+    from ui.tools import choices_for
+
+    both = json.dumps([ADD.spec(), MULTIPLY.spec()])
+    assert choices_for(both, "function:multiply") == (
+        ["auto", "none", "required", "function:add", "function:multiply"],
+        "function:multiply",
+    )
+    assert choices_for(json.dumps([ADD.spec()]), "function:multiply") == (
+        ["auto", "none", "required", "function:add"],
+        "auto",
+    )
+    assert choices_for("[not json", "function:add") is None  # the list waits until the tools parse

@@ -29,7 +29,7 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
             with gr.Tab("VRAM", id="vram"):
                 vram.build_tab(console)
             with gr.Tab("Tools", id="tools"):
-                tools_note, tools_note_output = tools.build_tab(console)
+                tools_engine_changed, tools_outputs = tools.build_tab(console)
             with gr.Tab("Compare", id="compare"):
                 compare_picker = compare.build_tab(console)
             with gr.Tab("Quantize", id="quantize"):
@@ -46,9 +46,9 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         for event in [*switch_events, quantize_switch]:
             event.then(refresh_header, outputs=[header, gauge], api_visibility="private").then(
                 lambda: chat.default_knobs(console), outputs=knobs, api_visibility="private"
-            ).then(tools_note, outputs=tools_note_output, api_visibility="private")
+            ).then(tools_engine_changed, outputs=tools_outputs, api_visibility="private")
         gr.Timer(2.0).tick(refresh_header, outputs=[header, gauge], api_visibility="private", show_progress="hidden")
         demo.load(refresh_header, outputs=[header, gauge], api_visibility="private")
         demo.load(engine_views, outputs=engine_outputs, api_visibility="private")
-        demo.load(tools_note, outputs=tools_note_output, api_visibility="private")
+        demo.load(tools_engine_changed, outputs=tools_outputs, api_visibility="private")
     return demo

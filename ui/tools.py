@@ -61,7 +61,10 @@ def build_tab(console: Console) -> tuple:
                 )
                 rounds = gr.Slider(1, MAX_ROUNDS, 4, step=1, label="round limit")
             tool_prompt = gr.Radio(
-                TOOL_PROMPTS, value="model", label="How the model sees its tools", elem_id="tools-prompt-kind"
+                TOOL_PROMPTS,
+                value=_tool_prompt_that_runs(console),
+                label="How the model sees its tools",
+                elem_id="tools-prompt-kind",
             )
             with gr.Row():
                 stepping = gr.Checkbox(
@@ -92,10 +95,8 @@ def build_tab(console: Console) -> tuple:
         )
 
     def refresh_choices(text, current):
-        try:
-            return gr.Dropdown(choices=_choices(parse_tools(text).tools), value=current)
-        except ToolDefinitionError:
-            return gr.Dropdown()
+        refreshed = choices_for(text, current)
+        return gr.Dropdown(choices=refreshed[0], value=refreshed[1]) if refreshed else gr.Dropdown()
 
     async def run_clicked(prompt_text, tools_text, selected, max_rounds, mocks_text, step_mode, prompt_kind):
         """Run the loop, painting each round as the model writes it; step mode stops before the tools run."""
@@ -158,7 +159,12 @@ def build_tab(console: Console) -> tuple:
         continue_clicked, [conversation, pending, mocks], views, api_visibility="private", concurrency_limit=None
     )
     gr.api(tool_call, api_name="tool_call", concurrency_limit=None)
-    return (lambda: _support_note(console)), support
+
+    def engine_changed():
+        """The note on what this engine does with tools, and the tool prompt preselected to what will run."""
+        return _support_note(console), gr.Radio(value=_tool_prompt_that_runs(console))
+
+    return engine_changed, [support, tool_prompt]
 
 
 async def _tool_call(console: Console, prompt, tools_text, selected, max_rounds, mocks_text, tool_prompt):
@@ -253,8 +259,25 @@ def _no_step() -> tuple:
     return gr.Code("", visible=False), gr.Button(visible=False), None
 
 
+def choices_for(tools_text: str, current: str) -> tuple[list[str], str] | None:
+    """The tool_choice list for the tools as written now, and the choice kept (a function they no
+    longer define falls back to auto); None while the tools do not parse."""
+    try:
+        choices = _choices(parse_tools(tools_text).tools)
+    except ToolDefinitionError:
+        return None
+    return choices, current if current in choices else "auto"
+
+
 def _choices(tools: list[dict]) -> list[str]:
     return ["auto", "none", "required", *(f"function:{name}" for name in tool_names(tools))]
+
+
+def _tool_prompt_that_runs(console: Console) -> str:
+    """ "model" where the model's template and LMDeploy's parser are used (a preset's tool_parser, or a
+    server's own), else "console": picking "model" there would run the console's prompt anyway."""
+    info = console.backend.info()
+    return "model" if info.kind == "remote" or info.details.get("tool_parser") else "console"
 
 
 def _support_note(console: Console) -> str:
