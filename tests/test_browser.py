@@ -120,6 +120,18 @@ def test_presets_tab_switches_the_engine_and_the_header_follows(page):
     screenshot(page, "presets.png")
 
 
+def test_a_preset_saved_elsewhere_shows_up_in_every_list(page, user_presets):
+    saved = user_presets / "saved-elsewhere.yaml"  # as another page's "Save as" writes it
+    saved.write_text("description: saved on another page\nbackend: cpu\n")
+    try:
+        page.get_by_role("tab", name="Compare").click()
+        page.locator("#compare-presets").get_by_label("saved-elsewhere", exact=True).wait_for(timeout=15_000)
+        page.get_by_role("tab", name="Presets").click()
+        page.locator("#preset-choice").get_by_label("saved-elsewhere", exact=True).wait_for(timeout=15_000)
+    finally:
+        saved.unlink()
+
+
 def test_vram_tab_shows_memory_without_a_gpu(page):
     page.get_by_role("tab", name="VRAM").click()
     wait_for_text(page, "vram-gauges", "console process memory", timeout=30_000)

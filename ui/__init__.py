@@ -24,13 +24,13 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 knobs = chat.build_tab(console)
-            with gr.Tab("Presets", id="presets"):
+            with gr.Tab("Presets", id="presets") as presets_tab:
                 switch_events, (engine_views, engine_outputs), preset_picker = presets.build_tab(console)
             with gr.Tab("VRAM", id="vram"):
                 vram.build_tab(console)
             with gr.Tab("Tools", id="tools"):
                 tools_engine_changed, tools_outputs = tools.build_tab(console)
-            with gr.Tab("Compare", id="compare"):
+            with gr.Tab("Compare", id="compare") as compare_tab:
                 compare_picker = compare.build_tab(console)
             with gr.Tab("Quantize", id="quantize"):
                 quantized, quantize_switch = quantize.build_tab(console)
@@ -42,7 +42,16 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
             names = console.catalog.names()
             return gr.Radio(choices=names, value=console.state().preset), gr.CheckboxGroup(choices=names)
 
+        # One catalog, read from disk wherever presets are listed: a preset saved on another page (or by
+        # a Quantize job) shows up when a page loads or opens the tab, keeping what is ticked there.
         quantized.then(refresh_preset_lists, outputs=[preset_picker, compare_picker], api_visibility="private")
+        demo.load(refresh_preset_lists, outputs=[preset_picker, compare_picker], api_visibility="private")
+        presets_tab.select(
+            lambda: gr.Radio(choices=console.catalog.names()), outputs=preset_picker, api_visibility="private"
+        )
+        compare_tab.select(
+            lambda: gr.CheckboxGroup(choices=console.catalog.names()), outputs=compare_picker, api_visibility="private"
+        )
         for event in [*switch_events, quantize_switch]:
             event.then(refresh_header, outputs=[header, gauge], api_visibility="private").then(
                 lambda: chat.default_knobs(console), outputs=knobs, api_visibility="private"
