@@ -152,6 +152,32 @@ def test_tools_tab_runs_a_forced_call(page):
     screenshot(page, "tools.png")
 
 
+def test_a_running_comparison_is_seen_by_every_page(page, app_url):
+    from gradio_client import Client
+
+    started_elsewhere = Client(app_url, verbose=False).submit(  # another admin's page, through the API
+        presets=["cpu", "cpu-greedy"],
+        names=["math"],
+        max_new_tokens=8,
+        requests_at_once=1,
+        with_perplexity=False,
+        with_agreement=False,
+        load_test=True,
+        load_requests=8,
+        load_prompt_tokens=64,
+        load_output_tokens=32,
+        api_name="/compare",
+    )
+    page.reload()
+    wait_for_text(page, "engine-header", "A comparison is running", timeout=60_000)  # on every tab
+    page.get_by_role("tab", name="Compare").click()
+    wait_for_text(page, "compare-progress", "Running", timeout=30_000)
+    wait_for_text(page, "compare-progress", "Done", timeout=300_000)
+    wait_for_text(page, "compare-table", "cpu-greedy")
+    assert started_elsewhere.result()[0].startswith("Done")
+    page.wait_for_function("() => !document.getElementById('engine-header').innerText.includes('is running')")
+
+
 def test_compare_tab_puts_two_presets_side_by_side(page):
     page.get_by_role("tab", name="Compare").click()
     presets = page.locator("#compare-presets")
@@ -165,6 +191,7 @@ def test_compare_tab_puts_two_presets_side_by_side(page):
     for elem_id, value in (("compare-load-requests", 3), ("compare-load-prompt", 32), ("compare-load-output", 4)):
         page.locator(f"#{elem_id} input[type=number]").fill(str(value))
     page.locator("#compare-run").click()
+    wait_for_text(page, "compare-progress", "Running", timeout=30_000)  # not the last job's "Done"
     wait_for_text(page, "compare-progress", "Done", timeout=180_000)
     wait_for_text(page, "compare-table", "cpu-greedy")
     table = page.locator("#compare-table").inner_text()

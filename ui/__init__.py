@@ -8,6 +8,7 @@ from console.core import Console
 
 from . import chat, compare, presets, quantize, tools, vram
 from .header import engine_header
+from .job_view import job_banner
 from .vram_figures import compact_gauge
 
 TITLE = "LMDeploy Console"
@@ -31,12 +32,14 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
             with gr.Tab("Tools", id="tools"):
                 tools_engine_changed, tools_outputs = tools.build_tab(console)
             with gr.Tab("Compare", id="compare") as compare_tab:
-                compare_picker = compare.build_tab(console)
+                compare_picker, compare_current_job, compare_views = compare.build_tab(console)
             with gr.Tab("Quantize", id="quantize"):
                 quantized, quantize_switch = quantize.build_tab(console)
 
         def refresh_header():
-            return engine_header(console.state()), compact_gauge(console.sampler.latest())
+            banner = job_banner(console.jobs.current)
+            header_text = engine_header(console.state()) + (f"\n\n{banner}" if banner else "")
+            return header_text, compact_gauge(console.sampler.latest())
 
         def refresh_preset_lists():
             names = console.catalog.names()
@@ -52,6 +55,7 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         compare_tab.select(
             lambda: gr.CheckboxGroup(choices=console.catalog.names()), outputs=compare_picker, api_visibility="private"
         )
+        compare_tab.select(compare_current_job, outputs=compare_views, api_visibility="private")
         for event in [*switch_events, quantize_switch]:
             event.then(refresh_header, outputs=[header, gauge], api_visibility="private").then(
                 lambda: chat.default_knobs(console), outputs=knobs, api_visibility="private"

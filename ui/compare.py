@@ -21,8 +21,9 @@ from .compare_figures import capacity_figure, load_figure, memory_figure, qualit
 from .job_view import follow, log_tail, status_markdown
 
 
-def build_tab(console: Console) -> gr.CheckboxGroup:
-    """Lay out the tab; returns its preset picker (to refresh when presets are added)."""
+def build_tab(console: Console) -> tuple:
+    """Lay out the tab; returns its preset picker (to refresh when presets are added), and how a page
+    that opens the tab shows the comparison running now or the last one (a function and its outputs)."""
     prompts = builtin_prompts()
     questions = builtin_questions()
     gr.Markdown(
@@ -125,12 +126,20 @@ def build_tab(console: Console) -> gr.CheckboxGroup:
             job = console.jobs.start(Job("comparison", lambda job: run_comparison(console, settings, job)))
         except (NotAllowed, ValueError, JobBusy) as exc:
             raise gr.Error(str(exc)) from exc
-        async for status in follow(job):
-            yield status_markdown(status), log_tail(status), *_no_result()
-        if status.state == "done":
-            yield status_markdown(status), log_tail(status), *_result_views(status.result)
-        elif status.state == "failed":
-            raise gr.Error(status.error)
+        async for views in _followed(job):
+            yield views
+        if job.status().state == "failed":
+            raise gr.Error(job.status().error)
+
+    async def current_job():
+        """The comparison running now, followed to its end, or the last one's result: the job lives on
+        the server, so a page opened or reloaded meanwhile sees it too."""
+        job = console.jobs.current
+        if job is None or job.kind != "comparison":
+            yield gr.skip(), gr.skip(), *_no_result()
+            return
+        async for views in _followed(job):
+            yield views
 
     def cancel_job(request: gr.Request):
         console.access.require_admin(request.username, "cancel comparisons")
@@ -141,7 +150,15 @@ def build_tab(console: Console) -> gr.CheckboxGroup:
     inputs += [load_on, load_requests, load_prompt, load_output, load_flight]
     run.click(compare, inputs, views, api_name="compare")
     cancel.click(cancel_job, api_name="cancel_compare")
-    return picked
+    return picked, current_job, views
+
+
+async def _followed(job: Job):
+    """The tab's views while a comparison runs, then its result."""
+    async for status in follow(job):
+        yield status_markdown(status), log_tail(status), *_no_result()
+    if status.state == "done":
+        yield status_markdown(status), log_tail(status), *_result_views(status.result)
 
 
 def _no_result() -> tuple:

@@ -30,5 +30,19 @@ def status_markdown(status: JobStatus | None) -> str:
     return f"{head} · `{bar}` {status.fraction:.0%} · {minutes}:{seconds:02d} · {status.message}"
 
 
+_JOB_EFFECT = {
+    "comparison": "it switches the engine preset by preset, so chats are slower or wait until it ends",
+    "quantization": "the engine may be unloaded for it, so chats wait until it ends",
+}
+
+
+def job_banner(job: Job | None) -> str:
+    """A line for every page while a job holds the engine: what runs, how far, and what it does to chats."""
+    if job is None or (status := job.status()).finished:
+        return ""
+    effect = _JOB_EFFECT.get(status.kind, "chats may be slower until it ends")
+    return f"**A {status.kind} is running** ({status.message}, {status.fraction:.0%}): {effect}."
+
+
 def log_tail(status: JobStatus | None, lines: int = 40) -> str:
     return "\n".join(status.log[-lines:]) if status else ""
