@@ -138,18 +138,23 @@ def user_presets(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def app_url(embedded_folder, user_presets, tmp_path_factory) -> str:
+def app_log(tmp_path_factory) -> Path:
+    """Where the launched console's output goes."""
+    return tmp_path_factory.mktemp("app") / "app.log"
+
+
+@pytest.fixture(scope="session")
+def app_url(embedded_folder, user_presets, app_log) -> str:
     """The console itself, launched like a user would, on the CPU backend."""
     from presets.store import USER_PRESETS_ENV
 
     port = free_port()
-    log = tmp_path_factory.mktemp("app") / "app.log"
     process = start_process(
         [sys.executable, "app.py", "--backend", "cpu", "--server-port", str(port)],
-        log,
+        app_log,
         env={USER_PRESETS_ENV: str(user_presets)},
     )
     url = f"http://127.0.0.1:{port}/"
-    wait_for_http(url, process, log)
+    wait_for_http(url, process, app_log)
     yield url
     stop_process(process)

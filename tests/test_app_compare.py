@@ -126,9 +126,13 @@ def test_a_switch_is_refused_while_a_comparison_holds_the_engine(client):
     assert running.result()[0].startswith("Cancelled")
 
 
-def test_compare_refuses_one_preset_with_a_clear_error(client):
+def test_compare_refuses_one_preset_with_a_clear_error_and_one_log_line(client, app_log):
+    tracebacks = app_log.read_text().count("Traceback")
     with pytest.raises(Exception, match="pick 2 to 4 presets"):
         client.predict(["cpu"], ["math"], "", 16, 1, False, api_name="/compare")
+    log = app_log.read_text()
+    assert "refused: pick 2 to 4 presets to compare (1 picked)" in log
+    assert log.count("Traceback") == tracebacks  # a user's mistake is not a fault
 
 
 def test_quantize_without_a_gpu_says_it_needs_one(client):

@@ -18,6 +18,7 @@ from console.core import Console
 from console.jobs import Job, JobBusy
 
 from .compare_figures import capacity_figure, load_figure, memory_figure, quality_figure, speed_figure
+from .errors import refused
 from .job_view import follow, log_tail, status_markdown
 
 
@@ -125,11 +126,11 @@ def build_tab(console: Console) -> tuple:
             )
             job = console.jobs.start(Job("comparison", lambda job: run_comparison(console, settings, job)))
         except (NotAllowed, ValueError, JobBusy) as exc:
-            raise gr.Error(str(exc)) from exc
+            raise refused(str(exc)) from exc
         async for views in _followed(job):
             yield views
         if job.status().state == "failed":
-            raise gr.Error(job.status().error)
+            raise refused(job.status().error)
 
     async def current_job():
         """The comparison running now, followed to its end, or the last one's result: the job lives on

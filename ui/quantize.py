@@ -15,6 +15,7 @@ from presets.store import PresetError
 from quantize.checks import GROUP_SIZES, plan
 from quantize.job import QuantizeResult, QuantizeSettings, run_quantization
 
+from .errors import refused
 from .job_view import follow, log_tail, status_markdown
 
 EMBEDDED_CHOICE = f"embedded: {EMBEDDED_MODEL_NAME}"
@@ -116,11 +117,11 @@ def build_tab(console: Console) -> tuple:
             )
             job = console.jobs.start(Job("quantization", lambda job: run_quantization(console, settings, job)))
         except (NotAllowed, ValueError, BackendError, JobBusy) as exc:
-            raise gr.Error(str(exc)) from exc
+            raise refused(str(exc)) from exc
         async for status in follow(job):
             yield status_markdown(status), log_tail(status), gr.skip(), gr.skip(), gr.skip()
         if status.state == "failed":
-            raise gr.Error(status.error)
+            raise refused(status.error)
         done = status.state == "done"
         yield (
             status_markdown(status),
@@ -139,7 +140,7 @@ def build_tab(console: Console) -> tuple:
             console.access.require_admin(request.username, "switch presets")
             report = await console.switch_preset(name)
         except (NotAllowed, PresetError, BackendError) as exc:
-            raise gr.Error(str(exc)) from exc
+            raise refused(str(exc)) from exc
         return f"**Switched to {report.preset}** in {report.load_seconds:.1f} s."
 
     check.click(check_clicked, inputs, result, api_visibility="private")
