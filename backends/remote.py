@@ -234,7 +234,8 @@ def _translate(exc: openai.APIError, base_url: str) -> BackendError:
         return BackendUnavailable(f"{base_url} did not answer in time; is the server overloaded or stuck?")
     if isinstance(exc, openai.APIConnectionError):
         return BackendUnavailable(
-            f"cannot reach {base_url}: is `lmdeploy serve api_server` running there, on that port? Check --base-url"
+            f"cannot reach {base_url}: is `lmdeploy serve api_server` running there, on that port? "
+            "Check the address: a preset's `base_url` field, or --base-url on the command line"
         )
     message = _server_message(exc)
     if isinstance(exc, openai.AuthenticationError):

@@ -27,13 +27,19 @@ def parse_preset(text: str, source: str) -> Preset:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise PresetError(f"{source}: not valid YAML: {exc}") from exc
+        raise PresetError(f"{source}: not valid YAML{_where(exc)}: {getattr(exc, 'problem', None) or exc}") from exc
     if not isinstance(data, dict):
         raise PresetError(f"{source}: a preset is a YAML mapping of fields, e.g. `quant_policy: 8`")
     try:
         return Preset.model_validate(data)
     except ValidationError as exc:
         raise PresetError(f"{source}: {_first_problems(exc)}") from exc
+
+
+def _where(exc: yaml.YAMLError) -> str:
+    """' at line L, column C' in words, where PyYAML knows (its own message draws a caret)."""
+    mark = getattr(exc, "problem_mark", None)
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
 
 
 def to_yaml(preset: Preset) -> str:

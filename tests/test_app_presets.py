@@ -50,7 +50,7 @@ def test_switch_to_another_cpu_preset_then_chat(client, app_url):
     [
         ("kv-int8", "LMDeploy needs a CUDA GPU"),
         ("broken", "broken.yaml: quant_polcy: unknown field"),
-        ("remote-down", "cannot reach http://127.0.0.1:"),
+        ("remote-down", "running there, on that port? Check the address: a preset's `base_url` field"),
         ("no-such-preset", "no preset named 'no-such-preset'"),
     ],
 )

@@ -109,8 +109,12 @@ def test_the_box_is_the_user_s_while_a_reply_streams(page):
 
 def test_presets_tab_switches_the_engine_and_the_header_follows(page):
     page.get_by_role("tab", name="Presets").click()
+    page.get_by_label("kv-int4", exact=True).check()
+    wait_for_text(page, "preset-about", "Cannot load here")
+    page.wait_for_function("() => document.querySelector('#switch-preset').disabled")  # nothing to try
     page.get_by_label("cpu-greedy", exact=True).check()
-    wait_for_text(page, "preset-about", "greedy")
+    wait_for_text(page, "preset-about", "OK: loads here")
+    page.wait_for_function("() => !document.querySelector('#switch-preset').disabled")
     page.locator("#switch-preset").click()
     wait_for_text(page, "switch-status", "Switched to cpu-greedy", timeout=120_000)
     wait_for_text(page, "engine-header", "cpu-greedy")
@@ -118,6 +122,21 @@ def test_presets_tab_switches_the_engine_and_the_header_follows(page):
     page.get_by_label("kv-int4", exact=True).check()
     wait_for_text(page, "preset-about", "Cannot load here")
     screenshot(page, "presets.png")
+
+
+def test_save_as_says_where_it_saved_and_the_message_stays(page, user_presets):
+    page.get_by_role("tab", name="Presets").click()
+    page.get_by_label("cpu", exact=True).check()
+    wait_for_text(page, "preset-about", "OK: loads here")
+    page.get_by_placeholder("new-preset-name").fill("my-cpu")
+    try:
+        page.get_by_role("button", name="Save as").click()
+        wait_for_text(page, "switch-status", "Saved")
+        page.wait_for_timeout(2000)  # the saved preset is selected and described meanwhile
+        assert "my-cpu.yaml" in page.locator("#switch-status").inner_text()
+        assert page.locator("#preset-choice").get_by_label("my-cpu", exact=True).is_checked()
+    finally:
+        (user_presets / "my-cpu.yaml").unlink(missing_ok=True)
 
 
 def test_a_preset_saved_elsewhere_shows_up_in_every_list(page, user_presets):

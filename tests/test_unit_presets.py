@@ -84,6 +84,14 @@ def test_yaml_keeps_only_overrides():
     assert to_yaml(Preset(quant_policy=4)) == "quant_policy: 4\n"
 
 
+def test_broken_yaml_says_line_and_column_in_words():
+    with pytest.raises(PresetError) as caught:
+        parse_preset("backend: cpu\nquant_policy: 8: 4\n", "mine.yaml")
+    message = str(caught.value)
+    assert message.startswith("mine.yaml: not valid YAML at line 2, column 16: mapping values are not allowed here")
+    assert "^" not in message and "\n" not in message
+
+
 def test_the_shipped_presets_form_a_ladder_that_changes_one_thing_at_a_time():
     """fp16 -> cache-0.4 -> KV int8 / int4 / AWQ: each step differs from the one below it in one
     setting, so what a comparison shows is that setting's effect (issue 18)."""

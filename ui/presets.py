@@ -44,20 +44,23 @@ def build_tab(console: Console) -> tuple:
             reproduce = gr.Code(language="shell", label="Reproduce this without the console", interactive=False)
 
     def show(name):
+        """What the preset does, whether it loads here, its YAML; Switch only where it can load."""
         if not name:
-            return "", ""
+            return "", "", gr.Button(interactive=False)
         try:
             preset = catalog.get(name)
         except PresetError as exc:
-            return f"**This preset is invalid:** {exc}", catalog.path(name).read_text(encoding="utf-8")
-        return _describe(console, preset, catalog.locate(name).name), to_yaml(preset)
+            text = catalog.path(name).read_text(encoding="utf-8")
+            return f"**This preset is invalid:** {exc}", text, gr.Button(interactive=False)
+        description, loads = _describe(console, preset, catalog.locate(name).name)
+        return description, to_yaml(preset), gr.Button(interactive=loads)
 
     def check_yaml(text):
         try:
             preset = parse_preset(text, "the edited preset")
         except PresetError as exc:
             return f"**Invalid:** {exc}"
-        return _describe(console, preset, "the edited preset")
+        return _describe(console, preset, "the edited preset")[0]
 
     def save_yaml(name, text, request: gr.Request):
         try:
@@ -66,7 +69,7 @@ def build_tab(console: Console) -> tuple:
         except (PresetError, NotAllowed) as exc:
             gr.Warning(str(exc))
             return gr.Radio(), f"**Not saved:** {exc}"
-        return gr.Radio(choices=catalog.names(), value=name.strip()), f"Saved to `{path}`."
+        return gr.Radio(choices=catalog.names(), value=name.strip()), f"**Saved** to `{path}`."
 
     async def switch_to(name, request: gr.Request):
         """Switch the engine to a preset, reporting progress and the VRAM change."""
@@ -110,9 +113,10 @@ def build_tab(console: Console) -> tuple:
             yield update
 
     views = [status, card, reproduce, back]
-    choice.change(show, choice, [about, editor], api_visibility="private")
+    choice.change(show, choice, [about, editor, switch], api_visibility="private")
     check.click(check_yaml, editor, about, api_visibility="private")
-    save.click(save_yaml, [new_name, editor], [choice, about], api_visibility="private")
+    # the message goes under the buttons: `about` is repainted for the saved preset, which is selected
+    save.click(save_yaml, [new_name, editor], [choice, status], api_visibility="private")
     switch_event = switch.click(
         switch_to, choice, views, api_visibility="private", concurrency_limit=1, concurrency_id="switch"
     )
@@ -133,17 +137,20 @@ def engine_views(console: Console) -> tuple:
     return engine_card(state, console.sampler.latest(), console.last_switch), console.reproduce(), back
 
 
-def _describe(console: Console, preset, source: str) -> str:
+def _describe(console: Console, preset, source: str) -> tuple[str, bool]:
+    """The preset's description and what the checks say of it here; whether it can load."""
     text = preset.description or "(no description)"
     try:
         verdict = console.check_preset(preset, source)
     except PresetError as exc:
-        return f"{text}\n\n**Cannot load here:** {exc}"
+        return f"{text}\n\n**Cannot load here:** {exc}", False
     if verdict.errors:
         text += "\n\n**Cannot load here:**\n" + "\n".join(f"- {e}" for e in verdict.errors)
+    else:
+        text += "\n\n**OK: loads here.**"
     if verdict.notes:
-        text += "\n\n" + "\n".join(f"- {n}" for n in verdict.notes)
-    return text
+        text += "\n" + "\n".join(f"- {n}" for n in verdict.notes)
+    return text, verdict.ok
 
 
 def _report_text(report: SwitchReport) -> str:
