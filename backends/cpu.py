@@ -6,6 +6,8 @@ Imported only when the cpu backend is chosen (see `backends.create_backend`).
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import gc
 import json
 import threading
 from collections.abc import AsyncIterator
@@ -230,7 +232,18 @@ class CpuBackend:
             _deliver(loop, queue, _DONE)
 
     async def close(self) -> None:
-        self._model = None
+        """Drop the weights and hand their memory back to the system: glibc keeps freed blocks for
+        reuse, so without a trim each switch between CPU presets left the process larger."""
+        self._model = self._grammar_compiler = None
+        await asyncio.to_thread(_release_freed_memory)
+
+
+def _release_freed_memory() -> None:
+    gc.collect()  # the model's tensors may sit in reference cycles until a collection
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): its allocator decides
+        pass
 
 
 def _deliver(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, item) -> None:
