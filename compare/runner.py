@@ -132,7 +132,8 @@ async def run_comparison(console: Console, settings: CompareSettings, job: Job) 
     steps = len(settings.presets) * _steps_per_preset(settings)
     try:
         for index, name in enumerate(settings.presets):
-            progress = _Progress(job, index * _steps_per_preset(settings), steps, name)
+            where = f"{name} (preset {index + 1} of {len(settings.presets)})"
+            progress = _Progress(job, index * _steps_per_preset(settings), steps, where)
             results.append(await _measure_preset(console, name, settings, progress, reference, index == 0))
     finally:
         job.report(job.status().fraction, "bringing back the engine that ran before")
@@ -180,7 +181,7 @@ class _Progress:
     job: Job
     done: int
     total: int
-    preset: str
+    preset: str  # as the messages name it: "kv-int8 (preset 2 of 4)"
 
     def step(self, what: str) -> None:
         message = f"{self.preset}: {what}"
