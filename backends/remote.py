@@ -165,18 +165,10 @@ class RemoteBackend:
             return await self._client.chat.completions.create(**standard)
 
     async def server_metrics(self) -> dict[str, float]:
-        """The server's Prometheus `/metrics` lines about its KV cache (api_server exposes
-        `gpu_cache_usage_perc` with `--enable-metrics`); raises BackendError where there are none."""
+        """LMDeploy's series from the server's Prometheus `/metrics` (api_server 0.18 serves them
+        unless started with `--disable-metrics`); BackendError where the server has no such page."""
         response = await self._beside_v1("GET", "/metrics", "the server exposes no metrics there")
-        metrics = {}
-        for line in response.text.splitlines():
-            name, _, value = line.partition(" ")
-            if not line.startswith("#") and "cache" in name:
-                try:
-                    metrics[name] = float(value.split()[0])
-                except (ValueError, IndexError):
-                    continue
-        return metrics
+        return lmdeploy_series(response.text)
 
     async def score_text(self, text: str) -> TextScore:
         """lmdeploy api_server's `/get_ppl`; other servers have none (BackendError)."""
@@ -206,6 +198,26 @@ class RemoteBackend:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def lmdeploy_series(exposition: str) -> dict[str, float]:
+    """Every `lmdeploy:*` sample of a Prometheus text exposition, read with prometheus_client's own
+    parser (LMDeploy's dependency): gauges and counters, histograms as their _sum and _count.
+    A sample with labels is named with them, e.g. `lmdeploy:gpu_cache_usage_perc{model_name="m"}`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    series = {}
+    try:
+        families = list(text_string_to_metric_families(exposition))
+    except ValueError as exc:
+        raise BackendError(f"the server's /metrics is not Prometheus text: {exc}") from exc
+    for family in families:
+        for sample in family.samples:
+            if not sample.name.startswith("lmdeploy:") or sample.name.endswith(("_bucket", "_created")):
+                continue
+            labels = ",".join(f'{key}="{value}"' for key, value in sorted(sample.labels.items()))
+            series[f"{sample.name}{{{labels}}}" if labels else sample.name] = float(sample.value)
+    return series
 
 
 def _extras(params: GenerationParams) -> dict:

@@ -56,6 +56,10 @@ def build_tab(console: Console) -> None:
     gr.api(vram, api_name="vram")
 
 
+# what a viewer of memory wants from a remote api_server's metrics: its KV cache and its queue
+_LIVE_SERIES = ("cache_usage", "requests_running", "requests_waiting", "prefix_cache_hit_rate")
+
+
 async def _source_note(console: Console, sample) -> str:
     backend = console.backend
     if hasattr(backend, "engine_metrics"):
@@ -66,7 +70,8 @@ async def _source_note(console: Console, sample) -> str:
             metrics = await metrics_reader()
         except BackendError as exc:
             return f"The engine runs on a remote server; NVML here cannot see its GPU, and {exc}."
-        lines = "\n".join(f"- `{name}`: {value:g}" for name, value in metrics.items()) or "- (no cache metrics)"
+        shown = {name: value for name, value in metrics.items() if any(key in name for key in _LIVE_SERIES)}
+        lines = "\n".join(f"- `{name}`: {value:g}" for name, value in shown.items()) or "- (no LMDeploy metrics)"
         return f"The engine runs on a remote server; from its `/metrics`:\n{lines}"
     return _memory_source(sample)
 
