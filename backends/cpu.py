@@ -74,6 +74,7 @@ class CpuBackend:
         except (OSError, ValueError, KeyError) as exc:
             raise ModelLoadError(f"could not load {str(path)!r} on the CPU: {exc}") from exc
         self._model.eval()
+        self._weights_bytes = sum(p.numel() * p.element_size() for p in self._model.parameters())
         self._path = path
         self._name = EMBEDDED_MODEL_NAME if not model_path else path.name.removesuffix(".gguf")
         self._context_len = int(getattr(self._model.config, "max_position_embeddings", 2048))
@@ -89,7 +90,7 @@ class CpuBackend:
             details={
                 "context_tokens": self._context_len,
                 "torch_threads": torch.get_num_threads(),
-                "weights_bytes": sum(p.numel() * p.element_size() for p in self._model.parameters()),
+                "weights_bytes": self._weights_bytes,
                 "tool_parser": self._tool_parser,
                 "random_weights": has_random_weights(self._path),
             },

@@ -253,7 +253,8 @@ class Console:
             if not isinstance(exc, BackendError):
                 logger.exception("loading %r failed unexpectedly", name)  # a fault: keep its traceback
             raise SwitchFailed(f"loading preset {name!r} failed: {what}") from exc
-        if not needs_gpu:
+        if not needs_gpu:  # the new engine serves from now on; pages asking meanwhile must not meet the old one
+            self._backend = backend
             await old.close()
         return backend, reason
 

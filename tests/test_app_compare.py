@@ -115,14 +115,16 @@ def test_a_switch_is_refused_while_a_comparison_holds_the_engine(client):
         load_output_tokens=64,
         api_name="/compare",
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # "broken" never loads: until the job runs, its own problem comes back
-        outcome = client.predict("broken", api_name="/switch_preset")
-        if "holds the engine" in outcome["error"]:
-            break
-        time.sleep(0.5)
-    assert "a comparison job holds the engine" in outcome["error"] and "Cancel it on its tab" in outcome["error"]
-    client.predict(api_name="/cancel_compare")
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # "broken" never loads: until the job runs, its own problem comes back
+            outcome = client.predict("broken", api_name="/switch_preset")
+            if "holds the engine" in outcome["error"]:
+                break
+            time.sleep(0.5)
+        assert "a comparison job holds the engine" in outcome["error"] and "Cancel it on its tab" in outcome["error"]
+    finally:  # the next tests need the engine: never leave the job running
+        client.predict(api_name="/cancel_compare")
     assert running.result()[0].startswith("Cancelled")
 
 

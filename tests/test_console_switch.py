@@ -153,3 +153,17 @@ async def test_a_preset_that_fails_to_load_midway_is_a_failed_row_and_the_job_sa
     assert status_markdown(status).startswith("**Finished**") and "1 of 2 presets failed" in status_markdown(status)
     assert status.result.results[1].error.startswith("did not load")
     await console.close()
+
+
+async def test_the_engine_state_can_be_read_all_through_a_switch(console):
+    """Pages read the state every 2 s: while the old cpu engine closes (it hands its memory back in a
+    thread), they must meet the new engine, not the closed one (an AttributeError before)."""
+    import asyncio
+
+    await console.switch_preset("inside")
+    switching = asyncio.create_task(console.switch_preset("inside"))
+    while not switching.done():
+        assert console.state().info.kind == "cpu"
+        await asyncio.sleep(0)
+    await switching
+    await console.close()
