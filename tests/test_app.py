@@ -70,6 +70,23 @@ def test_stop_ends_the_streaming_chat_of_the_same_client(app_url):
     assert reply.rstrip().endswith("stopped</sub>") and "tok/s" not in reply
 
 
+def test_a_message_sent_while_a_reply_streams_is_given_back_not_lost(app_url):
+    client = Client(app_url, verbose=False)
+    job = client.submit(
+        message="Count from 1 to 2000, one number per line.", **{**GREEDY, "max_new_tokens": 4000}, api_name="/chat"
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not job.outputs() and time.monotonic() < deadline:  # the first paint: the reply is streaming
+            time.sleep(0.1)
+        unchanged, given_back = chat(client, "Next question: what is 7*6?")
+        assert given_back == "Next question: what is 7*6?" and unchanged == {"__type__": "update"}
+    finally:
+        client.predict(api_name="/stop")
+    chatbot, _ = job.result(timeout=60)
+    assert len(chatbot) == 2 and "Next question" not in " ".join(texts(chatbot))
+
+
 def test_edit_regenerate_export_and_clear(app_url):
     client = Client(app_url, verbose=False)
     chat(client, "What is 2+3?")

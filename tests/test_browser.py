@@ -98,11 +98,7 @@ def test_the_box_is_the_user_s_while_a_reply_streams(page):
     )
     box.fill("Next question: what is 7*6?")  # typed while the reply streams
     page.wait_for_timeout(1500)  # dozens of repaints
-    assert box.input_value() == "Next question: what is 7*6?"
-    box.press("Enter")  # sent while the reply streams: refused with a notice, never lost
-    page.get_by_text("A reply is still streaming").first.wait_for(timeout=30_000)
-    assert box.input_value() == "Next question: what is 7*6?"
-    assert page.locator("#chatbot").inner_text().count("Next question") == 0
+    assert box.input_value() == "Next question: what is 7*6?"  # (sending it then: the app tier's test)
     page.locator("#stop").click()
     wait_for_text(page, "chatbot", "stopped", timeout=60_000)
 

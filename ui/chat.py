@@ -62,7 +62,7 @@ def build_tab(console: Console) -> list:
         """Send a message and stream the reply."""
         if state.streaming():  # one reply at a time in a chat; the message stays the user's
             gr.Warning("A reply is still streaming: wait for it, or press Stop. Your message is kept in the box.")
-            yield gr.skip(), state, gr.skip()
+            yield gr.skip(), state, message
             return
         if problem := message_problem(message):
             gr.Warning(problem)
