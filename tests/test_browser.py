@@ -86,8 +86,8 @@ def test_stop_keeps_the_partial_reply(page):
 def test_the_box_is_the_user_s_while_a_reply_streams(page):
     box = page.locator("#chat-input textarea")
     set_slider(page, "temperature", 0)
-    set_slider(page, "max-new-tokens", 4000)
-    prompt = "Count from 1 to 2000, one number per line."  # greedy, from a clear chat it goes on for minutes
+    set_slider(page, "max-new-tokens", 400)  # ~25 s on two cores: long enough to type, short enough to end
+    prompt = "Count from 1 to 2000, one number per line."  # greedy, from a clear chat it runs to the limit
     page.get_by_text("Clear", exact=True).click()  # with an earlier chat above it, the count ends soon
     page.wait_for_function(f"() => !document.querySelector('#chatbot').innerText.includes({json.dumps(prompt)})")
     box.fill(prompt)
@@ -100,7 +100,9 @@ def test_the_box_is_the_user_s_while_a_reply_streams(page):
     page.wait_for_timeout(1500)  # dozens of repaints
     assert box.input_value() == "Next question: what is 7*6?"  # (sending it then: the app tier's test)
     page.locator("#stop").click()
-    wait_for_text(page, "chatbot", "stopped", timeout=60_000)
+    page.wait_for_function(  # stopped, or ended at its limit under a slow machine's load
+        "() => /stopped|· length/.test(document.querySelector('#chatbot').innerText)", timeout=120_000
+    )
 
 
 def test_presets_tab_switches_the_engine_and_the_header_follows(page):
