@@ -1,49 +1,143 @@
-"""Map the console's engine options and sampling knobs onto LMDeploy's own config classes.
+"""The console's engine options, declared once, and their mapping onto LMDeploy's own config classes.
 
-These classes import without a GPU, so the mapping is tested on any machine.
+`EngineOptions` is the one list of deployment knobs: the preset schema extends it, and the
+LMDeploy config, the reproduce snippets and the status card read its fields and their
+metadata. These classes import without a GPU, so the mapping is tested on any machine.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .base import GenerationParams
 
 Engine = Literal["turbomind", "pytorch", "auto"]
 
 
-@dataclass(frozen=True)
-class EngineOptions:
-    """Engine-neutral deployment knobs; `None` keeps LMDeploy's own default."""
+class KvQuant(enum.IntEnum):
+    """LMDeploy's `quant_policy` values (`lmdeploy.messages.QuantPolicy` in 0.18): how the KV cache is stored."""
 
-    engine: Engine = "auto"
-    model_format: Literal["hf", "awq", "gptq"] | None = None
-    quant_policy: Literal[0, 4, 8] = 0
-    cache_max_entry_count: float | None = None
-    session_len: int | None = None
-    max_batch_size: int | None = None
-    tp: int = 1
-    dtype: Literal["auto", "float16", "bfloat16"] = "auto"
-    chat_template: str | None = None  # an LMDeploy chat template name, overriding the model's own
-    # LMDeploy's tool-call parser for the model's family (as `api_server --tool-call-parser`);
-    # None: tools go through the console's own tool-prompt template
-    tool_parser: str | None = None
+    NONE = 0
+    INT4 = 4
+    INT8 = 8
+    FP8 = 16  # float8 e4m3, one scale per tensor
+    FP8_E5M2 = 17
+    TURBO_QUANT = 42  # keys 4-bit, values 2-bit, after a Hadamard rotation
+
+
+@dataclass(frozen=True)
+class KvMode:
+    """What a KV quant policy stores per head and token, and where LMDeploy 0.18 runs it
+    (read in `pytorch/engine/cache_engine/schema.py` and `messages.py`)."""
+
+    label: str
+    key_bits: int
+    value_bits: int
+    key_extra_bytes: int  # fp16 scale and zero point (TurboQuant's values: a scale only)
+    value_extra_bytes: int
+    turbomind: bool  # TurbomindEngineConfig asserts on the fp8 modes; TurboQuant is PyTorch's kernels
+    power_of_two_head_dim: bool = False  # the Hadamard transform's size
+
+    def bytes_per_head_token(self, head_dim: int) -> float:
+        return head_dim * (self.key_bits + self.value_bits) / 8 + self.key_extra_bytes + self.value_extra_bytes
+
+
+KV_MODES = {
+    KvQuant.NONE: KvMode("fp16/bf16 KV", 16, 16, 0, 0, turbomind=True),
+    KvQuant.INT8: KvMode("KV int8", 8, 8, 4, 4, turbomind=True),
+    KvQuant.INT4: KvMode("KV int4", 4, 4, 4, 4, turbomind=True),
+    KvQuant.FP8: KvMode("KV fp8 (e4m3)", 8, 8, 0, 0, turbomind=False),
+    KvQuant.FP8_E5M2: KvMode("KV fp8 (e5m2)", 8, 8, 0, 0, turbomind=False),
+    KvQuant.TURBO_QUANT: KvMode(
+        "TurboQuant KV (K 4-bit, V 2-bit)", 4, 2, 4, 2, turbomind=False, power_of_two_head_dim=True
+    ),
+}
+# the names LMDeploy's own command line takes for --quant-policy (`cli/utils.py`)
+_KV_NAMES = {mode.name.lower(): mode for mode in KvQuant} | {"fp8_e4m3": KvQuant.FP8}
+
+
+def _option(default, card: str, cli: str | None = None, config: bool = True, **bounds):
+    """An engine option: `card` labels it on the status card, `cli` is LMDeploy's command-line flag,
+    `config` says whether it is a field of LMDeploy's engine config classes."""
+    return Field(default, json_schema_extra={"card": card, "cli": cli, "config": config}, **bounds)
+
+
+class EngineOptions(BaseModel):
+    """Engine-neutral deployment knobs. Each default is LMDeploy's own (`None`: LMDeploy decides), so
+    only the options set differ from it, and only those reach LMDeploy and the reproduce snippets."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engine: Engine = _option("auto", "engine", config=False)
+    model_format: Literal["hf", "awq", "gptq"] = _option("hf", "model format", "--model-format")
+    quant_policy: KvQuant = _option(KvQuant.NONE, "KV quant policy", "--quant-policy")
+    # a share of the free GPU memory (0-1); on TurboMind, a whole number >= 1 is a count of KV blocks
+    cache_max_entry_count: float | None = _option(None, "cache_max_entry_count", "--cache-max-entry-count", gt=0)
+    session_len: int | None = _option(None, "session length", "--session-len", ge=64, le=1_048_576)
+    max_batch_size: int | None = _option(None, "max batch size", "--max-batch-size", ge=1, le=4096)
+    tp: int = _option(1, "tensor parallel", "--tp", ge=1, le=64)
+    dtype: Literal["auto", "float16", "bfloat16"] = _option("auto", "dtype", "--dtype")
+    enable_prefix_caching: bool = _option(False, "prefix caching", "--enable-prefix-caching")
+    # an LMDeploy chat template name, overriding the model's own
+    chat_template: str | None = _option(None, "chat template", "--chat-template", config=False)
+    # LMDeploy's tool-call parser for the model's family (as `api_server --tool-call-parser`); None: tools go
+    # through the console's own tool-prompt template. The one option the cpu backend reads too.
+    tool_parser: str | None = _option(
+        None, "tool parser", "--tool-call-parser", config=False, pattern=r"^[A-Za-z0-9_.-]+$"
+    )
+
+    @field_validator("quant_policy", mode="before")
+    @classmethod
+    def _policy_by_name(cls, value):
+        """`int8`, `fp8`, `turbo_quant`, ... as LMDeploy's command line takes them, or the number."""
+        if isinstance(value, str) and value.strip().lower() in _KV_NAMES:
+            return _KV_NAMES[value.strip().lower()]
+        return value
+
+    @model_validator(mode="after")
+    def _block_count_is_whole(self) -> EngineOptions:
+        count = self.cache_max_entry_count
+        if count is not None and count >= 1 and count != int(count):
+            raise ValueError(
+                f"cache_max_entry_count {count}: below 1 it is a share of free GPU memory, from 1 on a whole "
+                "number of KV blocks (TurboMind)"
+            )
+        return self
+
+    @property
+    def kv_mode(self) -> KvMode:
+        return KV_MODES[self.quant_policy]
+
+    @property
+    def block_count(self) -> int | None:
+        """The KV blocks asked for outright (TurboMind's reading of cache_max_entry_count >= 1), else None."""
+        count = self.cache_max_entry_count
+        return int(count) if count is not None and count >= 1 else None
+
+    def changed(self) -> dict:
+        """The options that differ from LMDeploy's defaults, in declaration order, as plain values."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+    @classmethod
+    def option_meta(cls, name: str) -> dict:
+        return cls.model_fields[name].json_schema_extra
+
+
+def lmdeploy_only_options() -> tuple[str, ...]:
+    """The options only an in-process LMDeploy engine reads (every one but the tool parser)."""
+    return tuple(name for name in EngineOptions.model_fields if name != "tool_parser")
 
 
 def engine_config(options: EngineOptions, engine: Literal["turbomind", "pytorch"]):
-    """Build `TurbomindEngineConfig` or `PytorchEngineConfig` for a resolved engine."""
+    """Build `TurbomindEngineConfig` or `PytorchEngineConfig` for a resolved engine: the options set,
+    under LMDeploy's own names; LMDeploy's defaults for the rest."""
     from lmdeploy import PytorchEngineConfig, TurbomindEngineConfig
 
-    fields = {"tp": options.tp, "dtype": options.dtype, "quant_policy": options.quant_policy}
-    optional = {
-        "cache_max_entry_count": options.cache_max_entry_count,
-        "session_len": options.session_len,
-        "max_batch_size": options.max_batch_size,
-        # "hf" is what both engines assume when no format is given
-        "model_format": None if options.model_format == "hf" else options.model_format,
-    }
-    fields.update({k: v for k, v in optional.items() if v is not None})
+    fields = {name: value for name, value in options.changed().items() if EngineOptions.option_meta(name)["config"]}
     config_class = TurbomindEngineConfig if engine == "turbomind" else PytorchEngineConfig
     return config_class(**fields)
 

@@ -1,9 +1,10 @@
 """How much an LMDeploy engine's weights and KV cache take, from the model's own files.
 
-A KV block holds `block_size` tokens of keys and values for every layer and KV head.
-Quantized KV (quant_policy 8 / 4) stores each element in 1 byte / half a byte plus an fp16
-scale and zero point per head and token; with head_dim 64 that gives 1.88x / 3.55x the
-blocks of bf16, which is what was measured on the PyTorch engine.
+A KV block holds `block_size` tokens of keys and values for every layer and KV head, stored as
+the KV quant policy says (`KV_MODES`): int8 / int4 keep an fp16 scale and zero point per head and
+token beside 1 byte / half a byte an element (with head_dim 64, 1.88x / 3.55x the blocks of bf16,
+as measured on the PyTorch engine); fp8 keeps 1 byte and one scale per tensor; TurboQuant keeps
+keys in 4 bits and values in 2.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-_ELEMENT_BYTES = {0: 2.0, 8: 1.0, 4: 0.5}
-_SCALE_ZERO_BYTES = 4  # fp16 scale + fp16 zero point, per head and token, for K and for V
-
+from .lmdeploy_config import KV_MODES, KvQuant
 
 # Set in config.json by bench.random_llama (and carried to its AWQ copies): the weights are random,
 # so speed and memory figures are real and quality figures mean nothing.
@@ -47,8 +46,7 @@ def kv_bytes_per_block(config: dict, block_size: int, quant_policy: int) -> int 
     dim = head_dim(config)
     if not (layers and kv_heads and dim):
         return None
-    per_head_token = dim * _ELEMENT_BYTES[quant_policy] + (_SCALE_ZERO_BYTES if quant_policy else 0)
-    return int(block_size * layers * kv_heads * 2 * per_head_token)
+    return int(block_size * layers * kv_heads * KV_MODES[KvQuant(quant_policy)].bytes_per_head_token(dim))
 
 
 def head_dim(config: dict) -> int | None:

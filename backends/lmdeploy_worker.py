@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import os
 import threading
 import time
@@ -102,9 +103,10 @@ def _load(model_path: str, options: EngineOptions):
     info = {
         "engine": engine,
         "session_len": pipe.async_engine.session_len,
-        "config": {
-            k: getattr(config, k, None)
-            for k in ("tp", "dtype", "quant_policy", "cache_max_entry_count", "model_format", "max_batch_size")
+        "config": {  # as the engine runs them, LMDeploy's defaults filled in
+            name: _plain(getattr(config, name, None))
+            for name in EngineOptions.model_fields
+            if EngineOptions.option_meta(name)["config"]
         },
         "tool_parser": options.tool_parser,
         "weights_bytes": checkpoint_bytes(model_path),
@@ -124,7 +126,9 @@ def _kv_cache(engine_cfg, engine: str, model_path: str, free_before: int | None)
     block_size = getattr(engine_cfg, "block_size", None) or getattr(engine_cfg, "cache_block_seq_len", 64)
     per_block = kv_bytes_per_block(read_model_config(model_path), block_size, int(engine_cfg.quant_policy))
     blocks, source = getattr(engine_cfg, "num_gpu_blocks", 0) or None, "engine"
-    if engine == "turbomind" and per_block and free_before:
+    if engine == "turbomind" and engine_cfg.cache_max_entry_count >= 1:  # a block count, asked for outright
+        blocks, source = int(engine_cfg.cache_max_entry_count), "engine"
+    elif engine == "turbomind" and per_block and free_before:
         free_after_weights = free_before - checkpoint_bytes(model_path) / engine_cfg.tp
         blocks, source = int(engine_cfg.cache_max_entry_count * free_after_weights // per_block), "estimate"
     return {
@@ -135,6 +139,11 @@ def _kv_cache(engine_cfg, engine: str, model_path: str, free_before: int | None)
         "bytes": blocks * per_block if blocks and per_block else None,
         "source": source,
     }
+
+
+def _plain(value):
+    """A config value as plain data for the pipe and the UI (LMDeploy's QuantPolicy is an enum)."""
+    return int(value) if isinstance(value, enum.IntEnum) else value
 
 
 def _gpu0_free_bytes() -> int | None:

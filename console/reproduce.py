@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-from backends import BackendSpec
-
-_FLAGS = (  # EngineOptions field -> LMDeploy CLI flag
-    ("model_format", "--model-format"),
-    ("quant_policy", "--quant-policy"),
-    ("cache_max_entry_count", "--cache-max-entry-count"),
-    ("session_len", "--session-len"),
-    ("max_batch_size", "--max-batch-size"),
-    ("tp", "--tp"),
-    ("dtype", "--dtype"),
-    ("chat_template", "--chat-template"),
-)
-_NEUTRAL = {"model_format": "hf", "quant_policy": 0, "tp": 1, "dtype": "auto"}
+from backends import BackendSpec, EngineOptions
 
 
 def reproduce(spec: BackendSpec, model_path: str, kind: str, engine: str) -> str:
@@ -29,27 +17,23 @@ def reproduce(spec: BackendSpec, model_path: str, kind: str, engine: str) -> str
 
 def _lmdeploy(spec: BackendSpec, model: str, engine: str) -> str:
     options = spec.engine
-    set_fields = {
-        name: getattr(options, name)
-        for name, _ in _FLAGS
-        if getattr(options, name) is not None and _NEUTRAL.get(name) != getattr(options, name)
-    }
-    flags = " ".join(f"{flag} {set_fields[name]}" for name, flag in _FLAGS if name in set_fields)
-    backend = f"--backend {engine}" + (f" {flags}" if flags else "")
+    changed = {name: value for name, value in options.changed().items() if name != "engine"}
+    served = " ".join([f"--backend {engine}", *(_flag(name, value) for name, value in changed.items())])
+    # `lmdeploy chat` has no tool parser: tools are the server's
+    chat = " ".join([f"--backend {engine}", *(_flag(n, v) for n, v in changed.items() if n != "tool_parser")])
     config_class = "TurbomindEngineConfig" if engine == "turbomind" else "PytorchEngineConfig"
-    arguments = ", ".join(f"{k}={v!r}" for k, v in set_fields.items() if k != "chat_template")
+    arguments = ", ".join(f"{k}={v!r}" for k, v in changed.items() if EngineOptions.option_meta(k)["config"])
     template = (
         f", chat_template_config=ChatTemplateConfig(model_name={options.chat_template!r})"
         if options.chat_template
         else ""
     )
     imports = f"{config_class}, pipeline" + (", ChatTemplateConfig" if template else "")
-    tools = f" --tool-call-parser {options.tool_parser}" if options.tool_parser else ""
     return f"""# serve it (OpenAI-compatible, port 23333)
-lmdeploy serve api_server {model} {backend}{tools}
+lmdeploy serve api_server {model} {served}
 
 # chat in a terminal
-lmdeploy chat {model} {backend}
+lmdeploy chat {model} {chat}
 
 # Python
 from lmdeploy import {imports}
@@ -57,6 +41,12 @@ from lmdeploy import {imports}
 pipe = pipeline({model!r}, backend_config={config_class}({arguments}){template})
 print(pipe("What is 2+3?").text)
 """
+
+
+def _flag(name: str, value) -> str:
+    """An option as LMDeploy's command line takes it (a switch for a true boolean)."""
+    flag = EngineOptions.option_meta(name)["cli"]
+    return flag if value is True else f"{flag} {value}"
 
 
 def _remote(spec: BackendSpec, model: str) -> str:

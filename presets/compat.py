@@ -1,8 +1,10 @@
 """Will this preset load here? Checked before the running engine is touched.
 
-The rules are facts measured with LMDeploy 0.18 (see ../shared/ARCHITECTURE.md):
-TurboMind loads AWQ only with group size 128 and weight sizes divisible by it; TurboMind
-with KV int4 aborted the process on a head_dim-64 model while the PyTorch engine ran it.
+The rules are facts measured with LMDeploy 0.18 (see ../shared/ARCHITECTURE.md) or read in its
+source: TurboMind loads AWQ only with group size 128 and weight sizes divisible by it; TurboMind
+with KV int4 aborted the process on a head_dim-64 model while the PyTorch engine ran it;
+TurboMind's config refuses the fp8 KV modes and only the PyTorch engine has TurboQuant's kernels;
+only TurboMind reads a cache_max_entry_count >= 1 as a number of blocks.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from backends.lmdeploy_config import KvQuant
 from backends.lmdeploy_memory import head_dim, read_model_config
 from backends.lmdeploy_tools import tool_parsers
 
@@ -66,30 +69,61 @@ def check(preset: Preset, model_dir: Path | None, machine: Machine) -> Verdict:
             "model_format: awq needs an AWQ model folder (make one with `lmdeploy lite auto_awq`) and "
             "`model:` pointing at it; this model has no AWQ quantization_config"
         )
-    turbomind_blockers = _turbomind_blockers(preset, config, quant, is_awq)
-    engine = preset.engine
+    dim = head_dim(config)
+    if preset.kv_mode.power_of_two_head_dim and dim and dim & (dim - 1):
+        errors.append(
+            f"quant_policy {int(preset.quant_policy)} ({preset.kv_mode.label}) rotates each head with a Hadamard "
+            f"transform, which needs a power-of-two head_dim; this model's is {dim}: pick another KV mode"
+        )
+    engine, engine_errors, engine_notes = _pick_engine(
+        preset.engine,
+        machine.turbomind,
+        turbomind_blockers=_turbomind_blockers(preset, config, quant, is_awq),
+        pytorch_blockers=_pytorch_blockers(preset, machine),
+    )
+    return Verdict(tuple(errors + engine_errors), tuple(notes + engine_notes), engine)
+
+
+def _pick_engine(
+    asked: str, turbomind_loads: bool, turbomind_blockers: list[str], pytorch_blockers: list[str]
+) -> tuple[str, list[str], list[str]]:
+    """The engine that runs (an explicit one, or what `auto` settles on), with errors and notes:
+    each engine's blockers refuse it when asked for, and steer `auto` to the other one."""
+    if not turbomind_loads:
+        turbomind_blockers = ["TurboMind's library does not load here", *turbomind_blockers]
+    if asked == "turbomind":
+        return asked, [f"{reason}; use engine: pytorch" for reason in turbomind_blockers], []
+    if asked == "pytorch":
+        return asked, [f"{reason}; or use engine: turbomind" for reason in pytorch_blockers], []
+    if pytorch_blockers and turbomind_blockers:
+        return asked, [f"neither engine can run it: {'; '.join(turbomind_blockers + pytorch_blockers)}"], []
+    if pytorch_blockers:
+        return "turbomind", [], [f"auto picks TurboMind: {reason}" for reason in pytorch_blockers]
+    if turbomind_blockers and turbomind_loads:
+        return "pytorch", [], [f"auto picks the PyTorch engine: {reason}" for reason in turbomind_blockers]
+    return asked, [], []
+
+
+def _pytorch_blockers(preset: Preset, machine: Machine) -> list[str]:
+    reasons = []
     if preset.tp > 1 and not machine.ray:
         # measured: PytorchEngineConfig(tp=2) exits with "Multi-nodes support requires `ray`"
-        pytorch_tp = "tp > 1 on the PyTorch engine needs ray (`pip install ray`)"
-        if engine == "pytorch" or (engine == "auto" and (turbomind_blockers or not machine.turbomind)):
-            errors.append(f"{pytorch_tp}; or use engine: turbomind")
-        elif engine == "auto":
-            engine = "turbomind"
-            notes.append(f"auto picks TurboMind: {pytorch_tp}")
-    if engine == "turbomind":
-        if not machine.turbomind:
-            errors.append("engine: turbomind, but TurboMind's library does not load here; use engine: pytorch")
-        errors += [f"{reason}; use engine: pytorch" for reason in turbomind_blockers]
-    elif engine == "auto":
-        if machine.turbomind and turbomind_blockers:
-            engine = "pytorch"
-            notes += [f"auto picks the PyTorch engine: {reason}" for reason in turbomind_blockers]
-    return Verdict(tuple(errors), tuple(notes), engine)
+        reasons.append("tp > 1 on the PyTorch engine needs ray (`pip install ray`)")
+    if preset.block_count:
+        reasons.append(
+            f"cache_max_entry_count {preset.block_count} (a number of KV blocks) is TurboMind's reading; the "
+            "PyTorch engine takes a share of free GPU memory below 1"
+        )
+    return reasons
 
 
 def _turbomind_blockers(preset: Preset, config: dict, quant: dict, is_awq: bool) -> list[str]:
     reasons = []
-    if preset.quant_policy == 4 and head_dim(config) == 64:
+    if not preset.kv_mode.turbomind:
+        reasons.append(
+            f"TurboMind in LMDeploy 0.18 does not take {preset.kv_mode.label} (quant_policy {int(preset.quant_policy)})"
+        )
+    if preset.quant_policy == KvQuant.INT4 and head_dim(config) == 64:
         reasons.append("TurboMind with quant_policy 4 aborted the process on a head_dim-64 model")
     if is_awq:
         group = quant.get("group_size") or quant.get("q_group_size")

@@ -12,19 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backends import SAMPLING_RANGES, BackendSpec, EngineOptions, GenerationParams
-
-# Fields that only mean something to an in-process LMDeploy engine.
-LMDEPLOY_ONLY = (
-    "engine",
-    "model_format",
-    "quant_policy",
-    "cache_max_entry_count",
-    "session_len",
-    "max_batch_size",
-    "tp",
-    "dtype",
-    "chat_template",
-)
+from backends.lmdeploy_config import lmdeploy_only_options
 
 
 def _knob(name: str):
@@ -48,26 +36,14 @@ class GenerationDefaults(BaseModel):
         return replace(params, **self.model_dump(exclude_none=True))
 
 
-class Preset(BaseModel):
-    """One way to run a model. `model: null` means the embedded SmolLM2-135M-Instruct."""
-
-    model_config = ConfigDict(extra="forbid")
+class Preset(EngineOptions):
+    """One way to run a model: the engine options (see `EngineOptions`, the one list of them) plus
+    which backend and model, and the Chat tab's defaults. `model: null` means the embedded
+    SmolLM2-135M-Instruct."""
 
     description: str = ""
     backend: Literal["lmdeploy", "remote", "cpu", "auto"] = "lmdeploy"
     model: str | None = None
-    engine: Literal["auto", "turbomind", "pytorch"] = "auto"
-    model_format: Literal["hf", "awq", "gptq"] = "hf"
-    quant_policy: Literal[0, 4, 8] = 0
-    cache_max_entry_count: float | None = Field(None, gt=0, lt=1)
-    session_len: int | None = Field(None, ge=64, le=1_048_576)
-    max_batch_size: int | None = Field(None, ge=1, le=4096)
-    tp: int = Field(1, ge=1, le=64)
-    dtype: Literal["auto", "float16", "bfloat16"] = "auto"
-    chat_template: str | None = None
-    # LMDeploy's tool-call parser (qwen, internlm, llama3, ...) for a model whose chat template knows
-    # tools: the lmdeploy and cpu backends read its calls with it
-    tool_parser: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
     base_url: str | None = None
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     read_timeout_s: float | None = Field(None, ge=1, le=3600)  # remote: give up on a server silent this long
@@ -76,8 +52,7 @@ class Preset(BaseModel):
     @model_validator(mode="after")
     def _fields_fit_the_backend(self) -> Preset:
         if self.backend in ("remote", "cpu"):
-            defaults = Preset.model_fields
-            misplaced = [f for f in LMDEPLOY_ONLY if getattr(self, f) != defaults[f].default]
+            misplaced = [f for f in lmdeploy_only_options() if getattr(self, f) != Preset.model_fields[f].default]
             if misplaced:
                 raise ValueError(f"{', '.join(misplaced)} only apply to the lmdeploy backend, not {self.backend}")
         if self.backend == "remote" and self.tool_parser:
@@ -89,18 +64,7 @@ class Preset(BaseModel):
     def to_spec(self) -> BackendSpec:
         import os
 
-        engine = EngineOptions(
-            engine=self.engine,
-            model_format=self.model_format,
-            quant_policy=self.quant_policy,
-            cache_max_entry_count=self.cache_max_entry_count,
-            session_len=self.session_len,
-            max_batch_size=self.max_batch_size,
-            tp=self.tp,
-            dtype=self.dtype,
-            chat_template=self.chat_template,
-            tool_parser=self.tool_parser,
-        )
+        engine = EngineOptions(**self.model_dump(include=set(EngineOptions.model_fields)))
         api_key = os.environ.get(self.api_key_env) if self.api_key_env else None
         spec = BackendSpec(kind=self.backend, model=self.model, base_url=self.base_url, api_key=api_key, engine=engine)
         return replace(spec, read_timeout_s=self.read_timeout_s) if self.read_timeout_s else spec

@@ -43,8 +43,10 @@ def _where(exc: yaml.YAMLError) -> str:
 
 
 def to_yaml(preset: Preset) -> str:
-    """The preset as YAML holding only what differs from the defaults."""
-    return yaml.safe_dump(preset.model_dump(exclude_defaults=True), sort_keys=False, allow_unicode=True)
+    """The preset as YAML holding only what differs from the defaults; what it is and runs first."""
+    fields = preset.model_dump(mode="json", exclude_defaults=True)
+    first = {k: fields.pop(k) for k in ("description", "backend", "model") if k in fields}
+    return yaml.safe_dump(first | fields, sort_keys=False, allow_unicode=True)
 
 
 class PresetCatalog:

@@ -94,3 +94,29 @@ def test_a_tool_parser_must_be_one_of_lmdeploys(tmp_path):
     assert check(Preset(tool_parser="qwen", engine="pytorch"), model(tmp_path), ONE_GPU_WITH_TURBOMIND).ok
     verdict = check(Preset(tool_parser="qwen2.5"), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
     assert "tool_parser: 'qwen2.5' is not one of LMDeploy's: " in verdict.errors[0] and "qwen2d5" in verdict.errors[0]
+
+
+@pytest.mark.parametrize("policy", [16, 17, 42])
+def test_the_kv_modes_turbomind_lacks_are_refused_there_and_steer_auto_to_pytorch(tmp_path, policy):
+    refused = check(Preset(engine="turbomind", quant_policy=policy), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
+    assert (
+        "TurboMind in LMDeploy 0.18 does not take" in refused.errors[0] and "use engine: pytorch" in refused.errors[0]
+    )
+    auto = check(Preset(quant_policy=policy), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
+    assert auto.ok and auto.engine == "pytorch" and "auto picks the PyTorch engine" in auto.notes[0]
+
+
+def test_turboquant_needs_a_power_of_two_head_dim(tmp_path):
+    assert check(Preset(quant_policy="turbo_quant"), model(tmp_path), ONE_GPU_WITH_TURBOMIND).ok  # 576 / 9 = 64
+    odd = model(tmp_path, hidden_size=864)  # head_dim 96
+    verdict = check(Preset(quant_policy="turbo_quant"), odd, ONE_GPU_WITH_TURBOMIND)
+    assert "needs a power-of-two head_dim; this model's is 96" in verdict.errors[0]
+
+
+def test_a_block_count_is_turbomind_s_reading(tmp_path):
+    refused = check(Preset(engine="pytorch", cache_max_entry_count=4000), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
+    assert "(a number of KV blocks) is TurboMind's reading" in refused.errors[0]
+    auto = check(Preset(cache_max_entry_count=4000), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
+    assert auto.ok and auto.engine == "turbomind" and "auto picks TurboMind" in auto.notes[0]
+    both = check(Preset(cache_max_entry_count=4000, quant_policy=16), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
+    assert "neither engine can run it" in both.errors[0]

@@ -1,9 +1,17 @@
 """The console's knobs map onto LMDeploy's own config classes (they import without a GPU)."""
 
+import pytest
 from lmdeploy import GenerationConfig, PytorchEngineConfig, TurbomindEngineConfig
 
 from backends import GenerationParams
-from backends.lmdeploy_config import EngineOptions, engine_config, generation_config, resolve_engine
+from backends.lmdeploy_config import (
+    KV_MODES,
+    EngineOptions,
+    KvQuant,
+    engine_config,
+    generation_config,
+    resolve_engine,
+)
 
 
 def test_turbomind_config_carries_the_deployment_knobs():
@@ -54,3 +62,45 @@ def test_explicit_engine_is_kept_and_auto_falls_back_without_turbomind(embedded_
 
     expected = "turbomind" if turbomind.is_available() else "pytorch"
     assert resolve_engine(EngineOptions(engine="auto"), str(embedded_folder)) == expected
+
+
+def test_kv_modes_are_lmdeploys_own_policies():
+    from lmdeploy.messages import QuantPolicy
+
+    assert {int(mode) for mode in KvQuant} == {int(policy) for policy in QuantPolicy}
+    assert set(KV_MODES) == set(KvQuant)
+
+
+@pytest.mark.parametrize(
+    ("policy", "engine"),
+    [
+        (KvQuant.FP8, "pytorch"),
+        (KvQuant.FP8_E5M2, "pytorch"),
+        (KvQuant.TURBO_QUANT, "pytorch"),
+        (KvQuant.INT8, "turbomind"),
+    ],
+)
+def test_every_kv_mode_and_prefix_caching_reach_lmdeploys_config(policy, engine):
+    config = engine_config(EngineOptions(quant_policy=policy, enable_prefix_caching=True), engine)
+    assert int(config.quant_policy) == int(policy) and config.enable_prefix_caching
+
+
+def test_turbomind_takes_a_block_count_and_refuses_fp8_itself():
+    assert engine_config(EngineOptions(cache_max_entry_count=2000), "turbomind").cache_max_entry_count == 2000
+    with pytest.raises(ValueError, match="FP8 quantization is not supported"):
+        engine_config(EngineOptions(quant_policy=KvQuant.FP8), "turbomind")
+    with pytest.raises(AssertionError, match="invalid cache_max_entry_count"):  # a plain dataclass there
+        engine_config(EngineOptions(cache_max_entry_count=2000), "pytorch")
+
+
+@pytest.mark.parametrize(
+    ("name", "policy"), [("int8", 8), ("FP8", 16), ("fp8_e4m3", 16), ("turbo_quant", 42), (17, 17)]
+)
+def test_kv_policies_are_taken_by_lmdeploys_names_or_numbers(name, policy):
+    assert EngineOptions(quant_policy=name).quant_policy == policy
+
+
+def test_only_the_options_set_reach_lmdeploy_as_plain_values():
+    options = EngineOptions(engine="pytorch", quant_policy="turbo_quant", tool_parser="qwen")
+    assert options.changed() == {"engine": "pytorch", "quant_policy": 42, "tool_parser": "qwen"}
+    assert type(options.changed()["quant_policy"]) is int

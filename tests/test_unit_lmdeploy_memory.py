@@ -14,6 +14,23 @@ def test_quantized_kv_matches_the_capacity_gains_measured_on_smollm2():
     assert round(bf16 / int4, 2) == 3.56  # measured: 3.55x the blocks
 
 
+def test_fp8_and_turboquant_blocks_follow_lmdeploys_cache_layout():
+    """fp8: 1 byte an element, one scale per tensor (none per token); TurboQuant: keys 4-bit plus an fp16
+    scale and zero point, values 2-bit plus an fp16 scale (lmdeploy/pytorch/engine/cache_engine/schema.py)."""
+    bf16, fp8, e5m2, turbo = (kv_bytes_per_block(SMOLLM2, 64, q) for q in (0, 16, 17, 42))
+    assert bf16 / fp8 == bf16 / e5m2 == 2.0
+    assert turbo == 64 * 30 * 3 * ((32 + 4) + (16 + 2))  # head_dim 64: K 32 + 4 bytes, V 16 + 2 bytes
+    assert round(bf16 / turbo, 2) == 4.74
+    assert (
+        round(
+            kv_bytes_per_block({**SMOLLM2, "head_dim": 128}, 64, 0)
+            / kv_bytes_per_block({**SMOLLM2, "head_dim": 128}, 64, 42),
+            2,
+        )
+        == 5.02
+    )
+
+
 def test_head_dim_prefers_the_explicit_field():
     assert head_dim(SMOLLM2) == 64 and head_dim({**SMOLLM2, "head_dim": 128}) == 128
     assert kv_bytes_per_block({}, 64, 0) is None

@@ -8,7 +8,10 @@ SHIPPED = sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml"))
 
 
 def test_the_issue_s_presets_ship():
-    assert set(SHIPPED) == {"fp16", "cache-0.4", "kv-int8", "kv-int4", "awq", "awq-kv-int4", "remote", "cpu"}
+    assert set(SHIPPED) == {
+        *("fp16", "cache-0.4", "kv-int8", "kv-int4", "kv-fp8", "kv-turboquant", "prefix-cache"),
+        *("awq", "awq-kv-int4", "remote", "cpu"),
+    }
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -34,9 +37,12 @@ def test_remote_preset_reads_its_key_from_the_named_variable(monkeypatch):
 @pytest.mark.parametrize(
     ("text", "complaint"),
     [
-        ("quant_polcy: 8", "quant_polcy: unknown field (known fields: description, backend"),
-        ("cache_max_entry_count: 1.5", "cache_max_entry_count: Input should be less than 1"),
-        ("quant_policy: 2", "quant_policy: Input should be 0, 4 or 8"),
+        ("quant_polcy: 8", "quant_polcy: unknown field (known fields: engine, model_format, quant_policy"),
+        ("cache_max_entry_count: 1.5", "from 1 on a whole number of KV blocks (TurboMind)"),
+        ("cache_max_entry_count: 0", "cache_max_entry_count: Input should be greater than 0"),
+        ("quant_policy: 2", "quant_policy: Input should be 0, 4, 8, 16, 17 or 42"),
+        ("quant_policy: fp9", "quant_policy: Input should be 0, 4, 8, 16, 17 or 42"),
+        ("backend: cpu\nenable_prefix_caching: true", "enable_prefix_caching only apply to the lmdeploy backend"),
         ("tp: 0", "tp: Input should be greater than or equal to 1"),
         ("backend: cpu\nquant_policy: 8", "quant_policy only apply to the lmdeploy backend"),
         (
@@ -101,6 +107,9 @@ def test_the_shipped_presets_form_a_ladder_that_changes_one_thing_at_a_time():
         ("fp16", "cache-0.4", "cache_max_entry_count"),
         ("cache-0.4", "kv-int8", "quant_policy"),
         ("cache-0.4", "kv-int4", "quant_policy"),
+        ("cache-0.4", "kv-fp8", "quant_policy"),
+        ("cache-0.4", "kv-turboquant", "quant_policy"),
+        ("cache-0.4", "prefix-cache", "enable_prefix_caching"),
         ("cache-0.4", "awq", "model_format"),
     ]:
         differing = [key for key in settings[lower] if settings[lower][key] != settings[upper][key]]

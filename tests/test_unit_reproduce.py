@@ -16,6 +16,14 @@ def test_lmdeploy_commands_carry_the_preset_s_knobs():
     compile(text.split("# Python\n", 1)[1], "snippet", "exec")
 
 
+def test_new_kv_modes_and_prefix_caching_reach_the_commands():
+    spec = BackendSpec("lmdeploy", engine=EngineOptions(quant_policy="turbo_quant", enable_prefix_caching=True))
+    text = reproduce(spec, "/m", "lmdeploy", "pytorch")
+    assert "lmdeploy serve api_server /m --backend pytorch --quant-policy 42 --enable-prefix-caching\n" in text
+    assert "PytorchEngineConfig(quant_policy=42, enable_prefix_caching=True)" in text
+    compile(text.split("# Python\n", 1)[1], "snippet", "exec")
+
+
 def test_a_tool_parser_goes_to_the_server_alone():
     spec = BackendSpec("lmdeploy", engine=EngineOptions(tool_parser="qwen"))
     text = reproduce(spec, "/m", "lmdeploy", "pytorch")
@@ -50,7 +58,7 @@ def test_engine_card_breaks_the_worker_memory_down():
         0, (GpuReading(0, "H100", 8000, 81920, 0, (ProcessMemory(7, 7 * 1024, "engine worker"),)),), 1, None
     )
     card = engine_card(EngineState(info, "why", "kv-int8", None, None), sample, None)
-    assert "8 (KV int8)" in card and "1,000 blocks × 64 tokens = 64,000 tokens (4.00 GiB)" in card
+    assert "| KV quant policy | 8 (KV int8) |" in card and "1,000 blocks × 64 tokens = 64,000 tokens (4.00 GiB)" in card
     assert "worker holds 7.00 GiB: weights 2.00 + KV cache 4.00 + other 1.00" in card
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backends.lmdeploy_config import KV_MODES, EngineOptions, KvQuant
 from console.core import EngineState, SwitchReport
 from telemetry.vram import MIB, Sample
 
@@ -21,13 +22,11 @@ def engine_card(state: EngineState, sample: Sample, last_switch: SwitchReport | 
         rows.append(("weights", "**random** (a stand-in for speed and memory; its answers are noise)"))
     if info.kind == "lmdeploy":
         rows += [
-            ("model format", config.get("model_format") or "hf"),
-            (
-                "KV quant policy",
-                {0: "0 (fp16/bf16 KV)", 8: "8 (KV int8)", 4: "4 (KV int4)"}.get(config.get("quant_policy")),
-            ),
-            ("cache_max_entry_count", config.get("cache_max_entry_count")),
-            ("tensor parallel", config.get("tp")),
+            (EngineOptions.option_meta(name)["card"], _option_text(name, value))
+            for name, value in config.items()
+            if name != "session_len"  # the one the engine settled on follows
+        ]
+        rows += [
             ("session length", details.get("session_len")),
             ("KV cache capacity", _kv_capacity(details.get("kv_cache") or {})),
             ("memory", _breakdown(details, sample)),
@@ -46,6 +45,17 @@ def engine_card(state: EngineState, sample: Sample, last_switch: SwitchReport | 
             )
         )
     return "| engine | |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def _option_text(name: str, value) -> str:
+    """An engine option as the engine runs it: a KV policy with what it stores, unset ones as LMDeploy's default."""
+    if name == "quant_policy" and value is not None:
+        return f"{value} ({KV_MODES[KvQuant(value)].label})"
+    if name == "cache_max_entry_count" and value is not None and value >= 1:
+        return f"{value:g} KV blocks"
+    if value is None:
+        return "hf" if name == "model_format" else "LMDeploy's default"
+    return str(value)
 
 
 def _readable(key: str, value):
