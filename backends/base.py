@@ -10,7 +10,7 @@ import dataclasses
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypedDict, runtime_checkable
 
 FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
 
@@ -172,27 +172,67 @@ class NextTokenLogprobs:
     logprobs: object  # numpy.ndarray; numpy is not imported by the protocol
 
 
+class KvCacheDetails(TypedDict, total=False):
+    """The KV cache an LMDeploy engine reserved: counted by the PyTorch engine, estimated for TurboMind."""
+
+    blocks: int | None
+    block_size: int
+    bytes_per_block: int | None
+    tokens: int | None
+    bytes: int | None
+    source: Literal["engine", "estimate"]
+
+
+class EngineDetails(TypedDict, total=False):
+    """What a backend says of itself; each fills the keys that apply to it. Plain data, as it crosses
+    the worker's pipe and the `/engine_status` endpoint."""
+
+    config: dict  # lmdeploy: the EngineOptions fields as the engine runs them, LMDeploy's defaults filled in
+    session_len: int  # lmdeploy: the session length the engine settled on
+    kv_cache: KvCacheDetails  # lmdeploy
+    load_seconds: float
+    worker_pid: int | None  # lmdeploy: the process holding the engine's GPU memory
+    context_tokens: int  # cpu: the model's context length
+    torch_threads: int  # cpu
+    weights_bytes: int  # the checkpoint's weight files
+    random_weights: bool  # a stand-in model (bench.random_llama): speed and memory are real, quality is noise
+    tool_parser: str | None  # LMDeploy's tool-call parser in use (lmdeploy, cpu)
+    base_url: str  # remote
+    ignored_params: str  # remote: sampling knobs the server refused
+    reason: str  # no engine: why
+
+
 @dataclass(frozen=True)
 class BackendInfo:
     """What the UI header and exports say about the running engine."""
 
-    kind: str  # "lmdeploy", "remote" or "cpu"
+    kind: str  # "lmdeploy", "remote", "cpu", or "none" (no engine runs)
     model: str
     engine: str  # e.g. "pytorch", "turbomind", "transformers (cpu)", "openai-compatible"
-    details: dict = field(default_factory=dict)
+    details: EngineDetails = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SchedulerMetrics:
+    """An engine's scheduler now, as LMDeploy reports it (in process, or from api_server's `/metrics`);
+    None where it does not say. `series`: every `lmdeploy:*` Prometheus series of a remote server."""
+
+    cache_usage: float | None  # share of the KV-cache blocks in use
+    running: int | None  # requests being generated
+    waiting: int | None  # requests queued for room in the KV cache
+    prefix_cache_hit_rate: float | None = None
+    series: dict[str, float] = field(default_factory=dict)
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """An engine behind one async interface.
+    """An engine behind one async interface. Backends subclass it: what a backend cannot do has a
+    default here (a capability flag False, a method that says so), so callers ask, never probe."""
 
-    Capability flags are class attributes so the UI can ask before it offers a feature.
-    """
-
-    supports_tools: bool
-    supports_kv_quant: bool
-    supports_perplexity: bool
-    supports_logprobs: bool  # next_token_logprobs works
+    supports_tools: bool = False
+    supports_perplexity: bool = False  # score_text works
+    supports_logprobs: bool = False  # next_token_logprobs works
+    pid: int | None = None  # the local process that holds the engine's GPU memory, where there is one
 
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
         """Yield deltas for one reply; closing the iterator early cancels the generation."""
@@ -202,12 +242,17 @@ class Backend(Protocol):
 
     async def score_text(self, text: str) -> TextScore:
         """Perplexity of `text` (no chat template); BackendError where `supports_perplexity` is False."""
-        ...
+        raise BackendError(f"{self.info().engine} does not score text (no perplexity)")
 
     async def next_token_logprobs(self, text: str, max_tokens: int) -> NextTokenLogprobs:
         """The next-token distributions over the first `max_tokens` tokens of `text` (no chat
         template); BackendError where `supports_logprobs` is False."""
-        ...
+        raise BackendError(f"{self.info().engine} does not give next-token distributions")
+
+    async def scheduler_metrics(self) -> SchedulerMetrics | None:
+        """The scheduler's view now (KV cache in use, requests running and waiting); None where the
+        engine has no such view; BackendError where it has one that cannot be read now."""
+        return None
 
     async def close(self) -> None:
         """Stop the engine and free what it holds (VRAM, worker processes, connections)."""

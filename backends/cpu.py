@@ -25,6 +25,7 @@ from transformers import (
 )
 
 from .base import (
+    Backend,
     BackendError,
     BackendInfo,
     ChatRequest,
@@ -47,7 +48,7 @@ from .tool_prompt import ToolTurn
 _DONE = object()
 
 
-class CpuBackend:
+class CpuBackend(Backend):
     """A causal LM from a Hugging Face folder or a GGUF file, generating in a thread.
 
     One generation runs at a time (a second waits its turn): on a few CPU cores, two at once
@@ -55,7 +56,6 @@ class CpuBackend:
     """
 
     supports_tools = True
-    supports_kv_quant = False
     supports_perplexity = True
     supports_logprobs = True
 

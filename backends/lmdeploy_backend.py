@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from .base import (
+    Backend,
     BackendError,
     BackendInfo,
     ChatRequest,
@@ -24,6 +25,7 @@ from .base import (
     ModelLoadError,
     NextTokenLogprobs,
     PromptTooLong,
+    SchedulerMetrics,
     TextScore,
     Usage,
 )
@@ -37,11 +39,10 @@ _LOAD_TIMEOUT_S = 1800  # a 70B model from a slow disk takes many minutes
 _CLOSE_TIMEOUT_S = 30
 
 
-class LmdeployBackend:
+class LmdeployBackend(Backend):
     """Chat through `lmdeploy.pipeline` in a child process; `close()` ends the process."""
 
     supports_tools = True  # LMDeploy's parser for the model, or the console's tool-prompt template
-    supports_kv_quant = True
     supports_perplexity = True
     supports_logprobs = True  # LMDeploy's get_logits, on both engines
 
@@ -135,10 +136,12 @@ class LmdeployBackend:
         token_ids, logprobs = await self._one_reply("logprobs", text, max_tokens)
         return NextTokenLogprobs(tuple(token_ids), logprobs)
 
-    async def engine_metrics(self) -> dict:
-        """LMDeploy's scheduler now: `cache_usage` (share of KV blocks in use), `active_seqs`, `waiting_seqs`."""
+    async def scheduler_metrics(self) -> SchedulerMetrics:
+        """LMDeploy's scheduler now (`AsyncEngine.get_schedule_metrics`)."""
         (metrics,) = await self._one_reply("metrics")
-        return metrics
+        return SchedulerMetrics(
+            metrics["cache_usage"], metrics["active_seqs"], metrics["waiting_seqs"], metrics["prefix_cache_hit_rate"]
+        )
 
     async def _one_reply(self, kind: str, *args) -> list:
         """A request the worker answers once, with a reply of its own kind (or an error)."""

@@ -254,10 +254,12 @@ async def _logprobs(pipe, rid: int, text: str, max_tokens: int, send) -> None:
 
 
 async def _metrics(pipe, rid: int, send) -> None:
-    """The scheduler's view now: the share of KV-cache blocks in use, requests running and waiting."""
+    """The scheduler's view now: the share of KV-cache blocks in use, requests running and waiting,
+    the prefix cache's hit rate."""
     try:
         metrics = await pipe.async_engine.get_schedule_metrics()
-        send(rid, "metrics", {k: getattr(metrics, k) for k in ("cache_usage", "active_seqs", "waiting_seqs")})
+        fields = ("cache_usage", "active_seqs", "waiting_seqs", "prefix_cache_hit_rate")
+        send(rid, "metrics", {k: getattr(metrics, k) for k in fields})
     except Exception as exc:  # noqa: BLE001 - the VRAM tab shows it instead of the figures
         send(rid, "error", "request", f"scheduler metrics: {type(exc).__name__}: {exc}")
 

@@ -11,6 +11,7 @@ from openai import AsyncOpenAI
 
 from .base import (
     AuthenticationFailed,
+    Backend,
     BackendError,
     BackendInfo,
     BackendUnavailable,
@@ -19,6 +20,7 @@ from .base import (
     Finish,
     GenerationParams,
     PromptTooLong,
+    SchedulerMetrics,
     TextDelta,
     TextScore,
     Usage,
@@ -51,11 +53,10 @@ _TOOL_PARSERS = (
 )
 
 
-class RemoteBackend:
+class RemoteBackend(Backend):
     """Streams chat completions from a server through the `openai` client."""
 
     supports_tools = True  # the server parses calls (api_server: --tool-call-parser)
-    supports_kv_quant = False  # the server decides its own quantization
     supports_perplexity = True  # where the server is lmdeploy's api_server (`/get_ppl`)
     supports_logprobs = False  # an OpenAI server returns at most 20 top logprobs, not the whole distribution
 
@@ -164,11 +165,11 @@ class RemoteBackend:
             self._extras_supported = False
             return await self._client.chat.completions.create(**standard)
 
-    async def server_metrics(self) -> dict[str, float]:
-        """LMDeploy's series from the server's Prometheus `/metrics` (api_server 0.18 serves them
-        unless started with `--disable-metrics`); BackendError where the server has no such page."""
+    async def scheduler_metrics(self) -> SchedulerMetrics:
+        """From the server's Prometheus `/metrics` (api_server 0.18 serves them unless started with
+        `--disable-metrics`); BackendError where the server has no such page."""
         response = await self._beside_v1("GET", "/metrics", "the server exposes no metrics there")
-        return lmdeploy_series(response.text)
+        return scheduler_from_series(lmdeploy_series(response.text))
 
     async def score_text(self, text: str) -> TextScore:
         """lmdeploy api_server's `/get_ppl`; other servers have none (BackendError)."""
@@ -179,9 +180,6 @@ class RemoteBackend:
             return TextScore(mean_nll=float(response.json()["ppl"]), tokens=None)
         except (ValueError, KeyError, TypeError) as exc:
             raise BackendError(f"/get_ppl answered something else than {{'ppl': ...}}: {response.text[:200]}") from exc
-
-    async def next_token_logprobs(self, text: str, max_tokens: int):
-        raise BackendError("a remote server does not return whole next-token distributions")
 
     async def _beside_v1(self, method: str, path: str, missing: str, **kwargs) -> httpx.Response:
         """A request to one of api_server's own endpoints, which sit beside /v1."""
@@ -218,6 +216,22 @@ def lmdeploy_series(exposition: str) -> dict[str, float]:
             labels = ",".join(f'{key}="{value}"' for key, value in sorted(sample.labels.items()))
             series[f"{sample.name}{{{labels}}}" if labels else sample.name] = float(sample.value)
     return series
+
+
+def scheduler_from_series(series: dict[str, float]) -> SchedulerMetrics:
+    """The scheduler's figures among api_server's series (one model per server: the first match)."""
+
+    def first(name: str) -> float | None:  # a series is named with its labels, if it has any
+        return next((value for key, value in series.items() if key.split("{")[0] == f"lmdeploy:{name}"), None)
+
+    running, waiting = first("num_requests_running"), first("num_requests_waiting")
+    return SchedulerMetrics(
+        cache_usage=first("gpu_cache_usage_perc"),
+        running=None if running is None else int(running),
+        waiting=None if waiting is None else int(waiting),
+        prefix_cache_hit_rate=first("prefix_cache_hit_rate"),
+        series=series,
+    )
 
 
 def _extras(params: GenerationParams) -> dict:

@@ -138,8 +138,8 @@ def summarize(timings: list[RequestTiming], peaks: dict, prompt_words: int = 0) 
         ttft_p50_ms=percentile(ttfts, 50),
         ttft_p99_ms=percentile(ttfts, 99),
         waited=count_waited(timings),
-        peak_running=peaks.get("active_seqs"),
-        peak_waiting=peaks.get("waiting_seqs"),
+        peak_running=peaks.get("running"),
+        peak_waiting=peaks.get("waiting"),
         peak_kv_usage=peaks.get("cache_usage"),
         first_error=errors[0] if errors else None,
         prompt_words=prompt_words,
@@ -205,17 +205,18 @@ async def _one_request(backend, request: ChatRequest) -> RequestTiming:
 
 
 async def _watch_scheduler(backend, peaks: dict, stop: asyncio.Event) -> None:
-    """Keep the highest value of each scheduler figure until told to stop."""
-    read = getattr(backend, "engine_metrics", None)
-    if read is None:
-        return
+    """Keep the highest value of each scheduler figure until told to stop (none where the engine
+    has no scheduler view)."""
     while not stop.is_set():
         try:
-            metrics = await read()
+            metrics = await backend.scheduler_metrics()
         except BackendError:
             return
-        for key, value in metrics.items():
-            peaks[key] = max(peaks.get(key, value), value)
+        if metrics is None:
+            return
+        for key in ("running", "waiting", "cache_usage"):
+            if (value := getattr(metrics, key)) is not None:
+                peaks[key] = max(peaks.get(key, value), value)
         try:
             await asyncio.wait_for(stop.wait(), _METRICS_INTERVAL_S)
         except TimeoutError:

@@ -86,13 +86,8 @@ class EngineBusy(BackendError):
     under the job. The running engine is untouched."""
 
 
-class NoEngine:
+class NoEngine(Backend):
     """Stands in after a failed switch: every chat says what happened and what to do."""
-
-    supports_tools = False
-    supports_kv_quant = False
-    supports_perplexity = False
-    supports_logprobs = False
 
     def __init__(self, reason: str):
         self.reason = reason
@@ -346,7 +341,7 @@ class Console:
         self.sampler.mark("engine closed")
 
     def _name_engine_process(self) -> None:
-        self.sampler.name_process(getattr(self._backend, "pid", None), "engine worker")
+        self.sampler.name_process(self._backend.pid, "engine worker")
 
 
 def _failure(exc: BaseException) -> str:

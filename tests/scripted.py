@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from backends import BackendError, BackendInfo, Finish, TextDelta, Usage
+from backends import Backend, BackendError, BackendInfo, Finish, TextDelta, Usage
 
 
-class ScriptedBackend:
-    supports_tools = False
-    supports_kv_quant = False
-
+class ScriptedBackend(Backend):
     def __init__(self, chunks: list[str], fail_with: BackendError | None = None, delay_s: float = 0.0):
         self.chunks, self.fail_with, self.delay_s = chunks, fail_with, delay_s
         self.requests = []

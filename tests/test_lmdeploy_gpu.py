@@ -100,14 +100,14 @@ async def test_perplexity_of_the_fixed_text_matches_the_cpu_backend(engine, cpu_
 
 
 async def test_kv_cache_in_use_rises_while_generating(engine):
-    idle = await engine.engine_metrics()
+    idle = await engine.scheduler_metrics()
     stream = engine.stream_chat(
         ChatRequest(ask("Write a very long story. " * 200), GenerationParams(max_new_tokens=1500))
     )
     [await anext(stream) for _ in range(5)]
-    busy = await engine.engine_metrics()
+    busy = await engine.scheduler_metrics()
     await stream.aclose()
-    assert busy["active_seqs"] >= 1 and busy["cache_usage"] > idle["cache_usage"]
+    assert busy.running >= 1 and busy.cache_usage > idle.cache_usage
 
 
 async def test_a_forced_tool_call_through_guided_decoding_runs_the_tool(engine):

@@ -120,5 +120,5 @@ def test_the_api_key_is_never_shown_back(openai_server, tmp_path):
 async def test_a_server_without_metrics_says_so(openai_server):
     backend = await connect(openai_server)
     with pytest.raises(BackendError, match="exposes no metrics there"):
-        await backend.server_metrics()
+        await backend.scheduler_metrics()
     await backend.close()

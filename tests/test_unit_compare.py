@@ -137,7 +137,7 @@ def test_charts_show_the_load_test_and_say_why_a_chart_is_empty():
     from ui.compare_figures import load_figure, quality_figure
 
     result = comparison(load=LoadSettings(requests=4, prompt_tokens=64, output_tokens=8))
-    result.results[0].load = summarize([RequestTiming(0.0, 0.1, 2.0, 64, 8)], {"active_seqs": 1})
+    result.results[0].load = summarize([RequestTiming(0.0, 0.1, 2.0, 64, 8)], {"running": 1})
     figure = load_figure(result)
     assert [trace.name for trace in figure.data] == ["requests/s", "most requests running at once"]
     assert figure.data[1].y == (1, None)

@@ -35,7 +35,7 @@ def test_summary_figures_from_timings_and_scheduler_peaks():
         RequestTiming(0.0, 2.5, 4.0, prompt_tokens=101, output_tokens=50),
         RequestTiming(0.0, None, 1.0, error="the engine was closed"),
     ]
-    peaks = {"active_seqs": 2, "waiting_seqs": 1, "cache_usage": 0.97}
+    peaks = {"running": 2, "waiting": 1, "cache_usage": 0.97}
     result = summarize(timings, peaks)
     assert (result.requests, result.completed, result.failed) == (4, 3, 1)
     assert result.duration_s == 4.0

@@ -3,7 +3,7 @@
 import pytest
 
 from backends import BackendError
-from backends.remote import lmdeploy_series
+from backends.remote import lmdeploy_series, scheduler_from_series
 
 # The shape LMDeploy 0.18's api_server exposes (lmdeploy/metrics/metrics_processor.py), abridged.
 EXPOSITION = """\
@@ -38,6 +38,12 @@ def test_every_lmdeploy_series_is_kept_with_its_labels_and_nothing_else():
         f"lmdeploy:request_decode_time_seconds_count{model}": 4.0,
         f"lmdeploy:request_decode_time_seconds_sum{model}": 6.5,
     }
+
+
+def test_the_scheduler_figures_are_read_from_the_series():
+    metrics = scheduler_from_series(lmdeploy_series(EXPOSITION))
+    assert (metrics.cache_usage, metrics.running, metrics.waiting) == (0.42, 7, None)
+    assert metrics.prefix_cache_hit_rate is None and len(metrics.series) == 5
 
 
 def test_a_page_that_is_not_prometheus_text_says_so():

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backends import (
+    Backend,
     BackendError,
     BackendInfo,
     ChatRequest,
@@ -136,7 +137,7 @@ def test_forced_call_schemas():
     assert weather["properties"]["arguments"]["properties"]["city"] == {"type": "string", "maxLength": 64}
 
 
-class ScriptedToolModel:
+class ScriptedToolModel(Backend):
     """Answers each request with the next scripted list of deltas (unit tier only)."""
 
     supports_tools = True

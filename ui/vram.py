@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from backends import BackendError
+from backends import BackendError, SchedulerMetrics
 from console.core import Console
 
 from .engine_card import engine_card
@@ -56,24 +56,20 @@ def build_tab(console: Console) -> None:
     gr.api(vram, api_name="vram")
 
 
-# what a viewer of memory wants from a remote api_server's metrics: its KV cache and its queue
-_LIVE_SERIES = ("cache_usage", "requests_running", "requests_waiting", "prefix_cache_hit_rate")
-
-
 async def _source_note(console: Console, sample) -> str:
+    """Where the memory figures come from, and the scheduler's view where the engine gives one."""
     backend = console.backend
-    if hasattr(backend, "engine_metrics"):
-        return await _kv_in_use(backend) + "\n\n" + _memory_source(sample)
-    metrics_reader = getattr(backend, "server_metrics", None)
-    if metrics_reader is not None:
-        try:
-            metrics = await metrics_reader()
-        except BackendError as exc:
-            return f"The engine runs on a remote server; NVML here cannot see its GPU, and {exc}."
-        shown = {name: value for name, value in metrics.items() if any(key in name for key in _LIVE_SERIES)}
-        lines = "\n".join(f"- `{name}`: {value:g}" for name, value in shown.items()) or "- (no LMDeploy metrics)"
-        return f"The engine runs on a remote server; from its `/metrics`:\n{lines}"
-    return _memory_source(sample)
+    remote = backend.info().kind == "remote"
+    try:
+        metrics = await backend.scheduler_metrics()
+    except BackendError as exc:
+        scheduler = f"Scheduler figures: not available ({exc})."
+    else:
+        scheduler = _scheduler_text(metrics, backend.info().details) if metrics else ""
+    if remote:
+        where = "The engine runs on a remote server: NVML here cannot see its GPU; these come from its `/metrics`."
+        return f"{where}\n\n{scheduler}"
+    return "\n\n".join(filter(None, [scheduler, _memory_source(sample)]))
 
 
 def _memory_source(sample) -> str:
@@ -84,18 +80,18 @@ def _memory_source(sample) -> str:
     return "Memory read from NVML about once a second."
 
 
-async def _kv_in_use(backend) -> str:
-    """The KV cache in use against what is reserved, from LMDeploy's scheduler."""
-    try:
-        metrics = await backend.engine_metrics()
-    except BackendError as exc:
-        return f"KV cache in use: not available ({exc})."
-    reserved = backend.info().details.get("kv_cache") or {}
-    usage = metrics["cache_usage"]
-    text = f"**KV cache in use: {usage:.1%} of the reserve**"
-    if reserved.get("tokens"):
-        approx = "≈ " if reserved.get("source") == "estimate" else ""
-        text += f" ({approx}{usage * reserved['tokens']:,.0f} of {approx}{reserved['tokens']:,} tokens)"
-    return (
-        text + f"; {metrics['active_seqs']} requests running, {metrics['waiting_seqs']} waiting (LMDeploy's scheduler)."
-    )
+def _scheduler_text(metrics: SchedulerMetrics, details: dict) -> str:
+    """The KV cache in use against what is reserved, the queue, and the prefix cache's hits."""
+    reserved, parts = details.get("kv_cache") or {}, []
+    if metrics.cache_usage is not None:
+        kv = f"**KV cache in use: {metrics.cache_usage:.1%} of the reserve**"
+        if reserved.get("tokens"):
+            approx = "≈ " if reserved.get("source") == "estimate" else ""
+            kv += f" ({approx}{metrics.cache_usage * reserved['tokens']:,.0f} of {approx}{reserved['tokens']:,} tokens)"
+        parts.append(kv)
+    if metrics.running is not None:
+        parts.append(f"{metrics.running} requests running, {metrics.waiting} waiting")
+    prefix_caching = (details.get("config") or {}).get("enable_prefix_caching")
+    if metrics.prefix_cache_hit_rate is not None and (prefix_caching or metrics.prefix_cache_hit_rate > 0):
+        parts.append(f"prefix cache hit rate {metrics.prefix_cache_hit_rate:.1%}")
+    return "; ".join(parts) + " (LMDeploy's scheduler)." if parts else "The scheduler reports nothing yet."
