@@ -16,12 +16,13 @@ AUTH_ENV = "LMDEPLOY_CONSOLE_AUTH"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from backends import KINDS
     from backends.remote import API_KEY_ENV, DEFAULT_BASE_URL
 
     parser = argparse.ArgumentParser(prog="app.py", description="A web console for LMDeploy.")
     parser.add_argument(
         "--backend",
-        choices=["auto", "lmdeploy", "remote", "cpu"],
+        choices=["auto", *KINDS],
         default="auto",
         help="auto: LMDeploy where a CUDA GPU is usable, else the CPU fallback",
     )
@@ -98,10 +99,10 @@ def _credentials(value: str) -> list[tuple[str, str]]:
 
 def command_line_spec(args: argparse.Namespace, roots):
     """The backend the flags name; a local model path must lie under the model roots."""
-    from backends import BackendSpec, EngineOptions
+    from backends import KINDS, BackendSpec, EngineOptions
 
     model = args.model
-    if model and args.backend != "remote":
+    if model and (args.backend == "auto" or KINDS[args.backend].takes_local_model):
         model = str(roots.resolve(model))
     engine = EngineOptions(engine=args.engine)
     return BackendSpec(args.backend, model=model, base_url=args.base_url, api_key=args.api_key, engine=engine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -36,6 +37,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "BackendInfo",
+    "BackendKind",
     "BackendSpec",
     "BackendUnavailable",
     "ChatRequest",
@@ -45,6 +47,7 @@ __all__ = [
     "EngineOptions",
     "Finish",
     "GenerationParams",
+    "KINDS",
     "ModelLoadError",
     "NextTokenLogprobs",
     "PromptTooLong",
@@ -56,10 +59,11 @@ __all__ = [
     "ToolCallPiece",
     "Usage",
     "create_backend",
+    "kind_of",
     "usable_gpu_reason",
 ]
 
-BackendKind = Literal["auto", "lmdeploy", "remote", "cpu"]
+BackendKindName = Literal["auto", "lmdeploy", "remote", "cpu"]
 _INSTALL_HINT = "install the console's requirements: pip install -r requirements.txt"
 
 
@@ -67,12 +71,22 @@ _INSTALL_HINT = "install the console's requirements: pip install -r requirements
 class BackendSpec:
     """Everything needed to start one backend; `model=None` means the embedded model."""
 
-    kind: BackendKind = "auto"
+    kind: BackendKindName = "auto"
     model: str | None = None
     base_url: str | None = None
     api_key: str | None = None
     engine: EngineOptions = field(default_factory=EngineOptions)
     read_timeout_s: float = 300.0  # remote: how long a silent server may keep a reply waiting
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """What the console needs to know of a kind of backend before it starts one."""
+
+    name: str
+    needs_gpu: bool  # holds GPU memory: the running engine must close before one of these loads
+    takes_local_model: bool  # `model` is a folder or file here (not a name the server knows)
+    start: Callable[[BackendSpec], Awaitable[Backend]]
 
 
 async def create_backend(spec: BackendSpec) -> tuple[Backend, str]:
@@ -81,12 +95,18 @@ async def create_backend(spec: BackendSpec) -> tuple[Backend, str]:
         reason = usable_gpu_reason()
         if reason is None:
             try:
-                return await _start_lmdeploy(spec), "auto: a CUDA GPU and LMDeploy are usable"
+                return await KINDS["lmdeploy"].start(spec), "auto: a CUDA GPU and LMDeploy are usable"
             except ModelLoadError as exc:
                 reason = f"LMDeploy failed to load ({exc})"
-        return await _start_cpu(spec), f"auto: CPU fallback, because {reason}"
-    starters = {"lmdeploy": _start_lmdeploy, "remote": _start_remote, "cpu": _start_cpu}
-    return await starters[spec.kind](spec), f"{spec.kind}: chosen explicitly"
+        return await KINDS["cpu"].start(spec), f"auto: CPU fallback, because {reason}"
+    return await KINDS[spec.kind].start(spec), f"{spec.kind}: chosen explicitly"
+
+
+def kind_of(spec: BackendSpec) -> BackendKind:
+    """The kind a spec will start here (`auto`: LMDeploy where a GPU is usable, else the CPU)."""
+    if spec.kind == "auto":
+        return KINDS["lmdeploy" if usable_gpu_reason() is None else "cpu"]
+    return KINDS[spec.kind]
 
 
 def usable_gpu_reason() -> str | None:
@@ -127,3 +147,13 @@ async def _start_cpu(spec: BackendSpec) -> Backend:
     except ImportError as exc:
         raise ModelLoadError(f"the cpu backend needs torch and transformers: {_INSTALL_HINT}") from exc
     return await asyncio.to_thread(CpuBackend, spec.model, spec.engine.tool_parser)
+
+
+KINDS = {
+    kind.name: kind
+    for kind in (
+        BackendKind("lmdeploy", needs_gpu=True, takes_local_model=True, start=_start_lmdeploy),
+        BackendKind("remote", needs_gpu=False, takes_local_model=False, start=_start_remote),
+        BackendKind("cpu", needs_gpu=False, takes_local_model=True, start=_start_cpu),
+    )
+}

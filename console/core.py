@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 
 from backends import (
+    KINDS,
     Backend,
     BackendError,
     BackendInfo,
@@ -23,6 +24,7 @@ from backends import (
     GenerationParams,
     ModelLoadError,
     create_backend,
+    kind_of,
     usable_gpu_reason,
 )
 from backends.lmdeploy_memory import read_model_config
@@ -32,8 +34,8 @@ from presets.store import PresetCatalog, PresetError
 from telemetry.vram import VramSampler
 
 from .access import AccessPolicy
-from .chat import RepaintPacer
-from .jobs import JobSlot
+from .chat import ChatSession, RepaintPacer, stream_reply
+from .jobs import Job, JobSlot
 from .paths import ModelRoots
 from .reproduce import reproduce
 
@@ -146,7 +148,7 @@ class Console:
     async def start_preset(cls, name: str, **kwargs) -> Console:
         """Start on a named preset (or a preset file); raises PresetError or BackendError."""
         console = cls(NoEngine("the console is starting"), "starting", **kwargs)
-        await console.switch_preset(name)
+        await console._switch(name)
         return console
 
     @property
@@ -156,8 +158,9 @@ class Console:
     def state(self) -> EngineState:
         return EngineState(self._backend.info(), self._reason, self._preset, self._previous, self._default_params)
 
-    async def switch_preset(self, name: str, job=None) -> SwitchReport:
-        """Validate, then replace the running engine with the preset's.
+    async def switch_preset(self, name: str, job: Job | None = None, *, user: str | None = None) -> SwitchReport:
+        """Validate, then replace the running engine with the preset's. Only admins switch
+        (`user`: who asks, as the page's log-in names them); a job switches for itself.
 
         A preset that fails validation leaves the running engine untouched. An LMDeploy
         preset needs the GPU memory the old engine holds, so the old one is closed first;
@@ -165,7 +168,12 @@ class Console:
         the way back. Other backends load first and replace the old one only on success.
         While a job runs, only that job (`job`) may switch: anyone else gets EngineBusy.
         """
+        if job is None:
+            self.access.require_admin(user, "switch presets")
         self._refuse_during_job(f"switch to {name!r}", job)
+        return await self._switch(name)
+
+    async def _switch(self, name: str) -> SwitchReport:
         async with self._switch_lock:
             preset = self.catalog.get(name)
             spec, notes = self._checked_spec(preset, self.catalog.locate(name).name)
@@ -214,8 +222,9 @@ class Console:
         async with self._switch_lock:
             await self._retire(reason)
 
-    async def restart(self) -> None:
-        """Start the last engine that ran again: after an engine crash, or to reload it."""
+    async def restart(self, *, user: str | None = None) -> None:
+        """Start the last engine that ran again: after an engine crash, or to reload it (admins only)."""
+        self.access.require_admin(user, "restart the engine")
         self._refuse_during_job("restart the engine")
         async with self._switch_lock:
             if self._spec is None:
@@ -231,7 +240,7 @@ class Console:
         """Start the new backend; the old one goes first if the new one needs its GPU memory
         (meanwhile every chat is told `why`)."""
         old, old_name = self._backend, self._preset
-        needs_gpu = spec.kind == "lmdeploy" or (spec.kind == "auto" and usable_gpu_reason() is None)
+        needs_gpu = kind_of(spec).needs_gpu
         if needs_gpu:
             await self._retire(why or f"the engine is being switched to {name!r}; try again in a minute")
         try:
@@ -252,6 +261,30 @@ class Console:
             self._backend = backend
             await old.close()
         return backend, reason
+
+    def start_job(self, job: Job, *, user: str | None = None) -> Job:
+        """Run a job that drives the engine (a comparison, a quantization): admins only, one at a time."""
+        self.access.require_admin(user, f"start a {job.kind}")
+        return self.jobs.start(job)
+
+    def cancel_job(self, kind: str, *, user: str | None = None) -> None:
+        self.access.require_admin(user, f"cancel a {kind}")
+        self.jobs.cancel(kind)
+
+    def save_preset(self, name: str, preset: Preset, *, user: str | None = None) -> Path:
+        """Save a preset of the user's own (admins only: a preset names a model folder to load)."""
+        self.access.require_admin(user, "save presets")
+        return self.catalog.save(name, preset)
+
+    async def stream_reply(self, session: ChatSession) -> AsyncIterator[ChatSession]:
+        """The running engine's reply to the session's last user turn, paced for repainting, with the
+        generation marked on the VRAM timeline (see `console.chat.stream_reply`)."""
+        self.sampler.mark("generation started")
+        try:
+            async for painted in stream_reply(self._backend, session, self.pacer):
+                yield painted
+        finally:
+            self.sampler.mark("generation ended")
 
     def _refuse_during_job(self, what: str, job=None) -> None:
         running = self.jobs.current
@@ -322,7 +355,7 @@ class Console:
         return spec, verdict.notes
 
     def _model_dir(self, preset: Preset, source: str) -> Path | None:
-        if preset.backend == "remote":
+        if preset.backend != "auto" and not KINDS[preset.backend].takes_local_model:
             return None
         if not preset.model:
             if preset.backend == "cpu":

@@ -1,6 +1,9 @@
-"""The running engine as commands a user can copy: the same deployment without the console."""
+"""What the console runs, as commands a user can copy: the running engine without the console, and a
+tool round of the Tools tab as a request to any OpenAI-compatible server."""
 
 from __future__ import annotations
+
+import json
 
 from backends import BackendSpec, EngineOptions
 
@@ -72,3 +75,31 @@ from transformers import pipeline
 chat = pipeline("text-generation", model={model!r}, device="cpu")
 print(chat([{{"role": "user", "content": "What is 2+3?"}}], max_new_tokens=64)[0]["generated_text"][-1])
 """
+
+
+def _request_body(wire_round: dict, model: str) -> dict:
+    request = wire_round["request"]
+    return {
+        "model": model,
+        "messages": request["messages"],
+        "tools": request["tools"],
+        "tool_choice": request["tool_choice"],
+        "temperature": request.get("temperature", 0),
+    }
+
+
+def curl_snippet(wire_round: dict, base_url: str = "http://127.0.0.1:23333/v1", model: str = "MODEL") -> str:
+    """One round's request as a `curl` against an OpenAI-compatible server."""
+    body = json.dumps(_request_body(wire_round, model))
+    return f"curl {base_url}/chat/completions -H 'Content-Type: application/json' \\\n  -d '{body}'"
+
+
+def openai_snippet(wire_round: dict, base_url: str = "http://127.0.0.1:23333/v1", model: str = "MODEL") -> str:
+    """One round's request as Python with the `openai` client."""
+    arguments = ",\n    ".join(f"{key}={value!r}" for key, value in _request_body(wire_round, model).items())
+    return (
+        "from openai import OpenAI\n\n"
+        f'client = OpenAI(base_url="{base_url}", api_key="YOUR_KEY")\n'
+        f"response = client.chat.completions.create(\n    {arguments},\n)\n"
+        "print(response.choices[0].message)"
+    )

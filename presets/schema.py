@@ -7,11 +7,10 @@ Converted at the edge: `Preset.to_spec()` gives the `BackendSpec` the backends t
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from backends import SAMPLING_RANGES, BackendSpec, EngineOptions, GenerationParams
+from backends import SAMPLING_RANGES, BackendKindName, BackendSpec, EngineOptions, GenerationParams
 from backends.lmdeploy_config import lmdeploy_only_options
 
 
@@ -42,7 +41,7 @@ class Preset(EngineOptions):
     SmolLM2-135M-Instruct."""
 
     description: str = ""
-    backend: Literal["lmdeploy", "remote", "cpu", "auto"] = "lmdeploy"
+    backend: BackendKindName = "lmdeploy"
     model: str | None = None
     base_url: str | None = None
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")

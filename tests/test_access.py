@@ -99,7 +99,33 @@ def test_without_the_password_nothing_is_served(guarded_url):
 @pytest.mark.app
 def test_only_admins_compare_or_quantize(guarded_url):
     bob = Client(guarded_url, auth=("bob", "bob-pw"), verbose=False)
-    with pytest.raises(Exception, match="only admins can run comparisons"):
+    with pytest.raises(Exception, match="only admins can start a comparison"):
         bob.predict(["cpu", "cpu"], ["math"], "", 8, 1, False, api_name="/compare")
-    with pytest.raises(Exception, match="only admins can quantize models"):
+    with pytest.raises(Exception, match="only admins can start a quantization"):
         bob.predict(*QUANTIZE_ARGS, api_name="/quantize")
+
+
+async def test_the_console_checks_who_asks_before_anything_changes(tmp_path):
+    """The admin check lives in the Console: every handler passes the user, none checks on its own."""
+    from console.core import Console, NoEngine
+    from console.jobs import Job
+    from presets.schema import Preset
+    from presets.store import PresetCatalog
+
+    guarded = AccessPolicy(logins=True, admins=frozenset({"ann"}))
+    console = Console(NoEngine("idle"), "test", catalog=PresetCatalog(user_dir=tmp_path), access=guarded)
+    refusals = [
+        (console.switch_preset("cpu", user="bob"), "switch presets"),
+        (console.restart(user="bob"), "restart the engine"),
+    ]
+    for attempt, action in refusals:
+        with pytest.raises(NotAllowed, match=f"only admins can {action}; 'bob' is not one"):
+            await attempt
+    with pytest.raises(NotAllowed, match="only admins can save presets"):
+        console.save_preset("mine", Preset(backend="cpu"), user=None)
+    with pytest.raises(NotAllowed, match="only admins can start a comparison"):
+        console.start_job(Job("comparison", lambda job: None), user="bob")
+    with pytest.raises(NotAllowed, match="only admins can cancel a comparison"):
+        console.cancel_job("comparison", user="bob")
+    assert console.save_preset("mine", Preset(backend="cpu"), user="ann").exists()
+    assert console.state().info.kind == "none"  # nothing was switched or restarted

@@ -88,7 +88,7 @@ async def test_a_parser_server_streams_a_forced_call_in_pieces_and_the_loop_runs
         [call, *_] = [d for d in deltas if isinstance(d, ToolCall)]
         assert len(pieces) >= 2 and call.name in ("add", "multiply") and deltas[-1] == Finish("tool_calls")
         print(json.dumps([call.name, call.arguments, len(pieces)]))
-        runs = [run async for run in run_tool_loop(backend, "What is 3 + 5?", tools, "required", max_rounds=2)]
-        assert next(s for s in runs[-1].steps if s.kind == "tool_result").ok
+        run = await run_tool_loop(backend, "What is 3 + 5?", tools, "required", max_rounds=2)
+        assert next(s for s in run.steps if s.kind == "tool_result").ok
     finally:
         await backend.close()

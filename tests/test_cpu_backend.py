@@ -90,5 +90,5 @@ async def test_lmdeploys_qwen_parser_on_the_cpu_forces_and_reads_a_call(tool_tem
     [call] = [d for d in deltas if isinstance(d, ToolCall)]
     assert pieces and pieces[0].name == "add" and deltas[-1] == Finish("tool_calls")
     assert set(json.loads(call.arguments)) == {"a", "b"}
-    runs = [run async for run in run_tool_loop(backend, "What is 3 + 5?", tools, named, max_rounds=2)]
-    assert next(s for s in runs[-1].steps if s.kind == "tool_result").ok
+    run = await run_tool_loop(backend, "What is 3 + 5?", tools, named, max_rounds=2)
+    assert next(s for s in run.steps if s.kind == "tool_result").ok

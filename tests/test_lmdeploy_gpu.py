@@ -115,8 +115,8 @@ async def test_a_forced_tool_call_through_guided_decoding_runs_the_tool(engine):
     from tools.scenarios import SCENARIOS
 
     scenario = SCENARIOS["add and multiply: (3 + 5) x 2"]
-    runs = [run async for run in run_tool_loop(engine, "What is 3 + 5?", scenario.tools, "required", max_rounds=2)]
-    steps = runs[-1].steps
+    run = await run_tool_loop(engine, "What is 3 + 5?", scenario.tools, "required", max_rounds=2)
+    steps = run.steps
     if engine.info().engine == "turbomind":  # its guided decoding cut forced calls short: refused, with the fix
         assert "need the PyTorch engine" in steps[-1].content and steps[-1].kind == "error"
         return
@@ -142,8 +142,8 @@ async def test_lmdeploys_own_tool_path_forces_a_named_call_and_streams_it(tool_t
         [call] = [d for d in deltas if isinstance(d, ToolCall)]
         assert len(pieces) >= 2 and pieces[0].name == "add" and deltas[-1] == Finish("tool_calls")
         assert set(json.loads(call.arguments)) == {"a", "b"}
-        runs = [run async for run in run_tool_loop(backend, "What is 3 + 5?", tools, named, max_rounds=2)]
-        result = next(s for s in runs[-1].steps if s.kind == "tool_result")
+        run = await run_tool_loop(backend, "What is 3 + 5?", tools, named, max_rounds=2)
+        result = next(s for s in run.steps if s.kind == "tool_result")
         print(json.dumps([call.arguments, result.content, len(pieces)]))
         assert result.ok
     finally:

@@ -156,10 +156,6 @@ class ScriptedToolModel(Backend):
             yield delta
 
 
-async def final(loop):
-    return [run async for run in loop][-1]
-
-
 def call(name, arguments, index=0):
     return ToolCall(f"call_{index}", name, arguments)
 
@@ -170,7 +166,7 @@ async def test_call_result_answer():
         [call("multiply", '{"a": 8, "b": 2}'), Finish("tool_calls")],
         [TextDelta("(3 + 5) x 2 = 16"), Finish("stop")],
     )
-    run = await final(run_tool_loop(model, "(3 + 5) x 2?", [ADD.spec(), MULTIPLY.spec()], "required"))
+    run = await run_tool_loop(model, "(3 + 5) x 2?", [ADD.spec(), MULTIPLY.spec()], "required")
     kinds = [(s.kind, s.name, s.content) for s in run.steps]
     assert kinds == [
         ("user", "", "(3 + 5) x 2?"),
@@ -199,7 +195,7 @@ async def test_parallel_calls_and_every_kind_of_bad_call():
         [TextDelta("done"), Finish("stop")],
     )
     lookup = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
-    run = await final(run_tool_loop(model, "go", [ADD.spec(), lookup], mock_results={}))
+    run = await run_tool_loop(model, "go", [ADD.spec(), lookup], mock_results={})
     results = [s for s in run.steps if s.kind == "tool_result"]
     assert [r.ok for r in results] == [True, False, False, False, False]
     assert "no tool named 'divide'" in results[1].content
@@ -212,18 +208,18 @@ async def test_parallel_calls_and_every_kind_of_bad_call():
 async def test_schema_only_tools_take_the_mock_result():
     lookup = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
     model = ScriptedToolModel([call("lookup", "{}"), Finish("tool_calls")], [TextDelta("shipped"), Finish("stop")])
-    run = await final(run_tool_loop(model, "where?", [lookup], mock_results={"lookup": "shipped Friday"}))
+    run = await run_tool_loop(model, "where?", [lookup], mock_results={"lookup": "shipped Friday"})
     assert [s.content for s in run.steps if s.kind == "tool_result"] == ["shipped Friday"]
 
 
 async def test_a_loop_that_never_ends_hits_the_round_limit():
     model = ScriptedToolModel(*[[call("add", '{"a": 1, "b": 1}'), Finish("tool_calls")]] * 3)
-    run = await final(run_tool_loop(model, "loop", [ADD.spec()], max_rounds=3))
+    run = await run_tool_loop(model, "loop", [ADD.spec()], max_rounds=3)
     assert run.steps[-1].kind == "error" and "stopped after 3 rounds" in run.steps[-1].content
 
 
 async def test_a_backend_error_ends_the_run_with_its_message():
-    run = await final(run_tool_loop(ScriptedToolModel(), "hi", [ADD.spec()]))
+    run = await run_tool_loop(ScriptedToolModel(), "hi", [ADD.spec()])
     assert run.steps[-1].kind == "error" and "the script ran out" in run.steps[-1].content
 
 
@@ -274,7 +270,7 @@ def test_a_server_without_a_tool_parser_gets_the_flag_for_its_model():
 
 
 def test_the_openai_snippet_is_python_that_sends_the_same_request():
-    from tools.loop import openai_snippet
+    from console.reproduce import openai_snippet
 
     wire_round = {
         "request": {
@@ -399,7 +395,7 @@ async def test_the_user_s_own_add_runs_the_built_in_where_both_schemas_take_the_
         [TextDelta("done"), Finish("stop")],
     )
     tools = parse_tools(json.dumps(LMDEPLOY_DOCS_TOOLS)).tools
-    run = await final(run_tool_loop(model, "3 + 5?", tools, notes=("a note",)))
+    run = await run_tool_loop(model, "3 + 5?", tools, notes=("a note",))
     assert run.steps[1].kind == "note" and run.steps[1].content == "a note"
     results = [s for s in run.steps if s.kind == "tool_result"]
     assert (results[0].ok, results[0].content) == (True, "8")
@@ -414,7 +410,7 @@ async def test_the_transcript_reads_as_people_read_it_and_the_wire_keeps_the_raw
         [call("add", '{"a": 3, "b": 5}'), Finish("tool_calls")],
         [TextDelta("<tool_response>8</tool_response>"), Finish("stop")],  # SmolLM2 echoing the markup
     )
-    run = await final(run_tool_loop(model, "3 + 5?", [ADD.spec()]))
+    run = await run_tool_loop(model, "3 + 5?", [ADD.spec()])
     assert run.steps[-1].kind == "assistant" and run.steps[-1].content == "8"
     assert run.wire[-1]["response"]["content"] == "<tool_response>8</tool_response>"
 

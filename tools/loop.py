@@ -171,6 +171,26 @@ def edits_from_json(text: str) -> dict[str, dict]:
     return edits
 
 
+async def drive(
+    backend: Backend,
+    conversation: ToolConversation,
+    mock_results: dict[str, str],
+    *,
+    pause_before_tools: bool = False,
+    params: GenerationParams | None = None,
+) -> AsyncIterator[None]:
+    """The one driver of the loop, for the API and the Tools tab alike: rounds until the model
+    answers or the round limit, or, with `pause_before_tools` (step mode), until calls wait for
+    the user. Yields whenever the conversation changed: as the model writes, and after calls ran."""
+    while not conversation.finished:
+        async for _ in ask_model(backend, conversation, params):
+            yield
+        if pause_before_tools and conversation.pending:
+            return
+        run_pending(conversation, mock_results)
+        yield
+
+
 async def run_tool_loop(
     backend: Backend,
     prompt: str,
@@ -181,14 +201,12 @@ async def run_tool_loop(
     max_rounds: int = 4,
     tool_prompt: str = "model",
     notes: tuple[str, ...] = (),
-) -> AsyncIterator[ToolRun]:
-    """Ask, run the calls, repeat without stopping; yield the transcript after every round."""
+) -> ToolRun:
+    """Ask, run the calls, repeat without stopping; the whole transcript."""
     conversation = ToolConversation.start(prompt, tools, tool_choice, max_rounds, tool_prompt, notes)
-    while not conversation.finished:
-        async for _ in ask_model(backend, conversation, params):
-            pass
-        run_pending(conversation, mock_results or {})
-        yield conversation.run
+    async for _ in drive(backend, conversation, mock_results or {}, params=params):
+        pass
+    return conversation.run
 
 
 def _run_call(call: ToolCall, tools: list[dict], mock_results: dict[str, str]) -> ToolOutcome:
@@ -226,31 +244,3 @@ def _wire_round(request: ChatRequest, text: str, calls: list[ToolCall], finish: 
         },
         "response": {"content": text, "tool_calls": [_call_json(c) for c in calls], "finish_reason": finish},
     }
-
-
-def _request_body(wire_round: dict, model: str) -> dict:
-    request = wire_round["request"]
-    return {
-        "model": model,
-        "messages": request["messages"],
-        "tools": request["tools"],
-        "tool_choice": request["tool_choice"],
-        "temperature": request.get("temperature", 0),
-    }
-
-
-def curl_snippet(wire_round: dict, base_url: str = "http://127.0.0.1:23333/v1", model: str = "MODEL") -> str:
-    """One round's request as a `curl` against an OpenAI-compatible server."""
-    body = json.dumps(_request_body(wire_round, model))
-    return f"curl {base_url}/chat/completions -H 'Content-Type: application/json' \\\n  -d '{body}'"
-
-
-def openai_snippet(wire_round: dict, base_url: str = "http://127.0.0.1:23333/v1", model: str = "MODEL") -> str:
-    """One round's request as Python with the `openai` client."""
-    arguments = ",\n    ".join(f"{key}={value!r}" for key, value in _request_body(wire_round, model).items())
-    return (
-        "from openai import OpenAI\n\n"
-        f'client = OpenAI(base_url="{base_url}", api_key="YOUR_KEY")\n'
-        f"response = client.chat.completions.create(\n    {arguments},\n)\n"
-        "print(response.choices[0].message)"
-    )

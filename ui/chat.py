@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from backends import SAMPLING_RANGES, GenerationParams
-from console.chat import ChatSession, Turn, message_problem, stream_reply
+from console.chat import ChatSession, Turn, message_problem
 from console.core import Console
 from console.transcript import TranscriptError, export_chat, import_chat
 
@@ -172,12 +172,8 @@ def default_knobs(console: Console) -> tuple:
 
 async def _stream(console: Console, state: ChatSession):
     """Chatbot values to paint while the reply streams; warns once if the reply failed."""
-    console.sampler.mark("generation started")
-    try:
-        async for painted in stream_reply(console.backend, state, console.pacer):
-            yield chatbot_messages(painted)
-    finally:
-        console.sampler.mark("generation ended")
+    async for painted in console.stream_reply(state):
+        yield chatbot_messages(painted)
     error = state.turns[-1].stats.error
     if error:
         gr.Warning(error)

@@ -100,7 +100,6 @@ def build_tab(console: Console) -> tuple:
         """Compare 2-4 presets on the chosen prompts (admins only), with the quality measures and the
         load test asked for; `load_in_flight` 0 sends the whole load at once."""
         try:
-            console.access.require_admin(request.username, "run comparisons")
             cases = [prompts[n] for n in names or []] + user_prompts(own_prompts or "")
             own_asked = load_questions(own_questions) if (own_questions or "").strip() else []
             load = (
@@ -124,7 +123,9 @@ def build_tab(console: Console) -> tuple:
                 _questions_source(bool(with_builtin_questions), len(own_asked)),
                 load,
             )
-            job = console.jobs.start(Job("comparison", lambda job: run_comparison(console, settings, job)))
+            job = console.start_job(
+                Job("comparison", lambda job: run_comparison(console, settings, job)), user=request.username
+            )
         except (NotAllowed, ValueError, JobBusy) as exc:
             raise refused(str(exc)) from exc
         async for views in _followed(job):
@@ -143,8 +144,7 @@ def build_tab(console: Console) -> tuple:
             yield views
 
     def cancel_job(request: gr.Request):
-        console.access.require_admin(request.username, "cancel comparisons")
-        console.jobs.cancel("comparison")
+        console.cancel_job("comparison", user=request.username)
 
     views = [progress, log, table, memory, capacity, speed, quality, load, notes, outputs_view, exports]
     inputs = [picked, prompt_names, own, max_new, concurrency, perplexity, agreement, builtin, own_questions]

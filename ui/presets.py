@@ -64,8 +64,7 @@ def build_tab(console: Console) -> tuple:
 
     def save_yaml(name, text, request: gr.Request):
         try:
-            console.access.require_admin(request.username, "save presets")
-            path = catalog.save(name.strip(), parse_preset(text, "the edited preset"))
+            path = console.save_preset(name.strip(), parse_preset(text, "the edited preset"), user=request.username)
         except (PresetError, NotAllowed) as exc:
             gr.Warning(str(exc))
             return gr.Radio(), f"**Not saved:** {exc}"
@@ -73,19 +72,17 @@ def build_tab(console: Console) -> tuple:
 
     async def switch_to(name, request: gr.Request):
         """Switch the engine to a preset, reporting progress and the VRAM change."""
-        try:
-            console.access.require_admin(request.username, "switch presets")
-        except NotAllowed as exc:
-            gr.Warning(str(exc))
-            yield f"**Not allowed:** {exc}", *engine_views(console)
-            return
         yield (
             f"Switching to **{name}**: checking it, closing the running engine if it needs the GPU, "
             "loading the new one...",
             *engine_views(console),
         )
         try:
-            report = await console.switch_preset(name)
+            report = await console.switch_preset(name, user=request.username)
+        except NotAllowed as exc:
+            gr.Warning(str(exc))
+            yield f"**Not allowed:** {exc}", *engine_views(console)
+            return
         except (PresetError, EngineBusy) as exc:
             gr.Warning(str(exc))
             yield f"**Refused** (the running engine is untouched): {exc}", *engine_views(console)
@@ -99,8 +96,7 @@ def build_tab(console: Console) -> tuple:
     async def restart_clicked(request: gr.Request):
         yield "Restarting the engine...", *engine_views(console)
         try:
-            console.access.require_admin(request.username, "restart the engine")
-            await console.restart()
+            await console.restart(user=request.username)
         except (BackendError, NotAllowed) as exc:
             gr.Warning(str(exc))
             yield f"**Restart failed:** {exc}", *engine_views(console)
@@ -181,8 +177,7 @@ def _register_api(console: Console) -> None:
     async def switch_preset(name: str, request: gr.Request) -> dict:
         """Switch the engine to the named preset (admins only); returns the outcome and the new engine status."""
         try:
-            console.access.require_admin(request.username, "switch presets")
-            report = await console.switch_preset(name)
+            report = await console.switch_preset(name, user=request.username)
         except (PresetError, BackendError, NotAllowed) as exc:
             return {"ok": False, "error": str(exc), "engine_status": engine_status()}
         return {"ok": True, **dataclasses.asdict(report), "engine_status": engine_status()}
@@ -203,8 +198,7 @@ def _register_api(console: Console) -> None:
     async def restart_engine(request: gr.Request) -> dict:
         """Start the last engine again after a crash (admins only); returns the new engine status."""
         try:
-            console.access.require_admin(request.username, "restart the engine")
-            await console.restart()
+            await console.restart(user=request.username)
         except (BackendError, NotAllowed) as exc:
             return {"ok": False, "error": str(exc), "engine_status": engine_status()}
         return {"ok": True, "engine_status": engine_status()}

@@ -101,7 +101,6 @@ def build_tab(console: Console) -> tuple:
     ):
         """Quantize a model with AWQ W4A16 (admins only, needs a CUDA GPU); the result names the new preset."""
         try:
-            console.access.require_admin(request.username, "quantize models")
             if no_gpu:
                 raise ValueError(f"quantization needs a CUDA GPU and none is usable here ({no_gpu})")
             settings = settings_from(
@@ -115,7 +114,9 @@ def build_tab(console: Console) -> tuple:
                 text_file,
                 free_gpu,
             )
-            job = console.jobs.start(Job("quantization", lambda job: run_quantization(console, settings, job)))
+            job = console.start_job(
+                Job("quantization", lambda job: run_quantization(console, settings, job)), user=request.username
+            )
         except (NotAllowed, ValueError, BackendError, JobBusy) as exc:
             raise refused(str(exc)) from exc
         async for status in follow(job):
@@ -132,13 +133,11 @@ def build_tab(console: Console) -> tuple:
         )
 
     def cancel_clicked(request: gr.Request):
-        console.access.require_admin(request.username, "cancel quantization")
-        console.jobs.cancel("quantization")
+        console.cancel_job("quantization", user=request.username)
 
     async def switch_clicked(name, request: gr.Request):
         try:
-            console.access.require_admin(request.username, "switch presets")
-            report = await console.switch_preset(name)
+            report = await console.switch_preset(name, user=request.username)
         except (NotAllowed, PresetError, BackendError) as exc:
             raise refused(str(exc)) from exc
         return f"**Switched to {report.preset}** in {report.load_seconds:.1f} s."

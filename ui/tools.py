@@ -10,18 +10,16 @@ import gradio as gr
 from backends.tool_prompt import readable
 from console.chat import REPAINT_S
 from console.core import Console
+from console.reproduce import curl_snippet, openai_snippet
 from tools.definitions import ToolDefinitionError, ToolDefinitions, parse_tools, tool_names
 from tools.loop import (
     MAX_ROUNDS,
     ToolConversation,
     ToolRun,
-    ask_model,
-    curl_snippet,
+    drive,
     edits_from_json,
-    openai_snippet,
     pending_as_json,
     run_pending,
-    run_tool_loop,
 )
 from tools.scenarios import SCENARIOS, tool_choice_value
 
@@ -101,15 +99,13 @@ def build_tab(console: Console) -> tuple:
     async def run_clicked(prompt_text, tools_text, selected, max_rounds, mocks_text, step_mode, prompt_kind):
         """Run the loop, painting each round as the model writes it; step mode stops before the tools run."""
         try:
-            definitions, mock_results = _checked_inputs(console, prompt_text, tools_text, mocks_text)
+            talk, mock_results = _conversation(
+                console, prompt_text, tools_text, selected, max_rounds, mocks_text, prompt_kind or "model"
+            )
         except ValueError as exc:
             gr.Warning(str(exc))
             yield *_run_views(str(exc)), *_no_step()
             return
-        choice = tool_choice_value(selected or "auto")
-        talk = ToolConversation.start(
-            prompt_text, definitions.tools, choice, int(max_rounds), prompt_kind or "model", definitions.notes
-        )
         async for views in _play(console, talk, mock_results, step_mode):
             yield views
 
@@ -139,11 +135,13 @@ def build_tab(console: Console) -> tuple:
         """Run the tool loop; tool_choice is auto, none, required or function:NAME; tool_prompt is model
         (the model's chat template and LMDeploy's parser, where the preset names one) or console.
         Returns steps and wire."""
-        final = {}
-        options = (tool_choice, max_rounds, mock_results, tool_prompt)
-        async for result in _tool_call(console, prompt, tools_json, *options):
-            final = {"error": result} if isinstance(result, str) else result.as_json()
-        return final
+        try:
+            talk, mocks = _conversation(console, prompt, tools_json, tool_choice, max_rounds, mock_results, tool_prompt)
+        except ValueError as exc:
+            return {"error": str(exc)}
+        async for _ in drive(console.backend, talk, mocks):
+            pass
+        return talk.run.as_json()
 
     picked.change(load_scenario, picked, [tools_json, mocks, prompt, choice], api_visibility="private")
     tools_json.blur(refresh_choices, [tools_json, choice], choice, api_visibility="private")
@@ -167,27 +165,16 @@ def build_tab(console: Console) -> tuple:
     return engine_changed, [support, tool_prompt]
 
 
-async def _tool_call(console: Console, prompt, tools_text, selected, max_rounds, mocks_text, tool_prompt):
-    """Validate the inputs, then the loop's transcripts; a string says what is wrong instead."""
-    try:
-        definitions, mock_results = _checked_inputs(console, prompt, tools_text, mocks_text)
-        if tool_prompt not in ("model", "console"):
-            raise ValueError(f"tool_prompt is model or console, not {tool_prompt!r}")
-    except ValueError as exc:
-        yield str(exc)
-        return
+def _conversation(
+    console: Console, prompt, tools_text, selected, max_rounds, mocks_text, tool_prompt
+) -> tuple[ToolConversation, dict]:
+    """A conversation ready to run, and the mock results; ValueError says what is wrong with the inputs."""
+    definitions, mock_results = _checked_inputs(console, prompt, tools_text, mocks_text)
+    if tool_prompt not in ("model", "console"):
+        raise ValueError(f"tool_prompt is model or console, not {tool_prompt!r}")
     choice = tool_choice_value(selected or "auto")
-    async for run in run_tool_loop(
-        console.backend,
-        prompt,
-        definitions.tools,
-        choice,
-        mock_results,
-        max_rounds=int(max_rounds),
-        tool_prompt=tool_prompt,
-        notes=definitions.notes,
-    ):
-        yield run
+    talk = ToolConversation.start(prompt, definitions.tools, choice, int(max_rounds), tool_prompt, definitions.notes)
+    return talk, mock_results
 
 
 def _checked_inputs(console: Console, prompt, tools_text, mocks_text) -> tuple[ToolDefinitions, dict]:
@@ -223,18 +210,12 @@ def _run_views(result) -> tuple:
 
 
 async def _play(console: Console, talk: ToolConversation, mock_results: dict, step_mode: bool):
-    """Rounds until the model answers (or, in step mode, until it calls tools); yields the
-    views as the model writes, at most every REPAINT_S."""
-    while not talk.finished:
-        painted = 0.0
-        async for _ in ask_model(console.backend, talk):
-            if time.monotonic() - painted >= REPAINT_S:
-                painted = time.monotonic()
-                yield _talk_views(talk)
-        if step_mode and talk.pending:
-            break
-        run_pending(talk, mock_results)
-        yield _talk_views(talk)
+    """The loop's views as the model writes and the tools run, at most every REPAINT_S, and the last."""
+    painted = 0.0
+    async for _ in drive(console.backend, talk, mock_results, pause_before_tools=step_mode):
+        if time.monotonic() - painted >= REPAINT_S:
+            painted = time.monotonic()
+            yield _talk_views(talk)
     yield _talk_views(talk)
 
 
