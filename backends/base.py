@@ -133,10 +133,12 @@ class ToolCallPiece:
 
 @dataclass(frozen=True)
 class Usage:
-    """Token counts of the request, as the engine reports them."""
+    """Token counts of the request, as the engine reports them. `cached_tokens`: prompt tokens whose
+    KV the prefix cache already held (None where the engine does not say)."""
 
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int | None = None
 
 
 @dataclass(frozen=True)

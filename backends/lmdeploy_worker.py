@@ -191,7 +191,7 @@ async def _serve(pipe, rid: int, messages: list[dict], gen_config, send) -> None
     engine = pipe.async_engine
     async with _replying(rid, send):
         request = await engine.preprocess(messages=messages, session_id=pipe.session_mgr.get(), gen_config=gen_config)
-        finish, completion = "stop", 0
+        finish, completion, cached = "stop", 0, 0
         pending, last_sent = "", None
         async for out in engine.generate(request, stream_response=True):
             pending += out.response or ""
@@ -201,11 +201,11 @@ async def _serve(pipe, rid: int, messages: list[dict], gen_config, send) -> None
             if pending and (last_sent is None or now - last_sent >= _COALESCE_S):
                 send(rid, "text", pending)
                 pending, last_sent = "", now
-            completion = out.generate_token_len
+            completion, cached = out.generate_token_len, out.cached_tokens
             finish = _FINISH.get(out.finish_reason or "", finish)
         if pending:
             send(rid, "text", pending)
-        send(rid, "usage", request.input_token_len, completion)
+        send(rid, "usage", request.input_token_len, completion, cached)
         send(rid, "finish", finish)
 
 
@@ -216,14 +216,14 @@ async def _serve_tools(context, rid: int, request, send) -> None:
 
     async with _replying(rid, send):
         runner = await ChatRunner.prepare(context, request)
-        finish, prompt, completion = "stop", 0, 0
+        finish, prompt, completion, cached = "stop", 0, 0, 0
         async for chunk in runner.stream():
             for reply in parsed_replies(chunk.delta_message):
                 send(rid, *reply)
-            prompt, completion = chunk.input_token_len, chunk.generate_token_len
+            prompt, completion, cached = chunk.input_token_len, chunk.generate_token_len, chunk.cached_tokens
             if chunk.finish_reason:
                 finish = _FINISH.get(chunk.finish_reason, finish)
-        send(rid, "usage", prompt, completion)
+        send(rid, "usage", prompt, completion, cached)
         send(rid, "finish", finish)
 
 

@@ -109,7 +109,9 @@ class RemoteBackend(Backend):
             async with stream:
                 async for chunk in stream:
                     if chunk.usage:
-                        yield Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                        details = chunk.usage.prompt_tokens_details
+                        cached = details.cached_tokens if details else None
+                        yield Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens, cached)
                     for choice in chunk.choices:
                         if choice.delta and choice.delta.content:
                             yield TextDelta(choice.delta.content)

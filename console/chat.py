@@ -59,6 +59,7 @@ class ReplyStats:
 
     ttft_ms: float | None = None
     tokens: int | None = None  # from the engine's usage report; unknown when stopped early
+    cached_tokens: int | None = None  # prompt tokens the prefix cache held, where the engine says
     tokens_per_s: float | None = None
     finish: str = "generating"
     error: str | None = None
@@ -70,6 +71,8 @@ class ReplyStats:
             parts.append(f"TTFT {self.ttft_ms:.0f} ms")
         if self.tokens is not None:
             parts.append(f"{self.tokens} tokens")
+        if self.cached_tokens:
+            parts.append(f"{self.cached_tokens} prompt tokens from the prefix cache")
         if self.tokens_per_s is not None:
             parts.append(f"{self.tokens_per_s:.1f} tok/s")
         parts.append(self.finish)
@@ -183,7 +186,7 @@ async def stream_reply(
                         stats.ttft_ms = (first_token_at - started) * 1000
                     reply.content += delta.text
                 elif isinstance(delta, Usage):
-                    stats.tokens = delta.completion_tokens
+                    stats.tokens, stats.cached_tokens = delta.completion_tokens, delta.cached_tokens
                 elif isinstance(delta, Finish):
                     stats.finish = delta.reason
                 now = time.perf_counter()
