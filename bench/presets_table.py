@@ -60,6 +60,7 @@ async def run(args) -> str:
         questions=asked,
         questions_source=source,
         load=load_settings(args.load),
+        second_turn=args.second_turn,
     )
     job = Job("comparison", lambda job: run_comparison(console, settings, job))
     started = time.monotonic()
@@ -87,6 +88,9 @@ def main() -> None:
     parser.add_argument("--no-agreement", dest="agreement", action="store_false")
     parser.add_argument("--questions", help="'builtin', or a JSONL file of {question, answer} lines")
     parser.add_argument("--load", help="a load test: REQUESTS:PROMPT_TOKENS:OUTPUT_TOKENS[:IN_FLIGHT]")
+    parser.add_argument(
+        "--second-turn", action="store_true", help="TTFT of a long system prompt sent twice (prefix caching)"
+    )
     parser.add_argument("--out", help="write PREFIX.csv, PREFIX.json and PREFIX.md")
     args = parser.parse_args()
     print(asyncio.run(run(args)))

@@ -57,6 +57,19 @@ def builtin_prompts() -> dict[str, PromptCase]:
     }
 
 
+def second_turn_cases() -> tuple[PromptCase, PromptCase]:
+    """Two questions under one long system prompt (the manual's text): the second request starts
+    with the same tokens as the first, which is what a prefix cache can reuse."""
+    system = {
+        "role": "system",
+        "content": "Answer from this text only.\n\n" + _LONG_DOCUMENT.read_text(encoding="utf-8"),
+    }
+    return (
+        PromptCase("turn 1", [system, {"role": "user", "content": "How does Python compare two objects?"}]),
+        PromptCase("turn 2", [system, {"role": "user", "content": "What does `is` test?"}]),
+    )
+
+
 def user_prompts(text: str) -> list[PromptCase]:
     """The user's prompts, one per non-empty line; ValueError says what is wrong."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]

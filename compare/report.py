@@ -45,6 +45,11 @@ _AGREEMENT = (
     Column("mean KL (nats)", "mean_kl", 4, "agreement_note"),
 )
 _QUESTIONS = (Column("exact match", "exact_match", "%", "exact_match_note"),)
+_SECOND_TURN = (
+    Column("TTFT, long system prompt (ms)", "first_turn_ttft_ms", 0, "second_turn_note"),
+    Column("TTFT, same prompt again (ms)", "second_turn_ttft_ms", 0, "second_turn_note"),
+    Column("prompt tokens from the prefix cache", "second_turn_cached", 0, "second_turn_note"),
+)
 _LOAD = (
     Column("load: req/s", "load.requests_per_s", 2, "load_note"),
     Column("load: output tok/s", "load.output_tps", 0, "load_note"),
@@ -59,7 +64,12 @@ _LOAD = (
 def columns(comparison: Comparison) -> tuple[Column, ...]:
     """The table's columns: the measures the comparison ran, and no others."""
     s = comparison.settings
-    optional = ((s.perplexity, _PERPLEXITY), (s.agreement, _AGREEMENT), (bool(s.questions), _QUESTIONS))
+    optional = (
+        (s.perplexity, _PERPLEXITY),
+        (s.agreement, _AGREEMENT),
+        (bool(s.questions), _QUESTIONS),
+        (s.second_turn, _SECOND_TURN),
+    )
     chosen = _BASE + tuple(column for on, group in optional if on for column in group)
     return chosen + (_LOAD if s.load else ())
 

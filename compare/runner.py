@@ -20,7 +20,7 @@ from presets.schema import Preset
 from presets.store import PresetError, to_yaml
 
 from .load import LoadResult, LoadSettings, run_load
-from .prompts import PERPLEXITY_TEXT, PromptCase
+from .prompts import PERPLEXITY_TEXT, PromptCase, second_turn_cases
 from .quality import AGREEMENT_TOKENS, Question, agreement, exact_match, question_messages
 
 GIB = 2**30
@@ -42,6 +42,7 @@ class CompareSettings:
     questions: tuple[Question, ...] = ()  # exact-match task; empty: not run
     questions_source: str = ""
     load: LoadSettings | None = None
+    second_turn: bool = False  # the same long system prompt twice: what prefix caching saves
 
     def __post_init__(self):
         if not 2 <= len(self.presets) <= 4:
@@ -71,6 +72,7 @@ class PromptOutput:
     tokens: int = 0
     decode_tps: float | None = None
     error: str | None = None
+    cached_tokens: int | None = None  # prompt tokens the prefix cache held, where the engine says
 
 
 @dataclass
@@ -101,6 +103,10 @@ class PresetResult:
     differs: str = ""  # in what this preset differs from the first one picked
     load: LoadResult | None = None
     load_note: str = ""
+    first_turn_ttft_ms: float | None = None  # the second-turn test: a long system prompt, first sent
+    second_turn_ttft_ms: float | None = None  # ... and sent again with another question
+    second_turn_cached: int | None = None  # prompt tokens of the second request from the prefix cache
+    second_turn_note: str = ""
     outputs: list[PromptOutput] = field(default_factory=list)
     error: str | None = None
 
@@ -172,7 +178,13 @@ def _vetted(console: Console, settings: CompareSettings) -> dict[str, Preset]:
 
 def _steps_per_preset(settings: CompareSettings) -> int:
     # load, warm up, prompts, N streams, then the optional measures
-    optional = (settings.perplexity, settings.agreement, bool(settings.questions), settings.load is not None)
+    optional = (
+        settings.perplexity,
+        settings.agreement,
+        bool(settings.questions),
+        settings.load is not None,
+        settings.second_turn,
+    )
     return 3 + len(settings.prompts) + sum(optional)
 
 
@@ -228,6 +240,9 @@ async def _measure_preset(
     progress.step(f"{settings.concurrency} requests at once")
     result.aggregate_tps = await _aggregate_tps(backend, settings)
     await _quality(backend, settings, progress, result, reference, is_first)
+    if settings.second_turn:
+        progress.step("second turn: the same long system prompt twice")
+        await _second_turn(backend, settings, result)
     if settings.load:
         progress.step(f"load test: {settings.load.requests} requests")
         await _load_test(backend, info, settings.load, progress, result)
@@ -294,6 +309,18 @@ async def _exact_match(backend, questions: tuple[Question, ...], result: PresetR
     result.exact_match, result.exact_match_note = right / len(questions), f"{right} of {len(questions)}"
 
 
+async def _second_turn(backend, settings: CompareSettings, result: PresetResult) -> None:
+    """TTFT of two requests that share a long system prompt, one after the other: with prefix
+    caching the second reuses the first's KV blocks and skips most of its prefill."""
+    first, second = [await _answer(backend, case, settings.params(_ANSWER_TOKENS)) for case in second_turn_cases()]
+    failed = first.error or second.error
+    if failed:
+        result.second_turn_note = f"n/a: {failed}"
+        return
+    result.first_turn_ttft_ms, result.second_turn_ttft_ms = first.ttft_ms, second.ttft_ms
+    result.second_turn_cached = second.cached_tokens
+
+
 async def _load_test(backend, info, load: LoadSettings, progress: _Progress, result: PresetResult) -> None:
     session_len = info.details.get("session_len") or info.details.get("context_tokens")
     try:
@@ -351,21 +378,21 @@ async def _answer(backend, case: PromptCase, params: GenerationParams) -> Prompt
     if case.tools and not backend.supports_tools:
         return PromptOutput(case.name, "", error="n/a: this backend does not take tools")
     request = ChatRequest(case.messages, params, case.tools, case.tool_choice)
-    started, first, pieces, tokens = time.perf_counter(), None, [], 0
+    started, first, pieces, usage = time.perf_counter(), None, [], Usage(0, 0)
     try:
         async for delta in backend.stream_chat(request):
             if isinstance(delta, (TextDelta, ToolCall)):
                 first = first or time.perf_counter()
                 pieces.append(delta.text if isinstance(delta, TextDelta) else _call_text(delta))
             elif isinstance(delta, Usage):
-                tokens = delta.completion_tokens
+                usage = delta
     except BackendError as exc:
         return PromptOutput(case.name, "".join(pieces), error=str(exc))
-    ended = time.perf_counter()
+    ended, tokens = time.perf_counter(), usage.completion_tokens
     ttft_ms = (first - started) * 1000 if first else None
     # a tool call arrives whole at the end: it has a TTFT but no decode rate to speak of
     decode_tps = (tokens - 1) / (ended - first) if first and tokens > 1 and ended > first and not case.tools else None
-    return PromptOutput(case.name, "".join(pieces), ttft_ms, tokens, decode_tps)
+    return PromptOutput(case.name, "".join(pieces), ttft_ms, tokens, decode_tps, cached_tokens=usage.cached_tokens)
 
 
 def _call_text(call: ToolCall) -> str:

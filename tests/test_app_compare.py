@@ -69,6 +69,7 @@ def test_compare_with_a_load_test_and_both_quality_measures(client):
         load_requests=4,
         load_prompt_tokens=64,
         load_output_tokens=8,
+        second_turn=True,
         api_name="/compare",
     )
     assert progress.startswith("Done"), progress
@@ -84,6 +85,11 @@ def test_compare_with_a_load_test_and_both_quality_measures(client):
         assert row["load: peak KV use"] == "n/a"  # transformers has no scheduler to ask
         # the cpu backend runs one generation at a time: three of the four wait for another to end
         assert row["load: requests that waited"] == "3"
+        first, again = (
+            float(row[f"TTFT, {turn} (ms)"].replace(",", "")) for turn in ("long system prompt", "same prompt again")
+        )
+        assert first > 0 and again > 0
+        assert row["prompt tokens from the prefix cache"] == "n/a"  # transformers keeps no prefix cache
     data = json.loads({Path(p).suffix: Path(p) for p in exports}[".json"].read_text())
     load = data["results"][0]["load"]
     assert (load["completed"], load["mean_output_tokens"]) == (4, 8)  # exactly 8 each: EOS ignored

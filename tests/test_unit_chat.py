@@ -135,5 +135,10 @@ async def test_concurrent_replies_share_the_repaint_budget():
 
 
 def test_the_stats_line_says_how_much_of_the_prompt_came_from_the_prefix_cache():
-    assert "· 960 prompt tokens from the prefix cache ·" in ReplyStats(ttft_ms=12.0, tokens=40, cached_tokens=960, finish="stop").summary()
-    assert "prefix cache" not in ReplyStats(ttft_ms=12.0, tokens=40, cached_tokens=0, finish="stop").summary()  # nothing reused: nothing said
+    assert (
+        "· 960 prompt tokens from the prefix cache ·"
+        in ReplyStats(ttft_ms=12.0, tokens=40, cached_tokens=960, finish="stop").summary()
+    )
+    assert (
+        "prefix cache" not in ReplyStats(ttft_ms=12.0, tokens=40, cached_tokens=0, finish="stop").summary()
+    )  # nothing reused: nothing said

@@ -86,6 +86,17 @@ def comparison(**settings_overrides) -> Comparison:
     return Comparison(chosen, (fp16, int4, broken), "1 x H100", "now", {})
 
 
+def test_the_second_turn_columns_show_only_when_asked_for():
+    assert "TTFT, same prompt again (ms)" not in report.headings(comparison())
+    asked = comparison(second_turn=True)
+    fp16, int4 = asked.results[:2]
+    fp16.first_turn_ttft_ms, fp16.second_turn_ttft_ms, fp16.second_turn_cached = 310.0, 42.0, 2_496
+    int4.second_turn_note = "n/a: the engine was closed"
+    table = [dict(zip(report.headings(asked), row, strict=True)) for row in report.rows(asked)]
+    assert [table[0][h] for h in report.headings(asked)[-3:]] == ["310", "42", "2,496"]
+    assert table[1]["TTFT, same prompt again (ms)"] == "n/a: the engine was closed"
+
+
 def test_rows_format_figures_and_say_na_and_why_a_preset_failed():
     table = [dict(zip(report.headings(comparison()), row, strict=True)) for row in report.rows(comparison())]
     assert [table[0][h] for h in ("preset", "engine", "load (s)", "KV capacity (tokens)")] == [

@@ -66,6 +66,11 @@ def build_tab(console: Console) -> tuple:
                 256, label="Output tokens each (EOS ignored)", precision=0, minimum=1, elem_id="compare-load-output"
             )
             load_flight = gr.Number(0, label="In flight at most (0: all at once)", precision=0, minimum=0)
+    second_turn = gr.Checkbox(
+        value=False,
+        label="Second turn: a long system prompt sent twice, TTFT of each (what prefix caching saves)",
+        elem_id="compare-second-turn",
+    )
     with gr.Row():
         run = gr.Button("Run comparison", variant="primary", elem_id="compare-run")
         cancel = gr.Button("Cancel", elem_id="compare-cancel")
@@ -95,6 +100,7 @@ def build_tab(console: Console) -> tuple:
         load_prompt_tokens,
         load_output_tokens,
         load_in_flight,
+        second_turn,
         request: gr.Request,
     ):
         """Compare 2-4 presets on the chosen prompts (admins only), with the quality measures and the
@@ -122,6 +128,7 @@ def build_tab(console: Console) -> tuple:
                 tuple((questions if with_builtin_questions else []) + own_asked),
                 _questions_source(bool(with_builtin_questions), len(own_asked)),
                 load,
+                bool(second_turn),
             )
             job = console.start_job(
                 Job("comparison", lambda job: run_comparison(console, settings, job)), user=request.username
@@ -148,7 +155,7 @@ def build_tab(console: Console) -> tuple:
 
     views = [progress, log, table, memory, capacity, speed, quality, load, notes, outputs_view, exports]
     inputs = [picked, prompt_names, own, max_new, concurrency, perplexity, agreement, builtin, own_questions]
-    inputs += [load_on, load_requests, load_prompt, load_output, load_flight]
+    inputs += [load_on, load_requests, load_prompt, load_output, load_flight, second_turn]
     run.click(compare, inputs, views, api_name="compare")
     cancel.click(cancel_job, api_name="cancel_compare")
     return picked, current_job, views
