@@ -123,6 +123,8 @@ def _turbomind_blockers(preset: Preset, config: dict, quant: dict, is_awq: bool)
         reasons.append(
             f"TurboMind in LMDeploy 0.18 does not take {preset.kv_mode.label} (quant_policy {int(preset.quant_policy)})"
         )
+    if str(quant.get("quant_method", "")).lower() == "smooth_quant":
+        reasons.append("TurboMind does not load SmoothQuant (W8A8) models")
     if preset.quant_policy == KvQuant.INT4 and head_dim(config) == 64:
         reasons.append("TurboMind with quant_policy 4 aborted the process on a head_dim-64 model")
     if is_awq:

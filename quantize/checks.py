@@ -14,6 +14,8 @@ from pathlib import Path
 from backends.lmdeploy_memory import checkpoint_bytes, read_model_config
 from presets.compat import TURBOMIND_AWQ_GROUP
 
+from .methods import METHODS
+
 GROUP_SIZES = (32, 64, 128)
 
 
@@ -30,22 +32,25 @@ class Plan:
         return not self.errors
 
 
-def plan(model_dir: Path, output: Path, group_size: int) -> Plan:
+def plan(model_dir: Path, output: Path, group_size: int, method: str = "awq") -> Plan:
     config = read_model_config(model_dir)
     errors, notes = [], []
     if not config:
         errors.append(f"{model_dir} has no config.json: pick a Hugging Face model folder")
     if config.get("quantization_config"):
-        method = config["quantization_config"].get("quant_method", "some")
-        errors.append(f"{model_dir.name} is already quantized ({method}); start from the fp16/bf16 model")
-    if group_size not in GROUP_SIZES:
-        errors.append(f"group size {group_size}: pick one of {', '.join(map(str, GROUP_SIZES))}")
-    sizes = _split_dimensions(config)
-    misfits = {name: size for name, size in sizes.items() if size % group_size}
-    if misfits:
-        shown = ", ".join(f"{name} {size}" for name, size in misfits.items())
-        errors.append(f"group size {group_size} does not divide {shown}; pick a group size that does")
-    turbomind = group_size == TURBOMIND_AWQ_GROUP and not any(s % TURBOMIND_AWQ_GROUP for s in sizes.values())
+        already = config["quantization_config"].get("quant_method", "some")
+        errors.append(f"{model_dir.name} is already quantized ({already}); start from the fp16/bf16 model")
+    chosen = METHODS[method]
+    if not chosen.grouped:
+        notes.append(f"only the PyTorch engine will load the result: TurboMind refuses {chosen.label} models")
+        if chosen.quant_dtype == "fp8":
+            notes.append("fp8 matrix multiplies need a GPU with fp8 (compute capability 8.9 or newer) to run it")
+        errors += _output_problems(output, model_dir, chosen.size_ratio)
+        return Plan(tuple(errors), tuple(notes), "pytorch")
+    errors += _awq_problems(config, group_size)
+    turbomind = group_size == TURBOMIND_AWQ_GROUP and not any(
+        s % TURBOMIND_AWQ_GROUP for s in _split_dimensions(config).values()
+    )
     if turbomind:
         notes.append("TurboMind and the PyTorch engine can both load the result")
     else:
@@ -53,8 +58,20 @@ def plan(model_dir: Path, output: Path, group_size: int) -> Plan:
             f"only the PyTorch engine will load the result: TurboMind takes AWQ with group size "
             f"{TURBOMIND_AWQ_GROUP} and weight sizes divisible by it"
         )
-    errors += _output_problems(output, model_dir)
+    errors += _output_problems(output, model_dir, chosen.size_ratio)
     return Plan(tuple(errors), tuple(notes), "turbomind" if turbomind else "pytorch")
+
+
+def _awq_problems(config: dict, group_size: int) -> list[str]:
+    errors = []
+    if group_size not in GROUP_SIZES:
+        errors.append(f"group size {group_size}: pick one of {', '.join(map(str, GROUP_SIZES))}")
+    sizes = _split_dimensions(config)
+    misfits = {name: size for name, size in sizes.items() if size % group_size}
+    if misfits:
+        shown = ", ".join(f"{name} {size}" for name, size in misfits.items())
+        errors.append(f"group size {group_size} does not divide {shown}; pick a group size that does")
+    return errors
 
 
 def _split_dimensions(config: dict) -> dict[str, int]:
@@ -66,14 +83,14 @@ def _split_dimensions(config: dict) -> dict[str, int]:
     return {name: int(size) for name, size in sizes.items() if size}
 
 
-def _output_problems(output: Path, model_dir: Path) -> list[str]:
+def _output_problems(output: Path, model_dir: Path, size_ratio: float) -> list[str]:
     if output.exists() and any(output.iterdir()):
         return [f"the output folder {output} is not empty; name a new folder"]
     if output.resolve() == model_dir.resolve():
         return ["the output folder is the source model's folder; name a new folder"]
     existing = next((p for p in [output, *output.parents] if p.exists()), None)
-    needed = checkpoint_bytes(model_dir) // 2  # 4-bit weights plus fp16 embeddings: well under half
+    needed = int(checkpoint_bytes(model_dir) * size_ratio)
     free = shutil.disk_usage(existing).free if existing is not None else None
     if free is not None and free < needed:
-        return [f"{existing} has {free / 2**30:.1f} GiB free; the AWQ model needs about {needed / 2**30:.1f} GiB"]
+        return [f"{existing} has {free / 2**30:.1f} GiB free; the quantized model needs about {needed / 2**30:.1f} GiB"]
     return []

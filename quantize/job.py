@@ -1,8 +1,8 @@
-"""The AWQ job: LMDeploy's quantization in a child process, followed line by line.
+"""The quantization job: LMDeploy's AWQ or SmoothQuant in a child process, followed line by line.
 
 A child process because calibration needs the GPU memory the engine may hold, and because
 Cancel must stop it at once (the process group is killed). On success the result becomes a
-preset (`model_format: awq`) the user can switch to.
+preset the user can switch to (`model_format: awq`; a W8A8 model is read by its own config).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from presets.store import PresetError
 
 from .calibration import CalibrationError, load_text
 from .checks import plan
+from .methods import METHODS
 from .progress import parse_line
 
 _ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +35,8 @@ _STATS_FILES = ("inputs_stats.pth", "outputs_stats.pth")  # calibration statisti
 
 @dataclass(frozen=True)
 class QuantizeSettings:
-    """One AWQ W4A16 run. `model` and `output` are already resolved under the model roots."""
+    """One quantization run (`method`: a key of `METHODS`). `model` and `output` are already
+    resolved under the model roots; `group_size` is AWQ's alone."""
 
     model: Path
     output: Path
@@ -46,9 +48,11 @@ class QuantizeSettings:
     calibration_file: Path | None = None
     unload_engine: bool = True
     device: str = "cuda"
-    bits: int = 4  # W4A16: the only width LMDeploy's engines load
+    method: str = "awq"
 
     def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
         if not 1 <= self.samples <= 1024:
             raise ValueError("calibration samples must be between 1 and 1024")
         if not 16 <= self.seqlen <= 8192:
@@ -69,7 +73,7 @@ class QuantizeResult:
 
 async def run_quantization(console: Console, settings: QuantizeSettings, job: Job) -> QuantizeResult:
     """The job's work: check, free the GPU if asked, quantize, register the preset."""
-    checked = plan(settings.model, settings.output, settings.group_size)
+    checked = plan(settings.model, settings.output, settings.group_size, settings.method)
     if not checked.ok:
         raise JobFailed("; ".join(checked.errors))
     try:
@@ -95,14 +99,14 @@ async def run_quantization(console: Console, settings: QuantizeSettings, job: Jo
         (settings.output / name).unlink(missing_ok=True)
     if has_random_weights(settings.model):  # quantized noise is still noise: no quality figures for it
         mark_random_weights(settings.output)
+    method = METHODS[settings.method]
+    group = f" (group {settings.group_size})" if method.grouped else ""
     preset = Preset(
-        description=(
-            f"AWQ W4A16 (group {settings.group_size}) of {settings.model.name}, "
-            f"quantized by the console on {time.strftime('%Y-%m-%d')}"
-        ),
+        description=f"{method.label}{group} of {settings.model.name}, quantized by the console on "
+        f"{time.strftime('%Y-%m-%d')}",
         backend="lmdeploy",
         model=str(settings.output),
-        model_format="awq",
+        model_format="awq" if settings.method == "awq" else "hf",
         engine=checked.engine,
     )
     try:

@@ -1,4 +1,5 @@
-"""Progress of `auto_awq` from the lines it prints: one per layer calibrated, smoothed, packed."""
+"""Progress of `auto_awq` and `smooth_quant` from the lines they print: one per layer calibrated,
+smoothed, packed (AWQ)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def parse_line(line: str, layers: int) -> tuple[float, str] | None:
     """(fraction done, what is happening) for a progress line; None for other output."""
     if line.startswith("Loading calibrate dataset"):
         return 0.05, "tokenizing the calibration text"
-    if line.startswith("Saved the AWQ model"):
+    if line.startswith("Saved the quantized model"):
         return 1.0, "saved"
     for pattern, start, share, what in _PHASES:
         if match := pattern.search(line):

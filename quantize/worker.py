@@ -1,4 +1,5 @@
-"""Run LMDeploy's AWQ quantization in a process of its own, on local calibration text.
+"""Run LMDeploy's weight quantization (AWQ or SmoothQuant) in a process of its own, on local
+calibration text.
 
 `python -m quantize.worker SETTINGS_JSON`. Its stdout is LMDeploy's own progress lines
 (one per layer calibrated, smoothed and packed), which `quantize.progress` reads.
@@ -11,11 +12,12 @@ import sys
 from pathlib import Path
 
 from .calibration import load_text, windows
+from .methods import METHODS
 
 
 def main(settings: dict) -> None:
     import torch
-    from lmdeploy.lite.apis import auto_awq, calibrate
+    from lmdeploy.lite.apis import auto_awq, calibrate, smooth_quant
 
     text = load_text(Path(settings["calibration_file"]) if settings.get("calibration_file") else None)
 
@@ -23,20 +25,22 @@ def main(settings: dict) -> None:
         ids = tokenizer(text, return_tensors="pt").input_ids[0].tolist()
         return [torch.tensor([window]) for window in windows(ids, nsamples, seqlen, seed)]
 
-    # auto_awq takes a dataset *name* and fetches it from a hub; this feeds it the local text instead.
+    # both methods take a dataset *name* and fetch it from a hub; this feeds them the local text instead
     calibrate.get_calib_loaders = local_windows
-    print(f"Calibrating on {len(text):,} characters of local text", flush=True)
-    auto_awq.auto_awq(
-        settings["model"],
+    method = METHODS[settings["method"]]
+    print(f"{method.label}: calibrating on {len(text):,} characters of local text", flush=True)
+    common = dict(
         work_dir=settings["output"],
         calib_samples=settings["samples"],
         calib_seqlen=settings["seqlen"],
-        w_bits=settings["bits"],
-        w_group_size=settings["group_size"],
         dtype=settings["dtype"],
         device=settings["device"],
     )
-    print("Saved the AWQ model to " + settings["output"], flush=True)
+    if method.lmdeploy_call == "auto_awq":
+        auto_awq.auto_awq(settings["model"], w_bits=4, w_group_size=settings["group_size"], **common)
+    else:
+        smooth_quant.smooth_quant(settings["model"], w_bits=8, quant_dtype=method.quant_dtype, **common)
+    print("Saved the quantized model to " + settings["output"], flush=True)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,24 @@ async def test_quantize_the_embedded_model_registers_an_awq_preset_and_brings_th
     await console.close()
 
 
+@pytest.mark.parametrize(("method", "stored"), [("w8a8-int8", "int8"), ("w8a8-fp8", "float8_e4m3fn")])
+async def test_smoothquant_w8a8_of_the_embedded_model_becomes_a_pytorch_preset(
+    embedded_folder, tmp_path, method, stored
+):
+    console = Console(NoEngine("none"), "none", catalog=PresetCatalog(user_dir=tmp_path / "presets"))
+    output = tmp_path / "models" / method
+    settings = settings_for(embedded_folder, output, preset_name="smol-w8a8", method=method, unload_engine=False)
+    status = await console.jobs.start(Job("quantization", lambda job: run_quantization(console, settings, job))).wait()
+    assert status.state == "done", status.log
+    assert any(line.startswith("model.layers.29 smooth weight done") for line in status.log)  # LMDeploy's lines
+    config = json.loads((output / "config.json").read_text())["quantization_config"]
+    assert config == {"quant_method": "smooth_quant", "quant_dtype": stored}
+    # int8 or fp8 linear weights; SmolLM2's tied fp16 embedding (56 MiB of 270) stays as it was
+    assert status.result.weights_bytes_after < 0.65 * status.result.weights_bytes_before
+    preset = console.catalog.get("smol-w8a8")
+    assert (preset.model_format, preset.engine) == ("hf", "pytorch") and "W8A8 SmoothQuant" in preset.description
+
+
 async def test_cancel_stops_the_worker_and_leaves_no_half_model(embedded_folder, tmp_path):
     console = Console(NoEngine("none"), "none", catalog=PresetCatalog(user_dir=tmp_path / "presets"))
     output = tmp_path / "out"

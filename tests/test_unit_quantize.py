@@ -36,6 +36,23 @@ def test_group_128_on_aligned_sizes_is_for_turbomind_too(tmp_path):
     assert verdict.ok and verdict.engine == "turbomind"
 
 
+@pytest.mark.parametrize("method", ["w8a8-int8", "w8a8-fp8"])
+def test_w8a8_takes_no_group_size_and_only_the_pytorch_engine_loads_it(tmp_path, method):
+    verdict = plan(model_folder(tmp_path, SMOLLM2), tmp_path / "out", 128, method)  # 128 would not fit AWQ here
+    assert verdict.ok and verdict.engine == "pytorch"
+    assert "TurboMind refuses W8A8 SmoothQuant" in verdict.notes[0]
+    assert ("compute capability 8.9" in " ".join(verdict.notes)) is (method == "w8a8-fp8")
+
+
+def test_a_smoothquant_model_steers_auto_to_the_pytorch_engine(tmp_path):
+    from presets.compat import Machine, check
+    from presets.schema import Preset
+
+    folder = model_folder(tmp_path, {**LLAMA_128, "quantization_config": {"quant_method": "smooth_quant"}})
+    verdict = check(Preset(), folder, Machine(gpu_count=1, turbomind=True))
+    assert verdict.engine == "pytorch" and "TurboMind does not load SmoothQuant (W8A8) models" in verdict.notes[0]
+
+
 def test_refuses_a_quantized_model_an_odd_group_and_a_full_output_folder(tmp_path):
     source = model_folder(tmp_path, {**SMOLLM2, "quantization_config": {"quant_method": "awq"}})
     output = tmp_path / "out"
@@ -52,7 +69,7 @@ def test_refuses_a_quantized_model_an_odd_group_and_a_full_output_folder(tmp_pat
         ("model.layers.0, samples: 128, max gpu memory: 1.20 GB", 0.05 + 0.45 / 30, "calibrating layer 1 of 30"),
         ("model.layers.29 smooth weight done. max gpu memory: 1.2 GB", 0.70, "smoothing layer 30 of 30"),
         ("model.layers.14.mlp.down_proj weight packed.", 0.70 + 0.28 * 15 / 30, "packing layer 15 of 30"),
-        ("Saved the AWQ model to /m", 1.0, "saved"),
+        ("Saved the quantized model to /m", 1.0, "saved"),
     ],
 )
 def test_progress_follows_lmdeploys_lines(line, fraction, message):

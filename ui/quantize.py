@@ -1,4 +1,4 @@
-"""The Quantize tab: AWQ W4A16 from the browser, then a preset to switch to."""
+"""The Quantize tab: AWQ W4A16 or W8A8 SmoothQuant from the browser, then a preset to switch to."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from console.jobs import Job, JobBusy
 from presets.store import PresetError
 from quantize.checks import GROUP_SIZES, plan
 from quantize.job import QuantizeResult, QuantizeSettings, run_quantization
+from quantize.methods import METHODS
 
 from .errors import refused
 from .job_view import follow, log_tail, status_markdown
@@ -26,7 +27,7 @@ def build_tab(console: Console) -> tuple:
     switch to the new preset (the engine changed)."""
     no_gpu = console.machine.no_gpu_reason if console.machine.gpu_count == 0 else None
     gr.Markdown(
-        "LMDeploy's `auto_awq` in a process of its own: 4-bit weights, 16-bit activations. Calibration "
+        "LMDeploy's own quantization (`auto_awq`, `smooth_quant`) in a process of its own. Calibration "
         "uses your text or the built-in offline text (nothing is downloaded). The result becomes a preset. "
         "Admins only."
         + (f"\n\n**Quantization needs a CUDA GPU and none is usable here** ({no_gpu})." if no_gpu else "")
@@ -37,8 +38,12 @@ def build_tab(console: Console) -> tuple:
         )
         output = gr.Textbox(label="Output folder (a name goes under the first model root)", value="smollm2-awq-g64")
         preset_name = gr.Textbox(label="New preset name", value="smollm2-awq")
+    method = gr.Radio(
+        [(m.label, m.name) for m in METHODS.values()], value="awq", label="Method", elem_id="quantize-method"
+    )
+    gr.Markdown("\n".join(f"- {m.describe()}" for m in METHODS.values()))
     with gr.Row():
-        group = gr.Dropdown(list(GROUP_SIZES), value=64, label="Group size (TurboMind loads 128 only)")
+        group = gr.Dropdown(list(GROUP_SIZES), value=64, label="Group size (AWQ; TurboMind loads 128 only)")
         samples = gr.Slider(1, 1024, value=128, step=1, label="Calibration samples")
         seqlen = gr.Slider(16, 8192, value=2048, step=16, label="Calibration sequence length")
         dtype = gr.Radio(["auto", "float16", "bfloat16"], value="auto", label="dtype")
@@ -58,7 +63,16 @@ def build_tab(console: Console) -> tuple:
     new_preset = gr.State()
 
     def settings_from(
-        source_model, output_folder, new_preset_name, group_size, samples_n, seq_len, data_type, text_file, free_gpu
+        source_model,
+        output_folder,
+        new_preset_name,
+        group_size,
+        samples_n,
+        seq_len,
+        data_type,
+        text_file,
+        free_gpu,
+        quant_method,
     ) -> QuantizeSettings:
         if not (output_folder or "").strip() or not (new_preset_name or "").strip():
             raise ValueError("name the output folder and the new preset")
@@ -72,16 +86,17 @@ def build_tab(console: Console) -> tuple:
             dtype=data_type,
             calibration_file=_upload_path(text_file) if text_file else None,
             unload_engine=bool(free_gpu),
+            method=quant_method or "awq",
         )
 
-    inputs = [source, output, preset_name, group, samples, seqlen, dtype, calibration, unload]
+    inputs = [source, output, preset_name, group, samples, seqlen, dtype, calibration, unload, method]
 
     def check_clicked(*values) -> str:
         try:
             settings = settings_from(*values)
         except (ValueError, BackendError) as exc:
             return f"**Cannot start:** {exc}"
-        verdict = plan(settings.model, settings.output, settings.group_size)
+        verdict = plan(settings.model, settings.output, settings.group_size, settings.method)
         lines = [f"- **{e}**" for e in verdict.errors] + [f"- {n}" for n in verdict.notes]
         if no_gpu:
             lines.append(f"- **needs a CUDA GPU** ({no_gpu})")
@@ -97,9 +112,11 @@ def build_tab(console: Console) -> tuple:
         data_type,
         text_file,
         free_gpu,
+        quant_method,
         request: gr.Request,
     ):
-        """Quantize a model with AWQ W4A16 (admins only, needs a CUDA GPU); the result names the new preset."""
+        """Quantize a model (admins only, needs a CUDA GPU) with `quant_method` awq (W4A16), w8a8-int8 or
+        w8a8-fp8 (SmoothQuant; `group_size` is AWQ's alone); the result names the new preset."""
         try:
             if no_gpu:
                 raise ValueError(f"quantization needs a CUDA GPU and none is usable here ({no_gpu})")
@@ -113,6 +130,7 @@ def build_tab(console: Console) -> tuple:
                 data_type,
                 text_file,
                 free_gpu,
+                quant_method,
             )
             job = console.start_job(
                 Job("quantization", lambda job: run_quantization(console, settings, job)), user=request.username
