@@ -41,6 +41,7 @@ class KvMode:
     value_extra_bytes: int
     turbomind: bool  # TurbomindEngineConfig asserts on the fp8 modes; TurboQuant is PyTorch's kernels
     power_of_two_head_dim: bool = False  # the Hadamard transform's size
+    min_compute_capability: tuple[int, int] | None = None  # fp8 (Triton's e4m3 needs Ada or newer)
 
     def bytes_per_head_token(self, head_dim: int) -> float:
         return head_dim * (self.key_bits + self.value_bits) / 8 + self.key_extra_bytes + self.value_extra_bytes
@@ -50,8 +51,8 @@ KV_MODES = {
     KvQuant.NONE: KvMode("fp16/bf16 KV", 16, 16, 0, 0, turbomind=True),
     KvQuant.INT8: KvMode("KV int8", 8, 8, 4, 4, turbomind=True),
     KvQuant.INT4: KvMode("KV int4", 4, 4, 4, 4, turbomind=True),
-    KvQuant.FP8: KvMode("KV fp8 (e4m3)", 8, 8, 0, 0, turbomind=False),
-    KvQuant.FP8_E5M2: KvMode("KV fp8 (e5m2)", 8, 8, 0, 0, turbomind=False),
+    KvQuant.FP8: KvMode("KV fp8 (e4m3)", 8, 8, 0, 0, turbomind=False, min_compute_capability=(8, 9)),
+    KvQuant.FP8_E5M2: KvMode("KV fp8 (e5m2)", 8, 8, 0, 0, turbomind=False, min_compute_capability=(8, 9)),
     KvQuant.TURBO_QUANT: KvMode(
         "TurboQuant KV (K 4-bit, V 2-bit)", 4, 2, 4, 2, turbomind=False, power_of_two_head_dim=True
     ),
@@ -73,7 +74,11 @@ class EngineOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     engine: Engine = _option("auto", "engine", config=False)
-    model_format: Literal["hf", "awq", "gptq"] = _option("hf", "model format", "--model-format")
+    # awq, gptq, compressed-tensors and fp8 name a checkpoint's own format; on the PyTorch engine, fp8 on a
+    # bf16/fp16 model quantizes its weights to fp8 as it loads
+    model_format: Literal["hf", "awq", "gptq", "compressed-tensors", "fp8"] = _option(
+        "hf", "model format", "--model-format"
+    )
     quant_policy: KvQuant = _option(KvQuant.NONE, "KV quant policy", "--quant-policy")
     # a share of the free GPU memory (0-1); on TurboMind, a whole number >= 1 is a count of KV blocks
     cache_max_entry_count: float | None = _option(None, "cache_max_entry_count", "--cache-max-entry-count", gt=0)

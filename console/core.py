@@ -31,6 +31,7 @@ from backends.lmdeploy_memory import read_model_config
 from presets import compat
 from presets.schema import Preset
 from presets.store import PresetCatalog, PresetError
+from telemetry.machine import lowest_compute_capability
 from telemetry.vram import VramSampler
 
 from .access import AccessPolicy
@@ -320,6 +321,7 @@ class Console:
         gpus = len(self.sampler.latest().gpus) if reason is None else 0
         return compat.Machine(
             gpu_count=gpus,
+            compute_capability=lowest_compute_capability() if gpus else None,
             turbomind=gpus > 0 and _turbomind_loads(),
             no_gpu_reason=reason,
             ray=importlib.util.find_spec("ray") is not None,

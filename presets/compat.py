@@ -30,6 +30,7 @@ class Machine:
     turbomind: bool  # TurboMind's library loads
     no_gpu_reason: str | None = None
     ray: bool = False  # the PyTorch engine runs tp > 1 through ray
+    compute_capability: tuple[int, int] | None = None  # the oldest GPU's; None: not known
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,10 @@ def check(preset: Preset, model_dir: Path | None, machine: Machine) -> Verdict:
         errors.append(f"tp: {preset.tp} needs {preset.tp} GPUs; this machine has {machine.gpu_count}")
     config = read_model_config(model_dir) if model_dir else {}
     quant = config.get("quantization_config") or {}
-    is_awq = str(quant.get("quant_method", "")).lower() == "awq"
-    if preset.model_format == "awq" and not is_awq:
-        errors.append(
-            "model_format: awq needs an AWQ model folder (make one with `lmdeploy lite auto_awq`) and "
-            "`model:` pointing at it; this model has no AWQ quantization_config"
-        )
+    method = str(quant.get("quant_method", "")).lower()
+    is_awq = method == "awq"
+    errors += _format_problems(preset.model_format, method)
+    errors += _architecture_problems(preset, method, machine.compute_capability)
     dim = head_dim(config)
     if preset.kv_mode.power_of_two_head_dim and dim and dim & (dim - 1):
         errors.append(
@@ -104,6 +103,38 @@ def _pick_engine(
     return asked, [], []
 
 
+_HOW_TO_MAKE = {"awq": "make one with `lmdeploy lite auto_awq` or the Quantize tab"}
+
+
+def _format_problems(model_format: str, method: str) -> list[str]:
+    """A checkpoint format must be the checkpoint's own (fp8 may also quantize a bf16 model as it loads)."""
+    if model_format in ("awq", "gptq", "compressed-tensors") and method != model_format:
+        how = _HOW_TO_MAKE.get(model_format, f"point `model:` at a {model_format} checkpoint")
+        found = f"its quantization_config says {method}" if method else "it has no quantization_config"
+        return [f"model_format: {model_format} needs a {model_format} model folder ({how}); {found}"]
+    if model_format == "fp8" and method not in ("", "fp8"):
+        return [f"model_format: fp8 is for an fp8 checkpoint or a bf16/fp16 model; this one is {method}"]
+    return []
+
+
+def _architecture_problems(preset: Preset, method: str, capability: tuple[int, int] | None) -> list[str]:
+    """fp8 needs a GPU that has it, as LMDeploy's own checks say (`pytorch/check_env/cuda.py`)."""
+    if capability is None:
+        return []
+    shown = f"{capability[0]}.{capability[1]}"
+    if preset.model_format == "fp8" and method == "" and capability < (9, 0):
+        return [
+            f"model_format: fp8 quantizes the weights on Hopper or newer (compute capability 9.0); this GPU is {shown}"
+        ]
+    needed = preset.kv_mode.min_compute_capability
+    if needed and capability < needed:
+        return [
+            f"{preset.kv_mode.label} needs a GPU with fp8 (compute capability {needed[0]}.{needed[1]} or newer); "
+            f"this GPU is {shown}"
+        ]
+    return []
+
+
 def _pytorch_blockers(preset: Preset, machine: Machine) -> list[str]:
     reasons = []
     if preset.tp > 1 and not machine.ray:
@@ -122,6 +153,10 @@ def _turbomind_blockers(preset: Preset, config: dict, quant: dict, is_awq: bool)
     if not preset.kv_mode.turbomind:
         reasons.append(
             f"TurboMind in LMDeploy 0.18 does not take {preset.kv_mode.label} (quant_policy {int(preset.quant_policy)})"
+        )
+    if preset.model_format == "fp8" and not quant:
+        reasons.append(
+            "TurboMind's model_format fp8 is for fp8 checkpoints; the PyTorch engine quantizes this one as it loads"
         )
     if str(quant.get("quant_method", "")).lower() == "smooth_quant":
         reasons.append("TurboMind does not load SmoothQuant (W8A8) models")

@@ -16,6 +16,22 @@ def describe_machine() -> str:
     return f"Machine: {_gpus() or _cpu()}; Python {platform.python_version()}; {', '.join(versions)}."
 
 
+def lowest_compute_capability() -> tuple[int, int] | None:
+    """The oldest CUDA architecture among the GPUs (e.g. (9, 0) for Hopper); None without NVML."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+            found = [tuple(pynvml.nvmlDeviceGetCudaComputeCapability(h)) for h in handles]
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - no NVML: not known
+        return None
+    return min(found) if found else None
+
+
 def _cpu() -> str:
     import os
 

@@ -120,3 +120,31 @@ def test_a_block_count_is_turbomind_s_reading(tmp_path):
     assert auto.ok and auto.engine == "turbomind" and "auto picks TurboMind" in auto.notes[0]
     both = check(Preset(cache_max_entry_count=4000, quant_policy=16), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
     assert "neither engine can run it" in both.errors[0]
+
+
+def test_fp8_weights_are_quantized_on_load_by_the_pytorch_engine_on_hopper(tmp_path):
+    hopper = Machine(gpu_count=1, turbomind=True, compute_capability=(9, 0))
+    verdict = check(Preset(model_format="fp8"), model(tmp_path), hopper)
+    assert verdict.ok and verdict.engine == "pytorch" and "fp8 checkpoints" in verdict.notes[0]
+    ampere = Machine(gpu_count=1, turbomind=True, compute_capability=(8, 0))
+    assert (
+        "Hopper or newer (compute capability 9.0); this GPU is 8.0"
+        in check(Preset(model_format="fp8"), model(tmp_path), ampere).errors[0]
+    )
+    assert (
+        "needs a GPU with fp8 (compute capability 8.9"
+        in check(Preset(quant_policy=16), model(tmp_path), ampere).errors[0]
+    )
+
+
+def test_a_checkpoint_format_must_be_the_checkpoint_s_own(tmp_path):
+    verdict = check(Preset(model_format="gptq"), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
+    assert (
+        "model_format: gptq needs a gptq model folder" in verdict.errors[0]
+        and "no quantization_config" in verdict.errors[0]
+    )
+    awq = {"quantization_config": {"quant_method": "awq", "group_size": 128}}
+    assert (
+        "its quantization_config says awq"
+        in check(Preset(model_format="compressed-tensors"), model(tmp_path, **awq), ONE_GPU_WITH_TURBOMIND).errors[0]
+    )

@@ -9,7 +9,7 @@ SHIPPED = sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml"))
 
 def test_the_issue_s_presets_ship():
     assert set(SHIPPED) == {
-        *("fp16", "cache-0.4", "kv-int8", "kv-int4", "kv-fp8", "kv-turboquant", "prefix-cache"),
+        *("fp16", "cache-0.4", "kv-int8", "kv-int4", "kv-fp8", "kv-turboquant", "prefix-cache", "fp8-weights"),
         *("awq", "awq-kv-int4", "remote", "cpu"),
     }
 
@@ -110,6 +110,7 @@ def test_the_shipped_presets_form_a_ladder_that_changes_one_thing_at_a_time():
         ("cache-0.4", "kv-fp8", "quant_policy"),
         ("cache-0.4", "kv-turboquant", "quant_policy"),
         ("cache-0.4", "prefix-cache", "enable_prefix_caching"),
+        ("cache-0.4", "fp8-weights", "model_format"),
         ("cache-0.4", "awq", "model_format"),
     ]:
         differing = [key for key in settings[lower] if settings[lower][key] != settings[upper][key]]
