@@ -2,7 +2,7 @@
 
 import pytest
 
-from backends import ChatRequest, GenerationParams, TextDelta
+from backends import ChatRequest, GenerationParams, TextDelta, Usage
 from console.core import Console, NoEngine
 from presets.store import PresetCatalog
 from telemetry.vram import MIB, VramSampler
@@ -42,6 +42,46 @@ async def test_kv_quantization_multiplies_capacity_on_the_pytorch_engine(console
         assert await answers_a_sum(console) or name == "pt-kv4"  # int4 answers visibly worse
     assert tokens["pt-kv8"] / tokens["pt-bf16"] == pytest.approx(1.88, rel=0.05)
     assert tokens["pt-kv4"] / tokens["pt-bf16"] == pytest.approx(3.55, rel=0.05)
+
+
+async def test_fp8_and_turboquant_kv_multiply_capacity_on_the_pytorch_engine(console):
+    """LMDeploy 0.18's other KV modes: fp8 stores 1 byte an element and no per-token scales (2x);
+    TurboQuant keys in 4 bits and values in 2 (4.74x at head_dim 64)."""
+    tokens = {}
+    for name in ("pt-bf16", "pt-kvfp8", "pt-kvturbo"):
+        await console.switch_preset(name)
+        assert console.state().info.engine == "pytorch"
+        tokens[name] = kv(console)["tokens"]
+        print(f"{name}: {tokens[name]:,} KV tokens; answers a sum: {await answers_a_sum(console)}")
+    assert tokens["pt-kvfp8"] / tokens["pt-bf16"] == pytest.approx(2.0, rel=0.05)
+    assert tokens["pt-kvturbo"] / tokens["pt-bf16"] >= 4.5
+
+
+async def test_prefix_caching_reuses_a_long_system_prompt(console):
+    from compare.prompts import second_turn_cases
+
+    await console.switch_preset("pt-prefix")
+    usages = []
+    for case in second_turn_cases():
+        deltas = [
+            d async for d in console.backend.stream_chat(ChatRequest(case.messages, GenerationParams(max_new_tokens=8)))
+        ]
+        usages.append(next(d for d in deltas if isinstance(d, Usage)))
+    metrics = await console.backend.scheduler_metrics()
+    print(
+        f"cached tokens {[u.cached_tokens for u in usages]} of {[u.prompt_tokens for u in usages]}; hit rate {metrics.prefix_cache_hit_rate}"
+    )
+    assert usages[1].cached_tokens > 0.9 * usages[0].prompt_tokens - 128  # all but the question and a partial block
+    assert metrics.prefix_cache_hit_rate > 0
+
+
+async def test_fp8_weights_quantized_as_the_model_loads(console):
+    await console.switch_preset("pt-bf16")
+    bf16_held = console.last_switch.vram_after_mib
+    await console.switch_preset("pt-fp8w")
+    assert console.state().info.details["config"]["model_format"] == "fp8"
+    print(f"GPU used: bf16 {bf16_held:.0f} MiB, fp8 weights {console.last_switch.vram_after_mib:.0f} MiB")
+    assert await answers_a_sum(console)
 
 
 async def test_turbomind_kv_int8_and_the_int4_guard(console):

@@ -1,4 +1,4 @@
-"""AWQ on a GPU: the console's job quantizes, the result loads on the engine it was made for."""
+"""AWQ and W8A8 on a GPU: the console's job quantizes, the result loads on the engine it was made for."""
 
 import pytest
 
@@ -13,15 +13,16 @@ from tests.test_lmdeploy_gpu import turbomind_loads
 pytestmark = pytest.mark.gpu
 
 
-async def quantize_then_load(source, tmp_path, group_size: int) -> tuple[Console, list]:
+async def quantize_then_load(source, tmp_path, group_size: int, method: str = "awq") -> tuple[Console, list]:
     console = Console(NoEngine("none"), "test", catalog=PresetCatalog(user_dir=tmp_path / "presets"))
     settings = QuantizeSettings(
         model=source,
-        output=tmp_path / f"awq-g{group_size}",
+        output=tmp_path / f"{method}-g{group_size}",
         preset_name="made-here",
         group_size=group_size,
         samples=32,
         seqlen=512,
+        method=method,
     )
     status = await console.jobs.start(Job("quantization", lambda job: run_quantization(console, settings, job))).wait()
     assert status.state == "done", status.log[-20:]
@@ -46,4 +47,14 @@ async def test_a_128_aligned_llama_group_128_runs_on_turbomind(embedded_folder, 
     console, deltas = await quantize_then_load(llama, tmp_path, 128)
     assert console.state().info.engine == "turbomind"
     assert next(d for d in deltas if isinstance(d, Usage)).completion_tokens > 0  # random weights: noise, but decoded
+    await console.close()
+
+
+@pytest.mark.parametrize("method", ["w8a8-int8", "w8a8-fp8"])
+async def test_smollm2_w8a8_quantizes_offline_and_answers_on_the_pytorch_engine(embedded_folder, tmp_path, method):
+    console, deltas = await quantize_then_load(embedded_folder, tmp_path, 128, method)
+    assert console.state().info.engine == "pytorch"
+    reply = "".join(d.text for d in deltas if isinstance(d, TextDelta))
+    print(f"{method}: {reply!r}")
+    assert "5" in reply  # 8-bit weights and activations keep SmolLM2's arithmetic
     await console.close()
