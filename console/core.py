@@ -352,7 +352,7 @@ class Console:
         if spec.kind in ("lmdeploy", "auto"):
             model = str(self._model_dir(preset, source)) if preset.model else None
             spec = dataclasses.replace(
-                spec, model=model, engine=dataclasses.replace(spec.engine, engine=verdict.engine)
+                spec, model=model, engine=spec.engine.model_copy(update={"engine": verdict.engine})
             )
         return spec, verdict.notes
 

@@ -167,3 +167,15 @@ async def test_the_engine_state_can_be_read_all_through_a_switch(console):
         await asyncio.sleep(0)
     await switching
     await console.close()
+
+
+def test_an_lmdeploy_preset_runs_on_the_engine_its_checks_picked(console):
+    """The spec a switch starts carries the engine `auto` settled on (here the PyTorch engine, the
+    one with fp8 KV), checked without a GPU by standing in this machine's facts."""
+    from presets.compat import Machine
+    from presets.schema import Preset
+
+    console.__dict__["machine"] = Machine(gpu_count=1, turbomind=True, compute_capability=(9, 0))
+    spec, notes = console._checked_spec(Preset(quant_policy="fp8"), "kv-fp8.yaml")
+    assert (spec.kind, spec.engine.engine, spec.engine.quant_policy) == ("lmdeploy", "pytorch", 16)
+    assert "auto picks the PyTorch engine" in notes[0]

@@ -3,7 +3,8 @@
 # background job on the GPU machine after stage.sh (bundle without TurboMind: every new mode is the
 # PyTorch engine's):
 #   setsid nohup bash docs/gpu-runs/2026-11-30-h200-issue14/run.sh > /tmp/results/master.log 2>&1 &
-# Every step logs to /tmp/results; a step that fails is logged and the next one runs.
+# Every step logs to /tmp/results; a step that fails is logged and the next one runs. Run again on the same
+# machine, it keeps the models it built.
 set -u
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 R=/tmp/results P=bench/gpu_presets M=/tmp/models D=docs/gpu-runs/2026-11-30-h200-issue14
@@ -13,8 +14,8 @@ table() { out=$1; shift; python -m bench.presets_table --dir $P "$@" --out $R/$o
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv > $R/machine.txt
 python -c "import torch, lmdeploy, transformers, gradio; print(torch.__version__, lmdeploy.__version__, transformers.__version__, gradio.__version__)" >> $R/machine.txt 2>&1
-step "build the random 7B" python -m bench.random_llama $M/llama2-7b-random --shape 7b --tokenizer $M/SmolLM2-135M-Instruct > $R/build.log 2>&1
-( step "W8A8 int8 and fp8 of the random 7B" python -m bench.quantize_models $M/llama2-7b-random:$M/llama2-7b-random-w8a8-int8:w8a8-int8 $M/llama2-7b-random:$M/llama2-7b-random-w8a8-fp8:w8a8-fp8 --samples 8 --seqlen 512 --out $R/quantize-7b.md > $R/quantize.log 2>&1 ) &
+[ -d $M/llama2-7b-random ] || step "build the random 7B" python -m bench.random_llama $M/llama2-7b-random --shape 7b --tokenizer $M/SmolLM2-135M-Instruct > $R/build.log 2>&1
+[ -d $M/llama2-7b-random-w8a8-fp8 ] || ( step "W8A8 int8 and fp8 of the random 7B" python -m bench.quantize_models $M/llama2-7b-random:$M/llama2-7b-random-w8a8-int8:w8a8-int8 $M/llama2-7b-random:$M/llama2-7b-random-w8a8-fp8:w8a8-fp8 --samples 8 --seqlen 512 --out $R/quantize-7b.md > $R/quantize.log 2>&1 ) &
 step "gpu tests: new modes on SmolLM2" python -m pytest -m gpu -q -p no:cacheprovider -s tests/test_presets_gpu.py tests/test_quantize_gpu.py -k "fp8 or turboquant or prefix or w8a8 or multiplies" > $R/gpu-tests.log 2>&1
 step "streaming probe" python $D/streaming_probe.py > $R/streaming-probe.jsonl 2> $R/streaming-probe.err
 step "SmolLM2: KV modes" table smollm2-kv pt-bf16 pt-kv8 pt-kvfp8 pt-kvturbo --prompts "short story" math --questions builtin --second-turn
