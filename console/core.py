@@ -9,7 +9,7 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -36,7 +36,7 @@ from telemetry.vram import VramSampler
 
 from .access import AccessPolicy
 from .chat import ChatSession, RepaintPacer, stream_reply
-from .jobs import Job, JobSlot
+from .jobs import Job, JobSlot, JobWork
 from .paths import ModelRoots
 from .reproduce import reproduce
 
@@ -263,10 +263,12 @@ class Console:
             await old.close()
         return backend, reason
 
-    def start_job(self, job: Job, *, user: str | None = None) -> Job:
-        """Run a job that drives the engine (a comparison, a quantization): admins only, one at a time."""
-        self.access.require_admin(user, f"start a {job.kind}")
-        return self.jobs.start(job)
+    def start_job(self, kind: str, prepare: Callable[[], JobWork], *, user: str | None = None) -> Job:
+        """Run a job that drives the engine (a comparison, a quantization): admins only, one at a time.
+        `prepare` checks the request and returns the job's work; it runs once the user may (so someone
+        who may not is told that first), and its ValueError refuses the job."""
+        self.access.require_admin(user, f"start a {kind}")
+        return self.jobs.start(Job(kind, prepare()))
 
     def cancel_job(self, kind: str, *, user: str | None = None) -> None:
         self.access.require_admin(user, f"cancel a {kind}")

@@ -40,10 +40,13 @@ class JobStatus:
         return self.state != "running"
 
 
+JobWork = Callable[["Job"], Awaitable[Any]]  # what a job runs; it reports through the job it is given
+
+
 class Job:
     """One run of `work(job)`; the work reports progress and log lines through the job."""
 
-    def __init__(self, kind: str, work: Callable[[Job], Awaitable[Any]]):
+    def __init__(self, kind: str, work: JobWork):
         self.kind, self._work = kind, work
         self._fraction, self._message = 0.0, "starting"
         self._log: deque[str] = deque(maxlen=_LOG_LINES)

@@ -105,7 +105,8 @@ def build_tab(console: Console) -> tuple:
     ):
         """Compare 2-4 presets on the chosen prompts (admins only), with the quality measures and the
         load test asked for; `load_in_flight` 0 sends the whole load at once."""
-        try:
+
+        def prepare():
             cases = [prompts[n] for n in names or []] + user_prompts(own_prompts or "")
             own_asked = load_questions(own_questions) if (own_questions or "").strip() else []
             load = (
@@ -130,9 +131,10 @@ def build_tab(console: Console) -> tuple:
                 load,
                 bool(second_turn),
             )
-            job = console.start_job(
-                Job("comparison", lambda job: run_comparison(console, settings, job)), user=request.username
-            )
+            return lambda job: run_comparison(console, settings, job)
+
+        try:
+            job = console.start_job("comparison", prepare, user=request.username)
         except (NotAllowed, ValueError, JobBusy) as exc:
             raise refused(str(exc)) from exc
         async for views in _followed(job):

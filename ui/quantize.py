@@ -10,7 +10,7 @@ from backends import BackendError
 from backends.embedded_model import EMBEDDED_MODEL_NAME, cache_dir, embedded_hf_folder
 from console.access import NotAllowed
 from console.core import Console
-from console.jobs import Job, JobBusy
+from console.jobs import JobBusy
 from presets.store import PresetError
 from quantize.checks import GROUP_SIZES, plan
 from quantize.job import QuantizeResult, QuantizeSettings, run_quantization
@@ -117,7 +117,8 @@ def build_tab(console: Console) -> tuple:
     ):
         """Quantize a model (admins only, needs a CUDA GPU) with `quant_method` awq (W4A16), w8a8-int8 or
         w8a8-fp8 (SmoothQuant; `group_size` is AWQ's alone); the result names the new preset."""
-        try:
+
+        def prepare():
             if no_gpu:
                 raise ValueError(f"quantization needs a CUDA GPU and none is usable here ({no_gpu})")
             settings = settings_from(
@@ -132,9 +133,10 @@ def build_tab(console: Console) -> tuple:
                 free_gpu,
                 quant_method,
             )
-            job = console.start_job(
-                Job("quantization", lambda job: run_quantization(console, settings, job)), user=request.username
-            )
+            return lambda job: run_quantization(console, settings, job)
+
+        try:
+            job = console.start_job("quantization", prepare, user=request.username)
         except (NotAllowed, ValueError, BackendError, JobBusy) as exc:
             raise refused(str(exc)) from exc
         async for status in follow(job):
