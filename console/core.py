@@ -197,9 +197,10 @@ class Console:
         """What runs now, so that a job that switches presets can bring it back."""
         return EngineSnapshot(self._preset, self._spec, self._default_params)
 
-    async def restore(self, snapshot: EngineSnapshot, job=None) -> None:
-        """Run the snapshot's engine again, unless it still runs."""
-        if isinstance(self._backend, NoEngine) or snapshot.preset != self._preset or snapshot.spec != self._spec:
+    async def restore(self, snapshot: EngineSnapshot, job=None, fresh: bool = False) -> None:
+        """Run the snapshot's engine again, unless it still runs (`fresh`: load it anew even so)."""
+        changed = isinstance(self._backend, NoEngine) or snapshot.preset != self._preset or snapshot.spec != self._spec
+        if fresh or changed:
             if snapshot.preset:
                 await self.switch_preset(snapshot.preset, job)
             elif snapshot.spec:
@@ -209,12 +210,13 @@ class Console:
                     self._name_engine_process()
                     self.sampler.mark("engine loaded: the starting engine")
 
-    async def restore_after_job(self, snapshot: EngineSnapshot, job) -> None:
-        """At a job's end, bring back the engine it found; a failure goes to the job's log
-        (the job's own result stands) and tells the user where to pick one."""
+    async def restore_after_job(self, snapshot: EngineSnapshot, job, fresh: bool = False) -> None:
+        """At a job's end, bring back the engine it found (`fresh`: loaded anew, for a job that may have
+        left state in it); a failure goes to the job's log (the job's own result stands) and tells the
+        user where to pick one."""
         job.log("bringing back the engine that ran before")
         try:
-            await self.restore(snapshot, job)
+            await self.restore(snapshot, job, fresh)
         except (BackendError, PresetError) as exc:
             job.log(f"the engine that ran before did not come back: {exc}; pick a preset on the Presets tab")
 

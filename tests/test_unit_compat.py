@@ -122,14 +122,17 @@ def test_a_block_count_is_turbomind_s_reading(tmp_path):
     assert "neither engine can run it" in both.errors[0]
 
 
+LLAMA_7B = {"hidden_size": 4096, "intermediate_size": 11008, "num_attention_heads": 32, "num_key_value_heads": 32}
+
+
 def test_fp8_weights_are_quantized_on_load_by_the_pytorch_engine_on_hopper(tmp_path):
     hopper = Machine(gpu_count=1, turbomind=True, compute_capability=(9, 0))
-    verdict = check(Preset(model_format="fp8"), model(tmp_path), hopper)
+    verdict = check(Preset(model_format="fp8"), model(tmp_path, **LLAMA_7B), hopper)
     assert verdict.ok and verdict.engine == "pytorch" and "fp8 checkpoints" in verdict.notes[0]
     ampere = Machine(gpu_count=1, turbomind=True, compute_capability=(8, 0))
     assert (
         "Hopper or newer (compute capability 9.0); this GPU is 8.0"
-        in check(Preset(model_format="fp8"), model(tmp_path), ampere).errors[0]
+        in check(Preset(model_format="fp8"), model(tmp_path, **LLAMA_7B), ampere).errors[0]
     )
     assert (
         "needs a GPU with fp8 (compute capability 8.9"
@@ -148,3 +151,10 @@ def test_a_checkpoint_format_must_be_the_checkpoint_s_own(tmp_path):
         "its quantization_config says awq"
         in check(Preset(model_format="compressed-tensors"), model(tmp_path, **awq), ONE_GPU_WITH_TURBOMIND).errors[0]
     )
+
+
+def test_fp8_weights_need_sizes_in_whole_blocks_of_128(tmp_path):
+    """SmolLM2 failed to load so on the H200: its 3 KV heads of 64 make 192-wide K and V projections."""
+    hopper = Machine(gpu_count=1, turbomind=True, compute_capability=(9, 0))
+    verdict = check(Preset(model_format="fp8"), model(tmp_path), hopper)
+    assert "blocks of 128" in verdict.errors[0] and "KV heads x head_dim 192" in verdict.errors[0]
