@@ -70,6 +70,12 @@ class GenerationParams:
                 f"seed must be a whole number from 0 to 2**63 - 1, or none for random ({self.seed!r} given)"
             )
 
+    @property
+    def greedy(self) -> bool:
+        """Temperature 0 means greedy decoding, and so does anything below 0.01: dividing the logits by a
+        temperature that small overflows them (found by fuzzing: 1e-212 made transformers fail)."""
+        return self.temperature < 0.01
+
     def as_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["stop"] = list(self.stop)

@@ -9,6 +9,7 @@ import asyncio
 import ctypes
 import gc
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -46,6 +47,8 @@ from .stops import StopMatcher
 from .tool_prompt import ToolTurn
 
 _DONE = object()
+
+logger = logging.getLogger(__name__)
 
 
 class CpuBackend(Backend):
@@ -163,8 +166,11 @@ class CpuBackend(Backend):
         worker.start()
         try:
             while (item := await queue.get()) is not _DONE:
-                if isinstance(item, BaseException):
+                if isinstance(item, BackendError):
                     raise item
+                if isinstance(item, BaseException):  # a fault in transformers: the chat says so and goes on
+                    logger.error("generation failed", exc_info=item)
+                    raise BackendError(f"generation failed: {type(item).__name__}: {item}") from item
                 if visible := run.stops.feed(item):
                     yield visible
                 if run.stops.stopped:
@@ -205,7 +211,7 @@ class CpuBackend(Backend):
             def __call__(self, input_ids, scores, **kwargs):
                 return cancel.is_set()
 
-        sampling = params.temperature > 0
+        sampling = not params.greedy
         try:
             with self._generate_lock, torch.inference_mode():
                 if cancel.is_set():

@@ -154,8 +154,8 @@ def generation_config(params: GenerationParams, response_format: dict | None = N
 
     return GenerationConfig(
         max_new_tokens=params.max_new_tokens,
-        do_sample=params.temperature > 0,
-        temperature=params.temperature if params.temperature > 0 else 1.0,
+        do_sample=not params.greedy,
+        temperature=1.0 if params.greedy else params.temperature,
         top_p=params.top_p,
         top_k=params.top_k,
         repetition_penalty=params.repetition_penalty,

@@ -38,7 +38,7 @@ def tool_chat_request(model: str, request: ChatRequest):
     if isinstance(tool_choice, dict):
         name = tool_choice["function"]["name"]
         tools, tool_choice = [t for t in tools if t["function"]["name"] == name], "required"
-    greedy = params.temperature <= 0
+    greedy = params.greedy
     return ChatCompletionRequest(
         model=model,
         messages=request.messages,

@@ -147,7 +147,7 @@ class RemoteBackend(Backend):
             messages=request.messages,
             stream=True,
             stream_options={"include_usage": True},
-            temperature=p.temperature,
+            temperature=0.0 if p.greedy else p.temperature,
             top_p=p.top_p,
             max_tokens=p.max_new_tokens,
             seed=p.seed,

@@ -47,6 +47,13 @@ async def test_stop_word_ends_the_reply_before_it(cpu_backend):
     assert deltas[-1] == Finish("stop")
 
 
+async def test_a_temperature_too_small_to_divide_by_decodes_greedily(cpu_backend):
+    """Found by fuzzing /chat: 1e-212 overflowed the logits and escaped as a bare exception."""
+    tiny = GenerationParams(temperature=8.6e-212, max_new_tokens=30)
+    deltas = await deltas_of(cpu_backend, ChatRequest(ask("What is 2+3?"), tiny))
+    assert deltas[-1] == Finish("stop") and "5" in "".join(d.text for d in deltas if isinstance(d, TextDelta))
+
+
 async def test_same_seed_same_sample(cpu_backend):
     params = GenerationParams(temperature=1.0, top_p=1.0, top_k=50, max_new_tokens=20, seed=1234)
     request = ChatRequest(ask("Name a colour."), params)

@@ -115,3 +115,11 @@ def test_the_shipped_presets_form_a_ladder_that_changes_one_thing_at_a_time():
     ]:
         differing = [key for key in settings[lower] if settings[lower][key] != settings[upper][key]]
         assert differing == [changed], (lower, upper)
+
+
+@pytest.mark.parametrize("name", ["[" * 2416, "a\0b", "../../etc/passwd"])
+def test_a_name_no_preset_file_can_have_is_unknown_not_a_fault(tmp_path, name):
+    """Found by fuzzing /switch_preset: a 2,416-character name made the file system raise."""
+    with pytest.raises(PresetError, match="no preset named") as caught:
+        PresetCatalog(user_dir=tmp_path).get(name)
+    assert len(str(caught.value)) < 400

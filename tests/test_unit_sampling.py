@@ -46,3 +46,13 @@ def test_an_imported_chat_with_a_knob_out_of_range_is_refused():
     raw = f'{{"format": "{FORMAT}", "params": {{"temperature": 5}}, "messages": []}}'.encode()
     with pytest.raises(TranscriptError, match="params: temperature must be between 0 and 2"):
         import_chat(raw)
+
+
+def test_temperatures_too_small_to_divide_by_decode_greedily():
+    """Found by fuzzing /chat: 1e-212 passed the bounds and overflowed the logits in transformers."""
+    from backends.lmdeploy_config import generation_config
+
+    assert GenerationParams(temperature=0).greedy and GenerationParams(temperature=8.6e-212).greedy
+    assert not GenerationParams(temperature=0.05).greedy
+    config = generation_config(GenerationParams(temperature=8.6e-212))
+    assert not config.do_sample and config.temperature == 1.0

@@ -1,0 +1,130 @@
+"""Every endpoint of the running app, fuzzed: whatever comes in (numbers beyond 64 bits, NaN, huge or
+deeply nested text), the caller gets a result or an error that says what to change, never Gradio's
+bare "the upstream Gradio app has raised an exception"."""
+
+import json
+
+import pytest
+from gradio_client import Client
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+pytestmark = pytest.mark.app
+
+BARE = "has raised an exception but has not enabled verbose error reporting"
+NUMBERS = st.one_of(
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, -1, 2**63, 2**64 + 1]),
+)
+TEXT = st.one_of(
+    st.text(max_size=200),
+    st.integers(1, 6_000).map(lambda depth: "[" * depth + "]" * depth),  # nested past any recursion limit
+    st.integers(1, 6_000).map(lambda depth: '{"a":' * depth + "1" + "}" * depth),
+)
+# no shrinking: each example is a round trip to the app, and the failing input is printed as found
+FUZZ = settings(
+    max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate]
+)
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+def answered(client, *args, **kwargs):
+    """The endpoint's result, or its error; fails only on the bare exception."""
+    try:
+        return client.predict(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - any error is fine as long as it says something
+        assert BARE not in str(exc), f"{kwargs.get('api_name')}: a bare exception for {args} {kwargs}"
+        return exc
+
+
+@FUZZ
+@given(
+    temperature=NUMBERS, top_p=NUMBERS, top_k=NUMBERS, max_new_tokens=NUMBERS, repetition_penalty=NUMBERS, seed=NUMBERS
+)
+def test_chat_knobs(client, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed):
+    knobs = dict(temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, seed=seed)
+    for name, value in knobs.items():  # one knob out of its way at a time, the rest sane: a short reply at most
+        answered(client, message="hi", max_new_tokens=1, **{name: value}, api_name="/chat")
+    answered(client, message="hi", max_new_tokens=max_new_tokens if max_new_tokens != 1 else 0, api_name="/chat")
+
+
+@FUZZ
+@given(message=TEXT, system_prompt=TEXT, stop_words=TEXT)
+def test_chat_text(client, message, system_prompt, stop_words):
+    answered(
+        client, message=message, system_prompt=system_prompt, stop_words=stop_words, max_new_tokens=1, api_name="/chat"
+    )
+    answered(client, system_prompt=system_prompt, max_new_tokens=1, temperature=float("nan"), api_name="/regenerate")
+
+
+@FUZZ
+@given(tools_json=TEXT, tool_choice=TEXT, max_rounds=NUMBERS, mock_results=TEXT, tool_prompt=TEXT)
+def test_tool_call(client, tools_json, tool_choice, max_rounds, mock_results, tool_prompt):
+    arguments = dict(tool_choice=tool_choice, max_rounds=max_rounds, mock_results=mock_results, tool_prompt=tool_prompt)
+    result = answered(client, prompt="What is 3 + 5?", tools_json=tools_json, **arguments, api_name="/tool_call")
+    if isinstance(result, dict) and "error" in result:
+        assert result["error"]
+
+
+@FUZZ
+@given(name=TEXT)
+def test_switch_preset_by_any_name(client, name):
+    listing = {entry["name"] for entry in client.predict(api_name="/presets")}
+    if name in listing:
+        return  # a real switch: tested elsewhere
+    result = answered(client, name, api_name="/switch_preset")
+    assert not result["ok"] and result["error"]
+
+
+@FUZZ
+@given(
+    max_new_tokens=NUMBERS,
+    requests_at_once=NUMBERS,
+    load_requests=NUMBERS,
+    load_prompt_tokens=NUMBERS,
+    load_output_tokens=NUMBERS,
+    load_in_flight=NUMBERS,
+    own_prompts=TEXT,
+    own_questions=TEXT,
+)
+def test_compare_settings(client, own_prompts, own_questions, **numbers):
+    # one preset: however the rest is read, the comparison is refused before anything runs
+    answered(
+        client,
+        presets=["cpu"],
+        names=["math"],
+        own_prompts=own_prompts,
+        own_questions=own_questions,
+        load_test=True,
+        **numbers,
+        api_name="/compare",
+    )
+
+
+@FUZZ
+@given(output_folder=TEXT, new_preset_name=TEXT, group_size=NUMBERS, samples_n=NUMBERS, seq_len=NUMBERS)
+def test_quantize_settings(client, output_folder, new_preset_name, group_size, samples_n, seq_len):
+    answered(
+        client,
+        source_model="embedded: SmolLM2-135M-Instruct",
+        output_folder=output_folder,
+        new_preset_name=new_preset_name,
+        group_size=group_size,
+        samples_n=samples_n,
+        seq_len=seq_len,
+        data_type="float16",
+        text_file=None,
+        free_gpu=False,
+        api_name="/quantize",
+    )
+
+
+def test_endpoints_without_parameters_answer(client):
+    for name in ("/stop", "/edit_last", "/clear", "/export_chat", "/presets", "/engine_status", "/vram"):
+        answered(client, api_name=name)
+    json.dumps(client.predict(api_name="/vram"))  # plain data
