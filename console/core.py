@@ -181,14 +181,12 @@ class Console:
             before = self._gpu_used_mib()
             self.sampler.mark(f"switch to {name}")
             started = time.perf_counter()
-            backend, reason = await self._replace_backend(spec, name)
             old_name = self._preset
-            self._backend, self._reason, self._spec = backend, f"preset {name} ({reason})", spec
+            reason = await self._load(spec, name)
+            self._reason, self._spec = f"preset {name} ({reason})", spec
             self._previous = old_name if old_name and old_name != name else self._previous
             self._preset = name
             self._default_params = preset.generation.apply_to(GenerationParams())
-            self._name_engine_process()
-            self.sampler.mark(f"engine loaded: {name}")
             after = self._gpu_used_mib() if before is not None else None
             self.last_switch = SwitchReport(name, time.perf_counter() - started, before, after, notes)
             return self.last_switch
@@ -205,10 +203,8 @@ class Console:
                 await self.switch_preset(snapshot.preset, job)
             elif snapshot.spec:
                 async with self._switch_lock:
-                    self._backend, self._reason = await self._replace_backend(snapshot.spec, "the starting engine")
+                    self._reason = await self._load(snapshot.spec, "the starting engine")
                     self._preset, self._spec, self._default_params = None, snapshot.spec, snapshot.default_params
-                    self._name_engine_process()
-                    self.sampler.mark("engine loaded: the starting engine")
 
     async def restore_after_job(self, snapshot: EngineSnapshot, job, fresh: bool = False) -> None:
         """At a job's end, bring back the engine it found (`fresh`: loaded anew, for a job that may have
@@ -233,15 +229,14 @@ class Console:
             if self._spec is None:
                 raise BackendUnavailable("no engine has run yet: pick a preset on the Presets tab")
             self.sampler.mark("engine restart")
-            self._backend, self._reason = await self._replace_backend(
+            self._reason = await self._load(
                 self._spec, self._preset or "the engine", why="the engine is restarting; try again in a minute"
             )
-            self._name_engine_process()
-            self.sampler.mark("engine loaded after restart")
 
-    async def _replace_backend(self, spec: BackendSpec, name: str, why: str | None = None) -> tuple[Backend, str]:
-        """Start the new backend; the old one goes first if the new one needs its GPU memory
-        (meanwhile every chat is told `why`)."""
+    async def _load(self, spec: BackendSpec, name: str, why: str | None = None) -> str:
+        """Start the spec's backend and make it the running one: the one place the engine is replaced
+        (besides `_retire`). The old one goes first if the new one needs its GPU memory (meanwhile every
+        chat is told `why`), else after. Returns the line saying which backend runs and why."""
         old, old_name = self._backend, self._preset
         needs_gpu = kind_of(spec).needs_gpu
         if needs_gpu:
@@ -260,10 +255,12 @@ class Console:
             if not isinstance(exc, BackendError):
                 logger.exception("loading %r failed unexpectedly", name)  # a fault: keep its traceback
             raise SwitchFailed(f"loading preset {name!r} failed: {what}") from exc
-        if not needs_gpu:  # the new engine serves from now on; pages asking meanwhile must not meet the old one
-            self._backend = backend
+        self._backend = backend  # serves from now on: pages asking meanwhile must not meet the old one
+        self._name_engine_process()
+        self.sampler.mark(f"engine loaded: {name}")
+        if not needs_gpu:
             await old.close()
-        return backend, reason
+        return reason
 
     def start_job(self, kind: str, prepare: Callable[[], JobWork], *, user: str | None = None) -> Job:
         """Run a job that drives the engine (a comparison, a quantization): admins only, one at a time.

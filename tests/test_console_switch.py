@@ -56,7 +56,7 @@ async def test_restart_brings_the_same_engine_back(console):
     assert console.backend is not first and console.state().info.kind == "cpu"
     assert console.state().preset == "inside"
     labels = [e.label for e in console.sampler.events()]
-    assert labels[-2:] == ["engine restart", "engine loaded after restart"]
+    assert labels[-2:] == ["engine restart", "engine loaded: inside"]
     await console.close()
 
 

@@ -101,4 +101,4 @@ async def test_after_a_crash_restart_tells_others_it_is_restarting_then_answers(
     assert "the engine is restarting" in meanwhile.stats.error
     assert "5" in (await reply_to(console, "What is 2+3?")).content
     labels = [e.label for e in console.sampler.events()]
-    assert labels[-3:] == ["engine restart", "engine closed", "engine loaded after restart"]
+    assert labels[-3:] == ["engine restart", "engine closed", f"engine loaded: {first}"]

@@ -134,19 +134,12 @@ def build_tab(console: Console) -> list:
 
     # trigger_mode "multiple": Enter while a reply streams reaches `chat`, which says why it waits,
     # instead of being swallowed by the page without a word
-    message.submit(
+    gr.on(
+        [message.submit, send.click],
         chat,
         [message, *knobs, session],
         [chatbot, session, message],
         api_name="chat",
-        concurrency_limit=None,
-        trigger_mode="multiple",
-    )
-    send.click(
-        chat,
-        [message, *knobs, session],
-        [chatbot, session, message],
-        api_visibility="private",
         concurrency_limit=None,
         trigger_mode="multiple",
     )
