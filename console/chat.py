@@ -161,8 +161,9 @@ async def stream_reply(
 ) -> AsyncIterator[ChatSession]:
     """Generate the assistant's answer to the session's last user turn, in place.
 
-    Yields the session whenever there is something new to paint, at most as often as the
-    pacer allows (every 40 ms for a lone reply).
+    Yields the session at once (the user's message, the reply waiting for its first token), then
+    whenever there is something new to paint, at most as often as the pacer allows (every 40 ms
+    for a lone reply).
     A backend error ends the reply with the error recorded in its stats; the text so far and
     the rest of the chat are kept. `ChatSession.stop_reply` ends it as "stopped", and its last
     paint comes from here, after every earlier one.
@@ -177,6 +178,7 @@ async def stream_reply(
     pacer = pacer or RepaintPacer()
     deltas: asyncio.Queue = asyncio.Queue()
     pump = session.reply_task = asyncio.create_task(_pump(backend.stream_chat(request), deltas))
+    yield session  # the user's message and a waiting reply, at once: a long prefill must not hide them
     try:
         async with pacer.streaming():
             while (delta := await deltas.get()) is not _END:

@@ -4,6 +4,7 @@ from contextlib import AsyncExitStack
 from backends import BackendError, GenerationParams, PromptTooLong
 from console.chat import ChatSession, RepaintPacer, ReplyStats, Turn, stream_reply
 from tests.scripted import ScriptedBackend
+from ui.render import chatbot_messages
 
 
 def session_with(question: str = "hi", **kwargs) -> ChatSession:
@@ -25,7 +26,7 @@ async def test_reply_is_assembled_and_repaints_are_coalesced():
     paints = await collect(ScriptedBackend(chunks), session, repaint_s=10)
     reply = session.turns[-1]
     assert reply.role == "assistant" and reply.content == "".join(chunks)
-    assert paints == 2  # inside one repaint period: the first text at once, then the end
+    assert paints == 3  # inside one repaint period: the question at once, the first text at once, then the end
 
 
 async def test_stats_come_from_the_stream():
@@ -106,7 +107,18 @@ async def test_stop_during_a_silent_prefill_ends_the_reply_at_once():
     stream = stream_reply(ScriptedBackend(["late"], delay_s=30), session)  # no first token for 30 s
     asyncio.get_running_loop().call_later(0.05, session.stop_reply)
     paints = [painted.turns[-1].stats.finish async for painted in stream]
-    assert paints == ["stopped"] and session.turns[-1].content == ""
+    assert paints == ["generating", "stopped"] and session.turns[-1].content == ""
+
+
+async def test_the_question_is_painted_before_the_engine_answers():
+    """Issue 16: with a long prefill, the user's message used to appear only with the first token."""
+    session = session_with()
+    stream = stream_reply(ScriptedBackend(["late"], delay_s=30), session)  # no first token for 30 s
+    first = await asyncio.wait_for(anext(stream), timeout=5)
+    assert [t.role for t in first.turns] == ["user", "assistant"] and first.turns[-1].content == ""
+    assert chatbot_messages(first)[-1]["content"] == "<sub>waiting for the first token…</sub>"
+    session.stop_reply()
+    assert [painted.turns[-1].stats.finish async for painted in stream] == ["stopped"]
 
 
 def test_failed_empty_replies_are_not_sent_back_to_the_model():

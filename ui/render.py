@@ -18,6 +18,8 @@ def _display_text(turn: Turn) -> str:
         text += f"\n\n**Error:** {turn.stats.error}"
     if turn.stats.finish != "generating":
         text += f"\n\n<sub>{turn.stats.summary()}</sub>"
+    elif not text:
+        text = "<sub>waiting for the first token…</sub>"
     return text
 
 
