@@ -34,6 +34,7 @@ SAMPLING_RANGES = {
     "repetition_penalty": KnobRange(0.5, 2.0, 0.01),
 }
 _SEED_RANGE = (0, 2**63 - 1)  # what the engines' random generators take
+MAX_LOGPROBS = 20  # alternatives per token: OpenAI's top_logprobs allows 20
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class GenerationParams:
     # generate exactly max_new_tokens (a load test's fixed output length, as LMDeploy's
     # profile_throughput runs); never set from the Chat tab
     ignore_eos: bool = False
+    # report each generated token's log-probability and this many likeliest alternatives (0: none)
+    logprobs: int = 0
 
     def __post_init__(self):
         for name, allowed in SAMPLING_RANGES.items():
@@ -61,6 +64,12 @@ class GenerationParams:
                 or not allowed.low <= value <= allowed.high
             ):
                 raise ValueError(f"{name} must be between {allowed.low:g} and {allowed.high:g} ({value!r} given)")
+        if (
+            isinstance(self.logprobs, bool)
+            or not isinstance(self.logprobs, int)
+            or not 0 <= self.logprobs <= MAX_LOGPROBS
+        ):
+            raise ValueError(f"logprobs must be a whole number from 0 to {MAX_LOGPROBS} ({self.logprobs!r} given)")
         if self.seed is not None and (
             isinstance(self.seed, bool)
             or not isinstance(self.seed, int)
@@ -148,13 +157,31 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class TokenChoice:
+    """One generated token: its text, its log-probability, and the likeliest alternatives as
+    (text, log-probability) pairs, most likely first."""
+
+    text: str
+    logprob: float
+    alternatives: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenLogprobs:
+    """The reply's tokens with their probabilities, once, at the end of the reply (when `logprobs` was
+    asked for and the engine gives them)."""
+
+    tokens: tuple[TokenChoice, ...]
+
+
+@dataclass(frozen=True)
 class Finish:
     """The last delta of every stream that did not raise."""
 
     reason: FinishReason
 
 
-Delta = TextDelta | ToolCallPiece | ToolCall | Usage | Finish
+Delta = TextDelta | ToolCallPiece | ToolCall | TokenLogprobs | Usage | Finish
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ from .base import (
     NextTokenLogprobs,
     PromptTooLong,
     TextScore,
+    TokenChoice,
+    TokenLogprobs,
     ToolCall,
     Usage,
 )
@@ -148,6 +150,8 @@ class CpuBackend(Backend):
         for delta in final:
             yield delta
         calls = [delta for delta in final if isinstance(delta, ToolCall)]
+        if run.token_logprobs:
+            yield TokenLogprobs(run.token_logprobs)
         yield Usage(prompt_tokens=prompt_len, completion_tokens=run.tokens)
         hit_limit = run.tokens >= max_new and not run.stops.stopped
         yield Finish("tool_calls" if calls else "length" if hit_limit else "stop")
@@ -160,7 +164,7 @@ class CpuBackend(Backend):
         streamer = _QueueStreamer(self._tokenizer, loop, queue)
         worker = threading.Thread(
             target=self._generate,
-            args=(prompt_ids, params, max_new, streamer, cancel, loop, queue, run.constraint),
+            args=(prompt_ids, params, max_new, streamer, cancel, loop, queue, run),
             daemon=True,
         )
         worker.start()
@@ -181,6 +185,23 @@ class CpuBackend(Backend):
         finally:
             cancel.set()  # a consumer that stops listening stops the generation too
             run.tokens = streamer.tokens
+
+    def _token_choices(self, generated, prompt_len: int, alternatives: int) -> tuple[TokenChoice, ...]:
+        """Each generated token with its log-probability and the likeliest alternatives."""
+        choices = []
+        for step, logits in enumerate(generated.logits):
+            logprobs = torch.log_softmax(logits[0].float(), dim=-1)
+            chosen = int(generated.sequences[0, prompt_len + step])
+            top = torch.topk(logprobs, alternatives + 1)
+            others = [(int(i), float(lp)) for lp, i in zip(top.values, top.indices, strict=True) if int(i) != chosen]
+            choices.append(
+                TokenChoice(
+                    self._tokenizer.decode([chosen], skip_special_tokens=True),
+                    float(logprobs[chosen]),
+                    tuple((self._tokenizer.decode([i]), lp) for i, lp in others[:alternatives]),
+                )
+            )
+        return tuple(choices)
 
     def _constraint(self, response_format: dict):
         """A logits processor holding the output to a response format (xgrammar): the console's
@@ -206,7 +227,7 @@ class CpuBackend(Backend):
         eos = self._model.generation_config.eos_token_id
         return list(eos) if isinstance(eos, (list, tuple)) else [eos]
 
-    def _generate(self, prompt_ids, params: GenerationParams, max_new, streamer, cancel, loop, queue, constraint):
+    def _generate(self, prompt_ids, params: GenerationParams, max_new, streamer, cancel, loop, queue, run: _Run):
         class _Cancelled(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):
                 return cancel.is_set()
@@ -218,7 +239,7 @@ class CpuBackend(Backend):
                     return
                 if params.seed is not None:
                     torch.manual_seed(params.seed)
-                self._model.generate(
+                generated = self._model.generate(
                     input_ids=prompt_ids,
                     attention_mask=torch.ones_like(prompt_ids),
                     max_new_tokens=max_new,
@@ -230,9 +251,14 @@ class CpuBackend(Backend):
                     min_new_tokens=max_new if params.ignore_eos else None,
                     streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([_Cancelled()]),
-                    logits_processor=[constraint] if constraint else None,
+                    logits_processor=[run.constraint] if run.constraint else None,
                     pad_token_id=self._tokenizer.eos_token_id,
+                    # the model's own scores, before temperature and top-k/p: its confidence in each token
+                    output_logits=params.logprobs > 0,
+                    return_dict_in_generate=params.logprobs > 0,
                 )
+                if params.logprobs:
+                    run.token_logprobs = self._token_choices(generated, prompt_ids.shape[1], params.logprobs)
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, which raises it in its task
             _deliver(loop, queue, exc)
         finally:
@@ -268,6 +294,7 @@ class _Run:
     stops: StopMatcher
     constraint: object | None
     tokens: int = 0
+    token_logprobs: tuple = ()  # TokenChoice for each token, where they were asked for
 
 
 class _QueueStreamer(TextStreamer):

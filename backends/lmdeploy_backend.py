@@ -27,6 +27,8 @@ from .base import (
     PromptTooLong,
     SchedulerMetrics,
     TextScore,
+    TokenChoice,
+    TokenLogprobs,
     Usage,
 )
 from .lmdeploy_config import EngineOptions
@@ -117,6 +119,10 @@ class LmdeployBackend(Backend):
                         yield delta
                 elif kind == "call":
                     yield pieces.add(*payload)
+                elif kind == "token_logprobs":
+                    yield TokenLogprobs(
+                        tuple(TokenChoice(text, lp, tuple(map(tuple, alts))) for text, lp, alts in payload[0])
+                    )
                 elif kind == "usage":
                     yield Usage(*payload)
                 elif kind == "finish":

@@ -163,6 +163,7 @@ def generation_config(params: GenerationParams, response_format: dict | None = N
         stop_words=list(params.stop) or None,
         ignore_eos=params.ignore_eos,
         response_format=response_format,
+        logprobs=params.logprobs or None,
     )
 
 

@@ -141,6 +141,17 @@ def _kv_cache(engine_cfg, engine: str, model_path: str, free_before: int | None)
     }
 
 
+def _token_choices(tokenizer, token_ids: list[int], logprobs: list[dict[int, float]]) -> list:
+    """(text, logprob, [(alternative, logprob), ...]) for each token, as api_server builds its
+    `logprobs` (`serve/openai/chat_completions/logprobs.py`), with texts decoded for reading."""
+    choices = []
+    for chosen, tops in zip(token_ids, logprobs, strict=False):
+        others = sorted(((i, lp) for i, lp in tops.items() if i != chosen), key=lambda pair: -pair[1])
+        alternatives = [(tokenizer.decode([i]), float(lp)) for i, lp in others]
+        choices.append((tokenizer.decode([chosen]), float(tops.get(chosen, float("nan"))), alternatives))
+    return choices
+
+
 def _plain(value):
     """A config value as plain data for the pipe and the UI (LMDeploy's QuantPolicy is an enum)."""
     return int(value) if isinstance(value, enum.IntEnum) else value
@@ -193,6 +204,7 @@ async def _serve(pipe, rid: int, messages: list[dict], gen_config, send) -> None
         request = await engine.preprocess(messages=messages, session_id=pipe.session_mgr.get(), gen_config=gen_config)
         finish, completion, cached = "stop", 0, 0
         pending, last_sent = "", None
+        token_ids, token_logprobs = [], []
         async for out in engine.generate(request, stream_response=True):
             pending += out.response or ""
             now = time.monotonic()
@@ -203,8 +215,13 @@ async def _serve(pipe, rid: int, messages: list[dict], gen_config, send) -> None
                 pending, last_sent = "", now
             completion, cached = out.generate_token_len, out.cached_tokens
             finish = _FINISH.get(out.finish_reason or "", finish)
+            if gen_config.logprobs and out.logprobs:  # each chunk's new tokens, with their top logprobs
+                token_ids += out.token_ids[-len(out.logprobs) :]
+                token_logprobs += out.logprobs
         if pending:
             send(rid, "text", pending)
+        if token_logprobs:
+            send(rid, "token_logprobs", _token_choices(engine.tokenizer, token_ids, token_logprobs))
         send(rid, "usage", request.input_token_len, completion, cached)
         send(rid, "finish", finish)
 

@@ -23,6 +23,8 @@ from .base import (
     SchedulerMetrics,
     TextDelta,
     TextScore,
+    TokenChoice,
+    TokenLogprobs,
     Usage,
 )
 from .tool_calls import CallPieces, piece_fields
@@ -39,6 +41,13 @@ def _timeout(read_s: float = DEFAULT_READ_TIMEOUT_S) -> httpx.Timeout:
 
 
 _SAMPLING_EXTRAS = ("top_k", "repetition_penalty", "ignore_eos")
+# optional request fields a stricter server may refuse (transformers serve refuses all of these): the
+# names its error message would name, and what the status card says is lost without them
+_OPTIONAL = {
+    "extra_body": (_SAMPLING_EXTRAS, "top_k, repetition_penalty"),
+    "logprobs": (("logprobs",), "token probabilities"),
+    "top_logprobs": (("logprobs",), "token probabilities"),
+}
 _FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "abort": "cancelled"}
 # api_server's --tool-call-parser names (lmdeploy 0.18), by what the model's name contains
 _TOOL_PARSERS = (
@@ -63,7 +72,7 @@ class RemoteBackend(Backend):
     def __init__(self, client: AsyncOpenAI, model: str, base_url: str, read_timeout_s: float = DEFAULT_READ_TIMEOUT_S):
         self._client, self._model, self._base_url = client, model, base_url
         self._read_timeout_s = read_timeout_s  # what the client was made with, for the message
-        self._extras_supported = True
+        self._refused: set[str] = set()  # optional fields this server refused: left out from then on
 
     @classmethod
     async def connect(
@@ -97,15 +106,16 @@ class RemoteBackend(Backend):
 
     def info(self) -> BackendInfo:
         details = {"base_url": self._base_url}
-        if not self._extras_supported:
-            details["ignored_params"] = "top_k, repetition_penalty (the server does not accept them)"
+        if self._refused:
+            lost = dict.fromkeys(_OPTIONAL[key][1] for key in sorted(self._refused))
+            details["ignored_params"] = f"{', '.join(lost)} (the server does not accept them)"
         return BackendInfo(kind="remote", model=self._model, engine="OpenAI-compatible server", details=details)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
         started = False
         try:
             stream = await self._open_stream(request)
-            started, finish, calls = True, "stop", CallPieces()
+            started, finish, calls, tokens = True, "stop", CallPieces(), []
             async with stream:
                 async for chunk in stream:
                     if chunk.usage:
@@ -119,6 +129,9 @@ class RemoteBackend(Backend):
                             yield calls.add(*piece_fields(piece))
                         if choice.finish_reason:
                             finish = _FINISH_REASONS.get(choice.finish_reason, "stop")
+                        tokens += _token_choices(choice.logprobs)
+            if tokens:
+                yield TokenLogprobs(tuple(tokens))
             whole = calls.whole()
             for call in whole:
                 yield call
@@ -155,17 +168,21 @@ class RemoteBackend(Backend):
         )
         if request.tools:
             standard.update(tools=request.tools, tool_choice=request.tool_choice)
-        if not self._extras_supported:
-            return await self._client.chat.completions.create(**standard)
-        # api_server and vLLM read top_k and repetition_penalty; stricter servers (transformers
-        # serve) reject unknown fields, so they are dropped for good after the first refusal.
-        try:
-            return await self._client.chat.completions.create(**standard, extra_body=_extras(p))
-        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-            if not any(name in _server_message(exc) for name in _SAMPLING_EXTRAS):
-                raise
-            self._extras_supported = False
-            return await self._client.chat.completions.create(**standard)
+        # api_server and vLLM read top_k and repetition_penalty and give token logprobs; a stricter server
+        # refuses what it does not know, so each refused field is dropped for good after its first refusal
+        optional = {"extra_body": _extras(p)}
+        if p.logprobs:
+            optional.update(logprobs=True, top_logprobs=p.logprobs)
+        while True:
+            offered = {key: value for key, value in optional.items() if key not in self._refused}
+            try:
+                return await self._client.chat.completions.create(**standard, **offered)
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                message = _server_message(exc)
+                refused = {key for key in offered if any(name in message for name in _OPTIONAL[key][0])}
+                if not refused:
+                    raise
+                self._refused |= refused
 
     async def scheduler_metrics(self) -> SchedulerMetrics:
         """From the server's Prometheus `/metrics` (api_server 0.18 serves them unless started with
@@ -218,6 +235,23 @@ def lmdeploy_series(exposition: str) -> dict[str, float]:
             labels = ",".join(f'{key}="{value}"' for key, value in sorted(sample.labels.items()))
             series[f"{sample.name}{{{labels}}}" if labels else sample.name] = float(sample.value)
     return series
+
+
+def _token_choices(logprobs) -> list[TokenChoice]:
+    """A chunk's `logprobs.content` as TokenChoice; byte-level BPE markers (api_server returns raw
+    tokens such as 'Ġthe') turned back into the spaces and newlines they stand for."""
+
+    def readable(token: str) -> str:
+        return token.replace("Ġ", " ").replace("Ċ", "\n") if token else ""
+
+    return [
+        TokenChoice(
+            readable(item.token),
+            item.logprob,
+            tuple((readable(top.token), top.logprob) for top in item.top_logprobs or () if top.token != item.token),
+        )
+        for item in (logprobs.content if logprobs else None) or ()
+    ]
 
 
 def scheduler_from_series(series: dict[str, float]) -> SchedulerMetrics:

@@ -13,7 +13,18 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 
-from backends import Backend, BackendError, ChatRequest, Finish, GenerationParams, PromptTooLong, TextDelta, Usage
+from backends import (
+    Backend,
+    BackendError,
+    ChatRequest,
+    Finish,
+    GenerationParams,
+    PromptTooLong,
+    TextDelta,
+    TokenChoice,
+    TokenLogprobs,
+    Usage,
+)
 
 MAX_MESSAGE_CHARS = 100_000  # ~25k tokens: past any context this console serves well, far below abuse
 REPAINT_S = 0.04
@@ -84,6 +95,8 @@ class Turn:
     role: str  # "user" or "assistant"
     content: str
     stats: ReplyStats | None = None
+    # a reply's tokens with their probabilities, where they were asked for (the params' logprobs)
+    tokens: tuple[TokenChoice, ...] = ()
 
 
 @dataclass
@@ -189,6 +202,8 @@ async def stream_reply(
                     reply.content += delta.text
                 elif isinstance(delta, Usage):
                     stats.tokens, stats.cached_tokens = delta.completion_tokens, delta.cached_tokens
+                elif isinstance(delta, TokenLogprobs):
+                    reply.tokens = delta.tokens
                 elif isinstance(delta, Finish):
                     stats.finish = delta.reason
                 now = time.perf_counter()

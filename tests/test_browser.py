@@ -65,6 +65,23 @@ def test_a_typed_message_gets_a_streamed_reply_with_stats(page):
     screenshot(page, "chat.png")
 
 
+def test_a_reply_coloured_by_token_probability_shows_alternatives_on_hover(page):
+    page.get_by_text("Clear", exact=True).click()
+    set_slider(page, "temperature", 0)
+    set_slider(page, "max-new-tokens", 16)
+    colour = page.locator("#token-probabilities input[type=checkbox]")
+    colour.check()
+    page.locator("#chat-input textarea").fill("What is the capital of France?")
+    page.locator("#chat-input textarea").press("Enter")
+    page.wait_for_selector("#chatbot span.token", timeout=120_000)
+    tokens = page.locator("#chatbot span.token")
+    hover = tokens.first.get_attribute("title")
+    assert "%" in hover and "also:" in hover, hover  # its probability and the likeliest alternatives
+    assert "background-color" in tokens.first.get_attribute("style")
+    assert "Paris" in "".join(tokens.all_inner_texts())
+    colour.uncheck()
+
+
 def test_stop_keeps_the_partial_reply(page):
     set_slider(page, "temperature", 0)  # greedy: a sampled reply was once short enough to end before Stop
     set_slider(page, "max-new-tokens", 4000)

@@ -5,7 +5,17 @@ import json
 
 import pytest
 
-from backends import ChatRequest, Finish, GenerationParams, PromptTooLong, TextDelta, ToolCall, ToolCallPiece, Usage
+from backends import (
+    ChatRequest,
+    Finish,
+    GenerationParams,
+    PromptTooLong,
+    TextDelta,
+    TokenLogprobs,
+    ToolCall,
+    ToolCallPiece,
+    Usage,
+)
 
 pytestmark = pytest.mark.cpu
 
@@ -52,6 +62,17 @@ async def test_a_temperature_too_small_to_divide_by_decodes_greedily(cpu_backend
     tiny = GenerationParams(temperature=8.6e-212, max_new_tokens=30)
     deltas = await deltas_of(cpu_backend, ChatRequest(ask("What is 2+3?"), tiny))
     assert deltas[-1] == Finish("stop") and "5" in "".join(d.text for d in deltas if isinstance(d, TextDelta))
+
+
+async def test_token_probabilities_come_with_the_reply(cpu_backend):
+    params = GenerationParams(temperature=0, max_new_tokens=12, logprobs=3)
+    deltas = await deltas_of(cpu_backend, ChatRequest(ask("What is the capital of France?"), params))
+    text = "".join(d.text for d in deltas if isinstance(d, TextDelta))
+    [probabilities] = [d for d in deltas if isinstance(d, TokenLogprobs)]
+    assert "".join(t.text for t in probabilities.tokens).startswith(text)  # the tokens spell the reply
+    paris = next(t for t in probabilities.tokens if "Paris" in t.text)
+    assert -1 < paris.logprob <= 0 and len(paris.alternatives) == 3  # greedy: the likeliest, alternatives less so
+    assert all(lp <= paris.logprob for _, lp in paris.alternatives)
 
 
 async def test_same_seed_same_sample(cpu_backend):

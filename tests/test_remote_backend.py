@@ -14,6 +14,7 @@ from backends import (
     Finish,
     GenerationParams,
     TextDelta,
+    TokenLogprobs,
     Usage,
     create_backend,
 )
@@ -42,6 +43,17 @@ async def test_streams_the_answer_with_usage(openai_server):
     assert deltas[-1] == Finish("stop")
     # transformers serve rejects top_k/repetition_penalty; the backend drops them and says so
     assert "ignored_params" in backend.info().details
+    await backend.close()
+
+
+async def test_a_server_without_token_probabilities_still_answers(openai_server):
+    backend = await connect(openai_server)
+    request = ChatRequest(
+        [{"role": "user", "content": "What is 2+3?"}], GenerationParams(temperature=0, max_new_tokens=16, logprobs=5)
+    )
+    deltas = [d async for d in backend.stream_chat(request)]
+    assert "5" in "".join(d.text for d in deltas if isinstance(d, TextDelta))
+    assert not [d for d in deltas if isinstance(d, TokenLogprobs)]  # transformers serve gives none
     await backend.close()
 
 

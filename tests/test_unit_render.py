@@ -24,3 +24,28 @@ def test_stop_words_round_trip_with_escaped_newlines():
     stops = parse_stop_words("###\n\\n\\nUser:\n")
     assert stops == ("###", "\n\nUser:")
     assert parse_stop_words(format_stop_words(stops)) == stops
+
+
+def test_a_reply_coloured_by_token_probability_reads_as_written():
+    from backends import TokenChoice
+    from ui.render import coloured_tokens
+
+    tokens = (
+        TokenChoice("Hi", -0.1, ((" Hello", -2.0),)),
+        TokenChoice(" *there* <b>", -3.0),
+        TokenChoice("\nok", -0.5),
+    )
+    html_text = coloured_tokens("Hi *there* <b>\nok", tokens)
+    assert html_text.count('<span class="token"') == 3
+    assert "&#42;there&#42; &#60;b&#62;" in html_text and "<br>ok" in html_text  # not Markdown, not HTML
+    assert 'title="90.5%; also: &#x27; Hello&#x27; 14%"' in html_text  # its probability, then the alternatives
+    assert "rgba(239, 68, 68, 0.62)" in html_text  # a 5% token is shaded deep
+
+
+def test_tokens_past_what_the_reply_kept_are_left_out():
+    from backends import TokenChoice
+    from ui.render import coloured_tokens
+
+    # a stop word cut the reply after "Paris"; the tokens go on
+    html_text = coloured_tokens("Paris.", (TokenChoice("Paris", -0.01), TokenChoice(" London", -5.0)))
+    assert html_text.count('class="token"') == 1 and html_text.endswith("</span>.")

@@ -56,3 +56,16 @@ def test_temperatures_too_small_to_divide_by_decode_greedily():
     assert not GenerationParams(temperature=0.05).greedy
     config = generation_config(GenerationParams(temperature=8.6e-212))
     assert not config.do_sample and config.temperature == 1.0
+
+
+@pytest.mark.parametrize("value", [-1, 21, 2.5, True, "5"])
+def test_token_alternatives_are_bounded(value):
+    with pytest.raises(ValueError, match="logprobs must be a whole number from 0 to 20"):
+        GenerationParams(logprobs=value)
+
+
+def test_token_probabilities_reach_lmdeploys_generation_config():
+    from backends.lmdeploy_config import generation_config
+
+    assert generation_config(GenerationParams(logprobs=5)).logprobs == 5
+    assert generation_config(GenerationParams()).logprobs is None

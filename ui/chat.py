@@ -15,6 +15,8 @@ from console.transcript import TranscriptError, export_chat, import_chat
 
 from .render import chatbot_messages, format_stop_words, parse_stop_words
 
+SHOWN_ALTERNATIVES = 5  # likeliest other tokens shown on hover, when the reply is coloured by probability
+
 
 def build_tab(console: Console) -> list:
     """Lay out the tab inside the current Blocks context and wire its events.
@@ -52,12 +54,27 @@ def build_tab(console: Console) -> list:
                 repetition = _slider("repetition_penalty", defaults)
                 seed = gr.Number(-1, precision=0, label="seed (-1 = random)")
                 stops = gr.Textbox("", label="stop words (one a line; \\n for newline)", lines=2)
+                probabilities = gr.Checkbox(
+                    defaults.logprobs > 0,
+                    label="Colour the reply by token probability (hover a token: its alternatives)",
+                    elem_id="token-probabilities",
+                )
 
-    knobs = [system, temperature, top_p, top_k, max_new, repetition, seed, stops]
+    knobs = [system, temperature, top_p, top_k, max_new, repetition, seed, stops, probabilities]
 
     # Explicit parameter names: gradio_client shows them as the endpoint's parameters.
     async def chat(
-        message, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words, state
+        message,
+        system_prompt,
+        temperature,
+        top_p,
+        top_k,
+        max_new_tokens,
+        repetition_penalty,
+        seed,
+        stop_words,
+        token_probabilities,
+        state,
     ):
         """Send a message and stream the reply."""
         if state.streaming():  # one reply at a time in a chat; the message stays the user's
@@ -69,7 +86,16 @@ def build_tab(console: Console) -> list:
             yield chatbot_messages(state), state, message
             return
         if problem := _apply_knobs(
-            state, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words
+            state,
+            system_prompt,
+            temperature,
+            top_p,
+            top_k,
+            max_new_tokens,
+            repetition_penalty,
+            seed,
+            stop_words,
+            token_probabilities,
         ):
             gr.Warning(problem)
             yield chatbot_messages(state), state, message
@@ -83,7 +109,16 @@ def build_tab(console: Console) -> list:
             yield chatbot_messages(state), state, refused
 
     async def regenerate_last(
-        system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words, state
+        system_prompt,
+        temperature,
+        top_p,
+        top_k,
+        max_new_tokens,
+        repetition_penalty,
+        seed,
+        stop_words,
+        token_probabilities,
+        state,
     ):
         """Generate the last reply again, with the current knobs."""
         if state.streaming():
@@ -95,7 +130,16 @@ def build_tab(console: Console) -> list:
             yield chatbot_messages(state), state
             return
         if problem := _apply_knobs(
-            state, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words
+            state,
+            system_prompt,
+            temperature,
+            top_p,
+            top_k,
+            max_new_tokens,
+            repetition_penalty,
+            seed,
+            stop_words,
+            token_probabilities,
         ):
             gr.Warning(problem)
             yield chatbot_messages(state), state
@@ -179,7 +223,16 @@ def _slider(name: str, defaults: GenerationParams, label: str | None = None, **k
 
 
 def _apply_knobs(
-    state: ChatSession, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop_words
+    state: ChatSession,
+    system_prompt,
+    temperature,
+    top_p,
+    top_k,
+    max_new_tokens,
+    repetition_penalty,
+    seed,
+    stop_words,
+    token_probabilities,
 ) -> str | None:
     """Take the knobs into the session; a value out of range is refused with what to change."""
     try:
@@ -191,6 +244,7 @@ def _apply_knobs(
             repetition_penalty=float(repetition_penalty),
             seed=None if seed is None or seed < 0 else int(seed),
             stop=parse_stop_words(stop_words or ""),
+            logprobs=SHOWN_ALTERNATIVES if token_probabilities else 0,
         )
     except (ValueError, OverflowError) as exc:
         return str(exc)
@@ -211,4 +265,5 @@ def _param_values(p: GenerationParams) -> tuple:
         p.repetition_penalty,
         -1 if p.seed is None else p.seed,
         format_stop_words(p.stop),
+        p.logprobs > 0,
     )
