@@ -10,6 +10,8 @@ import io
 import json
 from dataclasses import dataclass
 
+from console.token_view import coloured_tokens
+
 from .quality import AGREEMENT_TOKENS
 from .runner import Comparison, PresetResult
 
@@ -130,6 +132,12 @@ def notes(comparison: Comparison) -> list[str]:
     ]
     lines += [f"Load test, {line}" for line in failed]
     measured = [r for r in comparison.results if not r.error and not r.random_weights]
+    if comparison.settings.token_probabilities:
+        lines.append(
+            "Outputs: each answer is shown a second time shaded by how likely the preset found each token "
+            "(deeper red: less likely; hover a token for its probability and the likeliest alternatives). The "
+            "prompts' TTFT and decode figures include computing these probabilities."
+        )
     if comparison.settings.agreement and measured:
         lines.append(
             f"Agreement: each preset's next-token distributions on the first {AGREEMENT_TOKENS} tokens of a fixed "
@@ -210,12 +218,20 @@ def outputs_html(comparison: Comparison) -> str:
     body = []
     for index, case in enumerate(comparison.settings.prompts):
         reference = _output(measured[0], index)
-        cells = [f"<td>{_marked(reference, _output(r, index))}</td>" for r in measured]
+        cells = [f"<td>{_marked(reference, _output(r, index))}{_probabilities(r, index)}</td>" for r in measured]
         body.append(f"<tr><th>{html.escape(case.name)}</th>{''.join(cells)}</tr>")
     return (
         '<table class="compare-outputs"><thead><tr><th>prompt</th>'
         f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )
+
+
+def _probabilities(result: PresetResult, index: int) -> str:
+    """The answer again, shaded by how likely the preset found each token (hover: the alternatives)."""
+    output = result.outputs[index]
+    if not output.token_probabilities:
+        return ""
+    return f'<div class="token-probabilities">{coloured_tokens(output.text, output.token_probabilities)}</div>'
 
 
 def _output(result: PresetResult, index: int) -> str:

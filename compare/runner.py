@@ -13,9 +13,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backends import BackendError, ChatRequest, GenerationParams, NextTokenLogprobs, TextDelta, ToolCall, Usage
+from backends import (
+    BackendError,
+    ChatRequest,
+    GenerationParams,
+    NextTokenLogprobs,
+    TextDelta,
+    TokenChoice,
+    TokenLogprobs,
+    ToolCall,
+    Usage,
+)
 from console.core import Console
 from console.jobs import Job, JobFailed
+from console.token_view import SHOWN_ALTERNATIVES
 from presets.schema import Preset
 from presets.store import PresetError, to_yaml
 
@@ -43,6 +54,7 @@ class CompareSettings:
     questions_source: str = ""
     load: LoadSettings | None = None
     second_turn: bool = False  # the same long system prompt twice: what prefix caching saves
+    token_probabilities: bool = False  # the prompts' answers come with each token's probability
 
     def __post_init__(self):
         if not 2 <= len(self.presets) <= 4:
@@ -56,9 +68,14 @@ class CompareSettings:
         if not 1 <= self.concurrency <= 64:
             raise ValueError("concurrent requests must be between 1 and 64")
 
-    def params(self, max_new_tokens: int | None = None) -> GenerationParams:
+    def params(self, max_new_tokens: int | None = None, logprobs: int = 0) -> GenerationParams:
         return GenerationParams(
-            temperature=0.0, top_p=1.0, top_k=1, seed=0, max_new_tokens=max_new_tokens or self.max_new_tokens
+            temperature=0.0,
+            top_p=1.0,
+            top_k=1,
+            seed=0,
+            max_new_tokens=max_new_tokens or self.max_new_tokens,
+            logprobs=logprobs,
         )
 
 
@@ -73,6 +90,7 @@ class PromptOutput:
     decode_tps: float | None = None
     error: str | None = None
     cached_tokens: int | None = None  # prompt tokens the prefix cache held, where the engine says
+    token_probabilities: tuple[TokenChoice, ...] = ()  # where asked for and the engine gives them
 
 
 @dataclass
@@ -230,9 +248,10 @@ async def _measure_preset(
     _fill_engine_figures(result, info, report.load_seconds, report.vram_after_mib)
     progress.step("warming up")
     await _answer(backend, settings.prompts[0], settings.params(_WARMUP_TOKENS))
+    alternatives = SHOWN_ALTERNATIVES if settings.token_probabilities else 0
     for case in settings.prompts:
         progress.step(f"prompt {case.name!r}")
-        result.outputs.append(await _answer(backend, case, settings.params()))
+        result.outputs.append(await _answer(backend, case, settings.params(logprobs=alternatives)))
     timed = [o for o, c in zip(result.outputs, settings.prompts, strict=True) if not c.tools and o.ttft_ms is not None]
     result.ttft_ms = statistics.median(o.ttft_ms for o in timed) if timed else None
     rates = [o.decode_tps for o in timed if o.decode_tps]
@@ -381,7 +400,7 @@ async def _answer(backend, case: PromptCase, params: GenerationParams) -> Prompt
     if case.tools and not backend.supports_tools:
         return PromptOutput(case.name, "", error="n/a: this backend does not take tools")
     request = ChatRequest(case.messages, params, case.tools, case.tool_choice)
-    started, first, pieces, usage = time.perf_counter(), None, [], Usage(0, 0)
+    started, first, pieces, usage, chosen = time.perf_counter(), None, [], Usage(0, 0), ()
     try:
         async for delta in backend.stream_chat(request):
             if isinstance(delta, (TextDelta, ToolCall)):
@@ -389,13 +408,23 @@ async def _answer(backend, case: PromptCase, params: GenerationParams) -> Prompt
                 pieces.append(delta.text if isinstance(delta, TextDelta) else _call_text(delta))
             elif isinstance(delta, Usage):
                 usage = delta
+            elif isinstance(delta, TokenLogprobs):
+                chosen = delta.tokens
     except BackendError as exc:
         return PromptOutput(case.name, "".join(pieces), error=str(exc))
-    ended, tokens = time.perf_counter(), usage.completion_tokens
+    ended, count = time.perf_counter(), usage.completion_tokens
     ttft_ms = (first - started) * 1000 if first else None
     # a tool call arrives whole at the end: it has a TTFT but no decode rate to speak of
-    decode_tps = (tokens - 1) / (ended - first) if first and tokens > 1 and ended > first and not case.tools else None
-    return PromptOutput(case.name, "".join(pieces), ttft_ms, tokens, decode_tps, cached_tokens=usage.cached_tokens)
+    decode_tps = (count - 1) / (ended - first) if first and count > 1 and ended > first and not case.tools else None
+    return PromptOutput(
+        case.name,
+        "".join(pieces),
+        ttft_ms,
+        count,
+        decode_tps,
+        cached_tokens=usage.cached_tokens,
+        token_probabilities=chosen,
+    )
 
 
 def _call_text(call: ToolCall) -> str:

@@ -70,6 +70,7 @@ def test_compare_with_a_load_test_and_both_quality_measures(client):
         load_prompt_tokens=64,
         load_output_tokens=8,
         second_turn=True,
+        token_probabilities=True,
         api_name="/compare",
     )
     assert progress.startswith("Done"), progress
@@ -95,6 +96,8 @@ def test_compare_with_a_load_test_and_both_quality_measures(client):
     assert (load["completed"], load["mean_output_tokens"]) == (4, 8)  # exactly 8 each: EOS ignored
     assert abs(load["mean_prompt_tokens"] - 64) <= 2
     assert "your 3 questions" in notes and "4 requests of 64 prompt tokens" in notes
+    assert outputs.count('class="token-probabilities"') == 2 and 'class="token"' in outputs  # one answer a preset
+    assert "shaded by how likely the preset found each token" in notes
 
 
 def test_compare_refuses_bad_load_settings_before_anything_runs(client):

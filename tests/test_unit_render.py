@@ -28,7 +28,7 @@ def test_stop_words_round_trip_with_escaped_newlines():
 
 def test_a_reply_coloured_by_token_probability_reads_as_written():
     from backends import TokenChoice
-    from ui.render import coloured_tokens
+    from console.token_view import coloured_tokens
 
     tokens = (
         TokenChoice("Hi", -0.1, ((" Hello", -2.0),)),
@@ -44,7 +44,7 @@ def test_a_reply_coloured_by_token_probability_reads_as_written():
 
 def test_tokens_past_what_the_reply_kept_are_left_out():
     from backends import TokenChoice
-    from ui.render import coloured_tokens
+    from console.token_view import coloured_tokens
 
     # a stop word cut the reply after "Paris"; the tokens go on
     html_text = coloured_tokens("Paris.", (TokenChoice("Paris", -0.01), TokenChoice(" London", -5.0)))

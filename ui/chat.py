@@ -11,11 +11,10 @@ import gradio as gr
 from backends import SAMPLING_RANGES, GenerationParams
 from console.chat import ChatSession, Turn, message_problem
 from console.core import Console
+from console.token_view import SHOWN_ALTERNATIVES
 from console.transcript import TranscriptError, export_chat, import_chat
 
 from .render import chatbot_messages, format_stop_words, parse_stop_words
-
-SHOWN_ALTERNATIVES = 5  # likeliest other tokens shown on hover, when the reply is coloured by probability
 
 
 def build_tab(console: Console) -> list:

@@ -66,11 +66,17 @@ def build_tab(console: Console) -> tuple:
                 256, label="Output tokens each (EOS ignored)", precision=0, minimum=1, elem_id="compare-load-output"
             )
             load_flight = gr.Number(0, label="In flight at most (0: all at once)", precision=0, minimum=0)
-    second_turn = gr.Checkbox(
-        value=False,
-        label="Second turn: a long system prompt sent twice, TTFT of each (what prefix caching saves)",
-        elem_id="compare-second-turn",
-    )
+    with gr.Row():
+        second_turn = gr.Checkbox(
+            value=False,
+            label="Second turn: a long system prompt sent twice, TTFT of each (what prefix caching saves)",
+            elem_id="compare-second-turn",
+        )
+        token_probabilities = gr.Checkbox(
+            value=False,
+            label="Shade the outputs by token probability (hover: alternatives); timings then include it",
+            elem_id="compare-token-probabilities",
+        )
     with gr.Row():
         run = gr.Button("Run comparison", variant="primary", elem_id="compare-run")
         cancel = gr.Button("Cancel", elem_id="compare-cancel")
@@ -101,6 +107,7 @@ def build_tab(console: Console) -> tuple:
         load_output_tokens,
         load_in_flight,
         second_turn,
+        token_probabilities,
         request: gr.Request,
     ):
         """Compare 2-4 presets on the chosen prompts (admins only), with the quality measures and the
@@ -130,6 +137,7 @@ def build_tab(console: Console) -> tuple:
                 _questions_source(bool(with_builtin_questions), len(own_asked)),
                 load,
                 bool(second_turn),
+                bool(token_probabilities),
             )
             return lambda job: run_comparison(console, settings, job)
 
@@ -157,7 +165,7 @@ def build_tab(console: Console) -> tuple:
 
     views = [progress, log, table, memory, capacity, speed, quality, load, notes, outputs_view, exports]
     inputs = [picked, prompt_names, own, max_new, concurrency, perplexity, agreement, builtin, own_questions]
-    inputs += [load_on, load_requests, load_prompt, load_output, load_flight, second_turn]
+    inputs += [load_on, load_requests, load_prompt, load_output, load_flight, second_turn, token_probabilities]
     run.click(compare, inputs, views, api_name="compare")
     cancel.click(cancel_job, api_name="cancel_compare")
     return picked, current_job, views

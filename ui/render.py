@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import html
-import math
-
-from backends import TokenChoice
 from console.chat import ChatSession, Turn
-
-# characters Markdown would read as markup inside a coloured token: written as HTML entities
-_MARKDOWN_ENTITIES = str.maketrans({c: f"&#{ord(c)};" for c in "\\`*_[]#|~$<>&\"'"})
+from console.token_view import coloured_tokens
 
 
 def chatbot_messages(session: ChatSession) -> list[dict]:
@@ -37,29 +31,3 @@ def parse_stop_words(text: str) -> tuple[str, ...]:
 
 def format_stop_words(stops: tuple[str, ...]) -> str:
     return "\n".join(stop.replace("\n", "\\n") for stop in stops)
-
-
-def coloured_tokens(text: str, tokens: tuple[TokenChoice, ...]) -> str:
-    """The text as one span a token, shaded by how unlikely the model found it, its probability and
-    likeliest alternatives on hover. Tokens are followed while they spell the text (a stop word may
-    cut it short); the rest is shown plain."""
-    spans, spelled = [], ""
-    for token in tokens:
-        if not token.text or not text.startswith(spelled + token.text):
-            break
-        spelled += token.text
-        spans.append(_token_span(token))
-    return "".join(spans) + _literal(text[len(spelled) :])
-
-
-def _token_span(token: TokenChoice) -> str:
-    probability = math.exp(token.logprob) if math.isfinite(token.logprob) else 0.0
-    others = ", ".join(f"{alt!r} {math.exp(lp):.0%}" for alt, lp in token.alternatives)
-    hover = f"{probability:.1%}" + (f"; also: {others}" if others else "")
-    shade = f"rgba(239, 68, 68, {0.65 * (1 - probability):.2f})"
-    return f'<span class="token" style="background-color: {shade}" title="{html.escape(hover)}">{_literal(token.text)}</span>'
-
-
-def _literal(text: str) -> str:
-    """Text shown as written, not read as Markdown or HTML; newlines kept."""
-    return text.translate(_MARKDOWN_ENTITIES).replace("\n", "<br>")
