@@ -17,6 +17,7 @@ from backends import (
     GenerationParams,
     PromptTooLong,
     TextDelta,
+    TokenLogprobs,
     ToolCall,
     ToolCallPiece,
     Usage,
@@ -97,6 +98,16 @@ async def test_perplexity_of_the_fixed_text_matches_the_cpu_backend(engine, cpu_
     on_gpu, on_cpu = await engine.score_text(text), await cpu_backend.score_text(text)
     assert on_gpu.tokens > 1000
     assert on_gpu.perplexity == pytest.approx(on_cpu.perplexity, rel=0.05)  # bf16 on the GPU, fp32 on the CPU
+
+
+async def test_token_probabilities_spell_the_reply(engine):
+    params = GenerationParams(temperature=0, max_new_tokens=16, logprobs=3)
+    deltas = [d async for d in engine.stream_chat(ChatRequest(ask("What is the capital of France?"), params))]
+    text = "".join(d.text for d in deltas if isinstance(d, TextDelta))
+    [probabilities] = [d for d in deltas if isinstance(d, TokenLogprobs)]
+    print(f"{text!r}: {probabilities.tokens[:4]}")
+    assert "".join(t.text for t in probabilities.tokens).startswith(text[:5])
+    assert all(t.logprob <= 0 and len(t.alternatives) <= 3 for t in probabilities.tokens)
 
 
 async def test_kv_cache_in_use_rises_while_generating(engine):
