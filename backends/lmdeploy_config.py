@@ -143,8 +143,12 @@ def engine_config(options: EngineOptions, engine: Literal["turbomind", "pytorch"
     from lmdeploy import PytorchEngineConfig, TurbomindEngineConfig
 
     fields = {name: value for name, value in options.changed().items() if EngineOptions.option_meta(name)["config"]}
-    config_class = TurbomindEngineConfig if engine == "turbomind" else PytorchEngineConfig
-    return config_class(**fields)
+    if engine == "turbomind":
+        return TurbomindEngineConfig(**fields)
+    # the PyTorch engine gives token logprobs (the Chat tab's colouring) only with a logprobs mode set;
+    # it computes them for the requests that ask alone (`pytorch/engine/logits_process.py`). Seen on the
+    # H200: without it, a request asking for logprobs got none.
+    return PytorchEngineConfig(**fields, logprobs_mode="raw_logprobs")
 
 
 def generation_config(params: GenerationParams, response_format: dict | None = None):

@@ -69,3 +69,7 @@ def test_token_probabilities_reach_lmdeploys_generation_config():
 
     assert generation_config(GenerationParams(logprobs=5)).logprobs == 5
     assert generation_config(GenerationParams()).logprobs is None
+    from backends.lmdeploy_config import EngineOptions, engine_config
+
+    # without a logprobs mode the PyTorch engine returns none (seen on the H200)
+    assert engine_config(EngineOptions(), "pytorch").logprobs_mode == "raw_logprobs"
