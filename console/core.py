@@ -312,9 +312,19 @@ class Console:
         return preset, verdict, preset.session_len or config.get("max_position_embeddings")
 
     def check_preset(self, preset: Preset, source: str) -> compat.Verdict:
-        """What switching to this preset would meet here (no engine is touched)."""
+        """What switching to this preset would meet here now (no engine is touched)."""
         model_dir = self._model_dir(preset, source)
-        return compat.check(preset, model_dir, self.machine)
+        machine = dataclasses.replace(self.machine, available_mib=self._available_mib(preset.tp))
+        return compat.check(preset, model_dir, machine)
+
+    def _available_mib(self, cards: int) -> float | None:
+        """GPU memory an LMDeploy engine could have on the least free of the first `cards` GPUs: free
+        now plus what the running engine's worker holds there (it closes before the new one loads)."""
+        gpus = self.sampler.latest().gpus[:cards]
+        if not gpus:
+            return None
+        pid = self._backend.pid
+        return min(g.free_mib + sum(p.used_mib for p in g.processes if pid and p.pid == pid) for g in gpus)
 
     @cached_property
     def machine(self) -> compat.Machine:

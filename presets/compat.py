@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from backends.lmdeploy_config import KvQuant
-from backends.lmdeploy_memory import head_dim, read_model_config
+from backends.lmdeploy_memory import checkpoint_bytes, head_dim, read_model_config
 from backends.lmdeploy_tools import tool_parsers
 
 from .schema import Preset
@@ -31,6 +31,9 @@ class Machine:
     no_gpu_reason: str | None = None
     ray: bool = False  # the PyTorch engine runs tp > 1 through ray
     compute_capability: tuple[int, int] | None = None  # the oldest GPU's; None: not known
+    # GPU memory a new engine could have on each card it uses: free now, plus what the running engine
+    # holds and gives back before an LMDeploy preset loads; None: not known
+    available_mib: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ def check(preset: Preset, model_dir: Path | None, machine: Machine) -> Verdict:
             f"quant_policy {int(preset.quant_policy)} ({preset.kv_mode.label}) rotates each head with a Hadamard "
             f"transform, which needs a power-of-two head_dim; this model's is {dim}: pick another KV mode"
         )
+    fit_errors, fit_notes = _memory_fit(preset, model_dir, quant, machine.available_mib)
+    errors += fit_errors
+    notes += fit_notes
     engine, engine_errors, engine_notes = _pick_engine(
         preset.engine,
         machine.turbomind,
@@ -117,6 +123,35 @@ def _format_problems(model_format: str, method: str) -> list[str]:
     if model_format == "fp8" and method not in ("", "fp8"):
         return [f"model_format: fp8 is for an fp8 checkpoint or a bf16/fp16 model; this one is {method}"]
     return []
+
+
+ENGINE_OVERHEAD_MIB = 1024  # CUDA context, activations and workspace beside weights and KV (the status card's "other")
+LMDEPLOY_DEFAULT_KV_SHARE = 0.8  # both engines' cache_max_entry_count
+
+
+def _memory_fit(preset: Preset, model_dir: Path | None, quant: dict, available_mib: float | None):
+    """What the preset will take of the GPU, said before it loads: its weights (the checkpoint, per
+    card under tp) and the KV reserve, a share of what is left; refused where the weights alone do not fit."""
+    if available_mib is None or model_dir is None:
+        return [], []
+    weights_mib = checkpoint_bytes(model_dir) / 2**20 / preset.tp
+    if preset.model_format == "fp8" and not quant:
+        weights_mib /= 2  # quantized to fp8 as it loads
+    needed = weights_mib + ENGINE_OVERHEAD_MIB
+    if needed > available_mib:
+        return [
+            f"its weights need about {weights_mib / 1024:.1f} GiB a GPU (+ about {ENGINE_OVERHEAD_MIB / 1024:.0f} GiB "
+            f"for the engine), and {available_mib / 1024:.1f} GiB is available: use a quantized model, tp, or a "
+            "bigger GPU"
+        ], []
+    if preset.block_count:
+        reserve = f"KV reserve of {preset.block_count:,} blocks"
+    else:
+        share = preset.cache_max_entry_count or LMDEPLOY_DEFAULT_KV_SHARE
+        reserve = f"KV reserve of {share:g} x the rest (about {share * (available_mib - needed) / 1024:.1f} GiB)"
+    return [], [
+        f"needs about {weights_mib / 1024:.1f} GiB of weights a GPU + a {reserve}, of {available_mib / 1024:.1f} GiB available"
+    ]
 
 
 FP8_BLOCK = 128  # the PyTorch engine quantizes a bf16 model's weights to fp8 in blocks of 128 x 128

@@ -158,3 +158,31 @@ def test_fp8_weights_need_sizes_in_whole_blocks_of_128(tmp_path):
     hopper = Machine(gpu_count=1, turbomind=True, compute_capability=(9, 0))
     verdict = check(Preset(model_format="fp8"), model(tmp_path), hopper)
     assert "blocks of 128" in verdict.errors[0] and "KV heads x head_dim 192" in verdict.errors[0]
+
+
+def weights_of(tmp_path, gib: float):
+    """A model folder whose weight file is `gib` GiB (sparse: nothing is written)."""
+    folder = model(tmp_path, **LLAMA_7B)
+    with open(folder / "model.safetensors", "wb") as weights:
+        weights.truncate(int(gib * 2**30))
+    return folder
+
+
+def test_a_preset_says_what_it_will_take_of_the_gpu_before_it_loads(tmp_path):
+    roomy = Machine(gpu_count=1, turbomind=True, available_mib=100 * 1024)
+    verdict = check(Preset(cache_max_entry_count=0.4), weights_of(tmp_path, 12), roomy)
+    assert verdict.ok
+    assert (
+        "needs about 12.0 GiB of weights a GPU + a KV reserve of 0.4 x the rest (about 34.8 GiB), "
+        "of 100.0 GiB available" in verdict.notes
+    )
+
+
+def test_weights_that_cannot_fit_are_refused_with_the_figures(tmp_path):
+    small = Machine(gpu_count=2, turbomind=True, ray=True, available_mib=10 * 1024)
+    verdict = check(Preset(), weights_of(tmp_path, 12), small)
+    assert "its weights need about 12.0 GiB a GPU (+ about 1 GiB for the engine), and 10.0 GiB is available" in (
+        verdict.errors[0]
+    )
+    assert check(Preset(tp=2), weights_of(tmp_path, 12), small).ok  # split over two cards: 6 GiB each
+    assert check(Preset(model_format="fp8", engine="pytorch"), weights_of(tmp_path, 12), small).ok  # halved on load
