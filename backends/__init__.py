@@ -90,20 +90,22 @@ class BackendKind:
     name: str
     needs_gpu: bool  # holds GPU memory: the running engine must close before one of these loads
     takes_local_model: bool  # `model` is a folder or file here (not a name the server knows)
-    start: Callable[[BackendSpec], Awaitable[Backend]]
+    start: Callable[[BackendSpec, Callable[[str], None]], Awaitable[Backend]]  # (spec, on_stage)
 
 
-async def create_backend(spec: BackendSpec) -> tuple[Backend, str]:
-    """Start the backend a spec names; returns it with a line saying which one and why."""
+async def create_backend(spec: BackendSpec, on_stage: Callable[[str], None] | None = None) -> tuple[Backend, str]:
+    """Start the backend a spec names; returns it with a line saying which one and why. `on_stage`
+    hears what the start is doing, stage by stage (for "switching to X: loading weights (12 s)")."""
+    on_stage = on_stage or (lambda stage: None)
     if spec.kind == "auto":
         reason = usable_gpu_reason()
         if reason is None:
             try:
-                return await KINDS["lmdeploy"].start(spec), "auto: a CUDA GPU and LMDeploy are usable"
+                return await KINDS["lmdeploy"].start(spec, on_stage), "auto: a CUDA GPU and LMDeploy are usable"
             except ModelLoadError as exc:
                 reason = f"LMDeploy failed to load ({exc})"
-        return await KINDS["cpu"].start(spec), f"auto: CPU fallback, because {reason}"
-    return await KINDS[spec.kind].start(spec), f"{spec.kind}: chosen explicitly"
+        return await KINDS["cpu"].start(spec, on_stage), f"auto: CPU fallback, because {reason}"
+    return await KINDS[spec.kind].start(spec, on_stage), f"{spec.kind}: chosen explicitly"
 
 
 def kind_of(spec: BackendSpec) -> BackendKind:
@@ -130,22 +132,24 @@ def usable_gpu_reason() -> str | None:
     return None if count > 0 else "NVML reports no GPU"
 
 
-async def _start_lmdeploy(spec: BackendSpec) -> Backend:
+async def _start_lmdeploy(spec: BackendSpec, on_stage: Callable[[str], None]) -> Backend:
     from .embedded_model import resolve_model_path
     from .lmdeploy_backend import LmdeployBackend
 
-    return await LmdeployBackend.start(str(resolve_model_path(spec.model)), spec.engine)
+    return await LmdeployBackend.start(str(resolve_model_path(spec.model)), spec.engine, on_stage)
 
 
-async def _start_remote(spec: BackendSpec) -> Backend:
+async def _start_remote(spec: BackendSpec, on_stage: Callable[[str], None]) -> Backend:
     from .remote import DEFAULT_BASE_URL, RemoteBackend
 
+    on_stage("connecting to the server")
     return await RemoteBackend.connect(spec.base_url or DEFAULT_BASE_URL, spec.api_key, spec.model, spec.read_timeout_s)
 
 
-async def _start_cpu(spec: BackendSpec) -> Backend:
+async def _start_cpu(spec: BackendSpec, on_stage: Callable[[str], None]) -> Backend:
     import asyncio
 
+    on_stage("loading the model with transformers")
     try:
         from .cpu import CpuBackend
     except ImportError as exc:

@@ -11,7 +11,7 @@ import itertools
 import multiprocessing
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from .base import (
@@ -48,8 +48,9 @@ class LmdeployBackend(Backend):
     supports_perplexity = True
     supports_logprobs = True  # LMDeploy's get_logits, on both engines
 
-    def __init__(self, model_path: str, options: EngineOptions):
+    def __init__(self, model_path: str, options: EngineOptions, on_stage: Callable[[str], None] | None = None):
         self._model_path, self._options = model_path, options
+        self._on_stage = on_stage or (lambda stage: None)
         context = multiprocessing.get_context("spawn")  # CUDA cannot survive a fork
         self._conn, child_conn = context.Pipe()
         # Not a daemon: LMDeploy's engines start processes of their own, which daemons may not.
@@ -69,9 +70,14 @@ class LmdeployBackend(Backend):
         self.load_seconds = 0.0
 
     @classmethod
-    async def start(cls, model_path: str, options: EngineOptions) -> LmdeployBackend:
-        """Spawn the worker and wait until the model is loaded (or say why it was not)."""
-        backend = cls(model_path, options)
+    async def start(
+        cls, model_path: str, options: EngineOptions, on_stage: Callable[[str], None] | None = None
+    ) -> LmdeployBackend:
+        """Spawn the worker and wait until the model is loaded (or say why it was not); `on_stage` hears
+        each stage of the load as the worker reaches it (from another thread)."""
+        if on_stage:
+            on_stage("starting the engine worker")
+        backend = cls(model_path, options, on_stage)
         started = time.perf_counter()
         try:
             backend._engine_info = await asyncio.to_thread(backend._wait_until_ready)
@@ -194,6 +200,9 @@ class LmdeployBackend(Backend):
                     break
                 if kind == "ready":
                     return payload
+                if kind == "stage":
+                    self._on_stage(payload)
+                    continue
                 raise ModelLoadError(f"LMDeploy could not load {self._model_path}: {payload}")
             if not self._process.is_alive():
                 break

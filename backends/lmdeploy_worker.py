@@ -46,7 +46,7 @@ def main(conn, model_path: str, options: EngineOptions) -> None:
             conn.send(message)
 
     try:
-        pipe, info = _load(model_path, options)
+        pipe, info = _load(model_path, options, lambda stage: send("stage", stage))
         tool_context = _tool_context(pipe, options.tool_parser) if options.tool_parser else None
     except BaseException as exc:  # noqa: BLE001 - every load failure goes back as a message
         send("load_failed", _describe_load_error(exc))
@@ -88,7 +88,8 @@ def main(conn, model_path: str, options: EngineOptions) -> None:
         os._exit(0)  # engine threads may linger; the VRAM comes back with the process
 
 
-def _load(model_path: str, options: EngineOptions):
+def _load(model_path: str, options: EngineOptions, stage):
+    stage("importing LMDeploy and torch")
     from lmdeploy import pipeline
 
     engine = resolve_engine(options, model_path)
@@ -99,6 +100,7 @@ def _load(model_path: str, options: EngineOptions):
         from lmdeploy import ChatTemplateConfig
 
         template = ChatTemplateConfig(model_name=options.chat_template)
+    stage(f"building the {engine} engine: weights, KV cache, warm-up")
     pipe = pipeline(model_path, backend_config=config, chat_template_config=template, log_level="WARNING")
     info = {
         "engine": engine,

@@ -75,6 +75,7 @@ class ReplyStats:
     finish: str = "generating"
     error: str | None = None
     refused: bool = False  # the engine would not take the conversation (too long): nothing was generated
+    waiting: str | None = None  # what the reply waits for before its first token, where it is not the engine
 
     def summary(self) -> str:
         parts = []

@@ -35,7 +35,7 @@ from telemetry.machine import lowest_compute_capability
 from telemetry.vram import VramSampler
 
 from .access import AccessPolicy
-from .chat import ChatSession, RepaintPacer, stream_reply
+from .chat import ChatSession, RepaintPacer, ReplyStats, Turn, stream_reply
 from .jobs import Job, JobSlot, JobWork
 from .paths import ModelRoots
 from .reproduce import reproduce
@@ -78,6 +78,18 @@ class SwitchReport:
         if self.vram_before_mib is None or self.vram_after_mib is None:
             return None
         return self.vram_after_mib - self.vram_before_mib
+
+
+@dataclass
+class SwitchProgress:
+    """A switch or restart under way: what it loads, since when, and the stage it is in now."""
+
+    action: str  # "switching to kv-int8", "restarting kv-int8"
+    started: float  # time.monotonic()
+    stage: str
+
+    def describe(self) -> str:
+        return f"{self.action}: {self.stage} ({time.monotonic() - self.started:.0f} s)"
 
 
 class SwitchFailed(BackendError):
@@ -138,6 +150,9 @@ class Console:
         self.access = access or AccessPolicy()
         self.jobs = JobSlot()
         self._switch_lock = asyncio.Lock()
+        self.switching: SwitchProgress | None = None  # a switch or restart under way, for every page to show
+        self._switch_ended = asyncio.Event()
+        self._switch_ended.set()
         self._name_engine_process()
 
     @classmethod
@@ -230,19 +245,35 @@ class Console:
                 raise BackendUnavailable("no engine has run yet: pick a preset on the Presets tab")
             self.sampler.mark("engine restart")
             self._reason = await self._load(
-                self._spec, self._preset or "the engine", why="the engine is restarting; try again in a minute"
+                self._spec,
+                self._preset or "the engine",
+                why="the engine is restarting; try again in a minute",
+                action="restarting",
             )
 
-    async def _load(self, spec: BackendSpec, name: str, why: str | None = None) -> str:
+    async def _load(self, spec: BackendSpec, name: str, why: str | None = None, action: str = "switching to") -> str:
         """Start the spec's backend and make it the running one: the one place the engine is replaced
         (besides `_retire`). The old one goes first if the new one needs its GPU memory (meanwhile every
         chat is told `why`), else after. Returns the line saying which backend runs and why."""
+        self.switching = SwitchProgress(f"{action} {name}", time.monotonic(), "closing the running engine")
+        self._switch_ended.clear()
+        try:
+            return await self._replace(spec, name, why)
+        finally:
+            self.switching = None
+            self._switch_ended.set()
+
+    async def _replace(self, spec: BackendSpec, name: str, why: str | None) -> str:
         old, old_name = self._backend, self._preset
         needs_gpu = kind_of(spec).needs_gpu
         if needs_gpu:
             await self._retire(why or f"the engine is being switched to {name!r}; try again in a minute")
+
+        def on_stage(stage: str) -> None:
+            self.switching = dataclasses.replace(self.switching, stage=stage)
+
         try:
-            backend, reason = await create_backend(spec)
+            backend, reason = await create_backend(spec, on_stage)
         except BaseException as exc:  # every failure, expected or not, ends in "what happened + the way back"
             what = _failure(exc)
             self.sampler.mark(f"load failed: {name}")
@@ -280,13 +311,36 @@ class Console:
 
     async def stream_reply(self, session: ChatSession) -> AsyncIterator[ChatSession]:
         """The running engine's reply to the session's last user turn, paced for repainting, with the
-        generation marked on the VRAM timeline (see `console.chat.stream_reply`)."""
+        generation marked on the VRAM timeline (see `console.chat.stream_reply`). Sent while the engine
+        is being switched, it waits for the new one, saying so, then runs there (Stop ends the wait)."""
+        if self.switching is not None:
+            async for painted in self._wait_for_switch(session):
+                yield painted
+            if session.turns[-1].role == "assistant":  # stopped while waiting
+                return
         self.sampler.mark("generation started")
         try:
             async for painted in stream_reply(self._backend, session, self.pacer):
                 yield painted
         finally:
             self.sampler.mark("generation ended")
+
+    async def _wait_for_switch(self, session: ChatSession) -> AsyncIterator[ChatSession]:
+        """A reply that says what it waits for, repainted every second until the switch ends; it is
+        taken away then, or kept as stopped if Stop ended the wait."""
+        waiting = Turn("assistant", "", ReplyStats())
+        session.turns.append(waiting)
+        session.reply_task = asyncio.create_task(self._switch_ended.wait())
+        while not session.reply_task.done():
+            progress = self.switching
+            waiting.stats.waiting = f"waits for the engine, {progress.describe()}" if progress else "starting"
+            yield session
+            await asyncio.wait({session.reply_task}, timeout=1.0)
+        if session.reply_task.cancelled():
+            waiting.stats.finish = "stopped"
+            yield session
+            return
+        session.turns.remove(waiting)
 
     def _refuse_during_job(self, what: str, job=None) -> None:
         running = self.jobs.current

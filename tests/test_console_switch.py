@@ -1,5 +1,7 @@
 """The Console's switching rules, in-process, with the real CPU backend."""
 
+import asyncio
+
 import pytest
 
 from backends import BackendUnavailable, ChatRequest, GenerationParams
@@ -124,7 +126,7 @@ async def test_an_unexpected_error_while_loading_ends_in_what_happened_and_the_w
     from backends import BackendSpec
     from console.core import SwitchFailed
 
-    async def broken(spec):
+    async def broken(spec, on_stage):
         raise fault
 
     monkeypatch.setattr(console.core, "create_backend", broken)
@@ -179,3 +181,38 @@ def test_an_lmdeploy_preset_runs_on_the_engine_its_checks_picked(console):
     spec, notes = console._checked_spec(Preset(quant_policy="fp8"), "kv-fp8.yaml")
     assert (spec.kind, spec.engine.engine, spec.engine.quant_policy) == ("lmdeploy", "pytorch", 16)
     assert "auto picks the PyTorch engine" in notes[0]
+
+
+async def test_a_message_sent_during_a_switch_waits_for_it_and_says_so_then_runs(console):
+    from console.chat import ChatSession, Turn
+
+    switching = asyncio.create_task(console.switch_preset("inside"))
+    while console.switching is None:
+        await asyncio.sleep(0.01)
+    session = ChatSession(params=GenerationParams(temperature=0, max_new_tokens=30))
+    session.turns.append(Turn("user", "What is 2+3?"))
+    waits = []
+    async for painted in console.stream_reply(session):
+        waits.append(painted.turns[-1].stats.waiting)
+    await switching
+    assert waits[0].startswith("waits for the engine, switching to inside: ")  # the stage and seconds follow
+    assert [t.role for t in session.turns] == ["user", "assistant"]  # the waiting line gave way to the reply
+    assert "5" in session.turns[-1].content and not session.turns[-1].stats.error
+
+
+async def test_stop_ends_the_wait_for_a_switch(console):
+    from console.chat import ChatSession, Turn
+
+    switching = asyncio.create_task(console.switch_preset("inside"))
+    while console.switching is None:
+        await asyncio.sleep(0.01)
+    session = ChatSession()
+    session.turns.append(Turn("user", "hi"))
+    paints = []
+    async for painted in console.stream_reply(session):
+        paints.append(painted.turns[-1].stats.finish)
+        if len(paints) == 1:
+            session.stop_reply()
+    await switching
+    assert paints[-1] == "stopped" and session.turns[-1].content == ""
+    assert console.switching is None and console.state().preset == "inside"

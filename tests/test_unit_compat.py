@@ -181,8 +181,9 @@ def test_a_preset_says_what_it_will_take_of_the_gpu_before_it_loads(tmp_path):
 def test_weights_that_cannot_fit_are_refused_with_the_figures(tmp_path):
     small = Machine(gpu_count=2, turbomind=True, ray=True, available_mib=10 * 1024)
     verdict = check(Preset(), weights_of(tmp_path, 12), small)
-    assert "its weights need about 12.0 GiB a GPU (+ about 1 GiB for the engine), and 10.0 GiB is available" in (
-        verdict.errors[0]
+    assert (
+        "its weights need about 12.0 GiB a GPU (+ about 1 GiB for the engine), and 10.0 GiB is available"
+        in (verdict.errors[0])
     )
     assert check(Preset(tp=2), weights_of(tmp_path, 12), small).ok  # split over two cards: 6 GiB each
     assert check(Preset(model_format="fp8", engine="pytorch"), weights_of(tmp_path, 12), small).ok  # halved on load

@@ -8,7 +8,7 @@ from console.core import Console
 
 from . import chat, compare, presets, quantize, tools, vram
 from .header import engine_header
-from .job_view import job_banner
+from .job_view import job_banner, switch_banner
 from .vram_figures import compact_gauge
 
 TITLE = "LMDeploy Console"
@@ -37,7 +37,7 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
                 quantized, quantize_switch = quantize.build_tab(console)
 
         def refresh_header():
-            banner = job_banner(console.jobs.current)
+            banner = "\n\n".join(filter(None, [switch_banner(console.switching), job_banner(console.jobs.current)]))
             header_text = engine_header(console.state()) + (f"\n\n{banner}" if banner else "")
             return header_text, compact_gauge(console.sampler.latest())
 

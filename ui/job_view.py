@@ -36,6 +36,13 @@ _JOB_EFFECT = {
 }
 
 
+def switch_banner(progress) -> str:
+    """A line for every page while the engine is being switched or restarted (a `SwitchProgress`)."""
+    if progress is None:
+        return ""
+    return f"**{progress.describe().capitalize()}**: chats sent now wait for it, then run."
+
+
 def job_banner(job: Job | None) -> str:
     """A line for every page while a job holds the engine: what runs, how far, and what it does to chats."""
     if job is None or (status := job.status()).finished:

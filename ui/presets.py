@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import gradio as gr
@@ -77,8 +78,11 @@ def build_tab(console: Console) -> tuple:
             "loading the new one...",
             *engine_views(console),
         )
+        switching = asyncio.create_task(console.switch_preset(name, user=request.username))
+        async for stage in _stages(console, switching):
+            yield f"**{stage}**", *engine_views(console)
         try:
-            report = await console.switch_preset(name, user=request.username)
+            report = await switching
         except NotAllowed as exc:
             gr.Warning(str(exc))
             yield f"**Not allowed:** {exc}", *engine_views(console)
@@ -95,8 +99,11 @@ def build_tab(console: Console) -> tuple:
 
     async def restart_clicked(request: gr.Request):
         yield "Restarting the engine...", *engine_views(console)
+        restarting = asyncio.create_task(console.restart(user=request.username))
+        async for stage in _stages(console, restarting):
+            yield f"**{stage}**", *engine_views(console)
         try:
-            await console.restart(user=request.username)
+            await restarting
         except (BackendError, NotAllowed) as exc:
             gr.Warning(str(exc))
             yield f"**Restart failed:** {exc}", *engine_views(console)
@@ -124,6 +131,14 @@ def build_tab(console: Console) -> tuple:
     )
     _register_api(console)
     return [switch_event, back_event, restart_event], (lambda: engine_views(console), [card, reproduce, back]), choice
+
+
+async def _stages(console: Console, work: asyncio.Task):
+    """The stage a switch or restart is in and its time so far, every half second until it ends."""
+    while not work.done():
+        await asyncio.wait({work}, timeout=0.5)
+        if (progress := console.switching) is not None and not work.done():
+            yield progress.describe().capitalize()
 
 
 def engine_views(console: Console) -> tuple:

@@ -20,7 +20,7 @@ def _display_text(turn: Turn) -> str:
     if turn.stats.finish != "generating":
         text += f"\n\n<sub>{turn.stats.summary()}</sub>"
     elif not text:
-        text = "<sub>waiting for the first token…</sub>"
+        text = f"<sub>{turn.stats.waiting or 'waiting for the first token…'}</sub>"
     return text
 
 
