@@ -25,7 +25,7 @@ class QuantMethod:
     size_ratio: float = 0.5  # weight files after / before, at most (the disk check)
 
     def describe(self) -> str:
-        return f"**{self.label}**: weights {self.weights}; KV {self.kv}; speed {self.speed}"
+        return f"**{self.label}** · weights: {self.weights} · KV cache: {self.kv} · speed: {self.speed}"
 
 
 METHODS = {
