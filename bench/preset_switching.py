@@ -8,7 +8,9 @@ Two layers, one after the other, alternating between the two presets:
   raw      the same engine built and closed in this process, as a script would:
            `lmdeploy.pipeline(...)` then `pipe.close()` (for cpu presets, the cpu backend).
 After each load: its time and the memory in use (every GPU's through NVML; without a GPU, this
-process's RSS and the engine worker's). Targets: after ten switches, GPU memory within
+process's RSS and the engine worker's). Then where the console's time goes, stage by stage (closing
+the old engine, starting the worker, importing LMDeploy, building the engine), as the Presets tab
+shows them while a switch runs. Targets: after ten switches, GPU memory within
 256 MiB of the first load of the same preset (issue 8); on the CPU, RSS within 100 MiB of it over
 50 switches (issue 17: the cpu backend now hands its freed weights back to the system on close;
 before, glibc kept them and RSS grew by up to 900 MiB).
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +42,7 @@ class Load:
     preset: str
     seconds: float
     used_mib: float
+    stages: tuple[tuple[str, float], ...] = ()  # the console's: (stage, seconds)
 
 
 def memory_mib(sampler: VramSampler) -> float:
@@ -53,7 +57,7 @@ async def console_switches(catalog: PresetCatalog, names: list[str], count: int)
     try:
         for i in range(count):
             report = await console.switch_preset(names[i % 2])
-            loads.append(Load(report.preset, report.load_seconds, memory_mib(sampler)))
+            loads.append(Load(report.preset, report.load_seconds, memory_mib(sampler), report.stages))
     finally:
         await console.close()
     return loads
@@ -118,8 +122,31 @@ def table(console: list[Load], raw: list[Load], on_gpu: bool) -> str:
         "",
         f"Most {memory} above the first load of the same preset: console {left_behind(console):+.0f} MiB, "
         f"raw {left_behind(raw):+.0f} MiB ({target}).",
+        "",
+        *stage_table(console),
     ]
     return "\n".join(lines)
+
+
+def stage_table(loads: list[Load]) -> list[str]:
+    """Where a console switch's time goes: each stage's median seconds, per preset, beside the raw build."""
+    stages = list(dict.fromkeys(stage for load in loads for stage, _ in load.stages))
+    lines = [
+        "Where a console switch's time goes (median seconds over the switches to each preset):",
+        "",
+        "| preset | " + " | ".join(stages) + " | total |",
+        "|" + " --- |" * (len(stages) + 2),
+    ]
+    for preset in dict.fromkeys(load.preset for load in loads):
+        mine = [dict(load.stages) for load in loads if load.preset == preset]
+        cells = [_median([spent[stage] for spent in mine if stage in spent]) for stage in stages]
+        total = _median([load.seconds for load in loads if load.preset == preset])
+        lines.append(f"| {preset} | " + " | ".join(cells) + f" | {total} |")
+    return lines
+
+
+def _median(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f}" if values else "-"
 
 
 async def run(args) -> str:

@@ -72,6 +72,7 @@ class SwitchReport:
     vram_before_mib: float | None
     vram_after_mib: float | None
     notes: tuple[str, ...]
+    stages: tuple[tuple[str, float], ...] = ()  # (stage, seconds), in order: where the load's time went
 
     @property
     def vram_delta_mib(self) -> float | None:
@@ -80,16 +81,28 @@ class SwitchReport:
         return self.vram_after_mib - self.vram_before_mib
 
 
-@dataclass
+@dataclass(frozen=True)
 class SwitchProgress:
-    """A switch or restart under way: what it loads, since when, and the stage it is in now."""
+    """A switch or restart under way: what it loads, since when, and each stage with when it began."""
 
     action: str  # "switching to kv-int8", "restarting kv-int8"
     started: float  # time.monotonic()
-    stage: str
+    stages: tuple[tuple[str, float], ...]  # (stage, time.monotonic() it began)
+
+    @property
+    def stage(self) -> str:
+        return self.stages[-1][0]
 
     def describe(self) -> str:
         return f"{self.action}: {self.stage} ({time.monotonic() - self.started:.0f} s)"
+
+    def entered(self, stage: str) -> SwitchProgress:
+        return dataclasses.replace(self, stages=(*self.stages, (stage, time.monotonic())))
+
+    def durations(self, ended: float) -> tuple[tuple[str, float], ...]:
+        """Seconds spent in each stage, the last one until `ended`."""
+        ends = [began for _, began in self.stages[1:]] + [ended]
+        return tuple((stage, end - began) for (stage, began), end in zip(self.stages, ends, strict=True))
 
 
 class SwitchFailed(BackendError):
@@ -151,6 +164,7 @@ class Console:
         self.jobs = JobSlot()
         self._switch_lock = asyncio.Lock()
         self.switching: SwitchProgress | None = None  # a switch or restart under way, for every page to show
+        self.last_load_stages: tuple[tuple[str, float], ...] = ()  # the last load's stages, in seconds
         self._switch_ended = asyncio.Event()
         self._switch_ended.set()
         self._name_engine_process()
@@ -203,7 +217,9 @@ class Console:
             self._preset = name
             self._default_params = preset.generation.apply_to(GenerationParams())
             after = self._gpu_used_mib() if before is not None else None
-            self.last_switch = SwitchReport(name, time.perf_counter() - started, before, after, notes)
+            self.last_switch = SwitchReport(
+                name, time.perf_counter() - started, before, after, notes, self.last_load_stages
+            )
             return self.last_switch
 
     def snapshot(self) -> EngineSnapshot:
@@ -255,22 +271,24 @@ class Console:
         """Start the spec's backend and make it the running one: the one place the engine is replaced
         (besides `_retire`). The old one goes first if the new one needs its GPU memory (meanwhile every
         chat is told `why`), else after. Returns the line saying which backend runs and why."""
-        self.switching = SwitchProgress(f"{action} {name}", time.monotonic(), "closing the running engine")
+        now, needs_gpu = time.monotonic(), kind_of(spec).needs_gpu
+        first = "closing the running engine" if needs_gpu else "starting the new engine"
+        self.switching = SwitchProgress(f"{action} {name}", now, ((first, now),))
         self._switch_ended.clear()
         try:
-            return await self._replace(spec, name, why)
+            return await self._replace(spec, name, why, needs_gpu)
         finally:
+            self.last_load_stages = self.switching.durations(time.monotonic())
             self.switching = None
             self._switch_ended.set()
 
-    async def _replace(self, spec: BackendSpec, name: str, why: str | None) -> str:
+    async def _replace(self, spec: BackendSpec, name: str, why: str | None, needs_gpu: bool) -> str:
         old, old_name = self._backend, self._preset
-        needs_gpu = kind_of(spec).needs_gpu
         if needs_gpu:
             await self._retire(why or f"the engine is being switched to {name!r}; try again in a minute")
 
         def on_stage(stage: str) -> None:
-            self.switching = dataclasses.replace(self.switching, stage=stage)
+            self.switching = self.switching.entered(stage)
 
         try:
             backend, reason = await create_backend(spec, on_stage)
@@ -290,6 +308,7 @@ class Console:
         self._name_engine_process()
         self.sampler.mark(f"engine loaded: {name}")
         if not needs_gpu:
+            on_stage("closing the old engine")
             await old.close()
         return reason
 

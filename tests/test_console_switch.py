@@ -216,3 +216,11 @@ async def test_stop_ends_the_wait_for_a_switch(console):
     await switching
     assert paints[-1] == "stopped" and session.turns[-1].content == ""
     assert console.switching is None and console.state().preset == "inside"
+
+
+async def test_a_switch_reports_where_its_time_went(console):
+    report = await console.switch_preset("inside")
+    stages = dict(report.stages)
+    assert list(stages) == ["starting the new engine", "loading the model with transformers", "closing the old engine"]
+    assert stages["loading the model with transformers"] > 0.5  # the weights: most of a CPU switch
+    assert sum(stages.values()) == pytest.approx(report.load_seconds, abs=0.2)
