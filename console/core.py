@@ -269,8 +269,9 @@ class Console:
 
     async def _load(self, spec: BackendSpec, name: str, why: str | None = None, action: str = "switching to") -> str:
         """Start the spec's backend and make it the running one: the one place the engine is replaced
-        (besides `_retire`). The old one goes first if the new one needs its GPU memory (meanwhile every
-        chat is told `why`), else after. Returns the line saying which backend runs and why."""
+        (besides `_retire`). The old one goes first if the new one needs its GPU memory, else after;
+        meanwhile `switching` says how far it is, chats through `stream_reply` wait for it, and anything
+        reaching the closed engine is told `why`. Returns the line saying which backend runs and why."""
         now, needs_gpu = time.monotonic(), kind_of(spec).needs_gpu
         first = "closing the running engine" if needs_gpu else "starting the new engine"
         self.switching = SwitchProgress(f"{action} {name}", now, ((first, now),))
