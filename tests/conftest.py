@@ -93,6 +93,24 @@ async def cpu_backend(embedded_folder):
 OPENAI_SERVER_KEY = "test-key"
 
 
+def submit_background_comparison(client, requests: int, output_tokens: int):
+    """A comparison of the two CPU presets whose load test keeps the engine busy for a while, started
+    through the API (`client.submit`); cancel it with `/cancel_compare` when done with it."""
+    return client.submit(
+        presets=["cpu", "cpu-greedy"],
+        names=["math"],
+        max_new_tokens=8,
+        requests_at_once=1,
+        with_perplexity=False,
+        with_agreement=False,
+        load_test=True,
+        load_requests=requests,
+        load_prompt_tokens=64,
+        load_output_tokens=output_tokens,
+        api_name="/compare",
+    )
+
+
 def start_openai_server(model: Path, folder: Path, *options: str) -> tuple[subprocess.Popen, str]:
     """`transformers serve` with `model` on a free 127.0.0.1 port (see tests/servers); returns
     the running process and its base URL. The caller stops it."""

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from tests.conftest import QUANTIZE_ARGS
+from tests.conftest import QUANTIZE_ARGS, submit_background_comparison
 
 pytestmark = pytest.mark.app
 
@@ -111,19 +111,7 @@ def test_compare_refuses_bad_load_settings_before_anything_runs(client):
 def test_a_switch_is_refused_while_a_comparison_holds_the_engine(client):
     import time
 
-    running = client.submit(
-        presets=["cpu", "cpu-greedy"],
-        names=["math"],
-        max_new_tokens=8,
-        requests_at_once=1,
-        with_perplexity=False,
-        with_agreement=False,
-        load_test=True,
-        load_requests=400,
-        load_prompt_tokens=64,
-        load_output_tokens=64,
-        api_name="/compare",
-    )
+    running = submit_background_comparison(client, requests=400, output_tokens=64)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # "broken" never loads: until the job runs, its own problem comes back

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import submit_background_comparison
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
@@ -189,19 +191,8 @@ def test_tools_tab_runs_a_forced_call(page):
 def test_a_running_comparison_is_seen_by_every_page(page, app_url):
     from gradio_client import Client
 
-    started_elsewhere = Client(app_url, verbose=False).submit(  # another admin's page, through the API
-        presets=["cpu", "cpu-greedy"],
-        names=["math"],
-        max_new_tokens=8,
-        requests_at_once=1,
-        with_perplexity=False,
-        with_agreement=False,
-        load_test=True,
-        load_requests=8,
-        load_prompt_tokens=64,
-        load_output_tokens=32,
-        api_name="/compare",
-    )
+    # another admin's page, through the API
+    started_elsewhere = submit_background_comparison(Client(app_url, verbose=False), requests=8, output_tokens=32)
     page.reload()
     wait_for_text(page, "engine-header", "A comparison is running", timeout=60_000)  # on every tab
     page.get_by_role("tab", name="Compare").click()

@@ -59,14 +59,14 @@ def build_tab(console: Console) -> None:
 async def _source_note(console: Console, sample) -> str:
     """Where the memory figures come from, and the scheduler's view where the engine gives one."""
     backend = console.backend
-    remote = backend.info().kind == "remote"
+    info = backend.info()
     try:
         metrics = await backend.scheduler_metrics()
     except BackendError as exc:
         scheduler = f"Scheduler figures: not available ({exc})."
     else:
-        scheduler = _scheduler_text(metrics, backend.info().details) if metrics else ""
-    if remote:
+        scheduler = _scheduler_text(metrics, info.details) if metrics else ""
+    if info.kind == "remote":
         where = "The engine runs on a remote server: NVML here cannot see its GPU; these come from its `/metrics`."
         return f"{where}\n\n{scheduler}"
     return "\n\n".join(filter(None, [scheduler, _memory_source(sample)]))
