@@ -269,6 +269,11 @@ class Backend(Protocol):
     supports_logprobs: bool = False  # next_token_logprobs works
     pid: int | None = None  # the local process that holds the engine's GPU memory, where there is one
 
+    @property
+    def serving(self) -> bool:
+        """False once the engine is known to be gone (its process died): it must be loaded again."""
+        return True
+
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
         """Yield deltas for one reply; closing the iterator early cancels the generation."""
         ...
@@ -292,6 +297,11 @@ class Backend(Protocol):
     async def close(self) -> None:
         """Stop the engine and free what it holds (VRAM, worker processes, connections)."""
         ...
+
+    async def close_for_next_engine(self) -> None:
+        """Stop the engine because another GPU engine loads right after: what the next one can reuse
+        may be kept for it (LMDeploy's worker process, with its imports and CUDA context)."""
+        await self.close()
 
 
 class BackendError(Exception):

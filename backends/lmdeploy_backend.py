@@ -6,9 +6,7 @@ See `lmdeploy_worker` for why the engine lives in its own process and for the wi
 from __future__ import annotations
 
 import asyncio
-import atexit
 import itertools
-import multiprocessing
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -32,65 +30,68 @@ from .base import (
     Usage,
 )
 from .lmdeploy_config import EngineOptions
-from .lmdeploy_worker import main as worker_main
+from .lmdeploy_process import IDLE, EngineWorker
 from .tool_calls import CallPieces
 from .tool_prompt import ToolTurn
 
 _CLOSED = "the engine was closed (a preset switch or shutdown); the reply so far is kept"
-_LOAD_TIMEOUT_S = 1800  # a 70B model from a slow disk takes many minutes
 _CLOSE_TIMEOUT_S = 30
 
 
 class LmdeployBackend(Backend):
-    """Chat through `lmdeploy.pipeline` in a child process; `close()` ends the process."""
+    """Chat through `lmdeploy.pipeline` in a worker process; `close()` closes the engine, and ends the
+    process unless the next engine may load in it."""
 
     supports_tools = True  # LMDeploy's parser for the model, or the console's tool-prompt template
     supports_perplexity = True
     supports_logprobs = True  # LMDeploy's get_logits, on both engines
 
-    def __init__(self, model_path: str, options: EngineOptions, on_stage: Callable[[str], None] | None = None):
-        self._model_path, self._options = model_path, options
-        self._on_stage = on_stage or (lambda stage: None)
-        context = multiprocessing.get_context("spawn")  # CUDA cannot survive a fork
-        self._conn, child_conn = context.Pipe()
-        # Not a daemon: LMDeploy's engines start processes of their own, which daemons may not.
-        self._process = context.Process(
-            target=worker_main, args=(child_conn, model_path, options), name="lmdeploy-engine-worker"
-        )
-        self._process.start()
-        child_conn.close()
-        # multiprocessing joins live children at exit; the worker only ends once told to
-        atexit.register(self._shutdown)
-        self._send_lock = threading.Lock()
+    def __init__(self, worker: EngineWorker, model_path: str, options: EngineOptions, engine_info: dict):
+        self._worker, self._model_path, self._options = worker, model_path, options
+        self._engine_info = engine_info
         self._streams: dict[int, _Replies] = {}
         self._ids = itertools.count(1)
         self._crashed: str | None = None
         self._closing = False
-        self._engine_info: dict = {}
+        self._closed_cleanly: tuple[float | None, bool] | None = None  # the worker's ("closed", ...) report
         self.load_seconds = 0.0
+        self._reader = threading.Thread(target=self._read_replies, name="lmdeploy-engine-reader", daemon=True)
+        self._reader.start()
 
     @classmethod
     async def start(
         cls, model_path: str, options: EngineOptions, on_stage: Callable[[str], None] | None = None
     ) -> LmdeployBackend:
-        """Spawn the worker and wait until the model is loaded (or say why it was not); `on_stage` hears
-        each stage of the load as the worker reaches it (from another thread)."""
-        if on_stage:
-            on_stage("starting the engine worker")
-        backend = cls(model_path, options, on_stage)
+        """Load the engine in the idle worker where there is one, else in a new worker process, and wait
+        until it is ready (or say why it is not); `on_stage` hears each stage of the load as the worker
+        reaches it (from another thread). A reused worker that fails to load gets one retry in a fresh
+        process: the failure may be the reused process's, not the preset's."""
+        on_stage = on_stage or (lambda stage: None)
         started = time.perf_counter()
-        try:
-            backend._engine_info = await asyncio.to_thread(backend._wait_until_ready)
-        except BaseException:
-            backend._kill()
-            raise
+        if worker := IDLE.take():
+            on_stage(
+                f"reusing the engine worker (LMDeploy imported, CUDA context made; engine {worker.engines_loaded + 1})"
+            )
+            try:
+                info = await _load_in(worker, model_path, options, on_stage)
+            except ModelLoadError as exc:
+                on_stage(f"the reused worker failed ({exc}); loading in a fresh process")
+                worker = None
+        if worker is None:
+            on_stage("starting the engine worker")
+            worker = EngineWorker()
+            info = await _load_in(worker, model_path, options, on_stage)
+        backend = cls(worker, model_path, options, info)
         backend.load_seconds = time.perf_counter() - started
-        threading.Thread(target=backend._read_replies, name="lmdeploy-engine-reader", daemon=True).start()
         return backend
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid
+        return self._worker.pid
+
+    @property
+    def serving(self) -> bool:
+        return self._crashed is None
 
     def info(self) -> BackendInfo:
         details = {**self._engine_info, "load_seconds": round(self.load_seconds, 1), "worker_pid": self.pid}
@@ -181,78 +182,69 @@ class LmdeployBackend(Backend):
                 self._send("cancel", rid)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._shutdown)
+        await asyncio.to_thread(self._shutdown, False)
+
+    async def close_for_next_engine(self) -> None:
+        await asyncio.to_thread(self._shutdown, True)
 
     def _send(self, *message) -> None:
         try:
-            with self._send_lock:
-                self._conn.send(message)
-        except (OSError, EOFError) as exc:
-            raise EngineCrashed(self._crashed or "the engine worker is gone; restart the engine") from exc
-
-    def _wait_until_ready(self) -> dict:
-        deadline = time.monotonic() + _LOAD_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._conn.poll(0.5):
-                try:
-                    kind, payload = self._conn.recv()
-                except EOFError:
-                    break
-                if kind == "ready":
-                    return payload
-                if kind == "stage":
-                    self._on_stage(payload)
-                    continue
-                raise ModelLoadError(f"LMDeploy could not load {self._model_path}: {payload}")
-            if not self._process.is_alive():
-                break
-        self._process.join(timeout=1)
-        raise ModelLoadError(
-            f"the LMDeploy worker exited (code {self._process.exitcode}) while loading {self._model_path}; "
-            "its log is in the console's terminal"
-        )
+            self._worker.send(*message)
+        except EngineCrashed as exc:
+            raise EngineCrashed(self._crashed or str(exc)) from exc
 
     def _read_replies(self) -> None:
-        """Route each reply to its stream; if the worker dies, fail every open stream."""
+        """Route each reply to its stream until the engine closes; if the worker dies, fail every open stream."""
         while True:
             try:
-                rid, *reply = self._conn.recv()
+                rid, *reply = self._worker.conn.recv()
             except (EOFError, OSError):
+                break
+            if rid == "closed":
+                self._closed_cleanly = tuple(reply)
                 break
             if replies := self._streams.get(rid):
                 replies.put(tuple(reply))
-        self._process.join(timeout=5)
         if self._closing:
             self._crashed = _CLOSED
         else:
+            self._worker.process.join(timeout=5)
             self._crashed = (
-                f"the LMDeploy engine process ended (exit code {self._process.exitcode}); "
+                f"the LMDeploy engine process ended (exit code {self._worker.process.exitcode}); "
                 "the reply so far is kept. Restart the engine (Presets tab) to go on"
             )
         for replies in list(self._streams.values()):
             replies.put(("error", "crashed", self._crashed))
 
-    def _shutdown(self) -> None:
-        if self._conn.closed:
+    def _shutdown(self, for_next_engine: bool) -> None:
+        if self._closing:
             return
-        atexit.unregister(self._shutdown)
         self._closing = True
         # Replies still streaming end here, with what they have so far: what the worker does
         # with them on its way out (TurboMind was seen to end one as "length") is not theirs to say.
         for replies in list(self._streams.values()):
             replies.put(("error", "crashed", _CLOSED))
+        if not for_next_engine:
+            self._worker.end()
+            return
         try:
             self._send("close")
         except EngineCrashed:
             pass
-        self._process.join(timeout=_CLOSE_TIMEOUT_S)
-        self._kill()
-        self._conn.close()
+        self._reader.join(timeout=_CLOSE_TIMEOUT_S)
+        if self._closed_cleanly and self._worker.may_host_another(*self._closed_cleanly):
+            IDLE.keep(self._worker)
+        else:
+            self._worker.end()
 
-    def _kill(self) -> None:
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(timeout=5)
+
+async def _load_in(worker: EngineWorker, model_path: str, options: EngineOptions, on_stage) -> dict:
+    """Load an engine in `worker`; a worker that did not load one (a failure, a cancel) is ended."""
+    try:
+        return await asyncio.to_thread(worker.load, model_path, options, on_stage)
+    except BaseException:
+        worker.kill()
+        raise
 
 
 class _Replies:

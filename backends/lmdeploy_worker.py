@@ -1,28 +1,38 @@
-"""The child process that hosts `lmdeploy.pipeline`.
+"""The child process that hosts `lmdeploy.pipeline`, one engine after another.
 
 Why a process: a TurboMind abort (measured: CUDA misaligned address on KV int4 with
 head_dim 64) kills the whole process, and a closed pipeline still leaves its CUDA context
 behind. Hosting the engine here keeps the console alive through an abort and gives every
 byte of VRAM back when the process ends.
 
+Why one process for several engines: a fresh process spends most of a switch importing torch and
+LMDeploy and making its CUDA context (measured on an H100: 16-34 s a switch against 2-3.5 s for the
+same engine rebuilt in one process). So a worker whose engine closed cleanly hosts the next one, as
+a script's `pipe.close()` then `pipeline(...)` would; after each close it reports the GPU memory in
+use, and the console ends a worker whose closes leave more and more behind (`lmdeploy_process`).
+
 Wire format over the pipe (tuples, pickled by multiprocessing):
-  parent -> child: ("chat", rid, messages, params_dict, response_format)
+  parent -> child: ("load", model_path, options) | ("exit",), and while an engine runs:
+                   ("chat", rid, messages, params_dict, response_format)
                    | ("tools_chat", rid, messages, params_dict, tools, tool_choice)
                    | ("score", rid, text) | ("logprobs", rid, text, max_tokens) | ("metrics", rid)
-                   | ("cancel", rid) | ("close",)
-  child -> parent: ("ready", info) | ("load_failed", message)
+                   | ("cancel", rid) | ("close",) (the engine; the process waits for the next load)
+  child -> parent: ("stage", text) | ("ready", info) | ("load_failed", message) (and the process ends)
                    | (rid, "text", str) | (rid, "call", index, id, name, arguments_piece)
-                   | (rid, "usage", prompt, completion)
+                   | (rid, "usage", prompt, completion, cached)
                    | (rid, "score", mean_nll, tokens) | (rid, "logprobs", token_ids, float16 array)
                    | (rid, "metrics", dict)
                    | (rid, "finish", reason) | (rid, "error", kind, message)
+                   | ("closed", gpu_used_mib or None, reusable)
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import enum
+import gc
 import os
 import threading
 import time
@@ -34,10 +44,11 @@ from .lmdeploy_memory import checkpoint_bytes, has_random_weights, kv_bytes_per_
 from .lmdeploy_tools import parsed_replies, response_parser_class, tool_chat_request
 
 _COALESCE_S = 0.005
+_CLOSE_WAIT_S = 5
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "abort": "cancelled", "error": "error"}
 
 
-def main(conn, model_path: str, options: EngineOptions) -> None:
+def main(conn) -> None:
     """Entry point of the worker process (spawned: it imports nothing from the parent)."""
     send_lock = threading.Lock()
 
@@ -45,53 +56,105 @@ def main(conn, model_path: str, options: EngineOptions) -> None:
         with send_lock:
             conn.send(message)
 
+    _import_ahead(lambda stage: send("stage", stage))
     try:
-        pipe, info = _load(model_path, options, lambda stage: send("stage", stage))
-        tool_context = _tool_context(pipe, options.tool_parser) if options.tool_parser else None
-    except BaseException as exc:  # noqa: BLE001 - every load failure goes back as a message
-        send("load_failed", _describe_load_error(exc))
-        return
-    send("ready", info)
-    loop = pipe.internal_thread.loop
-    running: dict[int, asyncio.Future] = {}
-    try:
-        while True:
+        while (command := _next_command(conn))[0] == "load":
+            _, model_path, options = command
             try:
-                command = conn.recv()
-            except (EOFError, OSError):  # the console went away
+                pipe, info = _load(model_path, options, lambda stage: send("stage", stage))
+            except BaseException as exc:  # noqa: BLE001 - every load failure goes back as a message
+                send("load_failed", _describe_load_error(exc))
+                break  # a failed load may leave CUDA in any state: the process ends, and its memory with it
+            send("ready", info)
+            ended_by, ran_get_logits = _serve_engine(conn, pipe, options, send)
+            pipe.close()
+            del pipe
+            send("closed", _release_gpu_memory(), not ran_get_logits)
+            if ended_by != "close":
                 break
-            kind, *args = command
-            if kind == "close":
-                break
-            if kind == "cancel":
-                if future := running.get(args[0]):
-                    future.cancel()
-                continue
-            rid = args[0]
-            if kind == "chat":
-                job = _serve(pipe, rid, args[1], generation_config(GenerationParams.from_dict(args[2]), args[3]), send)
-            elif kind == "tools_chat":
-                messages, params, tools, tool_choice = args[1:]
-                chat = ChatRequest(messages, GenerationParams.from_dict(params), tools, tool_choice)
-                job = _serve_tools(tool_context, rid, tool_chat_request(pipe.async_engine.model_name, chat), send)
-            elif kind == "score":
-                job = _score(pipe, rid, args[1], send)
-            elif kind == "logprobs":
-                job = _logprobs(pipe, rid, args[1], args[2], send)
-            else:
-                job = _metrics(pipe, rid, send)
-            running[rid] = asyncio.run_coroutine_threadsafe(job, loop)
-            running[rid].add_done_callback(lambda _f, rid=rid: running.pop(rid, None))
     finally:
-        pipe.close()
         conn.close()
         os._exit(0)  # engine threads may linger; the VRAM comes back with the process
 
 
-def _load(model_path: str, options: EngineOptions, stage):
+def _import_ahead(stage) -> None:
+    """Import LMDeploy and torch now, while the console is still sending the first load."""
     stage("importing LMDeploy and torch")
+    try:
+        import lmdeploy  # noqa: F401
+    except Exception:  # noqa: BLE001 - the load reports it, with the rest of its errors
+        pass
+
+
+def _next_command(conn) -> tuple:
+    try:
+        return conn.recv()
+    except (EOFError, OSError):  # the console went away
+        return ("exit",)
+
+
+def _serve_engine(conn, pipe, options: EngineOptions, send) -> tuple[str, bool]:
+    """Answer requests until the engine is to close; returns what ended it ("close", or "exit" where
+    the process ends too) and whether LMDeploy's get_logits ran: after it, LMDeploy 0.18's engines
+    garble replies (issue 18), so that worker is not given another engine."""
+    tool_context = _tool_context(pipe, options.tool_parser) if options.tool_parser else None
+    loop = pipe.internal_thread.loop
+    running: dict[int, concurrent.futures.Future] = {}
+    ran_get_logits = False
+    while (command := _next_command(conn))[0] not in ("close", "exit"):
+        kind, rid, *args = command
+        if kind == "cancel":
+            if future := running.get(rid):
+                future.cancel()
+            continue
+        ran_get_logits |= kind == "logprobs"
+        running[rid] = asyncio.run_coroutine_threadsafe(_job(pipe, tool_context, kind, rid, args, send), loop)
+        running[rid].add_done_callback(lambda _f, rid=rid: running.pop(rid, None))
+    for future in list(running.values()):
+        future.cancel()
+    concurrent.futures.wait(
+        list(running.values()), timeout=_CLOSE_WAIT_S
+    )  # cancelled replies end before the loop stops
+    return ("close" if command[0] == "close" else "exit"), ran_get_logits
+
+
+def _job(pipe, tool_context, kind: str, rid: int, args: list, send):
+    """The coroutine that answers one request."""
+    if kind == "chat":
+        messages, params, response_format = args
+        return _serve(pipe, rid, messages, generation_config(GenerationParams.from_dict(params), response_format), send)
+    if kind == "tools_chat":
+        messages, params, tools, tool_choice = args
+        chat = ChatRequest(messages, GenerationParams.from_dict(params), tools, tool_choice)
+        return _serve_tools(tool_context, rid, tool_chat_request(pipe.async_engine.model_name, chat), send)
+    if kind == "score":
+        return _score(pipe, rid, args[0], send)
+    if kind == "logprobs":
+        return _logprobs(pipe, rid, args[0], args[1], send)
+    return _metrics(pipe, rid, send)
+
+
+def _release_gpu_memory() -> float | None:
+    """Hand the closed engine's cached blocks back to the driver; returns the GPU memory in use after
+    (MiB, every GPU), which tells the console whether this process can host another engine."""
+    gc.collect()
+    try:
+        import torch
+
+        torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001 - nothing cached to give back
+        pass
+    used = _gpus_used_bytes()
+    return used / 2**20 if used is not None else None
+
+
+def _load(model_path: str, options: EngineOptions, stage):
+    import torch
     from lmdeploy import pipeline
 
+    if not torch.cuda.is_initialized():  # its own stage: a cost a worker hosting a second engine saves
+        stage("making the CUDA context")
+        torch.zeros(1, device="cuda")
     engine = resolve_engine(options, model_path)
     config = engine_config(options, engine)
     free_before = _gpu0_free_bytes()
@@ -160,15 +223,28 @@ def _plain(value):
 
 
 def _gpu0_free_bytes() -> int | None:
+    return _nvml(lambda pynvml: pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0)).free)
+
+
+def _gpus_used_bytes() -> int | None:
+    return _nvml(
+        lambda pynvml: sum(
+            pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(i)).used
+            for i in range(pynvml.nvmlDeviceGetCount())
+        )
+    )
+
+
+def _nvml(read):
     try:
         import pynvml
 
         pynvml.nvmlInit()
         try:
-            return pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0)).free
+            return read(pynvml)
         finally:
             pynvml.nvmlShutdown()
-    except Exception:  # noqa: BLE001 - without NVML the estimate is just left out
+    except Exception:  # noqa: BLE001 - without NVML the figure is just left out
         return None
 
 

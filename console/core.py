@@ -136,6 +136,13 @@ class NoEngine(Backend):
     async def close(self) -> None:
         pass
 
+    @property
+    def serving(self) -> bool:
+        return False
+
+
+_SAME_ENGINE = "the running engine kept: only the generation settings change"
+
 
 class Console:
     """Owns the backend. Switches are serialized; a chat reads `backend` once per request."""
@@ -188,12 +195,15 @@ class Console:
     def state(self) -> EngineState:
         return EngineState(self._backend.info(), self._reason, self._preset, self._previous, self._default_params)
 
-    async def switch_preset(self, name: str, job: Job | None = None, *, user: str | None = None) -> SwitchReport:
+    async def switch_preset(
+        self, name: str, job: Job | None = None, *, user: str | None = None, fresh: bool = False
+    ) -> SwitchReport:
         """Validate, then replace the running engine with the preset's. Only admins switch
         (`user`: who asks, as the page's log-in names them); a job switches for itself.
 
-        A preset that fails validation leaves the running engine untouched. An LMDeploy
-        preset needs the GPU memory the old engine holds, so the old one is closed first;
+        A preset that fails validation leaves the running engine untouched. A preset whose engine
+        is the one running (it differs in generation settings only) keeps it, unless `fresh`. An
+        LMDeploy preset needs the GPU memory the old engine holds, so the old one is closed first;
         if the new one then fails to load, SwitchFailed says so and `previous_preset` names
         the way back. Other backends load first and replace the old one only on success.
         While a job runs, only that job (`job`) may switch: anyone else gets EngineBusy.
@@ -201,9 +211,9 @@ class Console:
         if job is None:
             self.access.require_admin(user, "switch presets")
         self._refuse_during_job(f"switch to {name!r}", job)
-        return await self._switch(name)
+        return await self._switch(name, fresh)
 
-    async def _switch(self, name: str) -> SwitchReport:
+    async def _switch(self, name: str, fresh: bool = False) -> SwitchReport:
         async with self._switch_lock:
             preset = self.catalog.get(name)
             spec, notes = self._checked_spec(preset, self.catalog.locate(name).name)
@@ -211,8 +221,13 @@ class Console:
             self.sampler.mark(f"switch to {name}")
             started = time.perf_counter()
             old_name = self._preset
-            reason = await self._load(spec, name)
-            self._reason, self._spec = f"preset {name} ({reason})", spec
+            if fresh or spec != self._spec or not self._backend.serving:
+                reason = await self._load(spec, name)
+                self._reason = f"preset {name} ({reason})"
+            else:
+                self.last_load_stages = ((_SAME_ENGINE, 0.0),)
+                self._reason = f"preset {name} ({_SAME_ENGINE}, as loaded for {old_name})"
+            self._spec = spec
             self._previous = old_name if old_name and old_name != name else self._previous
             self._preset = name
             self._default_params = preset.generation.apply_to(GenerationParams())
@@ -231,7 +246,7 @@ class Console:
         changed = isinstance(self._backend, NoEngine) or snapshot.preset != self._preset or snapshot.spec != self._spec
         if fresh or changed:
             if snapshot.preset:
-                await self.switch_preset(snapshot.preset, job)
+                await self.switch_preset(snapshot.preset, job, fresh=fresh)
             elif snapshot.spec:
                 async with self._switch_lock:
                     self._reason = await self._load(snapshot.spec, "the starting engine")
@@ -286,7 +301,9 @@ class Console:
     async def _replace(self, spec: BackendSpec, name: str, why: str | None, needs_gpu: bool) -> str:
         old, old_name = self._backend, self._preset
         if needs_gpu:
-            await self._retire(why or f"the engine is being switched to {name!r}; try again in a minute")
+            await self._retire(
+                why or f"the engine is being switched to {name!r}; try again in a minute", handing_over=True
+            )
 
         def on_stage(stage: str) -> None:
             self.switching = self.switching.entered(stage)
@@ -455,9 +472,10 @@ class Console:
         except (ValueError, ModelLoadError) as exc:
             raise PresetError(f"{source}: model: {exc}") from exc
 
-    async def _retire(self, reason: str) -> None:
+    async def _retire(self, reason: str, handing_over: bool = False) -> None:
+        """Close the running engine; `handing_over`: another GPU engine loads right after."""
         old, self._backend = self._backend, NoEngine(f"no engine is running: {reason}")
-        await old.close()
+        await (old.close_for_next_engine() if handing_over else old.close())
         self.sampler.mark("engine closed")
 
     def _name_engine_process(self) -> None:

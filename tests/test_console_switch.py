@@ -163,7 +163,7 @@ async def test_the_engine_state_can_be_read_all_through_a_switch(console):
     import asyncio
 
     await console.switch_preset("inside")
-    switching = asyncio.create_task(console.switch_preset("inside"))
+    switching = asyncio.create_task(console.switch_preset("inside", fresh=True))
     while not switching.done():
         assert console.state().info.kind == "cpu"
         await asyncio.sleep(0)
@@ -224,3 +224,19 @@ async def test_a_switch_reports_where_its_time_went(console):
     assert list(stages) == ["starting the new engine", "loading the model with transformers", "closing the old engine"]
     assert stages["loading the model with transformers"] > 0.5  # the weights: most of a CPU switch
     assert sum(stages.values()) == pytest.approx(report.load_seconds, abs=0.2)
+
+
+async def test_a_preset_that_differs_in_generation_settings_only_keeps_the_running_engine(console, tmp_path):
+    (tmp_path / "inside-greedy.yaml").write_text(
+        (tmp_path / "inside.yaml").read_text() + "generation:\n  temperature: 0\n"
+    )
+    await console.switch_preset("inside")
+    engine = console.backend
+    report = await console.switch_preset("inside-greedy")
+    assert console.backend is engine and console.state().preset == "inside-greedy"
+    assert console.state().default_params.temperature == 0
+    assert [stage for stage, _ in report.stages] == ["the running engine kept: only the generation settings change"]
+    assert "as loaded for inside" in console.state().reason
+    await console.switch_preset("inside-greedy", fresh=True)  # fresh: loaded anew all the same
+    assert console.backend is not engine
+    await console.close()

@@ -171,6 +171,38 @@ async def test_close_gives_the_vram_back(embedded_folder):
     assert after - before < 256
 
 
+async def test_a_handed_over_worker_hosts_the_next_engine_and_all_its_memory_comes_back(embedded_folder):
+    before = gpu_used_mib()
+    first = await LmdeployBackend.start(str(embedded_folder), EngineOptions(engine="pytorch"))
+    await first.close_for_next_engine()
+    stages = []
+    second = await LmdeployBackend.start(
+        str(embedded_folder), EngineOptions(engine="pytorch", quant_policy=8), stages.append
+    )
+    try:
+        assert second.pid == first.pid and stages[0].startswith("reusing the engine worker")
+        assert "making the CUDA context" not in stages  # the reused process has one
+        deltas = [d async for d in second.stream_chat(ChatRequest(ask("What is 2+3?"), GREEDY))]
+        assert "5" in "".join(d.text for d in deltas if isinstance(d, TextDelta))
+        assert second.info().details["config"]["quant_policy"] == 8
+    finally:
+        await second.close()
+    assert gpu_used_mib() - before < 256
+
+
+async def test_a_worker_that_ran_get_logits_is_not_given_another_engine(embedded_folder):
+    """LMDeploy 0.18's engine garbles replies after get_logits (issue 18): the next engine gets a fresh process."""
+    first = await LmdeployBackend.start(str(embedded_folder), EngineOptions(engine="pytorch"))
+    await first.next_token_logprobs("The capital of France is Paris.", 8)
+    await first.close_for_next_engine()
+    stages = []
+    second = await LmdeployBackend.start(str(embedded_folder), EngineOptions(engine="pytorch"), stages.append)
+    try:
+        assert second.pid != first.pid and stages[0] == "starting the engine worker"
+    finally:
+        await second.close()
+
+
 async def test_a_killed_worker_fails_streams_with_a_restart_hint(embedded_folder):
     backend = await LmdeployBackend.start(str(embedded_folder), EngineOptions(engine="pytorch"))
     stream = backend.stream_chat(ChatRequest(ask("Write a very long story."), GenerationParams(max_new_tokens=2000)))

@@ -48,19 +48,23 @@ async def test_fp8_and_turboquant_kv_multiply_capacity_on_the_pytorch_engine(con
     """LMDeploy 0.18's other KV modes: fp8 stores 1 byte an element and no per-token scales (2x);
     TurboQuant keys in 4 bits and values in 2 (4.74x at head_dim 64)."""
     tokens = {}
-    for name in ("pt-bf16", "pt-kvfp8", "pt-kvturbo"):
+    for name in ("pt-bf16", "pt-kvfp8", "pt-kvfp8-e5m2", "pt-kvturbo"):
         await console.switch_preset(name)
         assert console.state().info.engine == "pytorch"
         tokens[name] = kv(console)["tokens"]
         print(f"{name}: {tokens[name]:,} KV tokens; answers a sum: {await answers_a_sum(console)}")
     assert tokens["pt-kvfp8"] / tokens["pt-bf16"] == pytest.approx(2.0, rel=0.05)
+    assert tokens["pt-kvfp8-e5m2"] == tokens["pt-kvfp8"]  # the same byte an element
     assert tokens["pt-kvturbo"] / tokens["pt-bf16"] >= 4.5
 
 
-async def test_prefix_caching_reuses_a_long_system_prompt(console):
+@pytest.mark.parametrize("preset", ["pt-prefix", "tm-prefix"])
+async def test_prefix_caching_reuses_a_long_system_prompt(console, preset):
     from compare.prompts import second_turn_cases
 
-    await console.switch_preset("pt-prefix")
+    if preset.startswith("tm") and not console.machine.turbomind:
+        pytest.skip("TurboMind's library does not load here")
+    await console.switch_preset(preset)
     usages = []
     for case in second_turn_cases():
         deltas = [
@@ -69,10 +73,25 @@ async def test_prefix_caching_reuses_a_long_system_prompt(console):
         usages.append(next(d for d in deltas if isinstance(d, Usage)))
     metrics = await console.backend.scheduler_metrics()
     print(
-        f"cached tokens {[u.cached_tokens for u in usages]} of {[u.prompt_tokens for u in usages]}; hit rate {metrics.prefix_cache_hit_rate}"
+        f"{preset}: cached tokens {[u.cached_tokens for u in usages]} of {[u.prompt_tokens for u in usages]}; "
+        f"hit rate {metrics.prefix_cache_hit_rate}"
     )
     assert usages[1].cached_tokens > 0.9 * usages[0].prompt_tokens - 128  # all but the question and a partial block
-    assert metrics.prefix_cache_hit_rate > 0
+    assert metrics.prefix_cache_hit_rate > 0 or preset.startswith("tm")  # printed above for TurboMind
+
+
+async def test_turbomind_takes_a_kv_cache_of_so_many_blocks(console):
+    """cache_max_entry_count >= 1 is TurboMind's block count: 512 blocks of 64 tokens, not a share of free memory."""
+    if not console.machine.turbomind:
+        pytest.skip("TurboMind's library does not load here")
+    await console.switch_preset("tm-bf16")
+    share_held = console.last_switch.vram_after_mib
+    await console.switch_preset("tm-blocks")
+    blocks_held = console.last_switch.vram_after_mib
+    print(f"GPU used: cache 0.4 of free {share_held:.0f} MiB, 512 blocks {blocks_held:.0f} MiB; {kv(console)}")
+    assert (kv(console)["blocks"], kv(console)["tokens"]) == (512, 512 * 64)
+    assert await answers_a_sum(console)
+    assert share_held - blocks_held > 10 * 1024  # 0.4 of an H200's free memory is ~55 GiB; 512 blocks under 1
 
 
 async def test_fp8_weights_quantized_as_the_model_loads(console):
