@@ -80,7 +80,7 @@ class EngineOptions(BaseModel):
         "hf", "model format", "--model-format"
     )
     quant_policy: KvQuant = _option(KvQuant.NONE, "KV quant policy", "--quant-policy")
-    # a share of the free GPU memory (0-1); on TurboMind, a whole number >= 1 is a count of KV blocks
+    # the KV cache's share of the GPU memory free once the weights are in (0-1)
     cache_max_entry_count: float | None = _option(None, "cache_max_entry_count", "--cache-max-entry-count", gt=0)
     session_len: int | None = _option(None, "session length", "--session-len", ge=64, le=1_048_576)
     max_batch_size: int | None = _option(None, "max batch size", "--max-batch-size", ge=1, le=4096)
@@ -103,25 +103,21 @@ class EngineOptions(BaseModel):
             return _KV_NAMES[value.strip().lower()]
         return value
 
-    @model_validator(mode="after")
-    def _block_count_is_whole(self) -> EngineOptions:
-        count = self.cache_max_entry_count
-        if count is not None and count >= 1 and count != int(count):
+    @field_validator("cache_max_entry_count")
+    @classmethod
+    def _a_share_of_free_memory(cls, value: float | None) -> float | None:
+        if value is not None and value >= 1:
             raise ValueError(
-                f"cache_max_entry_count {count}: below 1 it is a share of free GPU memory, from 1 on a whole "
-                "number of KV blocks (TurboMind)"
+                f"cache_max_entry_count {value:g}: LMDeploy 0.18 takes a share of the free GPU memory below 1 "
+                "(e.g. 0.4). A number of KV blocks (1 or more) fails on both engines: the PyTorch engine's config "
+                "refuses it, and TurboMind aborts its process ('object-cache path no longer accepts "
+                "cache_max_block_count as a block count', measured on an H200)"
             )
-        return self
+        return value
 
     @property
     def kv_mode(self) -> KvMode:
         return KV_MODES[self.quant_policy]
-
-    @property
-    def block_count(self) -> int | None:
-        """The KV blocks asked for outright (TurboMind's reading of cache_max_entry_count >= 1), else None."""
-        count = self.cache_max_entry_count
-        return int(count) if count is not None and count >= 1 else None
 
     def changed(self) -> dict:
         """The options that differ from LMDeploy's defaults, in declaration order, as plain values."""

@@ -191,9 +191,7 @@ def _kv_cache(engine_cfg, engine: str, model_path: str, free_before: int | None)
     block_size = getattr(engine_cfg, "block_size", None) or getattr(engine_cfg, "cache_block_seq_len", 64)
     per_block = kv_bytes_per_block(read_model_config(model_path), block_size, int(engine_cfg.quant_policy))
     blocks, source = getattr(engine_cfg, "num_gpu_blocks", 0) or None, "engine"
-    if engine == "turbomind" and engine_cfg.cache_max_entry_count >= 1:  # a block count, asked for outright
-        blocks, source = int(engine_cfg.cache_max_entry_count), "engine"
-    elif engine == "turbomind" and per_block and free_before:
+    if engine == "turbomind" and per_block and free_before:
         free_after_weights = free_before - checkpoint_bytes(model_path) / engine_cfg.tp
         blocks, source = int(engine_cfg.cache_max_entry_count * free_after_weights // per_block), "estimate"
     return {

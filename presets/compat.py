@@ -3,8 +3,7 @@
 The rules are facts measured with LMDeploy 0.18 (see ../shared/ARCHITECTURE.md) or read in its
 source: TurboMind loads AWQ only with group size 128 and weight sizes divisible by it; TurboMind
 with KV int4 aborted the process on a head_dim-64 model while the PyTorch engine ran it;
-TurboMind's config refuses the fp8 KV modes and only the PyTorch engine has TurboQuant's kernels;
-only TurboMind reads a cache_max_entry_count >= 1 as a number of blocks.
+TurboMind's config refuses the fp8 KV modes and only the PyTorch engine has TurboQuant's kernels.
 """
 
 from __future__ import annotations
@@ -144,11 +143,8 @@ def _memory_fit(preset: Preset, model_dir: Path | None, quant: dict, available_m
             f"for the engine), and {available_mib / 1024:.1f} GiB is available: use a quantized model, tp, or a "
             "bigger GPU"
         ], []
-    if preset.block_count:
-        reserve = f"KV reserve of {preset.block_count:,} blocks"
-    else:
-        share = preset.cache_max_entry_count or LMDEPLOY_DEFAULT_KV_SHARE
-        reserve = f"KV reserve of {share:g} x the rest (about {share * (available_mib - needed) / 1024:.1f} GiB)"
+    share = preset.cache_max_entry_count or LMDEPLOY_DEFAULT_KV_SHARE
+    reserve = f"KV reserve of {share:g} x the rest (about {share * (available_mib - needed) / 1024:.1f} GiB)"
     return [], [
         f"needs about {weights_mib / 1024:.1f} GiB of weights a GPU + a {reserve}, of {available_mib / 1024:.1f} GiB available"
     ]
@@ -199,11 +195,6 @@ def _pytorch_blockers(preset: Preset, machine: Machine) -> list[str]:
     if preset.tp > 1 and not machine.ray:
         # measured: PytorchEngineConfig(tp=2) exits with "Multi-nodes support requires `ray`"
         reasons.append("tp > 1 on the PyTorch engine needs ray (`pip install ray`)")
-    if preset.block_count:
-        reasons.append(
-            f"cache_max_entry_count {preset.block_count} (a number of KV blocks) is TurboMind's reading; the "
-            "PyTorch engine takes a share of free GPU memory below 1"
-        )
     return reasons
 
 

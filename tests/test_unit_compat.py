@@ -113,15 +113,6 @@ def test_turboquant_needs_a_power_of_two_head_dim(tmp_path):
     assert "needs a power-of-two head_dim; this model's is 96" in verdict.errors[0]
 
 
-def test_a_block_count_is_turbomind_s_reading(tmp_path):
-    refused = check(Preset(engine="pytorch", cache_max_entry_count=4000), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
-    assert "(a number of KV blocks) is TurboMind's reading" in refused.errors[0]
-    auto = check(Preset(cache_max_entry_count=4000), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
-    assert auto.ok and auto.engine == "turbomind" and "auto picks TurboMind" in auto.notes[0]
-    both = check(Preset(cache_max_entry_count=4000, quant_policy=16), model(tmp_path), ONE_GPU_WITH_TURBOMIND)
-    assert "neither engine can run it" in both.errors[0]
-
-
 LLAMA_7B = {"hidden_size": 4096, "intermediate_size": 11008, "num_attention_heads": 32, "num_key_value_heads": 32}
 
 

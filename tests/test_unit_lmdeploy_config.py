@@ -85,12 +85,19 @@ def test_every_kv_mode_and_prefix_caching_reach_lmdeploys_config(policy, engine)
     assert int(config.quant_policy) == int(policy) and config.enable_prefix_caching
 
 
-def test_turbomind_takes_a_block_count_and_refuses_fp8_itself():
-    assert engine_config(EngineOptions(cache_max_entry_count=2000), "turbomind").cache_max_entry_count == 2000
+def test_turbomind_refuses_fp8_itself():
     with pytest.raises(ValueError, match="FP8 quantization is not supported"):
         engine_config(EngineOptions(quant_policy=KvQuant.FP8), "turbomind")
-    with pytest.raises(AssertionError, match="invalid cache_max_entry_count"):  # a plain dataclass there
-        engine_config(EngineOptions(cache_max_entry_count=2000), "pytorch")
+
+
+def test_a_number_of_kv_blocks_is_refused_with_what_each_engine_does_with_it():
+    """LMDeploy's own classes: PyTorch's asserts; TurboMind's takes 2000, and its C++ then aborts the process."""
+    with pytest.raises(AssertionError, match="invalid cache_max_entry_count"):
+        PytorchEngineConfig(cache_max_entry_count=2000)
+    assert TurbomindEngineConfig(cache_max_entry_count=2000).cache_max_entry_count == 2000
+    with pytest.raises(ValueError, match="TurboMind aborts its process"):
+        EngineOptions(cache_max_entry_count=2000)
+    assert EngineOptions(cache_max_entry_count=0.99).cache_max_entry_count == 0.99
 
 
 @pytest.mark.parametrize(

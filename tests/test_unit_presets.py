@@ -38,7 +38,7 @@ def test_remote_preset_reads_its_key_from_the_named_variable(monkeypatch):
     ("text", "complaint"),
     [
         ("quant_polcy: 8", "quant_polcy: unknown field (known fields: engine, model_format, quant_policy"),
-        ("cache_max_entry_count: 1.5", "from 1 on a whole number of KV blocks (TurboMind)"),
+        ("cache_max_entry_count: 1.5", "TurboMind aborts its process"),
         ("cache_max_entry_count: 0", "cache_max_entry_count: Input should be greater than 0"),
         ("quant_policy: 2", "quant_policy: Input should be 0, 4, 8, 16, 17 or 42"),
         ("quant_policy: fp9", "quant_policy: Input should be 0, 4, 8, 16, 17 or 42"),

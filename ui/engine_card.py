@@ -51,8 +51,6 @@ def _option_text(name: str, value) -> str:
     """An engine option as the engine runs it: a KV policy with what it stores, unset ones as LMDeploy's default."""
     if name == "quant_policy" and value is not None:
         return f"{value} ({KV_MODES[KvQuant(value)].label})"
-    if name == "cache_max_entry_count" and value is not None and value >= 1:
-        return f"{value:g} KV blocks"
     if value is None:
         return "hf" if name == "model_format" else "LMDeploy's default"
     return str(value)
