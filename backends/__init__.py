@@ -81,6 +81,7 @@ class BackendSpec:
     api_key: str | None = None
     engine: EngineOptions = field(default_factory=EngineOptions)
     read_timeout_s: float = 300.0  # remote: how long a silent server may keep a reply waiting
+    proxy: bool = False  # remote: `base_url` is LMDeploy's proxy (`lmdeploy serve proxy`) in front of api_servers
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,14 @@ async def _start_lmdeploy(spec: BackendSpec, on_stage: Callable[[str], None]) ->
 async def _start_remote(spec: BackendSpec, on_stage: Callable[[str], None]) -> Backend:
     from .remote import DEFAULT_BASE_URL, RemoteBackend
 
+    base_url = spec.base_url or DEFAULT_BASE_URL
+    if spec.proxy:
+        from .fleet import ProxyBackend
+
+        on_stage("connecting to the proxy")
+        return await ProxyBackend.connect_proxy(base_url, spec.api_key, spec.model, spec.read_timeout_s)
     on_stage("connecting to the server")
-    return await RemoteBackend.connect(spec.base_url or DEFAULT_BASE_URL, spec.api_key, spec.model, spec.read_timeout_s)
+    return await RemoteBackend.connect(base_url, spec.api_key, spec.model, spec.read_timeout_s)
 
 
 async def _start_cpu(spec: BackendSpec, on_stage: Callable[[str], None]) -> Backend:

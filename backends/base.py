@@ -10,7 +10,10 @@ import dataclasses
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypedDict, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, TypedDict, runtime_checkable
+
+if TYPE_CHECKING:
+    from .fleet import ProxyClient
 
 FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
 
@@ -268,6 +271,7 @@ class Backend(Protocol):
     supports_perplexity: bool = False  # score_text works
     supports_logprobs: bool = False  # next_token_logprobs works
     pid: int | None = None  # the local process that holds the engine's GPU memory, where there is one
+    fleet: ProxyClient | None = None  # the nodes behind LMDeploy's proxy, where the backend is one
 
     @property
     def serving(self) -> bool:

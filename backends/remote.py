@@ -115,7 +115,7 @@ class RemoteBackend(Backend):
         started = False
         try:
             stream = await self._open_stream(request)
-            started, finish, calls, tokens = True, "stop", CallPieces(), []
+            started, finish, calls, tokens = True, None, CallPieces(), []
             async with stream:
                 async for chunk in stream:
                     if chunk.usage:
@@ -130,6 +130,11 @@ class RemoteBackend(Backend):
                         if choice.finish_reason:
                             finish = _FINISH_REASONS.get(choice.finish_reason, "stop")
                         tokens += _token_choices(choice.logprobs)
+            if finish is None:  # a proxy whose node died ends the stream with no finish reason, and no error
+                raise BackendUnavailable(
+                    f"the reply stream from {self._base_url} ended without a finish reason: the server (or the node "
+                    "behind a proxy) stopped; the reply so far is kept"
+                )
             if tokens:
                 yield TokenLogprobs(tuple(tokens))
             whole = calls.whole()

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from backends import (
     KINDS,
@@ -36,9 +37,13 @@ from telemetry.vram import VramSampler
 
 from .access import AccessPolicy
 from .chat import ChatSession, RepaintPacer, ReplyStats, Turn, stream_reply
+from .fleet import FleetView, FleetWatch
 from .jobs import Job, JobSlot, JobWork
 from .paths import ModelRoots
 from .reproduce import reproduce
+
+if TYPE_CHECKING:
+    from backends.fleet import ProxyClient
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +174,7 @@ class Console:
         self.pacer = RepaintPacer()
         self.access = access or AccessPolicy()
         self.jobs = JobSlot()
+        self.fleet_watch = FleetWatch()
         self._switch_lock = asyncio.Lock()
         self.switching: SwitchProgress | None = None  # a switch or restart under way, for every page to show
         self.last_load_stages: tuple[tuple[str, float], ...] = ()  # the last load's stages, in seconds
@@ -329,6 +335,29 @@ class Console:
             on_stage("closing the old engine")
             await old.close()
         return reason
+
+    @property
+    def fleet(self) -> ProxyClient:
+        """The running preset's proxy; BackendUnavailable where the engine is no proxy."""
+        if self._backend.fleet is None:
+            raise BackendUnavailable(
+                "the running preset is not LMDeploy's proxy: switch to one with `proxy: true` "
+                "(the shipped `fleet` preset points at http://127.0.0.1:8000)"
+            )
+        return self._backend.fleet
+
+    async def fleet_view(self) -> FleetView:
+        return await self.fleet_watch.look(self.fleet)
+
+    async def add_node(self, url: str, *, user: str | None = None) -> list[str]:
+        """Register an api_server with the proxy (admins only), once it answers; returns its models."""
+        self.access.require_admin(user, "add nodes to the proxy")
+        return await self.fleet.add(url)
+
+    async def remove_node(self, url: str, *, terminate: bool = False, user: str | None = None) -> None:
+        """Take a node out of the proxy's routing (admins only); `terminate`: and shut it down."""
+        self.access.require_admin(user, "terminate nodes" if terminate else "remove nodes from the proxy")
+        await self.fleet.remove(url, terminate)
 
     def start_job(self, kind: str, prepare: Callable[[], JobWork], *, user: str | None = None) -> Job:
         """Run a job that drives the engine (a comparison, a quantization): admins only, one at a time.

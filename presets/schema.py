@@ -46,6 +46,7 @@ class Preset(EngineOptions):
     base_url: str | None = None
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     read_timeout_s: float | None = Field(None, ge=1, le=3600)  # remote: give up on a server silent this long
+    proxy: bool = False  # remote: base_url is LMDeploy's proxy; the Fleet tab shows its nodes
     generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
 
     @model_validator(mode="after")
@@ -56,8 +57,8 @@ class Preset(EngineOptions):
                 raise ValueError(f"{', '.join(misplaced)} only apply to the lmdeploy backend, not {self.backend}")
         if self.backend == "remote" and self.tool_parser:
             raise ValueError("tool_parser is the server's for the remote backend: `api_server --tool-call-parser`")
-        if self.backend != "remote" and (self.base_url or self.api_key_env or self.read_timeout_s):
-            raise ValueError("base_url, api_key_env and read_timeout_s only apply to the remote backend")
+        if self.backend != "remote" and (self.base_url or self.api_key_env or self.read_timeout_s or self.proxy):
+            raise ValueError("base_url, api_key_env, read_timeout_s and proxy only apply to the remote backend")
         return self
 
     def to_spec(self) -> BackendSpec:
@@ -65,5 +66,12 @@ class Preset(EngineOptions):
 
         engine = EngineOptions(**self.model_dump(include=set(EngineOptions.model_fields)))
         api_key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        spec = BackendSpec(kind=self.backend, model=self.model, base_url=self.base_url, api_key=api_key, engine=engine)
+        spec = BackendSpec(
+            kind=self.backend,
+            model=self.model,
+            base_url=self.base_url,
+            api_key=api_key,
+            engine=engine,
+            proxy=self.proxy,
+        )
         return replace(spec, read_timeout_s=self.read_timeout_s) if self.read_timeout_s else spec

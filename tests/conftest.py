@@ -140,7 +140,9 @@ def openai_server(embedded_folder, tmp_path_factory) -> dict:
 QUANTIZE_ARGS = ("embedded: SmolLM2-135M-Instruct", "smol-awq", "smol-awq", 64, 8, 128, "float16", None, True)
 
 DOWN_PORT = free_port()  # nothing listens here: the "server down" cases point at it
+FLEET_PROXY_PORT = free_port()  # tests/test_fleet.py starts LMDeploy's proxy here
 USER_PRESETS = {
+    "fleet-test.yaml": f"backend: remote\nproxy: true\nbase_url: http://127.0.0.1:{FLEET_PROXY_PORT}/v1\n",
     "cpu-greedy.yaml": "description: the embedded model, greedy\nbackend: cpu\ngeneration:\n  temperature: 0\n",
     "broken.yaml": "backend: cpu\nquant_polcy: 8\n",
     "remote-down.yaml": f"backend: remote\nbase_url: http://127.0.0.1:{DOWN_PORT}/v1\n",

@@ -124,7 +124,17 @@ def test_quantize_settings(client, output_folder, new_preset_name, group_size, s
     )
 
 
+@FUZZ
+@given(url=TEXT, terminate=st.one_of(st.booleans(), NUMBERS))
+def test_fleet_actions_by_any_url(client, url, terminate):
+    for result in (
+        answered(client, url, api_name="/fleet_add"),
+        answered(client, url, terminate, api_name="/fleet_remove"),
+    ):
+        assert not isinstance(result, dict) or (result["ok"] is False and result["error"])
+
+
 def test_endpoints_without_parameters_answer(client):
-    for name in ("/stop", "/edit_last", "/clear", "/export_chat", "/presets", "/engine_status", "/vram"):
+    for name in ("/stop", "/edit_last", "/clear", "/export_chat", "/presets", "/engine_status", "/vram", "/fleet"):
         answered(client, api_name=name)
     json.dumps(client.predict(api_name="/vram"))  # plain data

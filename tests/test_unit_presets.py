@@ -10,7 +10,7 @@ SHIPPED = sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml"))
 def test_the_issue_s_presets_ship():
     assert set(SHIPPED) == {
         *("fp16", "cache-0.4", "kv-int8", "kv-int4", "kv-fp8", "kv-turboquant", "prefix-cache", "fp8-weights"),
-        *("awq", "awq-kv-int4", "remote", "cpu"),
+        *("awq", "awq-kv-int4", "remote", "fleet", "cpu"),
     }
 
 
@@ -47,7 +47,7 @@ def test_remote_preset_reads_its_key_from_the_named_variable(monkeypatch):
         ("backend: cpu\nquant_policy: 8", "quant_policy only apply to the lmdeploy backend"),
         (
             "backend: lmdeploy\nbase_url: http://x",
-            "base_url, api_key_env and read_timeout_s only apply to the remote backend",
+            "base_url, api_key_env, read_timeout_s and proxy only apply to the remote backend",
         ),
         ("backend: remote\ntool_parser: qwen", "tool_parser is the server's for the remote backend"),
         ("tool_parser: qwen; rm", "tool_parser: String should match pattern"),

@@ -6,7 +6,7 @@ import gradio as gr
 
 from console.core import Console
 
-from . import chat, compare, presets, quantize, tools, vram
+from . import chat, compare, fleet, presets, quantize, tools, vram
 from .header import engine_header
 from .job_view import job_banner, switch_banner
 from .vram_figures import compact_gauge
@@ -35,6 +35,8 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
                 compare_picker, compare_current_job, compare_views = compare.build_tab(console)
             with gr.Tab("Quantize", id="quantize"):
                 quantized, quantize_switch = quantize.build_tab(console)
+            with gr.Tab("Fleet", id="fleet"):
+                fleet.build_tab(console)
 
         def refresh_header():
             banner = "\n\n".join(filter(None, [switch_banner(console.switching), job_banner(console.jobs.current)]))

@@ -5,6 +5,7 @@ started with --api-key (transformers serve has no such option, so the key check 
 to its FastAPI app here).
 
     python -m tests.servers.openai_server --model DIR --port 8123 [--api-key KEY] [--fail-status 503] [--stall]
+        [--list-model]
 """
 
 from __future__ import annotations
@@ -69,6 +70,24 @@ def stall_chats(build_server):
     return build
 
 
+def list_the_model(build_server, model: str):
+    """`/v1/models` lists the served model, as api_server's does (LMDeploy's proxy registers a node by it;
+    transformers serve lists its download cache instead)."""
+
+    def build(*args, **kwargs):
+        app = build_server(*args, **kwargs)
+
+        @app.middleware("http")
+        async def models(request: Request, call_next):
+            if request.url.path == "/v1/models" and request.method == "GET":
+                return JSONResponse({"object": "list", "data": [{"id": model, "object": "model", "owned_by": "test"}]})
+            return await call_next(request)
+
+        return app
+
+    return build
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
@@ -76,7 +95,10 @@ def main() -> None:
     parser.add_argument("--api-key")
     parser.add_argument("--fail-status", type=int, help="answer every chat completion with this HTTP status")
     parser.add_argument("--stall", action="store_true", help="accept chat completions and never answer")
+    parser.add_argument("--list-model", action="store_true", help="/v1/models lists --model, as api_server's does")
     args = parser.parse_args()
+    if args.list_model:
+        serving_server.build_server = list_the_model(serving_server.build_server, args.model)
     if args.api_key:
         serving_server.build_server = require_api_key(serving_server.build_server, args.api_key)
     if args.fail_status:

@@ -1,0 +1,52 @@
+"""What the Fleet tab shows: the proxy's nodes now, the requests in flight on each over time, and
+the nodes that left, with when."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the proxy's client imports openai's; a console without a proxy never needs it
+    from backends.fleet import NodeReport, ProxyClient
+
+WINDOW_S = 600
+
+
+@dataclass(frozen=True)
+class FleetView:
+    proxy: str
+    nodes: tuple[NodeReport, ...]
+    gone: dict[str, float]  # node url -> when it was last seen (time.time())
+    history: tuple[tuple[float, dict[str, int]], ...]  # (time.time(), {node url: requests in flight})
+
+
+class FleetWatch:
+    """Remembers what each look at the proxy saw, so that a node that left is shown as gone."""
+
+    def __init__(self, window_s: float = WINDOW_S):
+        self._window_s = window_s
+        self._forget("")
+
+    def _forget(self, proxy: str) -> None:
+        self._proxy = proxy
+        self._last_seen: dict[str, float] = {}
+        self._gone: dict[str, float] = {}
+        self._history: deque[tuple[float, dict[str, int]]] = deque()
+
+    async def look(self, fleet: ProxyClient) -> FleetView:
+        if fleet.url != self._proxy:  # another proxy's preset runs now
+            self._forget(fleet.url)
+        nodes = await fleet.reports()
+        now = time.time()
+        present = {node.url for node in nodes}
+        for url in self._last_seen.keys() - present:
+            self._gone[url] = self._last_seen.pop(url)
+        for url in present:
+            self._gone.pop(url, None)
+            self._last_seen[url] = now
+        self._history.append((now, {node.url: node.in_flight for node in nodes}))
+        while self._history and self._history[0][0] < now - self._window_s:
+            self._history.popleft()
+        return FleetView(fleet.url, tuple(nodes), dict(self._gone), tuple(self._history))

@@ -1,0 +1,218 @@
+"""The Fleet tab: LMDeploy's proxy and its api_server nodes, live; admins add, remove and terminate nodes."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+import gradio as gr
+import plotly.graph_objects as go
+
+from backends import BackendError
+from console.access import NotAllowed
+from console.core import Console
+from console.fleet import FleetView
+
+from .errors import refused
+
+COLUMNS = [
+    "node",
+    "models",
+    "role",
+    "health",
+    "in flight (proxy)",
+    "latency (s)",
+    "KV in use",
+    "running",
+    "waiting",
+    "TTFT (ms)",
+    "per token (ms)",
+    "prompt tokens",
+    "generated tokens",
+    "prefix-cache hits",
+]
+# The proxy has no route that reports it (LMDeploy 0.18): the flag it was started with decides.
+ROUTING_NOTE = (
+    "Routing: whatever `lmdeploy serve proxy --routing-strategy` was given (the proxy does not report it); "
+    "by default `min_expected_latency`: the node with the fewest requests in flight for its speed."
+)
+
+
+def build_tab(console: Console) -> None:
+    status = gr.Markdown(elem_id="fleet-status")
+    nodes = gr.Dataframe(headers=COLUMNS, label="Nodes", interactive=False, wrap=True, elem_id="fleet-nodes")
+    timeline = gr.Plot(label="Requests in flight per node (the proxy's count)", elem_id="fleet-timeline")
+    gone = gr.Markdown(elem_id="fleet-gone")
+    with gr.Accordion("Manage nodes (admins)", open=False):
+        with gr.Row():
+            new_node = gr.Textbox(label="api_server URL", placeholder="http://10.0.0.5:23333", scale=3)
+            add = gr.Button("Add node", scale=1)
+        with gr.Row():
+            picked = gr.Dropdown(label="Node", choices=[], scale=3)
+            remove = gr.Button("Remove from routing", scale=1)
+        with gr.Row():
+            confirm = gr.Checkbox(label="Yes, shut this node's server down", value=False)
+            terminate = gr.Button("Terminate node", variant="stop")
+        outcome = gr.Markdown()
+
+    async def refresh():
+        try:
+            view = await console.fleet_view()
+        except BackendError as exc:
+            return f"**No fleet:** {exc}", [], None, "", gr.Dropdown(choices=[])
+        urls = [node.url for node in view.nodes]
+        return (
+            _status_line(view),
+            [_row(node) for node in view.nodes],
+            _timeline(view),
+            _gone_lines(view),
+            gr.Dropdown(choices=urls, value=None),
+        )
+
+    outputs = [status, nodes, timeline, gone, picked]
+    gr.Timer(2.0).tick(refresh, outputs=outputs, api_visibility="private", show_progress="hidden")
+
+    async def add_clicked(url: str, request: gr.Request):
+        try:
+            models = await console.add_node(url, user=request.username)
+        except (BackendError, NotAllowed) as exc:
+            raise refused(str(exc)) from exc
+        return f"Added {url.strip()} (serves {', '.join(models)})."
+
+    async def remove_clicked(url: str | None, request: gr.Request):
+        return await _remove(url, False, request)
+
+    async def terminate_clicked(url: str | None, sure: bool, request: gr.Request):
+        if not sure:
+            raise refused("tick 'Yes, shut this node's server down' first: terminating stops the node's server")
+        return await _remove(url, True, request)
+
+    async def _remove(url: str | None, shut_down: bool, request: gr.Request) -> str:
+        if not url:
+            raise refused("pick a node first")
+        try:
+            await console.remove_node(url, terminate=shut_down, user=request.username)
+        except (BackendError, NotAllowed) as exc:
+            raise refused(str(exc)) from exc
+        return f"{'Terminated' if shut_down else 'Removed from the routing:'} {url}."
+
+    for button, handler, inputs in (
+        (add, add_clicked, [new_node]),
+        (remove, remove_clicked, [picked]),
+        (terminate, terminate_clicked, [picked, confirm]),
+    ):
+        button.click(handler, inputs=inputs, outputs=outcome, api_visibility="private").then(
+            refresh, outputs=outputs, api_visibility="private"
+        )
+
+    async def fleet() -> dict:
+        """The proxy's nodes now: health, requests in flight, latency and each node's own metrics; the nodes that left."""
+        try:
+            view = await console.fleet_view()
+        except BackendError as exc:
+            return {"ok": False, "error": str(exc)}
+        return {
+            "ok": True,
+            "proxy": view.proxy,
+            "nodes": [_node_json(node) for node in view.nodes],
+            "gone": [{"url": url, "last_seen": _clock(seen)} for url, seen in view.gone.items()],
+        }
+
+    async def fleet_add(url: str, request: gr.Request) -> dict:
+        """Register an api_server with the proxy once it answers /v1/models (admins only)."""
+        try:
+            return {"ok": True, "models": await console.add_node(url, user=request.username)}
+        except (BackendError, NotAllowed) as exc:
+            return {"ok": False, "error": str(exc)}
+
+    async def fleet_remove(url: str, terminate: bool, request: gr.Request) -> dict:
+        """Take a node out of the proxy's routing; `terminate`: and shut its server down (admins only)."""
+        try:
+            await console.remove_node(url, terminate=terminate, user=request.username)
+        except (BackendError, NotAllowed) as exc:
+            return {"ok": False, "error": str(exc)}
+        return {"ok": True}
+
+    gr.api(fleet, api_name="fleet")
+    gr.api(fleet_add, api_name="fleet_add")
+    gr.api(fleet_remove, api_name="fleet_remove")
+
+
+def _status_line(view: FleetView) -> str:
+    healthy = sum(node.healthy for node in view.nodes)
+    busy = sum(node.in_flight for node in view.nodes)
+    return (
+        f"**Proxy** {view.proxy}: {len(view.nodes)} node(s), {healthy} healthy, {busy} request(s) in flight. "
+        f"{ROUTING_NOTE}"
+    )
+
+
+def _row(node) -> list:
+    scheduler = node.scheduler
+    health = "ok" if node.healthy else f"**down**: {node.problem}"
+    if node.healthy and node.problem:
+        health = f"ok ({node.problem})"
+    return [
+        node.url,
+        ", ".join(node.models),
+        node.role,
+        health,
+        node.in_flight,
+        _number(node.latency_s, "{:.2f}"),
+        _number(scheduler.cache_usage if scheduler else None, "{:.0%}"),
+        _number(scheduler.running if scheduler else None, "{}"),
+        _number(scheduler.waiting if scheduler else None, "{}"),
+        _number(_ms(node.mean("time_to_first_token_seconds")), "{:.0f}"),
+        _number(_ms(node.mean("time_per_output_token_seconds")), "{:.1f}"),
+        _number(node.figure("prompt_tokens_total"), "{:,.0f}"),
+        _number(node.figure("generation_tokens_total"), "{:,.0f}"),
+        _number(scheduler.prefix_cache_hit_rate if scheduler else None, "{:.0%}"),
+    ]
+
+
+def _node_json(node) -> dict:
+    fields = dataclasses.asdict(node)
+    fields.pop("scheduler")
+    scheduler = node.scheduler
+    return {
+        **fields,
+        "kv_cache_usage": scheduler.cache_usage if scheduler else None,
+        "running": scheduler.running if scheduler else None,
+        "waiting": scheduler.waiting if scheduler else None,
+        "prefix_cache_hit_rate": scheduler.prefix_cache_hit_rate if scheduler else None,
+        "ttft_mean_s": node.mean("time_to_first_token_seconds"),
+        "time_per_token_mean_s": node.mean("time_per_output_token_seconds"),
+        "prompt_tokens": node.figure("prompt_tokens_total"),
+        "generated_tokens": node.figure("generation_tokens_total"),
+        "backend_config": node.backend_config(),
+    }
+
+
+def _timeline(view: FleetView) -> go.Figure:
+    figure = go.Figure()
+    urls = dict.fromkeys(url for _, counts in view.history for url in counts)
+    for url in urls:
+        points = [(datetime.datetime.fromtimestamp(t), counts[url]) for t, counts in view.history if url in counts]
+        figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", name=url))
+    figure.update_layout(height=280, margin=dict(l=40, r=10, t=10, b=30), yaxis_title="in flight")
+    return figure
+
+
+def _gone_lines(view: FleetView) -> str:
+    if not view.gone:
+        return ""
+    return "**Gone** (left the proxy's routing): " + "; ".join(
+        f"{url}, last seen {_clock(seen)}" for url, seen in view.gone.items()
+    )
+
+
+def _clock(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%H:%M:%S")
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+def _number(value, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
