@@ -27,6 +27,7 @@ from .remote import DEFAULT_READ_TIMEOUT_S, RemoteBackend, lmdeploy_series, sche
 
 logger = logging.getLogger("lmdeploy_console.fleet")
 _PROBE_TIMEOUT = httpx.Timeout(3.0)
+_ROLES = {1: "Hybrid", 2: "Prefill", 3: "Decode"}  # LMDeploy's EngineRole, which /nodes/status gives as its value
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class ProxyClient:
         known = dict(
             url=url,
             models=tuple(status.get("models") or ()),
-            role=str(status.get("role", "Hybrid")).split(".")[-1],
+            role=_ROLES.get(status.get("role"), str(status.get("role", "Hybrid"))),
             in_flight=int(status.get("unfinished") or 0),
             latency_s=statistics.fmean(latencies) if latencies else None,
         )
@@ -108,7 +109,7 @@ class ProxyClient:
         except httpx.HTTPError as exc:
             return NodeReport(**known, healthy=True, problem=f"/metrics: no answer ({type(exc).__name__})")
         if metrics.status_code != 200:
-            return NodeReport(**known, healthy=True, problem="no /metrics (not an api_server, or --disable-metrics)")
+            return NodeReport(**known, healthy=True, problem="no /metrics")  # not an api_server, or --disable-metrics
         try:
             return NodeReport(**known, healthy=True, scheduler=scheduler_from_series(lmdeploy_series(metrics.text)))
         except BackendError as exc:

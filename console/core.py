@@ -37,7 +37,7 @@ from telemetry.vram import VramSampler
 
 from .access import AccessPolicy
 from .chat import ChatSession, RepaintPacer, ReplyStats, Turn, stream_reply
-from .fleet import FleetView, FleetWatch
+from .fleet import FleetView, FleetWatch, node_presets
 from .jobs import Job, JobSlot, JobWork
 from .paths import ModelRoots
 from .reproduce import reproduce
@@ -353,6 +353,15 @@ class Console:
         """Register an api_server with the proxy (admins only), once it answers; returns its models."""
         self.access.require_admin(user, "add nodes to the proxy")
         return await self.fleet.add(url)
+
+    async def save_node_presets(self, *, user: str | None = None) -> list[str]:
+        """Save a preset per node of the proxy, reaching it directly (admins only), for Compare; returns their names."""
+        self.access.require_admin(user, "save presets")
+        running = self.catalog.get(self._preset) if self._preset else None
+        presets = node_presets(await self.fleet_view(), running.api_key_env if running else None)
+        for name, preset in presets.items():
+            self.catalog.save(name, preset)
+        return list(presets)
 
     async def remove_node(self, url: str, *, terminate: bool = False, user: str | None = None) -> None:
         """Take a node out of the proxy's routing (admins only); `terminate`: and shut it down."""

@@ -3,10 +3,13 @@ the nodes that left, with when."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from presets.schema import Preset
 
 if TYPE_CHECKING:  # the proxy's client imports openai's; a console without a proxy never needs it
     from backends.fleet import NodeReport, ProxyClient
@@ -50,3 +53,17 @@ class FleetWatch:
         while self._history and self._history[0][0] < now - self._window_s:
             self._history.popleft()
         return FleetView(fleet.url, tuple(nodes), dict(self._gone), tuple(self._history))
+
+
+def node_presets(view: FleetView, api_key_env: str | None) -> dict[str, Preset]:
+    """A remote preset for each node, straight to its own address (not through the proxy): Compare runs
+    presets, so these pin its runs to one node at a time."""
+    return {
+        "node-" + re.sub(r"[^a-z0-9]+", "-", node.url.lower().split("://")[-1]).strip("-"): Preset(
+            description=f"node {node.url} of the proxy {view.proxy}, reached directly (saved from the Fleet tab)",
+            backend="remote",
+            base_url=f"{node.url}/v1",
+            api_key_env=api_key_env,
+        )
+        for node in view.nodes
+    }

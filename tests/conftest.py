@@ -178,3 +178,28 @@ def app_url(embedded_folder, user_presets, app_log) -> str:
     wait_for_http(url, process, app_log)
     yield url
     stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def fleet_nodes(embedded_folder, tmp_path_factory) -> dict:
+    """Two OpenAI-compatible nodes for LMDeploy's proxy (their `/v1/models` lists the model, as
+    api_server's does): url -> process. tests/test_fleet.py kills one, last."""
+    started = [
+        start_openai_server(embedded_folder, tmp_path_factory.mktemp(f"node{i}"), "--list-model") for i in range(2)
+    ]
+    yield {base_url.removesuffix("/v1"): process for process, base_url in started}
+    for process, _ in started:
+        stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def fleet_proxy(tmp_path_factory, user_presets) -> str:
+    """`lmdeploy serve proxy` on the port the app's `fleet-test` preset points at, with no node yet."""
+    port = FLEET_PROXY_PORT
+    log = tmp_path_factory.mktemp("proxy") / "proxy.log"
+    command = [sys.executable, "-m", "lmdeploy", "serve", "proxy", "--server-name", "127.0.0.1"]
+    process = start_process([*command, "--server-port", str(port), "--disable-cache-status"], log)
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/nodes/status", process, log)
+    yield url
+    stop_process(process)

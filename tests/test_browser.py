@@ -261,3 +261,33 @@ def test_a_50_mb_chat_import_is_refused_and_the_chat_kept(page, tmp_path):
         "() => document.body.innerText.includes('exceed the maximum allowed size of 5.0 Mb')", timeout=60_000
     )
     assert "What is 2+3?" in page.locator("#chatbot").inner_text()
+
+
+def test_fleet_tab_shows_the_proxy_s_nodes_and_an_admin_removes_one(page, app_url, fleet_proxy, fleet_nodes):
+    import httpx
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    httpx.post(f"{fleet_proxy}/nodes/add", json={"url": next(iter(fleet_nodes))})  # a proxy with a model to serve
+    assert client.predict("fleet-test", api_name="/switch_preset")["ok"]
+    try:
+        for url in fleet_nodes:
+            assert client.predict(url, api_name="/fleet_add")["ok"]
+        busy = [client.submit(message=f"Count to {20 + i}.", max_new_tokens=48, api_name="/chat") for i in range(2)]
+        page.reload()
+        page.get_by_role("tab", name="Fleet").click()
+        wait_for_text(page, "fleet-status", "2 node(s), 2 healthy", timeout=30_000)
+        page.wait_for_timeout(4000)  # the chats under way: a few timeline points
+        for job in busy:
+            job.result()
+        screenshot(page, "fleet.png")
+        removed = next(iter(fleet_nodes))
+        page.get_by_text("Manage nodes (admins)").click()
+        page.locator("#fleet-node input").click()
+        page.get_by_role("option", name=removed).click()
+        page.get_by_role("button", name="Remove from routing").click()
+        wait_for_text(page, "fleet-gone", removed, timeout=30_000)
+        assert "1 node(s)" in page.locator("#fleet-status").inner_text()
+        assert client.predict(removed, api_name="/fleet_add")["ok"]
+    finally:
+        client.predict("cpu", api_name="/switch_preset")

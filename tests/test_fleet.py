@@ -5,49 +5,18 @@ killed in the middle of a reply. The tests run in order: the last one kills a no
 
 import asyncio
 import signal
-import sys
 
 import pytest
-import yaml
 
 from backends import BackendError, BackendUnavailable, ChatRequest, GenerationParams, TextDelta
-from backends.fleet import ProxyBackend, ProxyClient
+from backends.fleet import NodeReport, ProxyBackend, ProxyClient
 from console.access import AccessPolicy, NotAllowed
 from console.core import Console
 from console.fleet import FleetWatch
-from tests.conftest import (
-    DOWN_PORT,
-    start_openai_server,
-    start_process,
-    stop_process,
-    wait_for_http,
-)
+from presets.store import PresetCatalog
+from tests.conftest import DOWN_PORT
 
 pytestmark = pytest.mark.remote
-
-
-@pytest.fixture(scope="module")
-def nodes(embedded_folder, tmp_path_factory) -> dict:
-    """Two nodes: url -> process."""
-    started = [
-        start_openai_server(embedded_folder, tmp_path_factory.mktemp(f"node{i}"), "--list-model") for i in range(2)
-    ]
-    yield {base_url.removesuffix("/v1"): process for process, base_url in started}
-    for process, _ in started:
-        stop_process(process)
-
-
-@pytest.fixture(scope="module")
-def proxy(tmp_path_factory, user_presets) -> str:
-    # the port the app's `fleet-test` preset points at (read from it: pytest imports conftest twice)
-    port = yaml.safe_load((user_presets / "fleet-test.yaml").read_text())["base_url"].split(":")[-1].split("/")[0]
-    log = tmp_path_factory.mktemp("proxy") / "proxy.log"
-    command = [sys.executable, "-m", "lmdeploy", "serve", "proxy", "--server-name", "127.0.0.1"]
-    process = start_process([*command, "--server-port", str(port), "--disable-cache-status"], log)
-    url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/nodes/status", process, log)
-    yield url
-    stop_process(process)
 
 
 def chat(text: str, max_new_tokens: int = 8) -> ChatRequest:
@@ -60,39 +29,40 @@ async def reply(backend, request: ChatRequest) -> str:
     return "".join([d.text async for d in backend.stream_chat(request) if isinstance(d, TextDelta)])
 
 
-async def test_a_node_is_added_only_once_it_answers(proxy, nodes, embedded_folder):
-    client = ProxyClient(proxy)
+async def test_a_node_is_added_only_once_it_answers(fleet_proxy, fleet_nodes, embedded_folder):
+    client = ProxyClient(fleet_proxy)
     with pytest.raises(BackendUnavailable, match="does not answer"):
         await client.add(f"http://127.0.0.1:{DOWN_PORT}")
     with pytest.raises(BackendError, match="is no URL"):
         await client.add("node-3:23333")
     assert await client.node_table() == {}  # neither reached the proxy
-    for url in nodes:
+    for url in fleet_nodes:
         assert await client.add(url + "/v1/") == [str(embedded_folder)]
-    assert set(await client.node_table()) == set(nodes)
+    assert set(await client.node_table()) == set(fleet_nodes)
 
 
-async def test_chats_through_the_proxy_spread_over_both_nodes(proxy, nodes):
-    backend = await ProxyBackend.connect_proxy(f"{proxy}/v1", None, None)
+async def test_chats_through_the_proxy_spread_over_both_nodes(fleet_proxy, fleet_nodes):
+    backend = await ProxyBackend.connect_proxy(f"{fleet_proxy}/v1", None, None)
     try:
         replies = await asyncio.gather(*(reply(backend, chat(f"What is {i}+3?")) for i in range(4)))
         assert all(replies)
         served = {url: len(status["latency"]) for url, status in (await backend.fleet.node_table()).items()}
         assert all(count >= 1 for count in served.values()), served  # the proxy sends each to the less busy node
         view = await FleetWatch().look(backend.fleet)
-        assert {node.url for node in view.nodes} == set(nodes) and all(node.healthy for node in view.nodes)
+        assert {node.url for node in view.nodes} == set(fleet_nodes) and all(node.healthy for node in view.nodes)
         assert all("no /metrics" in node.problem for node in view.nodes)  # transformers serve has none
         with pytest.raises(BackendError, match="no node of the proxy serves /metrics"):
             await backend.scheduler_metrics()
-        assert backend.info().details["proxy"] == proxy
+        assert backend.info().details["proxy"] == fleet_proxy
     finally:
         await backend.close()
 
 
-async def test_only_admins_manage_nodes_and_a_removed_node_is_shown_gone(proxy, nodes):
-    backend = await ProxyBackend.connect_proxy(f"{proxy}/v1", None, None)
-    console = Console(backend, "test", access=AccessPolicy(logins=True, admins=frozenset({"ada"})))
-    url = next(iter(nodes))
+async def test_only_admins_manage_nodes_and_a_removed_node_is_shown_gone(fleet_proxy, fleet_nodes, tmp_path):
+    backend = await ProxyBackend.connect_proxy(f"{fleet_proxy}/v1", None, None)
+    admins = AccessPolicy(logins=True, admins=frozenset({"ada"}))
+    console = Console(backend, "test", access=admins, catalog=PresetCatalog(user_dir=tmp_path))
+    url = next(iter(fleet_nodes))
     try:
         await console.fleet_view()
         with pytest.raises(NotAllowed, match="only admins can remove nodes from the proxy"):
@@ -104,11 +74,33 @@ async def test_only_admins_manage_nodes_and_a_removed_node_is_shown_gone(proxy, 
         assert url not in {node.url for node in view.nodes} and url in view.gone
         await console.add_node(url, user="ada")
         assert url not in (await console.fleet_view()).gone
+        with pytest.raises(NotAllowed, match="only admins can save presets"):
+            await console.save_node_presets(user="bob")
+        pinned = await console.save_node_presets(user="ada")
+        assert sorted(console.catalog.get(name).base_url for name in pinned) == sorted(f"{u}/v1" for u in fleet_nodes)
     finally:
         await console.close()
 
 
-def test_the_console_runs_on_the_proxy_and_its_fleet_endpoints_work(proxy, nodes, app_url):
+async def test_a_node_preset_reaches_its_node_directly(fleet_proxy, fleet_nodes):
+    """What Compare runs when pinned to a node: the node itself, not the proxy."""
+    from backends import create_backend
+    from console.fleet import FleetView, node_presets
+
+    url = next(iter(fleet_nodes))
+    node = NodeReport(url, models=(), role="Hybrid", in_flight=0, latency_s=None, healthy=True)
+    (preset,) = node_presets(FleetView(fleet_proxy, (node,), {}, ()), None).values()
+    await ProxyClient(fleet_proxy).add(url)  # registered already, unless this test runs alone
+    routed_before = len((await ProxyClient(fleet_proxy).node_table())[url]["latency"])
+    backend, _ = await create_backend(preset.to_spec())
+    try:
+        assert await reply(backend, chat("What is 2+3?"))
+    finally:
+        await backend.close()
+    assert len((await ProxyClient(fleet_proxy).node_table())[url]["latency"]) == routed_before
+
+
+def test_the_console_runs_on_the_proxy_and_its_fleet_endpoints_work(fleet_proxy, fleet_nodes, app_url):
     from gradio_client import Client
 
     client = Client(app_url, verbose=False)
@@ -121,9 +113,9 @@ def test_the_console_runs_on_the_proxy_and_its_fleet_endpoints_work(proxy, nodes
         chatbot, _ = client.predict(message="What is 2+3?", temperature=0, max_new_tokens=16, api_name="/chat")
         assert "tok/s" in chatbot[-1]["content"][0]["text"]
         fleet = client.predict(api_name="/fleet")
-        assert fleet["ok"] and {node["url"] for node in fleet["nodes"]} == set(nodes)
+        assert fleet["ok"] and {node["url"] for node in fleet["nodes"]} == set(fleet_nodes)
         assert sum(node["in_flight"] for node in fleet["nodes"]) == 0 and all(n["healthy"] for n in fleet["nodes"])
-        removed = next(iter(nodes))
+        removed = next(iter(fleet_nodes))
         assert client.predict(removed, False, api_name="/fleet_remove") == {"ok": True}
         assert [gone["url"] for gone in client.predict(api_name="/fleet")["gone"]] == [removed]
         refused = client.predict(f"http://127.0.0.1:{DOWN_PORT}", api_name="/fleet_add")
@@ -133,14 +125,14 @@ def test_the_console_runs_on_the_proxy_and_its_fleet_endpoints_work(proxy, nodes
         client.predict("cpu", api_name="/switch_preset")
 
 
-async def test_a_node_killed_mid_reply_ends_that_reply_and_the_next_goes_to_a_live_node(proxy, nodes):
-    backend = await ProxyBackend.connect_proxy(f"{proxy}/v1", None, None)
+async def test_a_node_killed_mid_reply_ends_that_reply_and_the_next_goes_to_a_live_node(fleet_proxy, fleet_nodes):
+    backend = await ProxyBackend.connect_proxy(f"{fleet_proxy}/v1", None, None)
     try:
         stream = backend.stream_chat(chat("Write a long story about a lighthouse.", max_new_tokens=400))
         await anext(stream)
         busy = [url for url, status in (await backend.fleet.node_table()).items() if status["unfinished"]]
         assert len(busy) == 1
-        nodes[busy[0]].send_signal(signal.SIGKILL)
+        fleet_nodes[busy[0]].send_signal(signal.SIGKILL)
         with pytest.raises(BackendUnavailable, match="ended without a finish reason.*left the routing"):
             async for _ in stream:
                 pass
@@ -148,6 +140,6 @@ async def test_a_node_killed_mid_reply_ends_that_reply_and_the_next_goes_to_a_li
         for i in range(3):
             assert await reply(backend, chat(f"What is {i}+1?"))
         view = await FleetWatch().look(backend.fleet)
-        assert [node.url for node in view.nodes] == [url for url in nodes if url != busy[0]]
+        assert [node.url for node in view.nodes] == [url for url in fleet_nodes if url != busy[0]]
     finally:
         await backend.close()

@@ -12,24 +12,25 @@ from backends import BackendError
 from console.access import NotAllowed
 from console.core import Console
 from console.fleet import FleetView
+from presets.store import PresetError
 
 from .errors import refused
 
 COLUMNS = [
     "node",
-    "models",
+    "model",
     "role",
     "health",
-    "in flight (proxy)",
-    "latency (s)",
-    "KV in use",
+    "in flight",
+    "latency s",
+    "KV used",
     "running",
     "waiting",
-    "TTFT (ms)",
-    "per token (ms)",
-    "prompt tokens",
-    "generated tokens",
-    "prefix-cache hits",
+    "TTFT ms",
+    "ms/token",
+    "prompt tok",
+    "gen tok",
+    "prefix hits",
 ]
 # The proxy has no route that reports it (LMDeploy 0.18): the flag it was started with decides.
 ROUTING_NOTE = (
@@ -40,36 +41,44 @@ ROUTING_NOTE = (
 
 def build_tab(console: Console) -> None:
     status = gr.Markdown(elem_id="fleet-status")
-    nodes = gr.Dataframe(headers=COLUMNS, label="Nodes", interactive=False, wrap=True, elem_id="fleet-nodes")
+    nodes = gr.Dataframe(
+        headers=COLUMNS,
+        label="Nodes (in flight and latency: the proxy's; the rest: each node's own /metrics)",
+        interactive=False,
+        elem_id="fleet-nodes",
+    )
     timeline = gr.Plot(label="Requests in flight per node (the proxy's count)", elem_id="fleet-timeline")
     gone = gr.Markdown(elem_id="fleet-gone")
-    with gr.Accordion("Manage nodes (admins)", open=False):
+    with gr.Accordion("Manage nodes (admins)", open=False) as manage:
         with gr.Row():
             new_node = gr.Textbox(label="api_server URL", placeholder="http://10.0.0.5:23333", scale=3)
             add = gr.Button("Add node", scale=1)
         with gr.Row():
-            picked = gr.Dropdown(label="Node", choices=[], scale=3)
+            picked = gr.Dropdown(label="Node", choices=[], scale=3, elem_id="fleet-node")
             remove = gr.Button("Remove from routing", scale=1)
         with gr.Row():
             confirm = gr.Checkbox(label="Yes, shut this node's server down", value=False)
             terminate = gr.Button("Terminate node", variant="stop")
+        pin = gr.Button("Save a preset per node (Compare can then run each node on its own)")
         outcome = gr.Markdown()
 
     async def refresh():
         try:
             view = await console.fleet_view()
         except BackendError as exc:
-            return f"**No fleet:** {exc}", [], None, "", gr.Dropdown(choices=[])
-        urls = [node.url for node in view.nodes]
-        return (
-            _status_line(view),
-            [_row(node) for node in view.nodes],
-            _timeline(view),
-            _gone_lines(view),
-            gr.Dropdown(choices=urls, value=None),
-        )
+            return f"**No fleet:** {exc}", [], None, ""
+        return _status_line(view), [_row(node) for node in view.nodes], _timeline(view), _gone_lines(view)
 
-    outputs = [status, nodes, timeline, gone, picked]
+    async def node_choices():
+        """The node picker's choices: read when the admin section opens and after each action, not on
+        every refresh (that would close the list under the admin's pointer)."""
+        try:
+            return gr.Dropdown(choices=[node.url for node in (await console.fleet_view()).nodes], value=None)
+        except BackendError:
+            return gr.Dropdown(choices=[], value=None)
+
+    outputs = [status, nodes, timeline, gone]
+    manage.expand(node_choices, outputs=picked, api_visibility="private")
     gr.Timer(2.0).tick(refresh, outputs=outputs, api_visibility="private", show_progress="hidden")
 
     async def add_clicked(url: str, request: gr.Request):
@@ -96,14 +105,22 @@ def build_tab(console: Console) -> None:
             raise refused(str(exc)) from exc
         return f"{'Terminated' if shut_down else 'Removed from the routing:'} {url}."
 
+    async def pin_clicked(request: gr.Request):
+        try:
+            names = await console.save_node_presets(user=request.username)
+        except (BackendError, PresetError, NotAllowed) as exc:
+            raise refused(str(exc)) from exc
+        return f"Saved {', '.join(names)}: pick them on the Compare tab."
+
     for button, handler, inputs in (
+        (pin, pin_clicked, []),
         (add, add_clicked, [new_node]),
         (remove, remove_clicked, [picked]),
         (terminate, terminate_clicked, [picked, confirm]),
     ):
         button.click(handler, inputs=inputs, outputs=outcome, api_visibility="private").then(
             refresh, outputs=outputs, api_visibility="private"
-        )
+        ).then(node_choices, outputs=picked, api_visibility="private")
 
     async def fleet() -> dict:
         """The proxy's nodes now: health, requests in flight, latency and each node's own metrics; the nodes that left."""
@@ -149,12 +166,12 @@ def _status_line(view: FleetView) -> str:
 
 def _row(node) -> list:
     scheduler = node.scheduler
-    health = "ok" if node.healthy else f"**down**: {node.problem}"
+    health = "ok" if node.healthy else f"down: {node.problem}"
     if node.healthy and node.problem:
-        health = f"ok ({node.problem})"
+        health = f"ok · {node.problem}"
     return [
         node.url,
-        ", ".join(node.models),
+        ", ".join(model.rstrip("/").rsplit("/", 1)[-1] for model in node.models),  # a folder's name, as served
         node.role,
         health,
         node.in_flight,
@@ -193,7 +210,9 @@ def _timeline(view: FleetView) -> go.Figure:
     urls = dict.fromkeys(url for _, counts in view.history for url in counts)
     for url in urls:
         points = [(datetime.datetime.fromtimestamp(t), counts[url]) for t, counts in view.history if url in counts]
-        figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", name=url))
+        figure.add_trace(
+            go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", line_shape="hv", name=url)
+        )
     figure.update_layout(height=280, margin=dict(l=40, r=10, t=10, b=30), yaxis_title="in flight")
     return figure
 
