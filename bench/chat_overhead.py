@@ -33,7 +33,7 @@ import yaml
 
 from backends import ChatRequest, GenerationParams, TextDelta, Usage, create_backend
 from bench.cli import backend_parser, backend_spec, emit
-from bench.gradio_stream import GradioEndpoint
+from bench.gradio_stream import GradioEndpoint, carries_reply_text
 from telemetry.machine import describe_machine
 
 PROMPTS = [
@@ -193,6 +193,7 @@ class ConsoleLayer:
             params.repetition_penalty,
             -1,
             "",
+            False,  # token probabilities
         )
 
     async def run(self, prompts: list[str]) -> Batch:
@@ -212,8 +213,8 @@ class ConsoleLayer:
     def _sample(self, session: str, prompt: str) -> Sample:
         first, total, final = None, 0.0, None
         for elapsed, message in self._endpoint.stream(prompt, *self._knobs, session=session):
-            if first is None:
-                first = elapsed  # the chat paints for the first time when the first text arrives
+            if first is None and carries_reply_text(message):
+                first = elapsed  # the paint with the first text (the one before: the message, at once)
             total, final = elapsed, message
         reply = final["output"]["data"][0][-1]["content"][0]["text"]
         match = re.search(r"(\d+) tokens", reply)

@@ -65,3 +65,16 @@ class GradioEndpoint:
                     yield time.perf_counter() - started, message
                 if message.get("msg") == "process_completed":
                     return
+
+
+WAITING = "waiting for the first token"
+
+
+def carries_reply_text(message: dict) -> bool:
+    """Whether a chat paint carries reply text: the first paint comes at once, with the user's message
+    and a reply still waiting for its first token (issue 16); later paints are Gradio's diffs of text."""
+    data = (message.get("output") or {}).get("data") or [None]
+    chat = data[0]
+    if isinstance(chat, list) and chat and isinstance(chat[-1], dict):  # a whole value, not a diff
+        return WAITING not in str(chat[-1].get("content")) and chat[-1].get("role") == "assistant"
+    return True

@@ -35,7 +35,7 @@ async def test_a_node_is_added_only_once_it_answers(fleet_proxy, fleet_nodes, em
         await client.add(f"http://127.0.0.1:{DOWN_PORT}")
     with pytest.raises(BackendError, match="is no URL"):
         await client.add("node-3:23333")
-    assert await client.node_table() == {}  # neither reached the proxy
+    assert not any(str(DOWN_PORT) in url or "node-3" in url for url in await client.node_table())
     for url in fleet_nodes:
         assert await client.add(url + "/v1/") == [str(embedded_folder)]
     assert set(await client.node_table()) == set(fleet_nodes)

@@ -1,0 +1,187 @@
+"""How a chat's cost grows with its length: TTFT against the server alone, and the console's CPU per
+repaint, at turn 1, 10 and 50 of one conversation (issue 16: turn 50 within 1.3x of turn 1).
+
+    python -m bench.chat_length                                   # transformers serve, SmolLM2, CPU
+    python -m bench.chat_length --base-url http://gpu-box:23333/v1  # a running api_server
+
+The console runs with the remote backend in front of the server (`app.py --backend remote`), so its
+process does the console's work alone and its CPU time is the console's. At each turn count the
+conversation is first brought to that many turns through `/chat` (short replies); then `/regenerate`
+answers its last message `--repeats` times (the history keeps its length), read through Gradio's SSE
+stream as a page does, and between those the same messages go to the server directly (the openai
+client) for its own TTFT. CPU per repaint: the console process's user + system time over the
+regenerations, divided by the paints it sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from openai import OpenAI
+
+from bench.cli import emit
+from bench.gradio_stream import GradioEndpoint, carries_reply_text
+from telemetry.machine import describe_machine
+
+TARGET_RATIO = 1.3
+
+
+@dataclass
+class Turn:
+    turns: int
+    console_ttft_s: float
+    raw_ttft_s: float
+    cpu_per_paint_ms: float
+    cpu_per_reply_ms: float
+    paints: float
+
+
+class ConsoleChat:
+    """One conversation with the running console, through `/chat` and `/regenerate`, as one page."""
+
+    def __init__(self, url: str, pid: int, max_new_tokens: int):
+        self._chat, self._regenerate = GradioEndpoint(url, "chat"), GradioEndpoint(url, "regenerate")
+        self._session, self._pid = uuid.uuid4().hex, pid
+        self._chat.open_page(self._session)
+        # system prompt, temperature, top_p, top_k, max_new_tokens, repetition penalty, seed, stop words, token probabilities
+        self._knobs = ["", 0.0, 1.0, 40, max_new_tokens, 1.0, -1, "", False]
+        self.messages: list[dict] = []
+
+    def say(self, text: str, max_new_tokens: int) -> None:
+        knobs = [*self._knobs[:4], max_new_tokens, *self._knobs[5:]]
+        *_, (_, final) = self._chat.stream(text, *knobs, session=self._session)
+        self.messages = [
+            {"role": m["role"], "content": _plain(m["content"][0]["text"])} for m in final["output"]["data"][0]
+        ]
+
+    def regenerate(self) -> tuple[float, int, float]:
+        """TTFT of a regenerated last reply, the paints it took, and the console's CPU seconds meanwhile."""
+        cpu_before, first, paints = _cpu_seconds(self._pid), None, 0
+        for elapsed, message in self._regenerate.stream(*self._knobs, session=self._session):
+            paints += 1
+            if first is None and carries_reply_text(message):
+                first = elapsed
+        return first, paints, _cpu_seconds(self._pid) - cpu_before
+
+
+def raw_ttft(client: OpenAI, model: str, messages: list[dict], max_new_tokens: int) -> float:
+    started = time.perf_counter()
+    stream = client.chat.completions.create(
+        model=model, messages=messages, max_tokens=max_new_tokens, temperature=0, stream=True
+    )
+    with stream:
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                return time.perf_counter() - started
+    return float("nan")
+
+
+def measure(args, url: str, pid: int, base_url: str) -> list[Turn]:
+    conversation = ConsoleChat(url, pid, args.max_new_tokens)
+    client = OpenAI(base_url=base_url, api_key=os.environ.get("LMDEPLOY_CONSOLE_API_KEY") or "none")
+    model = client.models.list().data[0].id
+    results, said = [], 0
+    for turns in args.turns:
+        while said < turns:
+            conversation.say(f"Tell me one fact about the number {said + 1}.", args.history_tokens)
+            said += 1
+        history = conversation.messages[:-1]  # what /regenerate sends: all but the reply it replaces
+        samples = [conversation.regenerate() for _ in range(args.repeats)]
+        raws = [raw_ttft(client, model, history, args.max_new_tokens) for _ in range(args.repeats)]
+        results.append(
+            Turn(
+                turns,
+                statistics.median(s[0] for s in samples),
+                statistics.median(raws),
+                statistics.median(s[2] / s[1] * 1000 for s in samples),
+                statistics.median(s[2] * 1000 for s in samples),
+                statistics.median(s[1] for s in samples),
+            )
+        )
+    return results
+
+
+def table(results: list[Turn], args) -> str:
+    first = results[0]
+    lines = [
+        describe_machine(),
+        "",
+        f"Replies of {args.max_new_tokens} tokens, {args.repeats} regenerations per turn count, medians.",
+        "",
+        "| turn | console TTFT (ms) | server alone (ms) | console - server (ms) | paints | console CPU per reply (ms) | "
+        "console CPU per paint (ms) | CPU per paint x turn 1 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.turns} | {r.console_ttft_s * 1000:.0f} | {r.raw_ttft_s * 1000:.0f} | "
+            f"{(r.console_ttft_s - r.raw_ttft_s) * 1000:+.0f} | {r.paints:.0f} | {r.cpu_per_reply_ms:.0f} | "
+            f"{r.cpu_per_paint_ms:.2f} | "
+            f"{r.cpu_per_paint_ms / first.cpu_per_paint_ms:.2f}x |"
+        )
+    last = results[-1]
+    ratio = last.cpu_per_paint_ms / first.cpu_per_paint_ms
+    verdict = "met" if ratio <= TARGET_RATIO else "not met"
+    lines += [
+        "",
+        f"Turn {last.turns} against turn {first.turns}: CPU per paint {ratio:.2f}x (target <= 1.3x: {verdict}).",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base-url", help="an OpenAI-compatible server; default: start transformers serve here")
+    parser.add_argument("--turns", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="the measured replies")
+    parser.add_argument("--history-tokens", type=int, default=48, help="the replies that build the history")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    from tests.conftest import free_port, start_openai_server, start_process, stop_process, wait_for_http
+
+    folder = Path(tempfile.mkdtemp(prefix="chat-length-"))
+    server = None
+    if args.base_url:
+        base_url = args.base_url
+    else:
+        from backends.embedded_model import embedded_hf_folder
+
+        server, base_url = start_openai_server(embedded_hf_folder(), folder, "--list-model")
+    port = free_port()
+    log = folder / "console.log"
+    app = start_process(
+        [sys.executable, "app.py", "--backend", "remote", "--base-url", base_url, "--server-port", str(port)], log
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_for_http(url, app, log)
+        emit(table(measure(args, url, app.pid, base_url), args), args.out)
+    finally:
+        stop_process(app)
+        if server:
+            stop_process(server)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _plain(text: str) -> str:
+    """A painted reply without its stats line (what the model said)."""
+    return re.sub(r"\n\n<sub>.*</sub>$", "", text, flags=re.DOTALL)
+
+
+if __name__ == "__main__":
+    main()
