@@ -30,7 +30,7 @@ from .base import (
     Usage,
 )
 from .lmdeploy_config import EngineOptions
-from .lmdeploy_process import IDLE, EngineWorker
+from .lmdeploy_process import WORKERS, EngineWorker
 from .tool_calls import CallPieces
 from .tool_prompt import ToolTurn
 
@@ -62,13 +62,14 @@ class LmdeployBackend(Backend):
     async def start(
         cls, model_path: str, options: EngineOptions, on_stage: Callable[[str], None] | None = None
     ) -> LmdeployBackend:
-        """Load the engine in the idle worker where there is one, else in a new worker process, and wait
-        until it is ready (or say why it is not); `on_stage` hears each stage of the load as the worker
-        reaches it (from another thread). A reused worker that fails to load gets one retry in a fresh
-        process: the failure may be the reused process's, not the preset's."""
+        """Load the engine in the idle worker where there is one, else in the spare or a new worker
+        process, and wait until it is ready (or say why it is not); `on_stage` hears each stage of the
+        load as the worker reaches it (from another thread). A reused worker that fails to load gets one
+        retry in a fresh process: the failure may be the reused process's, not the preset's. Once loaded,
+        a spare worker is started for the next switch that cannot reuse this one."""
         on_stage = on_stage or (lambda stage: None)
         started = time.perf_counter()
-        if worker := IDLE.take():
+        if worker := WORKERS.take_idle():
             on_stage(
                 f"reusing the engine worker (LMDeploy imported, CUDA context made; engine {worker.engines_loaded + 1})"
             )
@@ -78,9 +79,10 @@ class LmdeployBackend(Backend):
                 on_stage(f"the reused worker failed ({exc}); loading in a fresh process")
                 worker = None
         if worker is None:
-            on_stage("starting the engine worker")
-            worker = EngineWorker()
+            worker, spare = await asyncio.to_thread(WORKERS.fresh)
+            on_stage("taking the spare engine worker (LMDeploy imported)" if spare else "starting the engine worker")
             info = await _load_in(worker, model_path, options, on_stage)
+        await asyncio.to_thread(WORKERS.prepare_spare)
         backend = cls(worker, model_path, options, info)
         backend.load_seconds = time.perf_counter() - started
         return backend
@@ -233,7 +235,7 @@ class LmdeployBackend(Backend):
             pass
         self._reader.join(timeout=_CLOSE_TIMEOUT_S)
         if self._closed_cleanly and self._worker.may_host_another(*self._closed_cleanly):
-            IDLE.keep(self._worker)
+            WORKERS.keep_idle(self._worker)
         else:
             self._worker.end()
 

@@ -20,7 +20,7 @@ _EXIT_TIMEOUT_S = 30
 # first close did, give or take this much (the raw pipeline keeps 18-50 MiB more after each build,
 # measured on an H100): so ten switches cannot pile up more than this.
 REUSE_SLACK_MIB = 64
-REUSE_ENV = "LMDEPLOY_CONSOLE_REUSE_WORKER"  # 0: a fresh worker process for every engine (slower switches)
+REUSE_ENV = "LMDEPLOY_CONSOLE_REUSE_WORKER"  # 0: a new worker process for every engine, no spare (slower switches)
 
 
 class EngineWorker:
@@ -104,42 +104,68 @@ class EngineWorker:
         self.conn.close()
 
 
-class IdleWorker:
-    """The one worker waiting for its next engine: at most one, and for a short while only (an idle
-    worker holds a CUDA context, which a job that unloaded the engine may want back)."""
+class WorkerPool:
+    """Workers ready for the next engine: the one whose engine just closed cleanly (imports and CUDA
+    context done; kept a short while only, since its context holds GPU memory a job may want back), and
+    a spare started ahead (imports done, no CUDA context, so no GPU memory) for when none can be reused:
+    after a crash, after `get_logits`, or when a worker's closes leave memory behind."""
 
     def __init__(self, wait_s: float = 60, enabled: bool = True):
-        self._worker: EngineWorker | None = None
+        self._idle: EngineWorker | None = None
+        self._spare: EngineWorker | None = None
         self._lock = threading.Lock()
         self._wait_s = wait_s
         self.enabled = enabled
 
-    def take(self) -> EngineWorker | None:
+    def take_idle(self) -> EngineWorker | None:
         with self._lock:
-            worker, self._worker = self._worker, None
-        if worker is not None and not worker.process.is_alive():
-            worker.kill()
-            return None
-        return worker
+            worker, self._idle = self._idle, None
+        return _alive(worker)
 
-    def keep(self, worker: EngineWorker) -> None:
+    def keep_idle(self, worker: EngineWorker) -> None:
         if not self.enabled:
             worker.end()
             return
         with self._lock:
-            previous, self._worker = self._worker, worker
+            previous, self._idle = self._idle, worker
         if previous is not None:
             previous.end()
         timer = threading.Timer(self._wait_s, self._end_unless_taken, args=(worker,))
         timer.daemon = True
         timer.start()
 
+    def fresh(self) -> tuple[EngineWorker, bool]:
+        """A worker with no engine yet: the spare where one is ready (True), else a new one (False)."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and not self.enabled:  # reuse turned off since it was started
+            spare.end()
+            spare = None
+        spare = _alive(spare)
+        return (spare, True) if spare else (EngineWorker(), False)
+
+    def prepare_spare(self) -> None:
+        """Start a spare worker unless one is ready (its imports run while the engine serves)."""
+        if not self.enabled:
+            return
+        with self._lock:
+            if _alive(self._spare):
+                return
+            self._spare = EngineWorker()
+
     def _end_unless_taken(self, worker: EngineWorker) -> None:
         with self._lock:
-            if self._worker is not worker:
+            if self._idle is not worker:
                 return
-            self._worker = None
+            self._idle = None
         worker.end()
 
 
-IDLE = IdleWorker(enabled=os.environ.get(REUSE_ENV, "1") != "0")
+def _alive(worker: EngineWorker | None) -> EngineWorker | None:
+    if worker is not None and not worker.process.is_alive():
+        worker.kill()
+        return None
+    return worker
+
+
+WORKERS = WorkerPool(enabled=os.environ.get(REUSE_ENV, "1") != "0")

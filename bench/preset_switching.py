@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backends import create_backend
-from backends.lmdeploy_process import IDLE
+from backends.lmdeploy_process import WORKERS
 from bench.cli import emit
 from console.core import Console, NoEngine
 from presets.store import PresetCatalog
@@ -59,7 +59,7 @@ def memory_mib(sampler: VramSampler) -> float:
 async def console_switches(catalog: PresetCatalog, names: list[str], count: int, reuse: bool = True) -> list[Load]:
     sampler = VramSampler()
     console = Console(NoEngine("not started"), "benchmark", catalog=catalog, sampler=sampler)
-    IDLE.enabled = reuse
+    WORKERS.enabled = reuse
     loads = []
     try:
         for i in range(count):
@@ -67,7 +67,7 @@ async def console_switches(catalog: PresetCatalog, names: list[str], count: int,
             loads.append(Load(report.preset, report.load_seconds, memory_mib(sampler), report.stages, cold=i == 0))
     finally:
         await console.close()
-        IDLE.enabled = True
+        WORKERS.enabled = True
     return loads
 
 

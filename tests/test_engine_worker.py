@@ -6,7 +6,7 @@ import time
 import pytest
 
 from backends import EngineOptions, ModelLoadError, usable_gpu_reason
-from backends.lmdeploy_process import REUSE_SLACK_MIB, EngineWorker, IdleWorker
+from backends.lmdeploy_process import REUSE_SLACK_MIB, EngineWorker, WorkerPool
 
 pytestmark = pytest.mark.cpu
 
@@ -30,24 +30,37 @@ def test_a_failed_load_says_why_and_its_worker_ends(embedded_folder):
 
 
 def test_an_idle_worker_is_taken_once_and_told_to_exit_when_its_wait_is_over():
-    idle = IdleWorker(wait_s=0.5)
+    pool = WorkerPool(wait_s=0.5)
     worker = EngineWorker()
-    idle.keep(worker)
-    assert idle.take() is worker and idle.take() is None
-    idle.keep(worker)
+    pool.keep_idle(worker)
+    assert pool.take_idle() is worker and pool.take_idle() is None
+    pool.keep_idle(worker)
     wait_until_ended(worker)
-    assert worker.process.exitcode == 0 and idle.take() is None  # told to exit, not killed
+    assert worker.process.exitcode == 0 and pool.take_idle() is None  # told to exit, not killed
 
 
-def test_keeping_a_second_worker_ends_the_first():
-    idle = IdleWorker()
+def test_keeping_a_second_idle_worker_ends_the_first():
+    pool = WorkerPool()
     first, second = EngineWorker(), EngineWorker()
-    idle.keep(first)
-    idle.keep(second)
+    pool.keep_idle(first)
+    pool.keep_idle(second)
     assert not first.process.is_alive() and first.process.exitcode == 0
-    assert idle.take() is second
+    assert pool.take_idle() is second
     second.end()
     assert second.process.exitcode == 0
+
+
+def test_a_spare_worker_is_started_ahead_and_handed_out_once():
+    pool = WorkerPool()
+    pool.prepare_spare()
+    pool.prepare_spare()  # one spare at a time
+    spare, was_spare = pool.fresh()
+    assert was_spare and spare.process.is_alive()
+    another, was_spare = pool.fresh()
+    assert not was_spare and another is not spare
+    for worker in (spare, another):
+        worker.end()
+        assert worker.process.exitcode == 0
 
 
 def test_a_worker_hosts_another_engine_only_while_its_closes_leave_nothing_more_behind():
@@ -61,8 +74,14 @@ def test_a_worker_hosts_another_engine_only_while_its_closes_leave_nothing_more_
     assert not worker.may_host_another(30_000, reusable=True)
 
 
-def test_with_reuse_turned_off_a_kept_worker_ends_at_once():
-    idle = IdleWorker(enabled=False)
+def test_with_reuse_turned_off_no_worker_is_kept_or_started_ahead():
+    pool = WorkerPool()
+    pool.prepare_spare()
+    pool.enabled = False
     worker = EngineWorker()
-    idle.keep(worker)
-    assert worker.process.exitcode == 0 and idle.take() is None
+    pool.keep_idle(worker)
+    assert worker.process.exitcode == 0 and pool.take_idle() is None
+    pool.prepare_spare()
+    fresh, was_spare = pool.fresh()  # the spare started before is ended, not handed out
+    assert not was_spare
+    fresh.end()

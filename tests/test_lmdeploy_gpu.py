@@ -198,7 +198,7 @@ async def test_a_worker_that_ran_get_logits_is_not_given_another_engine(embedded
     stages = []
     second = await LmdeployBackend.start(str(embedded_folder), EngineOptions(engine="pytorch"), stages.append)
     try:
-        assert second.pid != first.pid and stages[0] == "starting the engine worker"
+        assert second.pid != first.pid and stages[0] == "taking the spare engine worker (LMDeploy imported)"
     finally:
         await second.close()
 
