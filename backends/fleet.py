@@ -196,16 +196,14 @@ class ProxyBackend(RemoteBackend):
                     yield delta
                 return
             except BackendUnavailable as exc:
-                dropped = await self._drop_silent_nodes()
+                try:
+                    dropped = await self.fleet.drop_silent_nodes()
+                except BackendError as proxy_down:  # the proxy itself: say that, not what the client saw
+                    kept = "; the reply so far is kept" if started else ""
+                    raise BackendUnavailable(f"{proxy_down}{kept}") from exc
                 if started or attempt == 2 or not dropped:
                     suffix = f" ({', '.join(dropped)} stopped answering and left the routing)" if dropped else ""
                     raise BackendUnavailable(f"{exc}{suffix}") from exc
-
-    async def _drop_silent_nodes(self) -> list[str]:
-        try:
-            return await self.fleet.drop_silent_nodes()
-        except BackendError:  # the proxy itself is down: the error at hand says enough
-            return []
 
     async def scheduler_metrics(self) -> SchedulerMetrics:
         """The fleet's scheduler as one: requests running and waiting summed, KV use and prefix-cache

@@ -5,6 +5,7 @@ killed in the middle of a reply. The tests run in order: the last one kills a no
 
 import asyncio
 import signal
+import sys
 
 import pytest
 
@@ -123,6 +124,30 @@ def test_the_console_runs_on_the_proxy_and_its_fleet_endpoints_work(fleet_proxy,
         assert client.predict(removed, api_name="/fleet_add")["ok"]
     finally:
         client.predict("cpu", api_name="/switch_preset")
+
+
+async def test_a_proxy_that_went_away_is_named_in_the_error(fleet_nodes, tmp_path):
+    from tests.conftest import free_port, start_process, stop_process, wait_for_http
+
+    port = free_port()
+    command = [sys.executable, "-m", "lmdeploy", "serve", "proxy", "--server-name", "127.0.0.1"]
+    process = start_process([*command, "--server-port", str(port), "--disable-cache-status"], tmp_path / "proxy.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/nodes/status", process, tmp_path / "proxy.log")
+        await ProxyClient(url).add(next(iter(fleet_nodes)))
+        backend = await ProxyBackend.connect_proxy(f"{url}/v1", None, None)
+    finally:
+        stop_process(process)
+    try:
+        with pytest.raises(
+            BackendUnavailable, match=r"proxy at .* does not answer .*is `lmdeploy serve proxy` running"
+        ):
+            await reply(backend, chat("What is 2+3?"))
+        with pytest.raises(BackendUnavailable, match="is `lmdeploy serve proxy` running"):
+            await ProxyClient(url).reports()  # what the Fleet tab shows
+    finally:
+        await backend.close()
 
 
 async def test_a_node_killed_mid_reply_ends_that_reply_and_the_next_goes_to_a_live_node(fleet_proxy, fleet_nodes):
