@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import httpx
 
 from .base import BackendError, BackendInfo, BackendUnavailable, ChatRequest, Delta, SchedulerMetrics, TextScore
-from .remote import DEFAULT_READ_TIMEOUT_S, RemoteBackend, lmdeploy_series, scheduler_from_series
+from .remote import DEFAULT_READ_TIMEOUT_S, RemoteBackend, lmdeploy_series, scheduler_from_series, series_value
 
 logger = logging.getLogger("lmdeploy_console.fleet")
 _PROBE_TIMEOUT = httpx.Timeout(3.0)
@@ -45,8 +45,7 @@ class NodeReport:
 
     def figure(self, name: str) -> float | None:
         """One of api_server's series by its name without labels (`time_to_first_token_seconds_sum`, ...)."""
-        series = self.scheduler.series if self.scheduler else {}
-        return next((value for key, value in series.items() if key.split("{")[0] == f"lmdeploy:{name}"), None)
+        return series_value(self.scheduler.series, name) if self.scheduler else None
 
     def backend_config(self) -> dict[str, str]:
         """The engine config the node reports (`lmdeploy:backend_config_info`, an Info metric's labels)."""

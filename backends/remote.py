@@ -259,11 +259,17 @@ def _token_choices(logprobs) -> list[TokenChoice]:
     ]
 
 
-def scheduler_from_series(series: dict[str, float]) -> SchedulerMetrics:
-    """The scheduler's figures among api_server's series (one model per server: the first match)."""
+def series_value(series: dict[str, float], name: str) -> float | None:
+    """The first of api_server's series called `lmdeploy:<name>`, whatever its labels (one model per
+    server); None where the server has no such series."""
+    return next((value for key, value in series.items() if key.split("{")[0] == f"lmdeploy:{name}"), None)
 
-    def first(name: str) -> float | None:  # a series is named with its labels, if it has any
-        return next((value for key, value in series.items() if key.split("{")[0] == f"lmdeploy:{name}"), None)
+
+def scheduler_from_series(series: dict[str, float]) -> SchedulerMetrics:
+    """The scheduler's figures among api_server's series."""
+
+    def first(name: str) -> float | None:
+        return series_value(series, name)
 
     running, waiting = first("num_requests_running"), first("num_requests_waiting")
     return SchedulerMetrics(

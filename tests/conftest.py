@@ -192,14 +192,19 @@ def fleet_nodes(embedded_folder, tmp_path_factory) -> dict:
         stop_process(process)
 
 
-@pytest.fixture(scope="session")
-def fleet_proxy(tmp_path_factory, user_presets) -> str:
-    """`lmdeploy serve proxy` on the port the app's `fleet-test` preset points at, with no node yet."""
-    port = FLEET_PROXY_PORT
-    log = tmp_path_factory.mktemp("proxy") / "proxy.log"
+def start_proxy(port: int, log: Path) -> tuple[subprocess.Popen, str]:
+    """`lmdeploy serve proxy` on 127.0.0.1:`port`, with no node yet; returns it and its URL once it answers.
+    The caller stops it."""
     command = [sys.executable, "-m", "lmdeploy", "serve", "proxy", "--server-name", "127.0.0.1"]
     process = start_process([*command, "--server-port", str(port), "--disable-cache-status"], log)
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/nodes/status", process, log)
+    return process, url
+
+
+@pytest.fixture(scope="session")
+def fleet_proxy(tmp_path_factory, user_presets) -> str:
+    """LMDeploy's proxy on the port the app's `fleet-test` preset points at."""
+    process, url = start_proxy(FLEET_PROXY_PORT, tmp_path_factory.mktemp("proxy") / "proxy.log")
     yield url
     stop_process(process)

@@ -5,7 +5,6 @@ killed in the middle of a reply. The tests run in order: the last one kills a no
 
 import asyncio
 import signal
-import sys
 
 import pytest
 
@@ -127,14 +126,10 @@ def test_the_console_runs_on_the_proxy_and_its_fleet_endpoints_work(fleet_proxy,
 
 
 async def test_a_proxy_that_went_away_is_named_in_the_error(fleet_nodes, tmp_path):
-    from tests.conftest import free_port, start_process, stop_process, wait_for_http
+    from tests.conftest import free_port, start_proxy, stop_process
 
-    port = free_port()
-    command = [sys.executable, "-m", "lmdeploy", "serve", "proxy", "--server-name", "127.0.0.1"]
-    process = start_process([*command, "--server-port", str(port), "--disable-cache-status"], tmp_path / "proxy.log")
-    url = f"http://127.0.0.1:{port}"
+    process, url = start_proxy(free_port(), tmp_path / "proxy.log")
     try:
-        wait_for_http(f"{url}/nodes/status", process, tmp_path / "proxy.log")
         await ProxyClient(url).add(next(iter(fleet_nodes)))
         backend = await ProxyBackend.connect_proxy(f"{url}/v1", None, None)
     finally:

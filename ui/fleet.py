@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from typing import TYPE_CHECKING
 
 import gradio as gr
 import plotly.graph_objects as go
 
-from backends import BackendError
+from backends import BackendError, SchedulerMetrics
 from console.access import NotAllowed
 from console.core import Console
 from console.fleet import FleetView
 from presets.store import PresetError
 
 from .errors import refused
+
+if TYPE_CHECKING:  # the proxy's client imports openai's; the tab needs its type only
+    from backends.fleet import NodeReport
 
 COLUMNS = [
     "node",
@@ -164,8 +168,9 @@ def _status_line(view: FleetView) -> str:
     )
 
 
-def _row(node) -> list:
-    scheduler = node.scheduler
+def _row(node: NodeReport) -> list:
+    """A node's line in the table: the figures `/fleet` gives, formatted."""
+    figures = _node_json(node)
     health = "ok" if node.healthy else f"down: {node.problem}"
     if node.healthy and node.problem:
         health = f"ok · {node.problem}"
@@ -176,27 +181,27 @@ def _row(node) -> list:
         health,
         node.in_flight,
         _number(node.latency_s, "{:.2f}"),
-        _number(scheduler.cache_usage if scheduler else None, "{:.0%}"),
-        _number(scheduler.running if scheduler else None, "{}"),
-        _number(scheduler.waiting if scheduler else None, "{}"),
-        _number(_ms(node.mean("time_to_first_token_seconds")), "{:.0f}"),
-        _number(_ms(node.mean("time_per_output_token_seconds")), "{:.1f}"),
-        _number(node.figure("prompt_tokens_total"), "{:,.0f}"),
-        _number(node.figure("generation_tokens_total"), "{:,.0f}"),
-        _number(scheduler.prefix_cache_hit_rate if scheduler else None, "{:.0%}"),
+        _number(figures["kv_cache_usage"], "{:.0%}"),
+        _number(figures["running"], "{}"),
+        _number(figures["waiting"], "{}"),
+        _number(_ms(figures["ttft_mean_s"]), "{:.0f}"),
+        _number(_ms(figures["time_per_token_mean_s"]), "{:.1f}"),
+        _number(figures["prompt_tokens"], "{:,.0f}"),
+        _number(figures["generated_tokens"], "{:,.0f}"),
+        _number(figures["prefix_cache_hit_rate"], "{:.0%}"),
     ]
 
 
-def _node_json(node) -> dict:
-    fields = dataclasses.asdict(node)
-    fields.pop("scheduler")
-    scheduler = node.scheduler
+def _node_json(node: NodeReport) -> dict:
+    """What `/fleet` says of a node: what the proxy and the node report, and the figures read from its /metrics."""
+    scheduler = node.scheduler or SchedulerMetrics(cache_usage=None, running=None, waiting=None)
+    own = {field.name: getattr(node, field.name) for field in dataclasses.fields(node) if field.name != "scheduler"}
     return {
-        **fields,
-        "kv_cache_usage": scheduler.cache_usage if scheduler else None,
-        "running": scheduler.running if scheduler else None,
-        "waiting": scheduler.waiting if scheduler else None,
-        "prefix_cache_hit_rate": scheduler.prefix_cache_hit_rate if scheduler else None,
+        **own,
+        "kv_cache_usage": scheduler.cache_usage,
+        "running": scheduler.running,
+        "waiting": scheduler.waiting,
+        "prefix_cache_hit_rate": scheduler.prefix_cache_hit_rate,
         "ttft_mean_s": node.mean("time_to_first_token_seconds"),
         "time_per_token_mean_s": node.mean("time_per_output_token_seconds"),
         "prompt_tokens": node.figure("prompt_tokens_total"),
