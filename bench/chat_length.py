@@ -9,8 +9,10 @@ process does the console's work alone and its CPU time is the console's. At each
 conversation is first brought to that many turns through `/chat` (short replies); then `/regenerate`
 answers its last message `--repeats` times (the history keeps its length), read through Gradio's SSE
 stream as a page does, and between those the same messages go to the server directly (the openai
-client) for its own TTFT. CPU per repaint: the console process's user + system time over the
-regenerations, divided by the paints it sent.
+client) for its own TTFT. CPU per repaint: the console process's user + system time from the first
+paint with reply text to the last, divided by the paints in between. The wait for the first token is
+left out of it: it grows with the prefill of a longer history, and while it lasts the console paints
+nothing and spends only its idle background (timers, the sampler), which is reported on its own.
 """
 
 from __future__ import annotations
@@ -45,6 +47,18 @@ class Turn:
     paints: float
 
 
+@dataclass
+class Regeneration:
+    ttft_s: float
+    streamed_paints: int  # the paints after the first one with reply text
+    streaming_cpu_s: float  # the console's CPU time over those paints
+    reply_cpu_s: float  # ... over the whole reply, the wait for the first token included
+
+    @property
+    def cpu_per_paint_ms(self) -> float:
+        return self.streaming_cpu_s / self.streamed_paints * 1000
+
+
 class ConsoleChat:
     """One conversation with the running console, through `/chat` and `/regenerate`, as one page."""
 
@@ -63,14 +77,16 @@ class ConsoleChat:
             {"role": m["role"], "content": _plain(m["content"][0]["text"])} for m in final["output"]["data"][0]
         ]
 
-    def regenerate(self) -> tuple[float, int, float]:
-        """TTFT of a regenerated last reply, the paints it took, and the console's CPU seconds meanwhile."""
-        cpu_before, first, paints = _cpu_seconds(self._pid), None, 0
+    def regenerate(self) -> Regeneration:
+        """Regenerate the last reply, timing its first text and the console's CPU time meanwhile."""
+        cpu_before, first, cpu_at_first, paints = _cpu_seconds(self._pid), None, None, 0
         for elapsed, message in self._regenerate.stream(*self._knobs, session=self._session):
-            paints += 1
             if first is None and carries_reply_text(message):
-                first = elapsed
-        return first, paints, _cpu_seconds(self._pid) - cpu_before
+                first, cpu_at_first = elapsed, _cpu_seconds(self._pid)
+            elif first is not None:
+                paints += 1
+        cpu_after = _cpu_seconds(self._pid)
+        return Regeneration(first, paints, cpu_after - cpu_at_first, cpu_after - cpu_before)
 
 
 def raw_ttft(client: OpenAI, model: str, messages: list[dict], max_new_tokens: int) -> float:
@@ -83,6 +99,13 @@ def raw_ttft(client: OpenAI, model: str, messages: list[dict], max_new_tokens: i
             if chunk.choices and chunk.choices[0].delta.content:
                 return time.perf_counter() - started
     return float("nan")
+
+
+def idle_cpu_ms_per_s(pid: int, seconds: float = 10) -> float:
+    """The console's CPU time per second while nothing is asked of it."""
+    before = _cpu_seconds(pid)
+    time.sleep(seconds)
+    return (_cpu_seconds(pid) - before) / seconds * 1000
 
 
 def measure(args, url: str, pid: int, base_url: str) -> list[Turn]:
@@ -100,25 +123,26 @@ def measure(args, url: str, pid: int, base_url: str) -> list[Turn]:
         results.append(
             Turn(
                 turns,
-                statistics.median(s[0] for s in samples),
+                statistics.median(s.ttft_s for s in samples),
                 statistics.median(raws),
-                statistics.median(s[2] / s[1] * 1000 for s in samples),
-                statistics.median(s[2] * 1000 for s in samples),
-                statistics.median(s[1] for s in samples),
+                statistics.median(s.cpu_per_paint_ms for s in samples),
+                statistics.median(s.reply_cpu_s * 1000 for s in samples),
+                statistics.median(s.streamed_paints for s in samples),
             )
         )
     return results
 
 
-def table(results: list[Turn], args) -> str:
+def table(results: list[Turn], idle_ms_per_s: float, args) -> str:
     first = results[0]
     lines = [
         describe_machine(),
         "",
-        f"Replies of {args.max_new_tokens} tokens, {args.repeats} regenerations per turn count, medians.",
+        f"Replies of {args.max_new_tokens} tokens, {args.repeats} regenerations per turn count, medians. "
+        f"The console idle: {idle_ms_per_s:.1f} ms of CPU a second.",
         "",
-        "| turn | console TTFT (ms) | server alone (ms) | console - server (ms) | paints | console CPU per reply (ms) | "
-        "console CPU per paint (ms) | CPU per paint x turn 1 |",
+        "| turn | console TTFT (ms) | server alone (ms) | console - server (ms) | paints after the first text | "
+        "console CPU per reply, wait included (ms) | console CPU per paint (ms) | CPU per paint x turn 1 |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
@@ -165,7 +189,8 @@ def main() -> None:
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_for_http(url, app, log)
-        emit(table(measure(args, url, app.pid, base_url), args), args.out)
+        idle = idle_cpu_ms_per_s(app.pid)
+        emit(table(measure(args, url, app.pid, base_url), idle, args), args.out)
     finally:
         stop_process(app)
         if server:

@@ -21,19 +21,14 @@ Prints a Markdown table with the machine and versions; `--out FILE` also writes 
 from __future__ import annotations
 
 import asyncio
-import re
 import statistics
-import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from backends import ChatRequest, GenerationParams, TextDelta, Usage, create_backend
 from bench.cli import backend_parser, backend_spec, emit
-from bench.gradio_stream import GradioEndpoint, carries_reply_text
+from bench.stream_layers import Batch, ConsoleLayer, Sample
 from telemetry.machine import describe_machine
 
 PROMPTS = [
@@ -43,28 +38,6 @@ PROMPTS = [
     "Write a letter to a friend about a journey by train.",
     "Tell the history of a small fishing village.",
 ]
-
-
-@dataclass
-class Sample:
-    ttft_s: float
-    tokens: int
-    total_s: float
-
-    @property
-    def decode_tok_s(self) -> float:
-        decode_s = self.total_s - self.ttft_s
-        return (self.tokens - 1) / decode_s if decode_s > 0 and self.tokens > 1 else float("nan")
-
-
-@dataclass
-class Batch:
-    samples: list[Sample]
-    wall_s: float  # from the first request sent to the last reply ended
-
-    @property
-    def aggregate_tok_s(self) -> float:
-        return sum(s.tokens for s in self.samples) / self.wall_s
 
 
 @dataclass
@@ -164,68 +137,6 @@ class BackendLayer:
         await self.backend.close()
 
 
-# --- console: app.py in a subprocess, read through Gradio's SSE stream ---------------------
-
-
-class ConsoleLayer:
-    name = "console: app.py, Gradio SSE"
-
-    def __init__(self, args, params: GenerationParams):
-        from tests.conftest import free_port, start_process, wait_for_http
-
-        log_dir = Path(args.log_dir)
-        preset = log_dir / "bench-console-preset.yaml"
-        preset.write_text(yaml.safe_dump(bench_preset(args)), encoding="utf-8")
-        port = free_port()
-        log = log_dir / "bench-console.log"
-        self._process = start_process(
-            [sys.executable, "app.py", "--preset", str(preset), "--server-port", str(port)], log
-        )
-        url = f"http://127.0.0.1:{port}/"
-        wait_for_http(url, self._process, log, timeout_s=1200)
-        self._endpoint = GradioEndpoint(url, "chat")
-        self._knobs = (
-            "",
-            params.temperature,
-            params.top_p,
-            params.top_k,
-            params.max_new_tokens,
-            params.repetition_penalty,
-            -1,
-            "",
-            False,  # token probabilities
-        )
-
-    async def run(self, prompts: list[str]) -> Batch:
-        # one open page a user, each with an empty chat, as N people who open the console and type
-        sessions = [await asyncio.to_thread(self._open_page) for _ in prompts]
-        started = time.perf_counter()
-        samples = await asyncio.gather(
-            *(asyncio.to_thread(self._sample, s, p) for s, p in zip(sessions, prompts, strict=True))
-        )
-        return Batch(list(samples), time.perf_counter() - started)
-
-    def _open_page(self) -> str:
-        session = uuid.uuid4().hex
-        self._endpoint.open_page(session)
-        return session
-
-    def _sample(self, session: str, prompt: str) -> Sample:
-        first, total, final = None, 0.0, None
-        for elapsed, message in self._endpoint.stream(prompt, *self._knobs, session=session):
-            if first is None and carries_reply_text(message):
-                first = elapsed  # the paint with the first text (the one before: the message, at once)
-            total, final = elapsed, message
-        reply = final["output"]["data"][0][-1]["content"][0]["text"]
-        match = re.search(r"(\d+) tokens", reply)
-        return Sample(first, int(match.group(1)) if match else 0, total)
-
-    async def close(self) -> None:
-        from tests.conftest import stop_process
-
-        stop_process(self._process)
-
-
 def bench_preset(args) -> dict:
     """The console's preset: the same backend, model, engine and KV share as the other layers."""
     preset = {"description": "chat_overhead benchmark", "backend": args.backend, "model": args.model}
@@ -244,7 +155,11 @@ async def start_layers(args, params: GenerationParams) -> list:
         layers = [engine, backend]
     else:
         layers = [await BackendLayer.start(args, "engine: transformers on CPU, in-process", params)]
-    layers.append(await asyncio.to_thread(ConsoleLayer, args, params))
+    layers.append(
+        await asyncio.to_thread(
+            ConsoleLayer, "console: app.py, Gradio SSE", bench_preset(args), params, Path(args.log_dir)
+        )
+    )
     return layers
 
 

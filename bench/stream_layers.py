@@ -1,0 +1,146 @@
+"""Ways to send N chats at once and time them, shared by the throughput benchmarks.
+
+Each layer has `run(prompts) -> Batch`: every prompt as its own chat, all at once, each timed from
+its request to its first text (TTFT) and to its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from openai import AsyncOpenAI
+
+from backends import GenerationParams
+from bench.gradio_stream import GradioEndpoint, carries_reply_text
+
+
+@dataclass
+class Sample:
+    ttft_s: float
+    tokens: int
+    total_s: float
+
+    @property
+    def decode_tok_s(self) -> float:
+        decode_s = self.total_s - self.ttft_s
+        return (self.tokens - 1) / decode_s if decode_s > 0 and self.tokens > 1 else float("nan")
+
+
+@dataclass
+class Batch:
+    samples: list[Sample]
+    wall_s: float  # from the first request sent to the last reply ended
+
+    @property
+    def aggregate_tok_s(self) -> float:
+        return sum(s.tokens for s in self.samples) / self.wall_s
+
+
+class ConsoleLayer:
+    """The console (`app.py` in a subprocess, on `preset`), read through Gradio's SSE stream as a
+    browser does, each chat from a page opened first (see `GradioEndpoint.open_page`)."""
+
+    def __init__(self, name: str, preset: dict, params: GenerationParams, log_dir: Path):
+        from tests.conftest import free_port, start_process, wait_for_http
+
+        self.name = name
+        slug = re.sub(r"\W+", "-", name).strip("-")
+        preset_file = log_dir / f"bench-{slug}.yaml"
+        preset_file.write_text(yaml.safe_dump(preset), encoding="utf-8")
+        port = free_port()
+        log = log_dir / f"bench-{slug}.log"
+        self._process = start_process(
+            [sys.executable, "app.py", "--preset", str(preset_file), "--server-port", str(port)], log
+        )
+        self.url = f"http://127.0.0.1:{port}/"
+        wait_for_http(self.url, self._process, log, timeout_s=1200)
+        self._endpoint = GradioEndpoint(self.url, "chat")
+        self._knobs = (
+            "",  # system prompt
+            params.temperature,
+            params.top_p,
+            params.top_k,
+            params.max_new_tokens,
+            params.repetition_penalty,
+            -1,  # seed
+            "",  # stop words
+            False,  # token probabilities
+        )
+
+    async def run(self, prompts: list[str]) -> Batch:
+        # one open page a user, each with an empty chat, as N people who open the console and type
+        sessions = [await asyncio.to_thread(self._open_page) for _ in prompts]
+        started = time.perf_counter()
+        samples = await asyncio.gather(
+            *(asyncio.to_thread(self._sample, s, p) for s, p in zip(sessions, prompts, strict=True))
+        )
+        return Batch(list(samples), time.perf_counter() - started)
+
+    def _open_page(self) -> str:
+        session = uuid.uuid4().hex
+        self._endpoint.open_page(session)
+        return session
+
+    def _sample(self, session: str, prompt: str) -> Sample:
+        first, total, final = None, 0.0, None
+        for elapsed, message in self._endpoint.stream(prompt, *self._knobs, session=session):
+            if first is None and carries_reply_text(message):
+                first = elapsed  # the paint with the first text (the one before: the message, at once)
+            total, final = elapsed, message
+        reply = final["output"]["data"][0][-1]["content"][0]["text"]
+        match = re.search(r"(\d+) tokens", reply)
+        return Sample(first, int(match.group(1)) if match else 0, total)
+
+    async def close(self) -> None:
+        from tests.conftest import stop_process
+
+        stop_process(self._process)
+
+
+class OpenAILayer:
+    """The `openai` client straight to an OpenAI-compatible server (an api_server, the proxy)."""
+
+    def __init__(self, name: str, base_url: str, params: GenerationParams, api_key: str = "none"):
+        self.name, self._params = name, params
+        self._client = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=600)
+        self._model: str | None = None
+
+    async def run(self, prompts: list[str]) -> Batch:
+        if self._model is None:
+            self._model = (await self._client.models.list()).data[0].id
+        started = time.perf_counter()
+        samples = await asyncio.gather(*(self._sample(p) for p in prompts))
+        return Batch(list(samples), time.perf_counter() - started)
+
+    async def _sample(self, prompt: str) -> Sample:
+        started = time.perf_counter()
+        first, chunks, usage = None, 0, None
+        stream = await self._client.chat.completions.create(
+            model=self._model,
+            messages=[{"role": "user", "content": prompt}],
+            max_tokens=self._params.max_new_tokens,
+            temperature=self._params.temperature,
+            top_p=self._params.top_p,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        async with stream:
+            async for chunk in stream:
+                if chunk.usage:
+                    usage = chunk.usage
+                if chunk.choices and chunk.choices[0].delta.content:
+                    first = first or time.perf_counter()
+                    chunks += 1
+        # servers that report no usage: one text chunk a token is what both api_server and transformers send
+        tokens = usage.completion_tokens if usage else chunks
+        return Sample(first - started, tokens, time.perf_counter() - started)
+
+    async def close(self) -> None:
+        await self._client.close()
