@@ -144,12 +144,12 @@ class VramSampler:
             return (), self._nvml_error
         nvml = self._nvml
         try:
-            count = nvml.nvmlDeviceGetCount()
+            indices = _visible_indices(nvml, os.environ.get("CUDA_VISIBLE_DEVICES"))
         except nvml.NVMLError as exc:
             return (), f"NVML error: {exc}"
         # one GPU at a time, as nvitop does: a card NVML cannot read leaves the others on the page
         readings, problems = [], []
-        for index in range(count):
+        for index in indices:
             try:
                 readings.append(self._read_gpu(nvml, index))
             except nvml.NVMLError as exc:
@@ -191,6 +191,27 @@ def _init_nvml(nvml):
         return nvml, None
     except Exception as exc:  # noqa: BLE001 - a missing library or driver is a value, not a crash
         return None, f"no NVIDIA GPU is visible ({type(exc).__name__}: {exc})"
+
+
+def _visible_indices(nvml, visible: str | None) -> list[int]:
+    """The NVML indices of the GPUs this process's engines can use: those CUDA_VISIBLE_DEVICES names (by
+    index or UUID, in its order), else all. NVML itself sees every card, so a console pinned to one GPU
+    of a shared machine would otherwise count the others' memory as its own."""
+    count = nvml.nvmlDeviceGetCount()
+    if visible is None:
+        return list(range(count))
+    uuids = None
+    indices = []
+    for entry in filter(None, (part.strip() for part in visible.split(","))):
+        if entry.isdigit():
+            index = int(entry)
+        else:  # GPU-8f2a... (a unique prefix is enough for CUDA)
+            uuids = uuids or [_text(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
+            index = next((i for i, uuid in enumerate(uuids) if uuid.startswith(entry)), count)
+        if index >= count:
+            break  # CUDA ignores an invalid entry and every one after it
+        indices.append(index)
+    return indices
 
 
 def _utilization(nvml, handle) -> int | None:

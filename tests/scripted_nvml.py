@@ -29,6 +29,9 @@ class ScriptedNvml:
             raise self.NVMLError("Not Supported")
         return gpu["name"].encode()
 
+    def nvmlDeviceGetUUID(self, gpu):
+        return gpu.get("uuid", f"GPU-{self.gpus.index(gpu):08d}").encode()
+
     def nvmlDeviceGetMemoryInfo(self, gpu):
         if gpu.get("lost"):
             raise self.NVMLError("GPU is lost")

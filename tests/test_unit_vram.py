@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 from telemetry.vram import VramSampler
 from tests.scripted_nvml import ScriptedNvml
 from ui.vram_figures import compact_gauge, gauge_figure, process_rows, sample_as_json, timeline_figure
@@ -16,6 +18,11 @@ TWO_GPUS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def every_gpu_visible(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
 def test_every_gpu_is_read_with_its_processes_named():
     sampler = VramSampler(nvml=ScriptedNvml(TWO_GPUS))
     sampler.name_process(4242, "engine worker")
@@ -27,6 +34,19 @@ def test_every_gpu_is_read_with_its_processes_named():
     assert sample.gpus[1].processes[0].role == "other"
     assert sample.used_mib() == 20480 + 19456
     assert sample.console_rss_mib > 0
+
+
+@pytest.mark.parametrize(
+    ("visible", "read"),
+    [("1", [1]), ("1,0", [1, 0]), ("GPU-00000001", [1]), ("0,7,1", [0]), ("", [])],
+)
+def test_only_the_gpus_cuda_visible_devices_gives_are_read(monkeypatch, visible, read):
+    """A console pinned to some GPUs of a shared machine counts their memory alone (NVML sees every card);
+    as CUDA does, an entry that names no GPU ends the list."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    sample = VramSampler(nvml=ScriptedNvml(TWO_GPUS)).sample()
+    assert [gpu.index for gpu in sample.gpus] == read
+    assert sample.used_mib() == sum(TWO_GPUS[i]["used_mib"] for i in read)
 
 
 def test_without_nvml_the_sample_says_why_and_keeps_the_rss():
