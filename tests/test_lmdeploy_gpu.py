@@ -23,6 +23,7 @@ from backends import (
     Usage,
 )
 from backends.lmdeploy_backend import LmdeployBackend
+from telemetry.vram import VramSampler
 from tests.conftest import free_port, start_process, stop_process, wait_for_http
 
 pytestmark = pytest.mark.gpu
@@ -35,13 +36,8 @@ def ask(text: str) -> list[dict]:
 
 
 def gpu_used_mib() -> float:
-    import pynvml
-
-    pynvml.nvmlInit()
-    try:
-        return pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0)).used / 2**20
-    finally:
-        pynvml.nvmlShutdown()
+    """GPU memory in use on the GPUs this process may use (CUDA_VISIBLE_DEVICES), as the VRAM tab reads it."""
+    return VramSampler().sample().used_mib()
 
 
 def turbomind_loads() -> bool:
