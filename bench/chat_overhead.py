@@ -28,16 +28,8 @@ from pathlib import Path
 
 from backends import ChatRequest, GenerationParams, TextDelta, Usage, create_backend
 from bench.cli import backend_parser, backend_spec, emit
-from bench.stream_layers import Batch, ConsoleLayer, Sample
+from bench.stream_layers import PROMPTS, Batch, ConsoleLayer, Sample, prompts_at_once
 from telemetry.machine import describe_machine
-
-PROMPTS = [
-    "Write a long story about a lighthouse keeper.",
-    "Explain how a bicycle works, in detail.",
-    "Describe a walk through a forest in autumn.",
-    "Write a letter to a friend about a journey by train.",
-    "Tell the history of a small fishing village.",
-]
 
 
 @dataclass
@@ -57,10 +49,6 @@ class Results:
 
     def _samples(self, round_: int | None) -> list[Sample]:
         return self.rounds[round_] if round_ is not None else [s for r in self.rounds for s in r]
-
-
-def prompt_at(i: int) -> str:
-    return PROMPTS[i % len(PROMPTS)]
 
 
 # --- engine: lmdeploy.pipeline in this process ---------------------------------------------
@@ -166,7 +154,7 @@ async def start_layers(args, params: GenerationParams) -> list:
 async def measure(args, params: GenerationParams) -> list[Results]:
     layers = await start_layers(args, params)
     results = [Results(layer.name) for layer in layers]
-    at_once = [prompt_at(i) for i in range(args.concurrency)]
+    at_once = prompts_at_once(args.concurrency)
     try:
         for layer in layers:  # warm-up: the PyTorch engine captures a CUDA graph per batch size on first use
             await layer.run(["Hello!"])

@@ -35,18 +35,11 @@ from pathlib import Path
 from backends import GenerationParams
 from backends.fleet import NodeReport, ProxyClient
 from bench.cli import emit
-from bench.stream_layers import ConsoleLayer, OpenAILayer
+from bench.stream_layers import ConsoleLayer, OpenAILayer, prompts_at_once
 from telemetry.machine import describe_machine
 from telemetry.vram import VramSampler
 
 TARGET_RATIO = 1.7  # issue 15, two nodes against one
-PROMPTS = [
-    "Write a long story about a lighthouse keeper.",
-    "Explain how a bicycle works, in detail.",
-    "Describe a walk through a forest in autumn.",
-    "Write a letter to a friend about a journey by train.",
-    "Tell the history of a small fishing village.",
-]
 
 
 @dataclass
@@ -174,7 +167,7 @@ async def measure(args, servers: Servers, folder: Path) -> tuple[list[LayerResul
     results, spread = [LayerResult(layer.name) for layer in layers], Spread()
     sampler = VramSampler(interval_s=0.5).start()
     watch = SpreadWatch(ProxyClient(servers.proxy_url), sampler, spread)
-    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.concurrency)]
+    prompts = prompts_at_once(args.concurrency)
     try:
         for layer in layers:  # warm-up: engines capture CUDA graphs per batch size on first use
             await layer.run(prompts)

@@ -21,6 +21,19 @@ from openai import AsyncOpenAI
 from backends import GenerationParams
 from bench.gradio_stream import GradioEndpoint, carries_reply_text
 
+PROMPTS = [
+    "Write a long story about a lighthouse keeper.",
+    "Explain how a bicycle works, in detail.",
+    "Describe a walk through a forest in autumn.",
+    "Write a letter to a friend about a journey by train.",
+    "Tell the history of a small fishing village.",
+]
+
+
+def prompts_at_once(count: int) -> list[str]:
+    """`count` chats' first messages, the prompts in turn."""
+    return [PROMPTS[i % len(PROMPTS)] for i in range(count)]
+
 
 @dataclass
 class Sample:

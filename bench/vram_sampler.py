@@ -17,8 +17,9 @@ import statistics
 import time
 
 from backends import GenerationParams
-from bench.chat_overhead import PROMPTS, BackendLayer
+from bench.chat_overhead import BackendLayer
 from bench.cli import backend_parser
+from bench.stream_layers import PROMPTS
 from telemetry.machine import describe_machine
 from telemetry.vram import VramSampler
 
