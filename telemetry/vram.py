@@ -205,6 +205,8 @@ def _visible_indices(nvml, visible: str | None) -> list[int]:
     for entry in filter(None, (part.strip() for part in visible.split(","))):
         if entry.isdigit():
             index = int(entry)
+        elif entry.startswith("MIG-"):
+            return list(range(count))  # a MIG slice does not name its card here: every card, as NVML sees them
         else:  # GPU-8f2a... (a unique prefix is enough for CUDA)
             uuids = uuids or [_text(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
             index = next((i for i, uuid in enumerate(uuids) if uuid.startswith(entry)), count)

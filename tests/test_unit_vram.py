@@ -38,7 +38,7 @@ def test_every_gpu_is_read_with_its_processes_named():
 
 @pytest.mark.parametrize(
     ("visible", "read"),
-    [("1", [1]), ("1,0", [1, 0]), ("GPU-00000001", [1]), ("0,7,1", [0]), ("", [])],
+    [("1", [1]), ("1,0", [1, 0]), ("GPU-00000001", [1]), ("0,7,1", [0]), ("", []), ("MIG-4f1c", [0, 1])],
 )
 def test_only_the_gpus_cuda_visible_devices_gives_are_read(monkeypatch, visible, read):
     """A console pinned to some GPUs of a shared machine counts their memory alone (NVML sees every card);
