@@ -12,7 +12,9 @@ stream as a page does, and between those the same messages go to the server dire
 client) for its own TTFT. CPU per repaint: the console process's user + system time from the first
 paint with reply text to the last, divided by the paints in between. The wait for the first token is
 left out of it: it grows with the prefill of a longer history, and while it lasts the console paints
-nothing and spends only its idle background (timers, the sampler), which is reported on its own.
+nothing. The console's idle background (Gradio's queue loop, the VRAM sampler: measured first, with
+nothing asked of it) runs on while it paints, and a slower decode (a longer history on this CPU) spreads
+the same paints over more of it; the table gives CPU per paint as measured and above that background.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Turn:
     console_ttft_s: float
     raw_ttft_s: float
     cpu_per_paint_ms: float
+    above_idle_per_paint_ms: float
     cpu_per_reply_ms: float
     paints: float
 
@@ -51,12 +54,16 @@ class Turn:
 class Regeneration:
     ttft_s: float
     streamed_paints: int  # the paints after the first one with reply text
+    streaming_s: float  # from the first paint with reply text to the last
     streaming_cpu_s: float  # the console's CPU time over those paints
     reply_cpu_s: float  # ... over the whole reply, the wait for the first token included
 
     @property
     def cpu_per_paint_ms(self) -> float:
         return self.streaming_cpu_s / self.streamed_paints * 1000
+
+    def above_idle_per_paint_ms(self, idle_ms_per_s: float) -> float:
+        return self.cpu_per_paint_ms - idle_ms_per_s * self.streaming_s / self.streamed_paints
 
 
 class ConsoleChat:
@@ -79,14 +86,14 @@ class ConsoleChat:
 
     def regenerate(self) -> Regeneration:
         """Regenerate the last reply, timing its first text and the console's CPU time meanwhile."""
-        cpu_before, first, cpu_at_first, paints = _cpu_seconds(self._pid), None, None, 0
+        cpu_before, first, cpu_at_first, paints, last = _cpu_seconds(self._pid), None, None, 0, 0.0
         for elapsed, message in self._regenerate.stream(*self._knobs, session=self._session):
             if first is None and carries_reply_text(message):
                 first, cpu_at_first = elapsed, _cpu_seconds(self._pid)
             elif first is not None:
-                paints += 1
+                paints, last = paints + 1, elapsed
         cpu_after = _cpu_seconds(self._pid)
-        return Regeneration(first, paints, cpu_after - cpu_at_first, cpu_after - cpu_before)
+        return Regeneration(first, paints, last - first, cpu_after - cpu_at_first, cpu_after - cpu_before)
 
 
 def raw_ttft(client: OpenAI, model: str, messages: list[dict], max_new_tokens: int) -> float:
@@ -108,7 +115,7 @@ def idle_cpu_ms_per_s(pid: int, seconds: float = 10) -> float:
     return (_cpu_seconds(pid) - before) / seconds * 1000
 
 
-def measure(args, url: str, pid: int, base_url: str) -> list[Turn]:
+def measure(args, url: str, pid: int, base_url: str, idle_ms_per_s: float) -> list[Turn]:
     conversation = ConsoleChat(url, pid, args.max_new_tokens)
     client = OpenAI(base_url=base_url, api_key=os.environ.get("LMDEPLOY_CONSOLE_API_KEY") or "none")
     model = client.models.list().data[0].id
@@ -126,6 +133,7 @@ def measure(args, url: str, pid: int, base_url: str) -> list[Turn]:
                 statistics.median(s.ttft_s for s in samples),
                 statistics.median(raws),
                 statistics.median(s.cpu_per_paint_ms for s in samples),
+                statistics.median(s.above_idle_per_paint_ms(idle_ms_per_s) for s in samples),
                 statistics.median(s.reply_cpu_s * 1000 for s in samples),
                 statistics.median(s.streamed_paints for s in samples),
             )
@@ -142,22 +150,25 @@ def table(results: list[Turn], idle_ms_per_s: float, args) -> str:
         f"The console idle: {idle_ms_per_s:.1f} ms of CPU a second.",
         "",
         "| turn | console TTFT (ms) | server alone (ms) | console - server (ms) | paints after the first text | "
-        "console CPU per reply, wait included (ms) | console CPU per paint (ms) | CPU per paint x turn 1 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "console CPU per reply, wait included (ms) | console CPU per paint (ms) | x turn 1 | "
+        "above the idle background (ms) | x turn 1 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         lines.append(
             f"| {r.turns} | {r.console_ttft_s * 1000:.0f} | {r.raw_ttft_s * 1000:.0f} | "
             f"{(r.console_ttft_s - r.raw_ttft_s) * 1000:+.0f} | {r.paints:.0f} | {r.cpu_per_reply_ms:.0f} | "
-            f"{r.cpu_per_paint_ms:.2f} | "
-            f"{r.cpu_per_paint_ms / first.cpu_per_paint_ms:.2f}x |"
+            f"{r.cpu_per_paint_ms:.2f} | {r.cpu_per_paint_ms / first.cpu_per_paint_ms:.2f}x | "
+            f"{r.above_idle_per_paint_ms:.2f} | {r.above_idle_per_paint_ms / first.above_idle_per_paint_ms:.2f}x |"
         )
     last = results[-1]
-    ratio = last.cpu_per_paint_ms / first.cpu_per_paint_ms
-    verdict = "met" if ratio <= TARGET_RATIO else "not met"
+    measured = last.cpu_per_paint_ms / first.cpu_per_paint_ms
+    own = last.above_idle_per_paint_ms / first.above_idle_per_paint_ms
+    verdict = "met" if own <= TARGET_RATIO else "not met"
     lines += [
         "",
-        f"Turn {last.turns} against turn {first.turns}: CPU per paint {ratio:.2f}x (target <= 1.3x: {verdict}).",
+        f"Turn {last.turns} against turn {first.turns}: CPU per paint {measured:.2f}x as measured, {own:.2f}x above "
+        f"the idle background (target <= {TARGET_RATIO}x: {verdict}).",
     ]
     return "\n".join(lines)
 
@@ -190,7 +201,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/"
         wait_for_http(url, app, log)
         idle = idle_cpu_ms_per_s(app.pid)
-        emit(table(measure(args, url, app.pid, base_url), idle, args), args.out)
+        emit(table(measure(args, url, app.pid, base_url, idle), idle, args), args.out)
     finally:
         stop_process(app)
         if server:
