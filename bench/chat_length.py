@@ -146,8 +146,8 @@ def table(results: list[Turn], idle_ms_per_s: float, args) -> str:
     lines = [
         describe_machine(),
         "",
-        f"Replies of {args.max_new_tokens} tokens, {args.repeats} regenerations per turn count, medians. "
-        f"The console idle: {idle_ms_per_s:.1f} ms of CPU a second.",
+        f"Replies of {args.max_new_tokens} tokens, {args.repeats} regenerations per turn count, medians; "
+        f"{args.placement}. The console idle: {idle_ms_per_s:.1f} ms of CPU a second.",
         "",
         "| turn | console TTFT (ms) | server alone (ms) | console - server (ms) | paints after the first text | "
         "console CPU per reply, wait included (ms) | console CPU per paint (ms) | x turn 1 | "
@@ -182,6 +182,7 @@ def main() -> None:
     parser.add_argument("--history-tokens", type=int, default=48, help="the replies that build the history")
     parser.add_argument("--out")
     args = parser.parse_args()
+    args.placement = "the server elsewhere"
     from tests.conftest import free_port, start_openai_server, start_process, stop_process, wait_for_http
 
     folder = Path(tempfile.mkdtemp(prefix="chat-length-"))
@@ -200,12 +201,27 @@ def main() -> None:
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_for_http(url, app, log)
+        if server:
+            args.placement = _separate(app.pid, server.pid)
         idle = idle_cpu_ms_per_s(app.pid)
         emit(table(measure(args, url, app.pid, base_url, idle), idle, args), args.out)
     finally:
         stop_process(app)
         if server:
             stop_process(server)
+
+
+def _separate(console_pid: int, server_pid: int) -> str:
+    """The console on a core of its own, the server on the rest: a server decoding a long history on the
+    same cores would otherwise slow the console's paints through the caches it shares, and the turn-50
+    figure would measure the server. Says where each runs."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return "console and server share the only core"
+    for pid, placed in ((console_pid, {cores[-1]}), (server_pid, set(cores[:-1]))):
+        for thread in Path(f"/proc/{pid}/task").iterdir():  # every thread: the affinity is a thread's own
+            os.sched_setaffinity(int(thread.name), placed)
+    return f"the console on core {cores[-1]}, the server on cores {cores[0]}-{cores[-2]}"
 
 
 def _cpu_seconds(pid: int) -> float:
