@@ -23,7 +23,14 @@ from dataclasses import dataclass
 import httpx
 
 from .base import BackendError, BackendInfo, BackendUnavailable, ChatRequest, Delta, SchedulerMetrics, TextScore
-from .remote import DEFAULT_READ_TIMEOUT_S, RemoteBackend, lmdeploy_series, scheduler_from_series, series_value
+from .remote import (
+    DEFAULT_READ_TIMEOUT_S,
+    RemoteBackend,
+    lmdeploy_series,
+    scheduler_from_series,
+    series_value,
+    server_root,
+)
 
 logger = logging.getLogger("lmdeploy_console.fleet")
 _PROBE_TIMEOUT = httpx.Timeout(3.0)
@@ -65,7 +72,7 @@ class ProxyClient:
     """The proxy's node routes and the nodes' own pages, for the console's admins (never its users)."""
 
     def __init__(self, proxy_url: str, api_key: str | None = None):
-        self.url = proxy_url.rstrip("/").removesuffix("/v1")
+        self.url = server_root(proxy_url)
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     async def node_table(self) -> dict[str, dict]:
@@ -117,7 +124,7 @@ class ProxyClient:
     async def add(self, node_url: str) -> list[str]:
         """Register a node after checking that it serves models; returns them. The proxy's own answer
         is 200 whether or not it took the node, so whether it did is read back from its table."""
-        node_url = node_url.strip().rstrip("/").removesuffix("/v1")
+        node_url = server_root(node_url)
         if not node_url.startswith(("http://", "https://")):
             raise BackendError(f"{node_url!r} is no URL: give the node's address, e.g. http://10.0.0.5:23333")
         models = await self._served_models(node_url)

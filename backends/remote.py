@@ -216,7 +216,7 @@ class RemoteBackend(Backend):
 
     async def _beside_v1(self, method: str, path: str, missing: str, **kwargs) -> httpx.Response:
         """A request to one of api_server's own endpoints, which sit beside /v1."""
-        url = self._base_url.rstrip("/").removesuffix("/v1") + path
+        url = server_root(self._base_url) + path
         headers = {"Authorization": f"Bearer {self._client.api_key}"}
         try:
             async with httpx.AsyncClient(timeout=_timeout()) as http:
@@ -249,6 +249,11 @@ def lmdeploy_series(exposition: str) -> dict[str, float]:
             labels = ",".join(f'{key}="{value}"' for key, value in sorted(sample.labels.items()))
             series[f"{sample.name}{{{labels}}}" if labels else sample.name] = float(sample.value)
     return series
+
+
+def server_root(url: str) -> str:
+    """A server's address without its OpenAI `/v1` path: where api_server's and the proxy's own routes sit."""
+    return url.strip().rstrip("/").removesuffix("/v1")
 
 
 async def _stream_chunks(response: httpx2.Response) -> AsyncIterator[dict]:
