@@ -346,8 +346,9 @@ class Console:
             )
         return self._backend.fleet
 
-    async def fleet_view(self) -> FleetView:
-        return await self.fleet_watch.look(self.fleet)
+    async def fleet_view(self, max_age_s: float = 0.0) -> FleetView:
+        """The proxy's nodes now, or as seen less than `max_age_s` ago."""
+        return await self.fleet_watch.look(self.fleet, max_age_s)
 
     async def add_node(self, url: str, *, user: str | None = None) -> list[str]:
         """Register an api_server with the proxy (admins only), once it answers; returns its models."""

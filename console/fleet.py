@@ -26,7 +26,9 @@ class FleetView:
 
 
 class FleetWatch:
-    """Remembers what each look at the proxy saw, so that a node that left is shown as gone."""
+    """Remembers what each look at the proxy saw, so that a node that left is shown as gone. A look asks
+    the proxy and every node (health, Prometheus metrics); every open page refreshes the Fleet tab, so a
+    look younger than a refresh's `max_age_s` is handed out again instead of asked anew for each page."""
 
     def __init__(self, window_s: float = WINDOW_S):
         self._window_s = window_s
@@ -37,10 +39,13 @@ class FleetWatch:
         self._last_seen: dict[str, float] = {}
         self._gone: dict[str, float] = {}
         self._history: deque[tuple[float, dict[str, int]]] = deque()
+        self._view: FleetView | None = None
 
-    async def look(self, fleet: ProxyClient) -> FleetView:
+    async def look(self, fleet: ProxyClient, max_age_s: float = 0.0) -> FleetView:
         if fleet.url != self._proxy:  # another proxy's preset runs now
             self._forget(fleet.url)
+        if self._view is not None and time.time() - self._history[-1][0] <= max_age_s:
+            return self._view
         nodes = await fleet.reports()
         now = time.time()
         present = {node.url for node in nodes}
@@ -52,7 +57,8 @@ class FleetWatch:
         self._history.append((now, {node.url: node.in_flight for node in nodes}))
         while self._history and self._history[0][0] < now - self._window_s:
             self._history.popleft()
-        return FleetView(fleet.url, tuple(nodes), dict(self._gone), tuple(self._history))
+        self._view = FleetView(fleet.url, tuple(nodes), dict(self._gone), tuple(self._history))
+        return self._view
 
 
 def node_presets(view: FleetView, api_key_env: str | None) -> dict[str, Preset]:

@@ -36,6 +36,8 @@ COLUMNS = [
     "gen tok",
     "prefix hits",
 ]
+REFRESH_S = 2.0
+SHARED_LOOK_S = 1.5  # pages refreshing within this of a look share it: one look at the nodes, whatever the viewers
 # The proxy has no route that reports it (LMDeploy 0.18): the flag it was started with decides.
 ROUTING_NOTE = (
     "Routing: whatever `lmdeploy serve proxy --routing-strategy` was given (the proxy does not report it); "
@@ -66,9 +68,9 @@ def build_tab(console: Console) -> None:
         pin = gr.Button("Save a preset per node (Compare can then run each node on its own)")
         outcome = gr.Markdown()
 
-    async def refresh():
+    async def refresh(max_age_s: float = 0.0):
         try:
-            view = await console.fleet_view()
+            view = await console.fleet_view(max_age_s)
         except BackendError as exc:
             return f"**No fleet:** {exc}", [], None, ""
         return _status_line(view), [_row(node) for node in view.nodes], _timeline(view), _gone_lines(view)
@@ -77,13 +79,18 @@ def build_tab(console: Console) -> None:
         """The node picker's choices: read when the admin section opens and after each action, not on
         every refresh (that would close the list under the admin's pointer)."""
         try:
-            return gr.Dropdown(choices=[node.url for node in (await console.fleet_view()).nodes], value=None)
+            view = await console.fleet_view(SHARED_LOOK_S)
+            return gr.Dropdown(choices=[node.url for node in view.nodes], value=None)
         except BackendError:
             return gr.Dropdown(choices=[], value=None)
 
     outputs = [status, nodes, timeline, gone]
     manage.expand(node_choices, outputs=picked, api_visibility="private")
-    gr.Timer(2.0).tick(refresh, outputs=outputs, api_visibility="private", show_progress="hidden")
+
+    async def refresh_shared():
+        return await refresh(SHARED_LOOK_S)
+
+    gr.Timer(REFRESH_S).tick(refresh_shared, outputs=outputs, api_visibility="private", show_progress="hidden")
 
     async def add_clicked(url: str, request: gr.Request):
         try:
