@@ -20,6 +20,7 @@ the same paints over more of it; the table gives CPU per paint as measured and a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import statistics
@@ -32,8 +33,9 @@ from pathlib import Path
 
 from openai import OpenAI
 
+from backends import GenerationParams
 from bench.cli import emit
-from bench.gradio_stream import GradioEndpoint, carries_reply_text
+from bench.gradio_stream import GradioEndpoint, carries_reply_text, chat_knobs
 from telemetry.machine import describe_machine
 
 TARGET_RATIO = 1.3
@@ -73,12 +75,11 @@ class ConsoleChat:
         self._chat, self._regenerate = GradioEndpoint(url, "chat"), GradioEndpoint(url, "regenerate")
         self._session, self._pid = uuid.uuid4().hex, pid
         self._chat.open_page(self._session)
-        # system prompt, temperature, top_p, top_k, max_new_tokens, repetition penalty, seed, stop words, token probabilities
-        self._knobs = ["", 0.0, 1.0, 40, max_new_tokens, 1.0, -1, "", False]
+        self._params = GenerationParams(temperature=0.0, top_p=1.0, top_k=40, max_new_tokens=max_new_tokens)
         self.messages: list[dict] = []
 
     def say(self, text: str, max_new_tokens: int) -> None:
-        knobs = [*self._knobs[:4], max_new_tokens, *self._knobs[5:]]
+        knobs = chat_knobs(dataclasses.replace(self._params, max_new_tokens=max_new_tokens))
         *_, (_, final) = self._chat.stream(text, *knobs, session=self._session)
         self.messages = [
             {"role": m["role"], "content": _plain(m["content"][0]["text"])} for m in final["output"]["data"][0]
@@ -87,7 +88,7 @@ class ConsoleChat:
     def regenerate(self) -> Regeneration:
         """Regenerate the last reply, timing its first text and the console's CPU time meanwhile."""
         cpu_before, first, cpu_at_first, paints, last = _cpu_seconds(self._pid), None, None, 0, 0.0
-        for elapsed, message in self._regenerate.stream(*self._knobs, session=self._session):
+        for elapsed, message in self._regenerate.stream(*chat_knobs(self._params), session=self._session):
             if first is None and carries_reply_text(message):
                 first, cpu_at_first = elapsed, _cpu_seconds(self._pid)
             elif first is not None:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 
 import httpx
 
+from backends import GenerationParams
+
 
 class GradioEndpoint:
     """One named endpoint of a running Gradio app, called the way its web page calls it.
@@ -65,6 +67,22 @@ class GradioEndpoint:
                     yield time.perf_counter() - started, message
                 if message.get("msg") == "process_completed":
                     return
+
+
+def chat_knobs(params: GenerationParams) -> tuple:
+    """The Chat tab's knobs as `/chat` (after the message) and `/regenerate` take them, in their order:
+    no system prompt, no seed, no stop words, no token probabilities."""
+    return (
+        "",
+        params.temperature,
+        params.top_p,
+        params.top_k,
+        params.max_new_tokens,
+        params.repetition_penalty,
+        -1,
+        "",
+        False,
+    )
 
 
 WAITING = "waiting for the first token"

@@ -19,7 +19,7 @@ import yaml
 from openai import AsyncOpenAI
 
 from backends import GenerationParams
-from bench.gradio_stream import GradioEndpoint, carries_reply_text
+from bench.gradio_stream import GradioEndpoint, carries_reply_text, chat_knobs
 
 PROMPTS = [
     "Write a long story about a lighthouse keeper.",
@@ -76,17 +76,7 @@ class ConsoleLayer:
         self.url = f"http://127.0.0.1:{port}/"
         wait_for_http(self.url, self._process, log, timeout_s=1200)
         self._endpoint = GradioEndpoint(self.url, "chat")
-        self._knobs = (
-            "",  # system prompt
-            params.temperature,
-            params.top_p,
-            params.top_k,
-            params.max_new_tokens,
-            params.repetition_penalty,
-            -1,  # seed
-            "",  # stop words
-            False,  # token probabilities
-        )
+        self._knobs = chat_knobs(params)
 
     async def run(self, prompts: list[str]) -> Batch:
         # one open page a user, each with an empty chat, as N people who open the console and type
