@@ -3,6 +3,7 @@ several api_servers, against the same console in front of one of those nodes alo
 (issue 15: 32 chats through the console on two nodes >= 1.7x one node's aggregate tok/s).
 
     python -m bench.fleet_throughput --model /models/llama2-7b-random --nodes 2 --concurrency 32
+    python -m bench.fleet_throughput --model /models/llama2-7b-random --document-words 3500   # long prompts
     python -m bench.fleet_throughput --server transformers --concurrency 4   # CPU: a smoke run
 
 Starts `--nodes` servers on 127.0.0.1 (`lmdeploy serve api_server`, node i on GPU i of those
@@ -18,6 +19,11 @@ interleaved, each chat from its own page (consoles) or request (openai):
 While `console -> fleet` runs, the proxy's requests in flight per node (what the Fleet tab shows) and
 each GPU's utilisation are sampled, and each node's generated tokens (its /metrics) are read before
 and after: how the work spread. Prints a Markdown table; `--out FILE` also writes it there.
+
+A second node can only help where one is busy: 32 short chats leave a 7B model's decode bound by
+reading its weights once a step, whatever the batch, so half the batch on each of two cards takes
+about as long a step. `--document-words N` gives each chat a document of its own of N words (about
+N tokens) to answer about, so prefill and the KV cache each step reads grow with the load.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class LayerResult:
     name: str
     aggregates: list[float] = field(default_factory=list)  # tok/s, one a round
     ttfts_ms: list[float] = field(default_factory=list)  # each round's median TTFT
+    prompt_tokens: list[int] = field(default_factory=list)  # as the server counted them, where it says
 
 
 @dataclass
@@ -167,7 +174,7 @@ async def measure(args, servers: Servers, folder: Path) -> tuple[list[LayerResul
     results, spread = [LayerResult(layer.name) for layer in layers], Spread()
     sampler = VramSampler(interval_s=0.5).start()
     watch = SpreadWatch(ProxyClient(servers.proxy_url), sampler, spread)
-    prompts = prompts_at_once(args.concurrency)
+    prompts = prompts_at_once(args.concurrency, args.document_words)
     try:
         for layer in layers:  # warm-up: engines capture CUDA graphs per batch size on first use
             await layer.run(prompts)
@@ -177,6 +184,7 @@ async def measure(args, servers: Servers, folder: Path) -> tuple[list[LayerResul
                 batch = await (watch.around(run) if layer.name == "console -> fleet" else run)
                 result.aggregates.append(batch.aggregate_tok_s)
                 result.ttfts_ms.append(1000 * statistics.median(s.ttft_s for s in batch.samples))
+                result.prompt_tokens += [s.prompt_tokens for s in batch.samples if s.prompt_tokens]
     finally:
         sampler.stop()
         for layer in layers:
@@ -190,7 +198,8 @@ def table(results: list[LayerResult], spread: Spread, servers: Servers, args) ->
     lines = [
         f"{args.nodes} nodes ({args.server}{f', {args.engine}' if args.server == 'lmdeploy' else ''}), "
         f"model `{args.model}`; {args.concurrency} chats at once, {args.rounds} rounds, layers interleaved; "
-        f"greedy, max_new_tokens {args.max_new_tokens}. Ratios: median over rounds (lowest-highest round).",
+        f"{workload(args, by_name['node 1 alone, openai client'].prompt_tokens)}; greedy, max_new_tokens "
+        f"{args.max_new_tokens}. Ratios: median over rounds (lowest-highest round).",
         "",
         describe_machine(),
         "",
@@ -229,6 +238,13 @@ def table(results: list[LayerResult], spread: Spread, servers: Servers, args) ->
     return "\n".join(lines)
 
 
+def workload(args, prompt_tokens: list[int]) -> str:
+    prompts = f"each chat a document of {args.document_words:,} words" if args.document_words else "short prompts"
+    if prompt_tokens:
+        prompts += f" (median {statistics.median(prompt_tokens):,.0f} prompt tokens, node 1's count)"
+    return prompts
+
+
 def ratio(values: list[float], base: list[float]) -> str:
     ratios = [v / b for v, b in zip(values, base, strict=True)]
     return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
@@ -256,6 +272,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--document-words", type=int, default=0, help="each chat a document of this many words")
     parser.add_argument("--cache-max-entry-count", type=float, default=0.8, help="each node's KV share")
     parser.add_argument("--log-dir", help="where the servers and consoles log (default: a new temporary folder)")
     parser.add_argument("--out")

@@ -7,6 +7,7 @@ its request to its first text (TTFT) and to its end.
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import sys
 import time
@@ -30,9 +31,18 @@ PROMPTS = [
 ]
 
 
-def prompts_at_once(count: int) -> list[str]:
-    """`count` chats' first messages, the prompts in turn."""
-    return [PROMPTS[i % len(PROMPTS)] for i in range(count)]
+def prompts_at_once(count: int, document_words: int = 0) -> list[str]:
+    """`count` chats' first messages: the prompts in turn, or with `document_words`, each a document
+    of its own of that many words and a request about it (a pasted page: the load whose prefill and
+    KV cache grow with the prompt, what keeps a GPU busy). Documents differ from their first word,
+    so no prefix is shared."""
+    if not document_words:
+        return [PROMPTS[i % len(PROMPTS)] for i in range(count)]
+    words = sorted({word for prompt in PROMPTS for word in re.findall(r"[a-z]+", prompt.lower())})
+    return [
+        " ".join(random.Random(i).choices(words, k=document_words)) + "\n\n" + PROMPTS[i % len(PROMPTS)]
+        for i in range(count)
+    ]
 
 
 @dataclass
@@ -40,6 +50,7 @@ class Sample:
     ttft_s: float
     tokens: int
     total_s: float
+    prompt_tokens: int | None = None  # as the server counted them, where it says
 
     @property
     def decode_tok_s(self) -> float:
@@ -147,7 +158,8 @@ class OpenAILayer:
                     chunks += 1
         # servers that report no usage: one text chunk a token is what both api_server and transformers send
         tokens = usage.completion_tokens if usage else chunks
-        return Sample(first - started, tokens, time.perf_counter() - started)
+        prompt_tokens = usage.prompt_tokens if usage else None
+        return Sample(first - started, tokens, time.perf_counter() - started, prompt_tokens)
 
     async def close(self) -> None:
         await self._client.close()
