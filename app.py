@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 
 AUTH_ENV = "LMDEPLOY_CONSOLE_AUTH"
+# Gradio's queue holds this many events waiting, and runs this many at once: its own default is 40
+# running, async events included, so a shared console's 41st chat waited for one of the first 40 to
+# end. A streaming chat is a coroutine waiting on its engine, cheap to hold open.
+EVENTS_AT_ONCE = 256
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -184,8 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     state = console.state()
     print(f"Backend ready: {state.info.kind} / {state.info.engine} / {state.info.model} ({state.reason})", flush=True)
     demo = build(console, warning)
-    demo.queue(max_size=256, default_concurrency_limit=8)
+    demo.queue(max_size=EVENTS_AT_ONCE, default_concurrency_limit=8)
     demo.launch(
+        max_threads=EVENTS_AT_ONCE,
         server_name=args.server_name,
         server_port=args.server_port,
         share=args.share,

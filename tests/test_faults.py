@@ -1,6 +1,7 @@
 """Faults the console survives: a server that dies mid-reply, many users at once, bad input."""
 
 import json
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -10,7 +11,7 @@ from gradio_client import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backends import BackendError, BackendSpec, BackendUnavailable, ChatRequest, create_backend
+from backends import BackendError, BackendSpec, BackendUnavailable, ChatRequest, GenerationParams, create_backend
 from console.chat import ChatSession, Turn, stream_reply
 from console.transcript import FORMAT, TranscriptError, import_chat
 from presets.store import PresetError, parse_preset
@@ -133,4 +134,38 @@ async def test_a_server_that_never_answers_is_given_up_on_with_a_message(embedde
             [d async for d in backend.stream_chat(ChatRequest([{"role": "user", "content": "hi"}]))]
         await backend.close()
     finally:
+        stop_process(server)
+
+
+@pytest.mark.remote
+def test_more_chats_than_gradios_forty_run_at_once(embedded_folder, tmp_path):
+    """Gradio runs at most `max_threads` events at a time (40 by default), async ones too: on a shared
+    console the 41st chat would wait for one of the first 40 to end. Against a server that holds every
+    request (it never answers; the console gives up after 30 s), each of 48 chats must start at once:
+    its first paint, the user's own message, comes long before any of the others could have ended."""
+    from bench.gradio_stream import GradioEndpoint, chat_knobs
+    from tests.conftest import free_port, start_process, wait_for_http
+
+    chats, read_timeout_s = 48, 30
+    server, base_url = start_openai_server(embedded_folder, tmp_path, "--stall", "--list-model")
+    preset = tmp_path / "held.yaml"
+    preset.write_text(f"backend: remote\nbase_url: {base_url}\nread_timeout_s: {read_timeout_s}\n")
+    port, log = free_port(), tmp_path / "app.log"
+    app = start_process([sys.executable, "app.py", "--preset", str(preset), "--server-port", str(port)], log)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_for_http(url, app, log)
+        endpoint = GradioEndpoint(url, "chat")
+
+        def first_paint_s(index: int) -> float:
+            stream = endpoint.stream(f"question {index}", *chat_knobs(GenerationParams()))
+            elapsed, _ = next(stream)
+            stream.close()
+            return elapsed
+
+        with ThreadPoolExecutor(chats) as pool:
+            started = list(pool.map(first_paint_s, range(chats)))
+        assert max(started) < read_timeout_s / 2, sorted(started)[-10:]
+    finally:
+        stop_process(app)
         stop_process(server)
