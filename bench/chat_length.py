@@ -2,6 +2,7 @@
 repaint, at turn 1, 10 and 50 of one conversation (issue 16: turn 50 within 1.3x of turn 1).
 
     python -m bench.chat_length                                   # transformers serve, SmolLM2, CPU
+    python -m bench.chat_length --server paced --max-new-tokens 1024  # no model: a reply at a GPU's pace
     python -m bench.chat_length --base-url http://gpu-box:23333/v1  # a running api_server
 
 The console runs with the remote backend in front of the server (`app.py --backend remote`), so its
@@ -15,6 +16,9 @@ left out of it: it grows with the prefill of a longer history, and while it last
 nothing. The console's idle background (Gradio's queue loop, the VRAM sampler: measured first, with
 nothing asked of it) runs on while it paints, and a slower decode (a longer history on this CPU) spreads
 the same paints over more of it; the table gives CPU per paint as measured and above that background.
+`--server paced` puts `bench.paced_server` behind the console instead of a model: every reply streams at
+the same pace at any length of history, so the console's own cost is all that moves (its TTFT column is
+then the console's, not a server's).
 """
 
 from __future__ import annotations
@@ -148,7 +152,8 @@ def table(results: list[Turn], idle_ms_per_s: float, args) -> str:
         describe_machine(),
         "",
         f"Replies of {args.max_new_tokens} tokens, {args.repeats} regenerations per turn count, medians; "
-        f"{args.placement}. The console idle: {idle_ms_per_s:.1f} ms of CPU a second.",
+        f"{args.placement}; the server: {args.base_url or args.server}. The console idle: {idle_ms_per_s:.1f} ms "
+        "of CPU a second.",
         "",
         "| turn | console TTFT (ms) | server alone (ms) | console - server (ms) | paints after the first text | "
         "console CPU per reply, wait included (ms) | console CPU per paint (ms) | x turn 1 | "
@@ -176,7 +181,10 @@ def table(results: list[Turn], idle_ms_per_s: float, args) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base-url", help="an OpenAI-compatible server; default: start transformers serve here")
+    parser.add_argument("--base-url", help="an OpenAI-compatible server; default: start --server here")
+    parser.add_argument(
+        "--server", choices=["transformers", "paced"], default="transformers", help="what to start without --base-url"
+    )
     parser.add_argument("--turns", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-new-tokens", type=int, default=64, help="the measured replies")
@@ -190,6 +198,12 @@ def main() -> None:
     server = None
     if args.base_url:
         base_url = args.base_url
+    elif args.server == "paced":
+        server_port = free_port()
+        log = folder / "paced-server.log"
+        server = start_process([sys.executable, "-m", "bench.paced_server", "--port", str(server_port)], log)
+        base_url = f"http://127.0.0.1:{server_port}/v1"
+        wait_for_http(f"{base_url}/models", server, log)
     else:
         from backends.embedded_model import embedded_hf_folder
 
