@@ -192,7 +192,7 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
     args.placement = "the server elsewhere"
-    from tests.conftest import free_port, start_openai_server, start_process, stop_process, wait_for_http
+    from tests.conftest import free_port, start_console, start_openai_server, start_process, stop_process, wait_for_http
 
     folder = Path(tempfile.mkdtemp(prefix="chat-length-"))
     server = None
@@ -208,20 +208,16 @@ def main() -> None:
         from backends.embedded_model import embedded_hf_folder
 
         server, base_url = start_openai_server(embedded_hf_folder(), folder, "--list-model")
-    port = free_port()
-    log = folder / "console.log"
-    app = start_process(
-        [sys.executable, "app.py", "--backend", "remote", "--base-url", base_url, "--server-port", str(port)], log
-    )
     try:
-        url = f"http://127.0.0.1:{port}/"
-        wait_for_http(url, app, log)
-        if server:
-            args.placement = _separate(app.pid, server.pid)
-        idle = idle_cpu_ms_per_s(app.pid)
-        emit(table(measure(args, url, app.pid, base_url, idle), idle, args), args.out)
+        app, url = start_console(["--backend", "remote", "--base-url", base_url], folder / "console.log")
+        try:
+            if server:
+                args.placement = _separate(app.pid, server.pid)
+            idle = idle_cpu_ms_per_s(app.pid)
+            emit(table(measure(args, url, app.pid, base_url, idle), idle, args), args.out)
+        finally:
+            stop_process(app)
     finally:
-        stop_process(app)
         if server:
             stop_process(server)
 

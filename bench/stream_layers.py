@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -73,19 +72,15 @@ class ConsoleLayer:
     browser does, each chat from a page opened first (see `GradioEndpoint.open_page`)."""
 
     def __init__(self, name: str, preset: dict, params: GenerationParams, log_dir: Path):
-        from tests.conftest import free_port, start_process, wait_for_http
+        from tests.conftest import start_console
 
         self.name = name
         slug = re.sub(r"\W+", "-", name).strip("-")
         preset_file = log_dir / f"bench-{slug}.yaml"
         preset_file.write_text(yaml.safe_dump(preset), encoding="utf-8")
-        port = free_port()
-        log = log_dir / f"bench-{slug}.log"
-        self._process = start_process(
-            [sys.executable, "app.py", "--preset", str(preset_file), "--server-port", str(port)], log
+        self._process, self.url = start_console(
+            ["--preset", str(preset_file)], log_dir / f"bench-{slug}.log", timeout_s=1200
         )
-        self.url = f"http://127.0.0.1:{port}/"
-        wait_for_http(self.url, self._process, log, timeout_s=1200)
         self._endpoint = GradioEndpoint(self.url, "chat")
         self._knobs = chat_knobs(params)
 

@@ -111,6 +111,22 @@ def submit_background_comparison(client, requests: int, output_tokens: int):
     )
 
 
+def start_console(
+    options: list[str], log: Path, env: dict | None = None, timeout_s: float = 300
+) -> tuple[subprocess.Popen, str]:
+    """The console (`app.py` with `options`) on a free 127.0.0.1 port, as a user starts it; returns the
+    running process and its URL once it answers. The caller stops it."""
+    port = free_port()
+    process = start_process([sys.executable, "app.py", *options, "--server-port", str(port)], log, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url, process, log, timeout_s)
+    except RuntimeError:
+        stop_process(process)
+        raise
+    return process, url
+
+
 def start_openai_server(model: Path, folder: Path, *options: str) -> tuple[subprocess.Popen, str]:
     """`transformers serve` with `model` on a free 127.0.0.1 port (see tests/servers); returns
     the running process and its base URL. The caller stops it."""
@@ -168,14 +184,7 @@ def app_url(embedded_folder, user_presets, app_log) -> str:
     """The console itself, launched like a user would, on the CPU backend."""
     from presets.store import USER_PRESETS_ENV
 
-    port = free_port()
-    process = start_process(
-        [sys.executable, "app.py", "--backend", "cpu", "--server-port", str(port)],
-        app_log,
-        env={USER_PRESETS_ENV: str(user_presets)},
-    )
-    url = f"http://127.0.0.1:{port}/"
-    wait_for_http(url, process, app_log)
+    process, url = start_console(["--backend", "cpu"], app_log, env={USER_PRESETS_ENV: str(user_presets)})
     yield url
     stop_process(process)
 

@@ -1,13 +1,11 @@
 """Roles: everyone chats; only admins change the engine, in the UI and through the API alike."""
 
-import sys
-
 import pytest
 from gradio_client import Client
 
 import app
 from console.access import AccessPolicy, NotAllowed
-from tests.conftest import QUANTIZE_ARGS, free_port, start_process, stop_process, wait_for_http
+from tests.conftest import QUANTIZE_ARGS, start_console, stop_process
 
 
 def test_policy():
@@ -55,25 +53,9 @@ def test_admins_must_be_users():
 def guarded_url(embedded_folder, tmp_path_factory):
     folder = tmp_path_factory.mktemp("guarded")
     (folder / "users").write_text("ann:ann-pw\nbob:bob-pw\n")
-    port = free_port()
-    log = folder / "app.log"
-    process = start_process(
-        [
-            sys.executable,
-            "app.py",
-            "--preset",
-            "cpu",
-            "--auth",
-            str(folder / "users"),
-            "--admin",
-            "ann",
-            "--server-port",
-            str(port),
-        ],
-        log,
+    process, url = start_console(
+        ["--preset", "cpu", "--auth", str(folder / "users"), "--admin", "ann"], folder / "app.log"
     )
-    url = f"http://127.0.0.1:{port}/"
-    wait_for_http(url, process, log)
     yield url
     stop_process(process)
 

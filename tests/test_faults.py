@@ -1,7 +1,6 @@
 """Faults the console survives: a server that dies mid-reply, many users at once, bad input."""
 
 import json
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -144,28 +143,27 @@ def test_more_chats_than_gradios_forty_run_at_once(embedded_folder, tmp_path):
     request (it never answers; the console gives up after 30 s), each of 48 chats must start at once:
     its first paint, the user's own message, comes long before any of the others could have ended."""
     from bench.gradio_stream import GradioEndpoint, chat_knobs
-    from tests.conftest import free_port, start_process, wait_for_http
+    from tests.conftest import start_console
 
     chats, read_timeout_s = 48, 30
     server, base_url = start_openai_server(embedded_folder, tmp_path, "--stall", "--list-model")
-    preset = tmp_path / "held.yaml"
-    preset.write_text(f"backend: remote\nbase_url: {base_url}\nread_timeout_s: {read_timeout_s}\n")
-    port, log = free_port(), tmp_path / "app.log"
-    app = start_process([sys.executable, "app.py", "--preset", str(preset), "--server-port", str(port)], log)
     try:
-        url = f"http://127.0.0.1:{port}/"
-        wait_for_http(url, app, log)
-        endpoint = GradioEndpoint(url, "chat")
+        preset = tmp_path / "held.yaml"
+        preset.write_text(f"backend: remote\nbase_url: {base_url}\nread_timeout_s: {read_timeout_s}\n")
+        app, url = start_console(["--preset", str(preset)], tmp_path / "app.log")
+        try:
+            endpoint = GradioEndpoint(url, "chat")
 
-        def first_paint_s(index: int) -> float:
-            stream = endpoint.stream(f"question {index}", *chat_knobs(GenerationParams()))
-            elapsed, _ = next(stream)
-            stream.close()
-            return elapsed
+            def first_paint_s(index: int) -> float:
+                stream = endpoint.stream(f"question {index}", *chat_knobs(GenerationParams()))
+                elapsed, _ = next(stream)
+                stream.close()
+                return elapsed
 
-        with ThreadPoolExecutor(chats) as pool:
-            started = list(pool.map(first_paint_s, range(chats)))
-        assert max(started) < read_timeout_s / 2, sorted(started)[-10:]
+            with ThreadPoolExecutor(chats) as pool:
+                started = list(pool.map(first_paint_s, range(chats)))
+            assert max(started) < read_timeout_s / 2, sorted(started)[-10:]
+        finally:
+            stop_process(app)
     finally:
-        stop_process(app)
         stop_process(server)

@@ -24,7 +24,7 @@ from backends import (
 )
 from backends.lmdeploy_backend import LmdeployBackend
 from telemetry.vram import VramSampler
-from tests.conftest import free_port, start_process, stop_process, wait_for_http
+from tests.conftest import start_console, stop_process
 
 pytestmark = pytest.mark.gpu
 
@@ -215,12 +215,10 @@ async def test_a_killed_worker_fails_streams_with_a_restart_hint(embedded_folder
 def test_console_on_the_gpu_chats_through_lmdeploy(tmp_path):
     from gradio_client import Client
 
-    port = free_port()
     log = tmp_path / "app.log"
-    process = start_process([sys.executable, "app.py", "--backend", "auto", "--server-port", str(port)], log)
+    process, url = start_console(["--backend", "auto"], log, timeout_s=900)
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/", process, log, timeout_s=900)
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(url, verbose=False)
         chatbot, _ = client.predict(message="What is 2+3?", temperature=0, max_new_tokens=40, api_name="/chat")
         reply = "".join(p.get("text", "") for p in chatbot[-1]["content"])
         assert "5" in reply and "tok/s" in reply

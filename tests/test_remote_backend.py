@@ -87,34 +87,16 @@ async def test_server_error_keeps_its_message(openai_server):
 
 
 def test_the_api_key_is_never_shown_back(openai_server, tmp_path):
-    import sys
-
     from gradio_client import Client
 
     from backends.remote import API_KEY_ENV
-    from tests.conftest import free_port, start_process, stop_process, wait_for_http
+    from tests.conftest import start_console, stop_process
 
-    port = free_port()
+    options = ["--backend", "remote", "--base-url", openai_server["base_url"], "--model", openai_server["model"]]
     log = tmp_path / "app.log"
-    process = start_process(
-        [
-            sys.executable,
-            "app.py",
-            "--backend",
-            "remote",
-            "--base-url",
-            openai_server["base_url"],
-            "--model",
-            openai_server["model"],
-            "--server-port",
-            str(port),
-        ],
-        log,
-        env={API_KEY_ENV: openai_server["api_key"]},
-    )
+    process, url = start_console(options, log, env={API_KEY_ENV: openai_server["api_key"]})
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/", process, log)
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(url, verbose=False)
         chatbot, _ = client.predict(message="What is 2+3?", temperature=0, max_new_tokens=20, api_name="/chat")
         shown = [str(client.predict(api_name=name)) for name in ("/engine_status", "/presets", "/vram")]
         assert "5" in chatbot[-1]["content"][0]["text"]
