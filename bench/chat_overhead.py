@@ -8,7 +8,9 @@ Same prompts and greedy decoding through up to three layers, all loaded at once:
            cpu the transformers backend itself;
   backend  (lmdeploy only) the console's backend: the pipeline in its worker process;
   console  the running console (`app.py`), read through Gradio's SSE stream as a browser does,
-           each chat from a page opened first (see `GradioEndpoint.open_page`).
+           each chat from a page opened first (see `GradioEndpoint.open_page`);
+  baseline with `--baseline DIR`, the console of another checkout (`git worktree add DIR REV`)
+           read the same way: a change's before and after in the same rounds.
 Each layer first warms up with one prompt and one batch of N. Rounds interleave the layers
 (each round: every layer's prompts one at a time, then every layer's N at once), so drift on
 the machine hits all layers alike; the table gives medians over rounds, the spread of the
@@ -143,11 +145,11 @@ async def start_layers(args, params: GenerationParams) -> list:
         layers = [engine, backend]
     else:
         layers = [await BackendLayer.start(args, "engine: transformers on CPU, in-process", params)]
-    layers.append(
-        await asyncio.to_thread(
-            ConsoleLayer, "console: app.py, Gradio SSE", bench_preset(args), params, Path(args.log_dir)
-        )
-    )
+    consoles = [("console: app.py, Gradio SSE", None)]
+    if args.baseline:
+        consoles.append((f"console of {args.baseline.name}: app.py, Gradio SSE", args.baseline))
+    for name, root in consoles:
+        layers.append(await asyncio.to_thread(ConsoleLayer, name, bench_preset(args), params, Path(args.log_dir), root))
     return layers
 
 
@@ -212,6 +214,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--log-dir", default="/tmp")
+    parser.add_argument("--baseline", type=Path, help="another checkout whose console is measured too")
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.backend == "lmdeploy" and args.cache_max_entry_count is None:

@@ -9,14 +9,22 @@ with no concurrency limit, as the console's chat): what Gradio alone adds under 
 On an H100 machine (Python 3.12, gradio 6.31.0, gradio_client 2.7.2) gradio_client handed
 every output over at once when the stream ended (342 / 342 / 2233 ms) while the raw stream
 arrived every 50 ms; figures for both machines are in docs/results.md.
+
+The app runs in a process of its own, launched as `app.py` launches the console (queue size,
+events at once, `lighten_gradio_bookkeeping`), so that this floor and `bench.chat_overhead`'s
+console layer are served and read alike: a server sharing the readers' interpreter, as this
+benchmark once had it, pays for their threads too.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import gradio as gr
 
@@ -37,17 +45,40 @@ def _arrivals_ms(times: list[float]) -> str:
     return " / ".join(f"{times[i] * 1000:.0f}" for i in (0, 4, -1))
 
 
-def main() -> None:
-    from gradio_client import Client
-
-    from tests.conftest import free_port
+def serve(port: int) -> None:
+    """The bare generator's app, launched as `app.py` launches the console."""
+    from app import EVENTS_AT_ONCE, lighten_gradio_bookkeeping
 
     with gr.Blocks() as demo:
         box, out = gr.Textbox(), gr.Textbox()
         box.submit(_ticks, box, out, api_name="ticks", concurrency_limit=None)
+    lighten_gradio_bookkeeping()
+    demo.queue(max_size=EVENTS_AT_ONCE).launch(server_port=port, max_threads=EVENTS_AT_ONCE, quiet=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--serve", type=int, metavar="PORT", help="(internal) serve the app on PORT")
+    parser.add_argument("--log", type=Path, default=Path("/tmp/gradio-transport-server.log"))
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+    from tests.conftest import free_port, start_process, stop_process, wait_for_http
+
     port = free_port()
-    demo.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    server = start_process([sys.executable, "-m", "bench.gradio_transport", "--serve", str(port)], args.log)
     url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url, server, args.log)
+        measure(url)
+    finally:
+        stop_process(server)
+
+
+def measure(url: str) -> None:
+    from gradio_client import Client
+
     endpoint = GradioEndpoint(url, "ticks")
     client = Client(url, verbose=False)
     print(describe_machine())
@@ -67,7 +98,6 @@ def main() -> None:
             streams = list(pool.map(lambda _: _arrivals(endpoint), range(count)))
         first, last = (1000 * statistics.median(s[i] for s in streams) for i in (0, -1))
         print(f"| {count} | {first:.0f} | {last:.0f} |")
-    demo.close()
 
 
 def _arrivals(endpoint: GradioEndpoint) -> list[float]:

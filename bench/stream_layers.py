@@ -68,18 +68,19 @@ class Batch:
 
 
 class ConsoleLayer:
-    """The console (`app.py` in a subprocess, on `preset`), read through Gradio's SSE stream as a
-    browser does, each chat from a page opened first (see `GradioEndpoint.open_page`)."""
+    """The console (`app.py` in a subprocess, on `preset`; from another checkout with `root`), read
+    through Gradio's SSE stream as a browser does, each chat from a page opened first (see
+    `GradioEndpoint.open_page`)."""
 
-    def __init__(self, name: str, preset: dict, params: GenerationParams, log_dir: Path):
-        from tests.conftest import start_console
+    def __init__(self, name: str, preset: dict, params: GenerationParams, log_dir: Path, root: Path | None = None):
+        from tests.conftest import ROOT, start_console
 
         self.name = name
         slug = re.sub(r"\W+", "-", name).strip("-")
         preset_file = log_dir / f"bench-{slug}.yaml"
         preset_file.write_text(yaml.safe_dump(preset), encoding="utf-8")
         self._process, self.url = start_console(
-            ["--preset", str(preset_file)], log_dir / f"bench-{slug}.log", timeout_s=1200
+            ["--preset", str(preset_file)], log_dir / f"bench-{slug}.log", timeout_s=1200, root=root or ROOT
         )
         self._endpoint = GradioEndpoint(self.url, "chat")
         self._knobs = chat_knobs(params)

@@ -48,10 +48,11 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout_s: flo
     raise RuntimeError(f"{url} did not come up in {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
-def start_process(args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
-    python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+def start_process(args: list[str], log: Path, env: dict | None = None, root: Path = ROOT) -> subprocess.Popen:
+    """`args` run from `root` (this checkout, or another one a benchmark compares with), its modules first."""
+    python_path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
     environment = {**os.environ, "PYTHONPATH": python_path, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.Popen(args, cwd=ROOT, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(args, cwd=root, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
 def stop_process(process: subprocess.Popen) -> None:
@@ -112,12 +113,12 @@ def submit_background_comparison(client, requests: int, output_tokens: int):
 
 
 def start_console(
-    options: list[str], log: Path, env: dict | None = None, timeout_s: float = 300
+    options: list[str], log: Path, env: dict | None = None, timeout_s: float = 300, root: Path = ROOT
 ) -> tuple[subprocess.Popen, str]:
-    """The console (`app.py` with `options`) on a free 127.0.0.1 port, as a user starts it; returns the
-    running process and its URL once it answers. The caller stops it."""
+    """The console (`app.py` with `options`, from the checkout at `root`) on a free 127.0.0.1 port, as a
+    user starts it; returns the running process and its URL once it answers. The caller stops it."""
     port = free_port()
-    process = start_process([sys.executable, "app.py", *options, "--server-port", str(port)], log, env=env)
+    process = start_process([sys.executable, "app.py", *options, "--server-port", str(port)], log, env=env, root=root)
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_for_http(url, process, log, timeout_s)

@@ -102,11 +102,11 @@ def build_tab(console: Console) -> list:
         """Send a message and stream the reply."""
         if state.streaming():  # one reply at a time in a chat; the message stays the user's
             gr.Warning("A reply is still streaming: wait for it, or press Stop. Your message is kept in the box.")
-            yield gr.skip(), state, message
+            yield gr.skip(), message
             return
         if problem := message_problem(message):
             gr.Warning(problem)
-            yield paint(state), state, message
+            yield paint(state), message
             return
         if problem := _apply_knobs(
             state,
@@ -121,15 +121,15 @@ def build_tab(console: Console) -> list:
             token_probabilities,
         ):
             gr.Warning(problem)
-            yield paint(state), state, message
+            yield paint(state), message
             return
         state.turns.append(Turn("user", message))
         box = ""  # emptied once, with the first paint; after that the box is the user's to type in
         async for painted in _stream(console, state, paint):
-            yield painted, state, box
+            yield painted, box
             box = gr.skip()
         if (refused := state.withdraw_refused()) is not None:  # back in the box, out of the history
-            yield paint(state), state, refused
+            yield paint(state), refused
 
     async def regenerate_last(
         system_prompt,
@@ -146,11 +146,11 @@ def build_tab(console: Console) -> list:
         """Generate the last reply again, with the current knobs."""
         if state.streaming():
             gr.Warning("A reply is still streaming: wait for it, or press Stop.")
-            yield gr.skip(), state
+            yield gr.skip()
             return
         if state.last_user_index() is None:
             gr.Warning("Nothing to regenerate yet.")
-            yield paint(state), state
+            yield paint(state)
             return
         if problem := _apply_knobs(
             state,
@@ -165,12 +165,12 @@ def build_tab(console: Console) -> list:
             token_probabilities,
         ):
             gr.Warning(problem)
-            yield paint(state), state
+            yield paint(state)
             return
         if state.turns[-1].role == "assistant":
             state.turns.pop()
         async for painted in _stream(console, state, paint):
-            yield painted, state
+            yield painted
 
     def stop_streaming(state):
         """Stop the reply that is streaming: it keeps its text, and its own last paint says "stopped"."""
@@ -205,7 +205,7 @@ def build_tab(console: Console) -> list:
         [message.submit, send.click],
         chat,
         [message, *knobs, session],
-        [chatbot, session, message],
+        [chatbot, message],  # not the session: it changes in place, and a State output costs every paint
         api_name="chat",
         concurrency_limit=None,
         trigger_mode="multiple",
@@ -214,7 +214,7 @@ def build_tab(console: Console) -> list:
     regenerate.click(
         regenerate_last,
         [*knobs, session],
-        [chatbot, session],
+        chatbot,
         api_name="regenerate",
         concurrency_limit=None,
         postprocess=False,
