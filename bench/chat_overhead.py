@@ -3,19 +3,21 @@
     python -m bench.chat_overhead --backend cpu
     python -m bench.chat_overhead --backend lmdeploy --engine turbomind --concurrency 16 --max-new-tokens 256
 
-Same prompts and greedy decoding through up to three layers, all loaded at once:
+Same prompts and greedy decoding through up to five layers, all loaded at once:
   engine   the raw engine in this process: `lmdeploy.pipeline(...).stream_infer`, or for
            cpu the transformers backend itself;
   backend  (lmdeploy only) the console's backend: the pipeline in its worker process;
   console  the running console (`app.py`), read through Gradio's SSE stream as a browser does,
            each chat from a page opened first (see `GradioEndpoint.open_page`);
+  relay    with `--relay`, the backend behind the barest Gradio chat (`bench/gradio_relay.py`),
+           read the same way: Gradio's floor with the engine in it;
   baseline with `--baseline DIR`, the console of another checkout (`git worktree add DIR REV`)
            read the same way: a change's before and after in the same rounds.
 Each layer first warms up with one prompt and one batch of N. Rounds interleave the layers
 (each round: every layer's prompts one at a time, then every layer's N at once), so drift on
 the machine hits all layers alike; the table gives medians over rounds, the spread of the
 per-round ratio to the engine, and the median TTFT of the N at once (what people see under
-load). With lmdeploy every layer gets `--cache-max-entry-count` (default 0.2) so three
+load). With lmdeploy every layer gets `--cache-max-entry-count` (default 0.2) so the
 engines share one GPU.
 Prints a Markdown table with the machine and versions; `--out FILE` also writes it there.
 """
@@ -30,8 +32,9 @@ from pathlib import Path
 
 from backends import ChatRequest, GenerationParams, TextDelta, Usage, create_backend
 from bench.cli import backend_parser, backend_spec, emit
-from bench.stream_layers import PROMPTS, Batch, ConsoleLayer, Sample, prompts_at_once
+from bench.stream_layers import PROMPTS, Batch, ConsoleLayer, GradioChatLayer, Sample, prompts_at_once
 from telemetry.machine import describe_machine
+from tests.conftest import ROOT
 
 
 @dataclass
@@ -145,12 +148,27 @@ async def start_layers(args, params: GenerationParams) -> list:
         layers = [engine, backend]
     else:
         layers = [await BackendLayer.start(args, "engine: transformers on CPU, in-process", params)]
+    log_dir = Path(args.log_dir)
+    if args.relay:
+        name = "Gradio alone around the backend: bench/gradio_relay.py, Gradio SSE"
+        program, options = ("-m", "bench.gradio_relay"), relay_options(args)
+        layers.append(await asyncio.to_thread(GradioChatLayer, name, params, log_dir, program, options, ROOT))
     consoles = [("console: app.py, Gradio SSE", None)]
     if args.baseline:
         consoles.append((f"console of {args.baseline.name}: app.py, Gradio SSE", args.baseline))
     for name, root in consoles:
-        layers.append(await asyncio.to_thread(ConsoleLayer, name, bench_preset(args), params, Path(args.log_dir), root))
+        layers.append(await asyncio.to_thread(ConsoleLayer, name, bench_preset(args), params, log_dir, root))
     return layers
+
+
+def relay_options(args) -> list[str]:
+    """bench/gradio_relay.py's options for the backend the other layers run."""
+    options = ["--backend", args.backend, "--engine", args.engine]
+    if args.model:
+        options += ["--model", args.model]
+    if args.cache_max_entry_count is not None:
+        options += ["--cache-max-entry-count", str(args.cache_max_entry_count)]
+    return options
 
 
 async def measure(args, params: GenerationParams) -> list[Results]:
@@ -214,6 +232,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--log-dir", default="/tmp")
+    parser.add_argument("--relay", action="store_true", help="also measure the backend behind the barest Gradio chat")
     parser.add_argument("--baseline", type=Path, help="another checkout whose console is measured too")
     parser.add_argument("--out")
     args = parser.parse_args()

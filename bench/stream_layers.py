@@ -67,21 +67,25 @@ class Batch:
         return sum(s.tokens for s in self.samples) / self.wall_s
 
 
-class ConsoleLayer:
-    """The console (`app.py` in a subprocess, on `preset`; from another checkout with `root`), read
-    through Gradio's SSE stream as a browser does, each chat from a page opened first (see
-    `GradioEndpoint.open_page`)."""
+class GradioChatLayer:
+    """A program in a subprocess serving a `/chat` endpoint with the console's parameters and a Chatbot
+    first among its outputs, read through Gradio's SSE stream as a browser does, each chat from a page
+    opened first (see `GradioEndpoint.open_page`)."""
 
-    def __init__(self, name: str, preset: dict, params: GenerationParams, log_dir: Path, root: Path | None = None):
-        from tests.conftest import ROOT, start_console
+    def __init__(
+        self,
+        name: str,
+        params: GenerationParams,
+        log_dir: Path,
+        program: tuple[str, ...],
+        options: list[str],
+        root: Path,
+    ):
+        from tests.conftest import start_console
 
         self.name = name
-        slug = re.sub(r"\W+", "-", name).strip("-")
-        preset_file = log_dir / f"bench-{slug}.yaml"
-        preset_file.write_text(yaml.safe_dump(preset), encoding="utf-8")
-        self._process, self.url = start_console(
-            ["--preset", str(preset_file)], log_dir / f"bench-{slug}.log", timeout_s=1200, root=root or ROOT
-        )
+        log = log_dir / f"bench-{_slug(name)}.log"
+        self._process, self.url = start_console(options, log, timeout_s=1200, root=root, program=program)
         self._endpoint = GradioEndpoint(self.url, "chat")
         self._knobs = chat_knobs(params)
 
@@ -116,6 +120,21 @@ class ConsoleLayer:
         from tests.conftest import stop_process
 
         stop_process(self._process)
+
+
+class ConsoleLayer(GradioChatLayer):
+    """The console (`app.py` on `preset`; from another checkout with `root`)."""
+
+    def __init__(self, name: str, preset: dict, params: GenerationParams, log_dir: Path, root: Path | None = None):
+        from tests.conftest import ROOT
+
+        preset_file = log_dir / f"bench-{_slug(name)}.yaml"
+        preset_file.write_text(yaml.safe_dump(preset), encoding="utf-8")
+        super().__init__(name, params, log_dir, ("app.py",), ["--preset", str(preset_file)], root or ROOT)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"\W+", "-", name).strip("-")
 
 
 class OpenAILayer:

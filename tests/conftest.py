@@ -113,12 +113,19 @@ def submit_background_comparison(client, requests: int, output_tokens: int):
 
 
 def start_console(
-    options: list[str], log: Path, env: dict | None = None, timeout_s: float = 300, root: Path = ROOT
+    options: list[str],
+    log: Path,
+    env: dict | None = None,
+    timeout_s: float = 300,
+    root: Path = ROOT,
+    program: tuple[str, ...] = ("app.py",),
 ) -> tuple[subprocess.Popen, str]:
-    """The console (`app.py` with `options`, from the checkout at `root`) on a free 127.0.0.1 port, as a
-    user starts it; returns the running process and its URL once it answers. The caller stops it."""
+    """The console (`app.py` with `options`, from the checkout at `root`; or another Python `program`
+    that takes `--server-port`) on a free 127.0.0.1 port, as a user starts it; returns the running
+    process and its URL once it answers. The caller stops it."""
     port = free_port()
-    process = start_process([sys.executable, "app.py", *options, "--server-port", str(port)], log, env=env, root=root)
+    command = [sys.executable, *program, *options, "--server-port", str(port)]
+    process = start_process(command, log, env=env, root=root)
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_for_http(url, process, log, timeout_s)
