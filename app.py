@@ -37,6 +37,14 @@ def lighten_gradio_bookkeeping() -> None:
         sys.modules["matplotlib"] = None
 
 
+def serve(demo, **launch_options) -> None:
+    """Launch `demo` (a gr.Blocks) with the queue, the events at once and the Gradio settings the console
+    runs with; the benchmarks serve their bare Gradio apps through it too, so both are served alike."""
+    lighten_gradio_bookkeeping()
+    demo.queue(max_size=EVENTS_AT_ONCE, default_concurrency_limit=8)
+    demo.launch(max_threads=EVENTS_AT_ONCE, enable_monitoring=False, **launch_options)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from backends import KINDS
     from backends.remote import API_KEY_ENV, DEFAULT_BASE_URL
@@ -206,16 +214,13 @@ def main(argv: list[str] | None = None) -> None:
     state = console.state()
     print(f"Backend ready: {state.info.kind} / {state.info.engine} / {state.info.model} ({state.reason})", flush=True)
     demo = build(console, warning)
-    lighten_gradio_bookkeeping()
-    demo.queue(max_size=EVENTS_AT_ONCE, default_concurrency_limit=8)
-    demo.launch(
-        max_threads=EVENTS_AT_ONCE,
+    serve(
+        demo,
         server_name=args.server_name,
         server_port=args.server_port,
         share=args.share,
         auth=auth,
         max_file_size="5mb",
-        enable_monitoring=False,
         footer_links=["api", "settings"],
         quiet=True,  # Gradio's own lines tell a user of this command line to edit launch()
         prevent_thread_lock=True,

@@ -34,7 +34,6 @@ from backends import ChatRequest, GenerationParams, TextDelta, Usage, create_bac
 from bench.cli import backend_parser, backend_spec, emit
 from bench.stream_layers import PROMPTS, Batch, ConsoleLayer, GradioChatLayer, Sample, prompts_at_once
 from telemetry.machine import describe_machine
-from tests.conftest import ROOT
 
 
 @dataclass
@@ -152,7 +151,7 @@ async def start_layers(args, params: GenerationParams) -> list:
     if args.relay:
         name = "Gradio alone around the backend: bench/gradio_relay.py, Gradio SSE"
         program, options = ("-m", "bench.gradio_relay"), relay_options(args)
-        layers.append(await asyncio.to_thread(GradioChatLayer, name, params, log_dir, program, options, ROOT))
+        layers.append(await asyncio.to_thread(GradioChatLayer, name, params, log_dir, program, options))
     consoles = [("console: app.py, Gradio SSE", None)]
     if args.baseline:
         consoles.append((f"console of {args.baseline.name}: app.py, Gradio SSE", args.baseline))

@@ -5,8 +5,8 @@
 
 One event with the console's `/chat` parameters and a Chatbot out: a plain async generator that sends
 the message to the backend the console would run (`create_backend`, in this process) and repaints the
-reply at the console's pace (`RepaintPacer`), Gradio's own postprocessing left on, launched as app.py
-launches the console. No session, no history, no other tab: in `bench.chat_overhead`'s table what this
+reply at the console's pace (`RepaintPacer`), Gradio's own postprocessing left on, served as app.py
+serves the console (`app.serve`). No session, no history, no other tab: in `bench.chat_overhead`'s table what this
 layer takes above the backend layer is Gradio's, and what the console takes above this layer is its own.
 """
 
@@ -16,7 +16,7 @@ import asyncio
 
 import gradio as gr
 
-from app import EVENTS_AT_ONCE, lighten_gradio_bookkeeping
+from app import serve
 from backends import Backend, ChatRequest, GenerationParams, TextDelta, Usage, create_backend
 from bench.cli import backend_parser, backend_spec
 from console.chat import RepaintPacer
@@ -59,9 +59,7 @@ def main() -> None:
     parser.add_argument("--server-port", type=int, required=True)
     args = parser.parse_args()
     backend, _ = asyncio.run(create_backend(backend_spec(args)))
-    demo = build(backend)
-    lighten_gradio_bookkeeping()
-    demo.queue(max_size=EVENTS_AT_ONCE).launch(server_port=args.server_port, max_threads=EVENTS_AT_ONCE, quiet=True)
+    serve(build(backend), server_port=args.server_port, quiet=True)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ On an H100 machine (Python 3.12, gradio 6.31.0, gradio_client 2.7.2) gradio_clie
 every output over at once when the stream ended (342 / 342 / 2233 ms) while the raw stream
 arrived every 50 ms; figures for both machines are in docs/results.md.
 
-The app runs in a process of its own, launched as `app.py` launches the console (queue size,
-events at once, `lighten_gradio_bookkeeping`), so that this floor and `bench.chat_overhead`'s
+The app runs in a process of its own, served as `app.py` serves the console (`app.serve`: queue
+size, events at once, Gradio's bookkeeping), so that this floor and `bench.chat_overhead`'s
 console layer are served and read alike: a server sharing the readers' interpreter, as this
 benchmark once had it, pays for their threads too.
 """
@@ -46,14 +46,13 @@ def _arrivals_ms(times: list[float]) -> str:
 
 
 def serve(port: int) -> None:
-    """The bare generator's app, launched as `app.py` launches the console."""
-    from app import EVENTS_AT_ONCE, lighten_gradio_bookkeeping
+    """The bare generator's app, served as `app.py` serves the console."""
+    import app
 
     with gr.Blocks() as demo:
         box, out = gr.Textbox(), gr.Textbox()
         box.submit(_ticks, box, out, api_name="ticks", concurrency_limit=None)
-    lighten_gradio_bookkeeping()
-    demo.queue(max_size=EVENTS_AT_ONCE).launch(server_port=port, max_threads=EVENTS_AT_ONCE, quiet=True)
+    app.serve(demo, server_port=port, quiet=True)
 
 
 def main() -> None:

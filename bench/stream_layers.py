@@ -79,13 +79,13 @@ class GradioChatLayer:
         log_dir: Path,
         program: tuple[str, ...],
         options: list[str],
-        root: Path,
+        root: Path | None = None,
     ):
-        from tests.conftest import start_console
+        from tests.conftest import ROOT, start_console
 
         self.name = name
         log = log_dir / f"bench-{_slug(name)}.log"
-        self._process, self.url = start_console(options, log, timeout_s=1200, root=root, program=program)
+        self._process, self.url = start_console(options, log, timeout_s=1200, root=root or ROOT, program=program)
         self._endpoint = GradioEndpoint(self.url, "chat")
         self._knobs = chat_knobs(params)
 
@@ -126,11 +126,9 @@ class ConsoleLayer(GradioChatLayer):
     """The console (`app.py` on `preset`; from another checkout with `root`)."""
 
     def __init__(self, name: str, preset: dict, params: GenerationParams, log_dir: Path, root: Path | None = None):
-        from tests.conftest import ROOT
-
         preset_file = log_dir / f"bench-{_slug(name)}.yaml"
         preset_file.write_text(yaml.safe_dump(preset), encoding="utf-8")
-        super().__init__(name, params, log_dir, ("app.py",), ["--preset", str(preset_file)], root or ROOT)
+        super().__init__(name, params, log_dir, ("app.py",), ["--preset", str(preset_file)], root)
 
 
 def _slug(name: str) -> str:
