@@ -199,14 +199,13 @@ class LmdeployBackend(Backend):
         """Route each reply to its stream until the engine closes; if the worker dies, fail every open stream."""
         while True:
             try:
-                rid, *reply = self._worker.conn.recv()
+                kind, payload = self._worker.conn.recv()
             except (EOFError, OSError):
                 break
-            if rid == "closed":
-                self._closed_cleanly = tuple(reply)
+            if kind == "closed":
+                self._closed_cleanly = payload
                 break
-            if replies := self._streams.get(rid):
-                replies.put(tuple(reply))
+            self._route(payload)
         if self._closing:
             self._crashed = _CLOSED
         else:
@@ -217,6 +216,15 @@ class LmdeployBackend(Backend):
             )
         for replies in list(self._streams.values()):
             replies.put(("error", "crashed", self._crashed))
+
+    def _route(self, replies: list[tuple]) -> None:
+        """Hand a batch of the worker's replies to their streams, waking each event loop once a batch."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Replies, tuple]]] = {}
+        for rid, *reply in replies:
+            if stream := self._streams.get(rid):
+                by_loop.setdefault(stream.loop, []).append((stream, tuple(reply)))
+        for loop, deliveries in by_loop.items():
+            _Replies.deliver(loop, deliveries)
 
     def _shutdown(self, for_next_engine: bool) -> None:
         if self._closing:
@@ -255,14 +263,25 @@ class _Replies:
     _LAST = ("finish", "error", "score", "logprobs", "metrics")
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
-        self._loop, self._queue = loop, asyncio.Queue()
+        self.loop, self._queue = loop, asyncio.Queue()
         self.ended = False
 
     def put(self, reply: tuple) -> None:
+        _Replies.deliver(self.loop, [(self, reply)])
+
+    @staticmethod
+    def deliver(loop: asyncio.AbstractEventLoop, deliveries: list[tuple[_Replies, tuple]]) -> None:
+        """Put replies for streams of `loop` from another thread, with one wake-up of that loop: each
+        wake-up is a write that may wait up to 5 ms for the GIL while the loop is busy."""
         try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, reply)
+            loop.call_soon_threadsafe(_Replies._receive_all, deliveries)
         except RuntimeError:  # its event loop is closed (the console is exiting): nobody is reading
             pass
+
+    @staticmethod
+    def _receive_all(deliveries: list[tuple[_Replies, tuple]]) -> None:
+        for replies, reply in deliveries:
+            replies._queue.put_nowait(reply)
 
     async def get(self) -> tuple:
         reply = await self._queue.get()
