@@ -6,12 +6,15 @@ repaint, at turn 1, 10 and 50 of one conversation (issue 16: turn 50 within 1.3x
     python -m bench.chat_length --base-url http://gpu-box:23333/v1  # a running api_server
 
 The console runs with the remote backend in front of the server (`app.py --backend remote`), so its
-process does the console's work alone and its CPU time is the console's. At each turn count the
-conversation is first brought to that many turns through `/chat` (short replies); then `/regenerate`
-answers its last message `--repeats` times (the history keeps its length), read through Gradio's SSE
-stream as a page does, and between those the same messages go to the server directly (the openai
-client) for its own TTFT. CPU per repaint: the console process's user + system time from the first
-paint with reply text to the last, divided by the paints in between. The wait for the first token is
+process does the console's work alone and its CPU time is the console's. A conversation a turn count,
+each on a page of its own, is first brought to that many turns through `/chat` (short replies); then,
+round after round, `/regenerate` answers each conversation's last message in turn (the history keeps its
+length), read through Gradio's SSE stream as a page does, and between those the same messages go to the
+server directly (the openai client) for its own TTFT. The rounds interleave the turn counts, so a console
+that slows as it serves more events, or a machine that gets busier, weighs on every turn count alike
+(the table's last line says how round 1 and the last round compare). CPU per repaint: the console
+process's CPU time (its whole-process CPU clock, to the nanosecond) from the first paint with reply text
+to the last, divided by the paints in between. The wait for the first token is
 left out of it: it grows with the prefill of a longer history, and while it lasts the console paints
 nothing. The console's idle background (Gradio's queue loop, the VRAM sampler: measured first, with
 nothing asked of it) runs on while it paints, and a slower decode (a longer history on this CPU) spreads
@@ -120,38 +123,50 @@ def idle_cpu_ms_per_s(pid: int, seconds: float = 10) -> float:
     return (_cpu_seconds(pid) - before) / seconds * 1000
 
 
-def measure(args, url: str, pid: int, base_url: str, idle_ms_per_s: float) -> list[Turn]:
-    conversation = ConsoleChat(url, pid, args.max_new_tokens)
+def measure(args, url: str, pid: int, base_url: str, idle_ms_per_s: float) -> tuple[list[Turn], str]:
+    """Each turn count's figures (medians over rounds), and how the rounds drifted."""
     client = OpenAI(base_url=base_url, api_key=os.environ.get("LMDEPLOY_CONSOLE_API_KEY") or "none")
     model = client.models.list().data[0].id
-    results, said = [], 0
-    for turns in args.turns:
-        while said < turns:
+    conversations = {turns: ConsoleChat(url, pid, args.max_new_tokens) for turns in args.turns}
+    for turns, conversation in conversations.items():
+        for said in range(turns):
             conversation.say(f"Tell me one fact about the number {said + 1}.", args.history_tokens)
-            said += 1
-        history = conversation.messages[:-1]  # what /regenerate sends: all but the reply it replaces
-        samples = [conversation.regenerate() for _ in range(args.repeats)]
-        raws = [raw_ttft(client, model, history, args.max_new_tokens) for _ in range(args.repeats)]
-        results.append(
-            Turn(
-                turns,
-                statistics.median(s.ttft_s for s in samples),
-                statistics.median(raws),
-                statistics.median(s.cpu_per_paint_ms for s in samples),
-                statistics.median(s.above_idle_per_paint_ms(idle_ms_per_s) for s in samples),
-                statistics.median(s.reply_cpu_s * 1000 for s in samples),
-                statistics.median(s.streamed_paints for s in samples),
-            )
+    samples: dict[int, list[Regeneration]] = {turns: [] for turns in args.turns}
+    raws: dict[int, list[float]] = {turns: [] for turns in args.turns}
+    for _ in range(args.repeats):
+        for turns, conversation in conversations.items():
+            samples[turns].append(conversation.regenerate())
+            history = conversation.messages[:-1]  # what /regenerate sends: all but the reply it replaces
+            raws[turns].append(raw_ttft(client, model, history, args.max_new_tokens))
+    results = [
+        Turn(
+            turns,
+            statistics.median(s.ttft_s for s in samples[turns]),
+            statistics.median(raws[turns]),
+            statistics.median(s.cpu_per_paint_ms for s in samples[turns]),
+            statistics.median(s.above_idle_per_paint_ms(idle_ms_per_s) for s in samples[turns]),
+            statistics.median(s.reply_cpu_s * 1000 for s in samples[turns]),
+            statistics.median(s.streamed_paints for s in samples[turns]),
         )
-    return results
+        for turns in args.turns
+    ]
+    return results, _drift(samples)
 
 
-def table(results: list[Turn], idle_ms_per_s: float, args) -> str:
+def _drift(samples: dict[int, list[Regeneration]]) -> str:
+    """CPU per paint in the first round and the last, each turn count: the console's own drift."""
+    cells = [
+        f"turn {turns} {s[0].cpu_per_paint_ms:.2f} -> {s[-1].cpu_per_paint_ms:.2f}" for turns, s in samples.items()
+    ]
+    return "CPU per paint (ms), round 1 -> last round: " + ", ".join(cells) + "."
+
+
+def table(results: list[Turn], drift: str, idle_ms_per_s: float, args) -> str:
     first = results[0]
     lines = [
         describe_machine(),
         "",
-        f"Replies of {args.max_new_tokens} tokens, {args.repeats} regenerations per turn count, medians; "
+        f"Replies of {args.max_new_tokens} tokens, {args.repeats} rounds of one regeneration per turn count, medians; "
         f"{args.placement}; the server: {args.base_url or args.server}. The console idle: {idle_ms_per_s:.1f} ms "
         "of CPU a second.",
         "",
@@ -174,7 +189,7 @@ def table(results: list[Turn], idle_ms_per_s: float, args) -> str:
     lines += [
         "",
         f"Turn {last.turns} against turn {first.turns}: CPU per paint {measured:.2f}x as measured, {own:.2f}x above "
-        f"the idle background (target <= {TARGET_RATIO}x: {verdict}).",
+        f"the idle background (target <= {TARGET_RATIO}x: {verdict}). {drift}",
     ]
     return "\n".join(lines)
 
@@ -186,7 +201,7 @@ def main() -> None:
         "--server", choices=["transformers", "paced"], default="transformers", help="what to start without --base-url"
     )
     parser.add_argument("--turns", type=int, nargs="+", default=[1, 10, 50])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="rounds: one regeneration of each conversation a round")
     parser.add_argument("--max-new-tokens", type=int, default=64, help="the measured replies")
     parser.add_argument("--history-tokens", type=int, default=48, help="the replies that build the history")
     parser.add_argument("--out")
@@ -214,7 +229,8 @@ def main() -> None:
             if server:
                 args.placement = _separate(app.pid, server.pid)
             idle = idle_cpu_ms_per_s(app.pid)
-            emit(table(measure(args, url, app.pid, base_url, idle), idle, args), args.out)
+            results, drift = measure(args, url, app.pid, base_url, idle)
+            emit(table(results, drift, idle, args), args.out)
         finally:
             stop_process(app)
     finally:
@@ -236,9 +252,10 @@ def _separate(console_pid: int, server_pid: int) -> str:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """A process's user + system CPU time (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """A process's CPU time, all its threads (those ended too), to the nanosecond: Linux's CPU clock of
+    that process, the id `clock_getcpuclockid(pid)` gives (/proc's figure counts in 10 ms ticks, a
+    sizeable part of the ~200 ms a reply's paints cost)."""
+    return time.clock_gettime(((~pid) << 3) | 2)  # CPUCLOCK_SCHED of process `pid`
 
 
 def _plain(text: str) -> str:

@@ -8,10 +8,11 @@ from console.token_view import coloured_tokens
 
 def chatbot_messages(session: ChatSession) -> list[dict]:
     """The Chatbot's value: each reply with its stats (and error, if any) beneath it."""
-    return [{"role": turn.role, "content": _display_text(turn)} for turn in session.turns]
+    return [{"role": turn.role, "content": display_text(turn)} for turn in session.turns]
 
 
-def _display_text(turn: Turn) -> str:
+def display_text(turn: Turn) -> str:
+    """A turn as the Chatbot shows it."""
     if turn.role != "assistant" or turn.stats is None:
         return turn.content
     text = coloured_tokens(turn.content, turn.tokens) if turn.tokens else turn.content
