@@ -7,8 +7,8 @@ repaint, at turn 1, 10 and 50 of one conversation (issue 16: turn 50 within 1.3x
 
 The console runs with the remote backend in front of the server (`app.py --backend remote`), so its
 process does the console's work alone and its CPU time is the console's. A conversation a turn count,
-each on a page of its own, is first brought to that many turns through `/chat` (short replies); then,
-round after round, `/regenerate` answers each conversation's last message in turn (the history keeps its
+each on a page of its own, is first brought to that many turns through `/chat` (short replies) and regenerated once (not
+counted: a warm-up); then, round after round, `/regenerate` answers each conversation's last message in turn (the history keeps its
 length), read through Gradio's SSE stream as a page does, and between those the same messages go to the
 server directly (the openai client) for its own TTFT. The rounds interleave the turn counts, so a console
 that slows as it serves more events, or a machine that gets busier, weighs on every turn count alike
@@ -131,6 +131,7 @@ def measure(args, url: str, pid: int, base_url: str, idle_ms_per_s: float) -> tu
     for turns, conversation in conversations.items():
         for said in range(turns):
             conversation.say(f"Tell me one fact about the number {said + 1}.", args.history_tokens)
+        conversation.regenerate()  # not counted: the console's first regeneration warms up what it imports
     samples: dict[int, list[Regeneration]] = {turns: [] for turns in args.turns}
     raws: dict[int, list[float]] = {turns: [] for turns in args.turns}
     for _ in range(args.repeats):
