@@ -1,5 +1,5 @@
 """How a chat's cost grows with its length: TTFT against the server alone, and the console's CPU per
-repaint, at turn 1, 10 and 50 of one conversation (issue 16: turn 50 within 1.3x of turn 1).
+repaint, at turn 1, 10 and 50 of a conversation (issue 16: turn 50 within 1.3x of turn 1).
 
     python -m bench.chat_length                                   # transformers serve, SmolLM2, CPU
     python -m bench.chat_length --server paced --max-new-tokens 1024  # no model: a reply at a GPU's pace
@@ -7,18 +7,19 @@ repaint, at turn 1, 10 and 50 of one conversation (issue 16: turn 50 within 1.3x
 
 The console runs with the remote backend in front of the server (`app.py --backend remote`), so its
 process does the console's work alone and its CPU time is the console's. A conversation a turn count,
-each on a page of its own, is first brought to that many turns through `/chat` (short replies) and regenerated once (not
-counted: a warm-up); then, round after round, `/regenerate` answers each conversation's last message in turn (the history keeps its
-length), read through Gradio's SSE stream as a page does, and between those the same messages go to the
-server directly (the openai client) for its own TTFT. The rounds interleave the turn counts, so a console
-that slows as it serves more events, or a machine that gets busier, weighs on every turn count alike
-(the table's last line says how round 1 and the last round compare). CPU per repaint: the console
-process's CPU time (its whole-process CPU clock, to the nanosecond) from the first paint with reply text
-to the last, divided by the paints in between. The wait for the first token is
-left out of it: it grows with the prefill of a longer history, and while it lasts the console paints
-nothing. The console's idle background (Gradio's queue loop, the VRAM sampler: measured first, with
-nothing asked of it) runs on while it paints, and a slower decode (a longer history on this CPU) spreads
-the same paints over more of it; the table gives CPU per paint as measured and above that background.
+each on a page of its own, is first brought to that many turns through `/chat` (short replies) and
+regenerated once (not counted: a warm-up); then, round after round, `/regenerate` answers each
+conversation's last message in turn (the history keeps its length), read through Gradio's SSE stream as
+a page does, and between those the same messages go to the server directly (the openai client) for its
+own TTFT. The rounds interleave the turn counts, so a console that slows as it serves more events, or a
+machine that gets busier, weighs on every turn count alike (the table's last line says how round 1 and
+the last round compare). CPU per repaint: the console process's CPU time (its whole-process CPU clock,
+to the nanosecond) from the first paint with reply text to the last, divided by the paints in between.
+The wait for the first token is left out of it: it grows with the prefill of a longer history, and while
+it lasts the console paints nothing. The console's idle background (Gradio's queue loop, the VRAM
+sampler: measured first, with nothing asked of it) runs on while it paints, and a slower decode (a
+longer history on this CPU) spreads the same paints over more of it; the table gives CPU per paint as
+measured and above that background.
 `--server paced` puts `bench.paced_server` behind the console instead of a model: every reply streams at
 the same pace at any length of history, so the console's own cost is all that moves (its TTFT column is
 then the console's, not a server's).
