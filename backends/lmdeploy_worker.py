@@ -15,9 +15,11 @@ Why the requests are read on the engine's own event loop, and the replies sent i
 thread waiting on a pipe must win the GIL back from a busy thread after every read, up to the
 switch interval (5 ms) each time. The PyTorch engine runs its Python on the pipeline's event
 loop, so a main thread reading 16 requests sent at once took them in one by one, ~2 ms apart
-(measured: 36 ms for 16 against 0.1 ms beside an idle thread), and the engine started them in
-several batches. The console's reader thread meets the same with Gradio's loop busy painting,
-once a pipe message: so everything one turn of the engine's loop replies goes as one message.
+(36 ms for 16 beside a thread running Python, 0.1 ms beside an idle one), and the engine started
+them in several batches: on an H200, 16 chats' median TTFT through this worker was 70-107 ms
+against 42-54 in-process, and is now the in-process figure (docs/results.md). The console's
+reader thread meets the same with Gradio's loop busy painting, once a pipe message: so
+everything one turn of the engine's loop replies goes as one message.
 
 Wire format over the pipe (tuples, pickled by multiprocessing):
   parent -> child: ("load", model_path, options) | ("exit",), and while an engine runs:
