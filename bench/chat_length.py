@@ -32,7 +32,6 @@ import dataclasses
 import os
 import re
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -209,18 +208,14 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
     args.placement = "the server elsewhere"
-    from tests.conftest import free_port, start_console, start_openai_server, start_process, stop_process, wait_for_http
+    from tests.conftest import start_console, start_openai_server, start_paced_server, stop_process
 
     folder = Path(tempfile.mkdtemp(prefix="chat-length-"))
     server = None
     if args.base_url:
         base_url = args.base_url
     elif args.server == "paced":
-        server_port = free_port()
-        log = folder / "paced-server.log"
-        server = start_process([sys.executable, "-m", "bench.paced_server", "--port", str(server_port)], log)
-        base_url = f"http://127.0.0.1:{server_port}/v1"
-        wait_for_http(f"{base_url}/models", server, log)
+        server, base_url = start_paced_server(folder / "paced-server.log")
     else:
         from backends.embedded_model import embedded_hf_folder
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -13,6 +14,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -146,6 +157,31 @@ def start_openai_server(model: Path, folder: Path, *options: str) -> tuple[subpr
         log,
         env={"HF_HUB_CACHE": str(folder / "hf-cache"), "HF_HUB_OFFLINE": "1"},
     )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    wait_for_http(f"{base_url}/models", process, log)
+    return process, base_url
+
+
+@contextlib.contextmanager
+def open_chromium():
+    """Debian's Chromium, headless, driven by Playwright (the browser tier, bench.send_to_screen)."""
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium (make test does this)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def start_paced_server(log: Path, *options: str) -> tuple[subprocess.Popen, str]:
+    """`bench/paced_server.py` (no model: replies at a fixed pace, after `--ttft-ms`) on a free
+    127.0.0.1 port; returns the running process and its base URL. The caller stops it."""
+    port = free_port()
+    process = start_process([sys.executable, "-m", "bench.paced_server", "--port", str(port), *options], log)
     base_url = f"http://127.0.0.1:{port}/v1"
     wait_for_http(f"{base_url}/models", process, log)
     return process, base_url

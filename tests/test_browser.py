@@ -6,34 +6,31 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import submit_background_comparison
+from tests.conftest import (
+    open_chromium,
+    start_console,
+    start_paced_server,
+    stop_process,
+    submit_background_comparison,
+)
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+VIEWPORT = {"width": 1400, "height": 950}
 
 
 @pytest.fixture(scope="module")
-def page(app_url, tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test does this)")
-    from playwright.sync_api import sync_playwright
+def browser():
+    with open_chromium() as browser:
+        yield browser
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 950})
-        page.goto(app_url)
-        yield page
-        browser.close()
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(app_url)
+    yield page
+    page.close()
 
 
 def screenshot(page, name: str) -> None:
@@ -122,6 +119,32 @@ def test_the_box_is_the_user_s_while_a_reply_streams(page):
     page.wait_for_function(  # stopped, or ended at its limit under a slow machine's load
         "() => /stopped|· length/.test(document.querySelector('#chatbot').innerText)", timeout=120_000
     )
+
+
+@pytest.fixture(scope="module")
+def silent_engine_page(browser, tmp_path_factory):
+    """A page of a console whose server takes 60 s to its first token (a long prefill)."""
+    folder = tmp_path_factory.mktemp("silent-engine")
+    server, base_url = start_paced_server(folder / "server.log", "--ttft-ms", "60000")
+    console, url = start_console(["--backend", "remote", "--base-url", base_url], folder / "console.log")
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(url)
+    yield page
+    page.close()
+    stop_process(console)
+    stop_process(server)
+
+
+def test_the_message_is_on_screen_while_the_engine_has_not_answered(silent_engine_page):
+    """How soon is a benchmark's to say (bench.send_to_screen); this says that it does not wait for the engine."""
+    page = silent_engine_page
+    page.locator("#chat-input textarea").fill("What is a lighthouse for?")
+    page.locator("#send").click()
+    wait_for_text(page, "chatbot", "What is a lighthouse for?", timeout=20_000)
+    wait_for_text(page, "chatbot", "waiting for the first token", timeout=5_000)
+    assert "word" not in page.locator("#chatbot").inner_text()  # the paced server's reply: not yet begun
+    page.locator("#stop").click()
+    wait_for_text(page, "chatbot", "stopped", timeout=20_000)
 
 
 def test_presets_tab_switches_the_engine_and_the_header_follows(page):
