@@ -44,6 +44,8 @@ def import_chat(raw: bytes | str) -> ChatSession:
         document = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TranscriptError(f"not JSON: {exc}") from exc
+    except RecursionError as exc:  # json gives up past Python's recursion limit
+        raise TranscriptError("nested too deeply to be a chat export") from exc
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise TranscriptError(f'not a chat export: expected "format": "{FORMAT}"')
     try:

@@ -21,6 +21,7 @@ from tools.definitions import ToolDefinitionError, ToolDefinitions, parse_tools
 from tools.loop import run_tool_loop
 from tools.scenarios import SCENARIOS, tool_choice_value
 from tools.toolbox import BUILTIN, Tool, run_tool
+from ui.tools import _mock_results
 
 ADD, MULTIPLY = BUILTIN["add"], BUILTIN["multiply"]
 GREEDY = GenerationParams(temperature=0)
@@ -315,6 +316,8 @@ def test_edits_that_are_not_the_waiting_calls_say_so():
         edits_from_json("[{")
     with pytest.raises(ValueError, match='each with its "id"'):
         edits_from_json('{"a": 1}')
+    with pytest.raises(ValueError, match="nested too deeply"):
+        edits_from_json("[" * 5000 + "]" * 5000)
 
 
 def test_the_round_being_written_shows_in_the_transcript():
@@ -428,3 +431,16 @@ def test_the_tool_choice_list_drops_a_function_whose_tool_is_gone():
         "auto",
     )
     assert choices_for("[not json", "function:add") is None  # the list waits until the tools parse
+
+
+def test_mock_results_nested_thousands_deep_are_refused_with_a_reason():
+    with pytest.raises(ValueError, match="Mock results: nested too deeply"):
+        _mock_results("[" * 5000 + "]" * 5000)
+
+
+def test_a_call_nested_thousands_deep_waits_as_the_text_the_model_wrote():
+    from tools.loop import pending_as_json
+
+    nested = "[" * 5000 + "]" * 5000
+    (waiting,) = json.loads(pending_as_json([ToolCall("c1", "add", nested)]))
+    assert waiting["arguments"] == nested

@@ -50,3 +50,8 @@ def test_bad_imports_name_the_problem(raw, complaint):
 def test_oversized_import_is_refused_before_parsing():
     with pytest.raises(TranscriptError, match="can be imported"):
         import_chat(b" " * (MAX_IMPORT_BYTES + 1))
+
+
+def test_an_import_nested_thousands_deep_is_refused_with_a_reason():
+    with pytest.raises(TranscriptError, match="nested too deeply"):
+        import_chat('{"a":' * 5000 + "1" + "}" * 5000)

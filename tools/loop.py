@@ -144,7 +144,7 @@ def pending_as_json(calls: list[ToolCall]) -> str:
     def readable(arguments: str):
         try:
             return json.loads(arguments)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return arguments  # shown as the text the model wrote, for the user to fix
 
     return json.dumps(
@@ -159,6 +159,8 @@ def edits_from_json(text: str) -> dict[str, dict]:
         entries = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"the waiting calls are not JSON any more: {exc}") from exc
+    except RecursionError as exc:  # json gives up past Python's recursion limit
+        raise ValueError("the waiting calls are nested too deeply; keep the list of calls as it was") from exc
     if not isinstance(entries, list) or not all(isinstance(e, dict) and "id" in e for e in entries):
         raise ValueError('keep the list of calls, each with its "id"; edit "arguments" or "result"')
     edits = {}

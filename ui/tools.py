@@ -195,6 +195,8 @@ def _mock_results(text) -> dict:
         mock_results = json.loads(text or "{}")
     except json.JSONDecodeError as exc:
         raise ValueError(f"Mock results: not JSON: {exc}") from exc
+    except RecursionError as exc:  # json gives up past Python's recursion limit
+        raise ValueError('Mock results: nested too deeply; write them as {"tool name": "result"}') from exc
     if not isinstance(mock_results, dict):
         raise ValueError('Mock results must be a JSON object: {"tool name": "result"}')
     return mock_results
