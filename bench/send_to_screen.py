@@ -64,7 +64,7 @@ def measure(page, trials: int) -> list[tuple[float, float]]:
 
 
 def run(args) -> str:
-    from tests.conftest import open_chromium, start_console, start_paced_server, stop_process
+    from tests.conftest import CHROMIUM_VIEWPORT, open_chromium, start_console, start_paced_server, stop_process
 
     folder = Path(tempfile.mkdtemp(prefix="send-to-screen-"))
     rows = []
@@ -74,7 +74,7 @@ def run(args) -> str:
             server, base_url = start_paced_server(log, "--ttft-ms", str(prefill_ms))
             console, url = start_console(["--backend", "remote", "--base-url", base_url], folder / "console.log")
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 950})
+                page = browser.new_page(viewport=CHROMIUM_VIEWPORT)
                 page.set_default_timeout(prefill_ms + 60_000)
                 page.goto(url)
                 measure(page, 1)  # not counted: the page's and the console's first chat

@@ -24,6 +24,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+CHROMIUM_VIEWPORT = {"width": 1400, "height": 950}  # the browser tier's pages and its screenshots
 
 
 def pytest_collection_modifyitems(config, items):

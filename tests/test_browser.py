@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import (
+    CHROMIUM_VIEWPORT,
     open_chromium,
     start_console,
     start_paced_server,
@@ -15,8 +16,6 @@ from tests.conftest import (
 )
 
 pytestmark = pytest.mark.browser
-
-VIEWPORT = {"width": 1400, "height": 950}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +26,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def page(browser, app_url):
-    page = browser.new_page(viewport=VIEWPORT)
+    page = browser.new_page(viewport=CHROMIUM_VIEWPORT)
     page.goto(app_url)
     yield page
     page.close()
@@ -127,7 +126,7 @@ def silent_engine_page(browser, tmp_path_factory):
     folder = tmp_path_factory.mktemp("silent-engine")
     server, base_url = start_paced_server(folder / "server.log", "--ttft-ms", "60000")
     console, url = start_console(["--backend", "remote", "--base-url", base_url], folder / "console.log")
-    page = browser.new_page(viewport=VIEWPORT)
+    page = browser.new_page(viewport=CHROMIUM_VIEWPORT)
     page.goto(url)
     yield page
     page.close()
