@@ -83,6 +83,15 @@ def embedded_folder() -> Path:
 
 
 @pytest.fixture(scope="session")
+def random_llama_7b(embedded_folder) -> Path:
+    """Llama-2-7B's shape with random weights (memory and speed only), where bench/gpu_presets' 7B
+    presets look for it; built on the GPU in about 17 s when it is not there yet."""
+    from bench.random_llama import make_random_llama
+
+    return make_random_llama(Path("/tmp/models/llama2-7b-random"), embedded_folder, "7b")
+
+
+@pytest.fixture(scope="session")
 def tool_template_folder(embedded_folder, tmp_path_factory) -> Path:
     """The embedded SmolLM2 with a chat template that knows tools (tests/data/chatml_tools.jinja,
     Qwen2.5's format: SmolLM2 speaks the same ChatML), for LMDeploy's qwen tool parser."""

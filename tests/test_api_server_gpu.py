@@ -54,8 +54,16 @@ async def test_chat_through_the_api_server(remote):
 
 
 async def test_metrics_give_the_kv_cache_usage(remote):
-    metrics = await remote.scheduler_metrics()
-    assert metrics.cache_usage is not None and metrics.running is not None, metrics.series
+    request = ChatRequest(
+        [{"role": "user", "content": "Count from 1 to 200."}], GenerationParams(temperature=0, max_new_tokens=400)
+    )
+    stream = remote.stream_chat(request)
+    await anext(stream)  # a request is running while the metrics are read
+    try:
+        metrics = await remote.scheduler_metrics()
+    finally:
+        await stream.aclose()
+    assert metrics.running >= 1 and 0 < metrics.cache_usage <= 1, metrics.series
 
 
 async def test_perplexity_through_get_ppl(remote, cpu_backend):
@@ -69,9 +77,8 @@ async def test_perplexity_through_get_ppl(remote, cpu_backend):
 async def test_tools_without_a_parser_get_the_flag_to_add(remote):
     tools = SCENARIOS["add and multiply: (3 + 5) x 2"].tools
     request = ChatRequest([{"role": "user", "content": "3+5?"}], GenerationParams(max_new_tokens=20), tools, "auto")
-    with pytest.raises(BackendError, match="--tool-call-parser") as refused:
+    with pytest.raises(BackendError, match="--tool-call-parser"):
         [d async for d in remote.stream_chat(request)]
-    print(json.dumps(str(refused.value)))
 
 
 async def test_a_parser_server_streams_a_forced_call_in_pieces_and_the_loop_runs_it(api_server_with_tools):
@@ -87,7 +94,7 @@ async def test_a_parser_server_streams_a_forced_call_in_pieces_and_the_loop_runs
         pieces = [d for d in deltas if isinstance(d, ToolCallPiece)]
         [call, *_] = [d for d in deltas if isinstance(d, ToolCall)]
         assert len(pieces) >= 2 and call.name in ("add", "multiply") and deltas[-1] == Finish("tool_calls")
-        print(json.dumps([call.name, call.arguments, len(pieces)]))
+        assert json.loads(call.arguments)  # the pieces add up to JSON arguments
         run = await run_tool_loop(backend, "What is 3 + 5?", tools, "required", max_rounds=2)
         assert next(s for s in run.steps if s.kind == "tool_result").ok
     finally:

@@ -222,8 +222,8 @@ async def test_a_switch_reports_where_its_time_went(console):
     report = await console.switch_preset("inside")
     stages = dict(report.stages)
     assert list(stages) == ["starting the new engine", "loading the model with transformers", "closing the old engine"]
-    assert stages["loading the model with transformers"] > 0.5  # the weights: most of a CPU switch
-    assert sum(stages.values()) == pytest.approx(report.load_seconds, abs=0.2)
+    assert all(seconds > 0 for seconds in stages.values())
+    assert sum(stages.values()) <= report.load_seconds  # parts of the switch, one after another
 
 
 async def test_a_preset_that_differs_in_generation_settings_only_keeps_the_running_engine(console, tmp_path):

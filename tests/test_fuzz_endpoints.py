@@ -9,6 +9,8 @@ from gradio_client import Client
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from quantize.checks import GROUP_SIZES
+
 pytestmark = pytest.mark.app
 
 BARE = "has raised an exception but has not enabled verbose error reporting"
@@ -94,7 +96,7 @@ def test_switch_preset_by_any_name(client, name):
 )
 def test_compare_settings(client, own_prompts, own_questions, **numbers):
     # one preset: however the rest is read, the comparison is refused before anything runs
-    answered(
+    result = answered(
         client,
         presets=["cpu"],
         names=["math"],
@@ -104,24 +106,47 @@ def test_compare_settings(client, own_prompts, own_questions, **numbers):
         **numbers,
         api_name="/compare",
     )
+    assert isinstance(result, Exception), result
+    assert any(reason in str(result) for reason in REFUSALS), str(result)
+
+
+# what a refused setting may say: the console's own checks, Gradio's bounds of a page control, and
+# gradio_client's refusal to put an infinite or NaN float into JSON
+REFUSALS = ("pick 2 to 4 presets", "must be", "minimum value", "maximum value", "not JSON compliant")
+
+
+def whole_in(value, low: int, high: int) -> bool:
+    try:
+        return float(value) == int(value) and low <= int(value) <= high
+    except (ValueError, OverflowError):
+        return False
 
 
 @FUZZ
 @given(output_folder=TEXT, new_preset_name=TEXT, group_size=NUMBERS, samples_n=NUMBERS, seq_len=NUMBERS)
 def test_quantize_settings(client, output_folder, new_preset_name, group_size, samples_n, seq_len):
-    answered(
+    """The Check button reads the settings as Quantize does, past Quantize's first refusal here (no GPU)."""
+    verdict = answered(
         client,
-        source_model="embedded: SmolLM2-135M-Instruct",
-        output_folder=output_folder,
-        new_preset_name=new_preset_name,
-        group_size=group_size,
-        samples_n=samples_n,
-        seq_len=seq_len,
-        data_type="float16",
-        text_file=None,
-        free_gpu=False,
-        api_name="/quantize",
+        "embedded: SmolLM2-135M-Instruct",
+        output_folder,
+        new_preset_name,
+        group_size,
+        samples_n,
+        seq_len,
+        "float16",
+        None,
+        False,
+        "awq",
+        api_name="/check_quantize",
     )
+    if isinstance(verdict, Exception):  # the page's own bounds, checked by Gradio before the console reads them
+        assert group_size not in GROUP_SIZES or any(reason in str(verdict) for reason in REFUSALS), str(verdict)
+        return
+    assert verdict.startswith(("Cannot start:", "Not ready:")), verdict  # never ready without a GPU
+    readable = whole_in(group_size, -(2**80), 2**80) and whole_in(samples_n, 1, 1024) and whole_in(seq_len, 16, 8192)
+    if not readable or not output_folder.strip() or not new_preset_name.strip():
+        assert verdict.startswith("Cannot start:"), verdict
 
 
 @FUZZ
@@ -135,6 +160,7 @@ def test_fleet_actions_by_any_url(client, url, terminate):
 
 
 def test_endpoints_without_parameters_answer(client):
-    for name in ("/stop", "/edit_last", "/clear", "/export_chat", "/presets", "/engine_status", "/vram", "/fleet"):
-        answered(client, api_name=name)
+    for name in ("/stop", "/clear", "/presets", "/engine_status", "/vram", "/fleet", "/export_chat"):
+        assert not isinstance(answered(client, api_name=name), Exception), name
+    assert client.predict(api_name="/edit_last") == ([], "")  # a new session: no message to take back
     json.dumps(client.predict(api_name="/vram"))  # plain data

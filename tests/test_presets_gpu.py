@@ -39,7 +39,6 @@ async def test_kv_quantization_multiplies_capacity_on_the_pytorch_engine(console
         await console.switch_preset(name)
         assert console.state().info.engine == "pytorch" and kv(console)["source"] == "engine"
         tokens[name] = kv(console)["tokens"]
-        assert await answers_a_sum(console) or name == "pt-kv4"  # int4 answers visibly worse
     assert tokens["pt-kv8"] / tokens["pt-bf16"] == pytest.approx(1.88, rel=0.05)
     assert tokens["pt-kv4"] / tokens["pt-bf16"] == pytest.approx(3.55, rel=0.05)
 
@@ -52,10 +51,31 @@ async def test_fp8_and_turboquant_kv_multiply_capacity_on_the_pytorch_engine(con
         await console.switch_preset(name)
         assert console.state().info.engine == "pytorch"
         tokens[name] = kv(console)["tokens"]
-        print(f"{name}: {tokens[name]:,} KV tokens; answers a sum: {await answers_a_sum(console)}")
     assert tokens["pt-kvfp8"] / tokens["pt-bf16"] == pytest.approx(2.0, rel=0.05)
     assert tokens["pt-kvfp8-e5m2"] == tokens["pt-kvfp8"]  # the same byte an element
     assert tokens["pt-kvturbo"] / tokens["pt-bf16"] >= 4.5
+
+
+def answers_worse(reason: str):
+    return pytest.mark.xfail(reason=reason, strict=False)
+
+
+@pytest.mark.parametrize(
+    "preset",
+    [
+        "pt-bf16",
+        "pt-kv8",
+        pytest.param("pt-kv4", marks=answers_worse("KV int4 on a 135M model answers visibly worse")),
+        "pt-kvfp8",
+        "pt-kvfp8-e5m2",
+        pytest.param(
+            "pt-kvturbo", marks=answers_worse("TurboQuant's 2-bit values on a 135M model (H200, 2026-11-30: wrong sum)")
+        ),
+    ],
+)
+async def test_each_kv_mode_answers_a_sum(console, preset):
+    await console.switch_preset(preset)
+    assert await answers_a_sum(console)
 
 
 @pytest.mark.parametrize("preset", ["pt-prefix", "tm-prefix"])
@@ -72,21 +92,24 @@ async def test_prefix_caching_reuses_a_long_system_prompt(console, preset):
         ]
         usages.append(next(d for d in deltas if isinstance(d, Usage)))
     metrics = await console.backend.scheduler_metrics()
-    print(
-        f"{preset}: cached tokens {[u.cached_tokens for u in usages]} of {[u.prompt_tokens for u in usages]}; "
-        f"hit rate {metrics.prefix_cache_hit_rate}"
-    )
     assert usages[1].cached_tokens > 0.9 * usages[0].prompt_tokens - 128  # all but the question and a partial block
-    assert metrics.prefix_cache_hit_rate > 0 or preset.startswith("tm")  # printed above for TurboMind
+    assert metrics.prefix_cache_hit_rate > 0  # both engines report it (H200, 2026-11-30: 0.49 on each)
 
 
-async def test_fp8_weights_quantized_as_the_model_loads(console):
-    await console.switch_preset("pt-bf16")
-    bf16_held = console.last_switch.vram_after_mib
-    await console.switch_preset("pt-fp8w")
+async def test_fp8_weights_quantized_as_the_model_loads(console, random_llama_7b):
+    """SmolLM2's 192-wide K and V projections do not fit fp8's 128 x 128 blocks, so the 7B shape
+    (random weights: memory only). The checkpoint on disk is the same bf16 one; what the engine
+    holds besides its KV cache is what shrinks."""
+
+    async def held_beside_kv(preset: str) -> float:
+        await console.switch_preset(preset)
+        return console.last_switch.vram_after_mib - kv(console)["bytes"] / MIB
+
+    bf16 = await held_beside_kv("pt-7b-cache04")
+    fp8 = await held_beside_kv("pt-7b-fp8w")
     assert console.state().info.details["config"]["model_format"] == "fp8"
-    print(f"GPU used: bf16 {bf16_held:.0f} MiB, fp8 weights {console.last_switch.vram_after_mib:.0f} MiB")
-    assert await answers_a_sum(console)
+    weights_mib = console.state().info.details["weights_bytes"] / MIB  # 12.8 GiB of bf16
+    assert bf16 - fp8 > 0.4 * weights_mib, (bf16, fp8)  # half the weights' bytes, less the scales
 
 
 async def test_turbomind_kv_int8_and_the_int4_guard(console):

@@ -1,6 +1,5 @@
 """The remote backend against a real OpenAI-compatible server on 127.0.0.1 (transformers serve)."""
 
-import asyncio
 import json
 
 import pytest
@@ -71,10 +70,10 @@ async def test_key_from_environment_is_used(openai_server, monkeypatch):
     await backend.close()
 
 
-async def test_nothing_listening_fails_fast_with_advice():
+async def test_nothing_listening_fails_with_advice():
     spec = BackendSpec(kind="remote", base_url=f"http://127.0.0.1:{free_port()}/v1")
     with pytest.raises(BackendUnavailable, match="is `lmdeploy serve api_server` running"):
-        await asyncio.wait_for(create_backend(spec), timeout=15)
+        await create_backend(spec)
 
 
 async def test_server_error_keeps_its_message(openai_server):

@@ -5,7 +5,7 @@ import pytest
 from backends import ChatRequest, GenerationParams, Usage
 from bench.random_llama import make_random_llama
 from console.core import Console, NoEngine
-from presets.store import PresetCatalog, PresetError
+from presets.store import PresetCatalog
 from telemetry.vram import VramSampler
 from tests.test_lmdeploy_gpu import turbomind_loads
 from ui.vram_figures import sample_as_json
@@ -26,17 +26,15 @@ async def test_tp2_splits_the_model_over_both_gpus(engine, llama, tmp_path):
     sampler = VramSampler()
     before = sampler.sample()
     if len(before.gpus) < 2:
-        pytest.skip("needs two GPUs (the nvidia-h100-x2 kind)")
+        pytest.skip("needs two GPUs")
     presets = tmp_path / "presets"
     presets.mkdir()
     (presets / "tp2.yaml").write_text(
         f"backend: lmdeploy\nmodel: {llama}\nengine: {engine}\ntp: 2\ncache_max_entry_count: 0.2\n"
     )
     console = Console(NoEngine("none"), "test", catalog=PresetCatalog(user_dir=presets), sampler=sampler)
-    if engine == "pytorch" and not console.machine.ray:  # measured: the engine exits asking for ray
-        with pytest.raises(PresetError, match="needs ray"):
-            await console.switch_preset("tp2")
-        return
+    if engine == "pytorch" and not console.machine.ray:  # the refusal itself: tests/test_unit_compat.py
+        pytest.skip("the PyTorch engine splits a model over GPUs through ray, which is not installed here")
     try:
         await console.switch_preset("tp2")
         loaded, info = sampler.sample(), console.state().info

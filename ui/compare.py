@@ -18,7 +18,7 @@ from console.core import Console
 from console.jobs import Job, JobBusy
 
 from .compare_figures import capacity_figure, load_figure, memory_figure, quality_figure, speed_figure
-from .errors import refused
+from .errors import refused, whole_number
 from .job_view import follow, log_tail, status_markdown
 
 
@@ -118,10 +118,10 @@ def build_tab(console: Console) -> tuple:
             own_asked = load_questions(own_questions) if (own_questions or "").strip() else []
             load = (
                 LoadSettings(
-                    _whole(load_requests, "requests"),
-                    _whole(load_prompt_tokens, "prompt tokens"),
-                    _whole(load_output_tokens, "output tokens"),
-                    _whole(load_in_flight, "in flight") or None,
+                    whole_number(load_requests, "load test: requests"),
+                    whole_number(load_prompt_tokens, "load test: prompt tokens"),
+                    whole_number(load_output_tokens, "load test: output tokens"),
+                    whole_number(load_in_flight, "load test: in flight") or None,
                 )
                 if load_test
                 else None
@@ -129,8 +129,8 @@ def build_tab(console: Console) -> tuple:
             settings = CompareSettings(
                 tuple(presets or ()),
                 tuple(cases),
-                int(max_new_tokens),
-                int(requests_at_once),
+                whole_number(max_new_tokens, "max new tokens"),
+                whole_number(requests_at_once, "requests at once"),
                 bool(with_perplexity),
                 bool(with_agreement),
                 tuple((questions if with_builtin_questions else []) + own_asked),
@@ -181,16 +181,6 @@ async def _followed(job: Job):
 
 def _no_result() -> tuple:
     return (gr.skip(),) * 9
-
-
-def _whole(value, what: str) -> int:
-    """A load-test number from the page or the API, as an integer; ValueError names the field."""
-    try:
-        if float(value) == int(value):
-            return int(value)
-    except (TypeError, ValueError, OverflowError):
-        pass
-    raise ValueError(f"load test: {what} must be a whole number ({value!r} given)")
 
 
 def _questions_source(builtin: bool, own: int) -> str:

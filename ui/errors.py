@@ -14,3 +14,14 @@ def refused(message: str) -> gr.Error:
     """The gr.Error to raise for a request the console will not run, logged in one line."""
     logger.warning("refused: %s", message)
     return gr.Error(message, print_exception=False)
+
+
+def whole_number(value, what: str) -> int:
+    """A number from the page or the API (where any JSON arrives: null, text, NaN) as an integer;
+    the ValueError names the field."""
+    try:
+        if float(value) == int(value):
+            return int(value)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise ValueError(f"{what} must be a whole number ({value!r} given)")

@@ -16,7 +16,7 @@ from quantize.checks import GROUP_SIZES, plan
 from quantize.job import QuantizeResult, QuantizeSettings, run_quantization
 from quantize.methods import METHODS
 
-from .errors import refused
+from .errors import refused, whole_number
 from .job_view import follow, log_tail, status_markdown
 
 EMBEDDED_CHOICE = f"embedded: {EMBEDDED_MODEL_NAME}"
@@ -80,9 +80,9 @@ def build_tab(console: Console) -> tuple:
             model=_resolve_source(console, source_model),
             output=console.model_roots.new_folder(output_folder.strip(), cache_dir() / "models"),
             preset_name=new_preset_name.strip(),
-            group_size=int(group_size),
-            samples=int(samples_n),
-            seqlen=int(seq_len),
+            group_size=whole_number(group_size, "group size"),
+            samples=whole_number(samples_n, "calibration samples"),
+            seqlen=whole_number(seq_len, "calibration sequence length"),
             dtype=data_type,
             calibration_file=_upload_path(text_file) if text_file else None,
             unload_engine=bool(free_gpu),
@@ -162,7 +162,7 @@ def build_tab(console: Console) -> tuple:
             raise refused(str(exc)) from exc
         return f"**Switched to {report.preset}** in {report.load_seconds:.1f} s."
 
-    check.click(check_clicked, inputs, result, api_visibility="private")
+    check.click(check_clicked, inputs, result, api_name="check_quantize")
     quantized = start.click(quantize, inputs, [progress, log, result, switch, new_preset], api_name="quantize")
     cancel.click(cancel_clicked, api_name="cancel_quantize")
     switched = switch.click(
