@@ -17,7 +17,7 @@ test: setup-dev chromium
 	$(PY) -m pytest -m "not gpu" $(PYTEST_ARGS)
 
 test-gpu: setup-dev
-	$(PY) -m pytest -m gpu $(PYTEST_ARGS)
+	$(PY) -m pytest -m gpu -rs $(PYTEST_ARGS)
 
 lint: setup-dev
 	$(PY) -m ruff check .

@@ -26,7 +26,7 @@ from compare.load import LoadPrompts
 from compare.prompts import builtin_prompts
 from console.core import Console, NoEngine
 from presets.store import PresetCatalog
-from telemetry.machine import describe_machine
+from telemetry.machine import boot_id, describe_machine
 
 _WARMUP_TOKENS = 8
 
@@ -143,8 +143,20 @@ def _fmt(value, digits: int) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
+def same_run_or_exit(export: dict) -> None:
+    """A ratio of the console to LMDeploy alone means something only on the same card, the same
+    versions and the same boot (another boot can be another machine of the same kind)."""
+    if export.get("machine") != describe_machine() or not export.get("boot_id") or export["boot_id"] != boot_id():
+        raise SystemExit(
+            f"this export was measured on another machine or before a restart ({export.get('machine')!r}, "
+            f"boot {export.get('boot_id') or 'not recorded'}); here: {describe_machine()!r}, boot {boot_id()}. "
+            "Run the Compare job and this benchmark in the same session on the same machine."
+        )
+
+
 def run(args) -> str:
     export = json.loads(Path(args.export).read_text(encoding="utf-8"))
+    same_run_or_exit(export)
     catalog = PresetCatalog(user_dir=Path(args.dir)) if args.dir else PresetCatalog()
     console = Console(NoEngine("not started"), "benchmark", catalog=catalog)
     settings = export["settings"]

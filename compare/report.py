@@ -164,6 +164,7 @@ def to_json(comparison: Comparison) -> str:
     """Every figure unrounded, the outputs, the settings, the machine and the presets used."""
     data = {
         "machine": comparison.machine,
+        "boot_id": comparison.boot_id,
         "started": comparison.started,
         "settings": {
             "presets": list(comparison.settings.presets),

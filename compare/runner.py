@@ -141,12 +141,13 @@ class Comparison:
     machine: str
     started: str  # ISO time
     preset_yaml: dict[str, str]  # what each compared preset said, for the export
+    boot_id: str = ""  # the machine's boot it ran in: a raw-engine run beside it must share it
 
 
 async def run_comparison(console: Console, settings: CompareSettings, job: Job) -> Comparison:
     """The job's work: check every preset, measure each in turn, then bring back the engine
     that ran before."""
-    from telemetry.machine import describe_machine
+    from telemetry.machine import boot_id, describe_machine
 
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     presets = _vetted(console, settings)
@@ -169,7 +170,7 @@ async def run_comparison(console: Console, settings: CompareSettings, job: Job) 
         job.conclude(f"{len(failed)} of {len(results)} presets failed ({', '.join(r.preset for r in failed)})")
     _mark_differences(results, presets)
     texts = {name: to_yaml(preset) for name, preset in presets.items()}
-    return Comparison(settings, tuple(results), describe_machine(), started, texts)
+    return Comparison(settings, tuple(results), describe_machine(), started, texts, boot_id())
 
 
 def _vetted(console: Console, settings: CompareSettings) -> dict[str, Preset]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+from pathlib import Path
 
 
 def describe_machine() -> str:
@@ -14,6 +15,15 @@ def describe_machine() -> str:
         except importlib.metadata.PackageNotFoundError:
             versions.append(f"{package} absent")
     return f"Machine: {_gpus() or _cpu()}; Python {platform.python_version()}; {', '.join(versions)}."
+
+
+def boot_id() -> str:
+    """This boot of this machine (Linux's random boot id): two exports with the same one were
+    measured on the same machine without a restart in between; "" where the system has none."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
 def lowest_compute_capability() -> tuple[int, int] | None:

@@ -39,6 +39,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """The gpu tier (`-m gpu`) fails when none of its tests ran: every one skipped (no GPU, no
+    TurboMind) is no evidence that anything works. `-rs` in `make test-gpu` lists why each skipped."""
+    if session.config.option.markexpr != "gpu" or exitstatus != pytest.ExitCode.OK:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if not any(reporter.stats.get(outcome) for outcome in ("passed", "failed", "xfailed", "xpassed")):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter.write_line("the gpu tier ran no test: every one was skipped", red=True)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
