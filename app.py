@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> None:
             )
     except (BackendError, PresetError, ValueError) as exc:
         sys.exit(f"error: {exc}")
+    for name, problem in console.catalog.problems().items():  # listed on the Presets tab as invalid too
+        print(f"preset {name} cannot be used: {problem}", flush=True)
     state = console.state()
     print(f"Backend ready: {state.info.kind} / {state.info.engine} / {state.info.model} ({state.reason})", flush=True)
     demo = build(console, warning)

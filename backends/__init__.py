@@ -33,6 +33,7 @@ from .base import (
     Usage,
 )
 from .lmdeploy_config import EngineOptions
+from .redact import hide_credentials
 
 __all__ = [
     "AuthenticationFailed",
@@ -63,6 +64,7 @@ __all__ = [
     "ToolCallPiece",
     "Usage",
     "create_backend",
+    "hide_credentials",
     "kind_of",
     "usable_gpu_reason",
 ]

@@ -108,7 +108,7 @@ def _next_command(conn) -> tuple:
 async def _answer_requests(conn, pipe, options: EngineOptions, outbox: _Outbox) -> tuple[str, bool]:
     """Start a task for each request as it arrives, until the engine is to close; returns what ended it
     ("close", or "exit" where the process ends too) and whether LMDeploy's get_logits ran: after it,
-    LMDeploy 0.18's engines garble replies (issue 18), so that worker is not given another engine.
+    LMDeploy 0.18's engines garble replies, so that worker is not given another engine.
 
     Runs on the engine's event loop, which reads the pipe itself (see the module's docstring): every
     request already in the pipe is started in the same turn of the loop, as one `stream_infer` batch is."""

@@ -30,6 +30,7 @@ from .base import (
     TokenLogprobs,
     Usage,
 )
+from .redact import hide_credentials, mask_secret
 from .tool_calls import CallPieces, piece_fields
 
 DEFAULT_BASE_URL = "http://127.0.0.1:23333/v1"
@@ -74,6 +75,7 @@ class RemoteBackend(Backend):
 
     def __init__(self, client: AsyncOpenAI, model: str, base_url: str, read_timeout_s: float = DEFAULT_READ_TIMEOUT_S):
         self._client, self._model, self._base_url = client, model, base_url
+        self._shown_url = hide_credentials(base_url)  # what messages and the status show
         self._read_timeout_s = read_timeout_s  # what the client was made with, for the message
         self._refused: set[str] = set()  # optional fields this server refused: left out from then on
 
@@ -98,17 +100,18 @@ class RemoteBackend(Backend):
         try:
             served = [m.id async for m in probe.models.list()]
         except openai.APIError as exc:
-            raise _translate(exc, base_url) from exc
+            raise _translate(exc, base_url, api_key) from exc
         finally:
             await probe.close()
+        shown = hide_credentials(base_url)
         if model and served and model not in served:
-            raise BackendError(f"{base_url} does not serve {model!r}; it serves: {', '.join(served)}")
+            raise BackendError(f"{shown} does not serve {model!r}; it serves: {', '.join(served)}")
         if not (model or served):
-            raise BackendError(f"{base_url} lists no models; name one with --model")
+            raise BackendError(f"{shown} lists no models; name one with --model")
         return cls(make_client(), model or served[0], base_url, read_timeout_s)
 
     def info(self) -> BackendInfo:
-        details = {"base_url": self._base_url}
+        details = {"base_url": self._shown_url}
         if self._refused:
             lost = dict.fromkeys(_OPTIONAL[key][1] for key in sorted(self._refused))
             details["ignored_params"] = f"{', '.join(lost)} (the server does not accept them)"
@@ -138,7 +141,7 @@ class RemoteBackend(Backend):
                 await response.aclose()
             if finish is None:  # a proxy whose node died ends the stream with no finish reason, and no error
                 raise BackendUnavailable(
-                    f"the reply stream from {self._base_url} ended without a finish reason: the server (or the node "
+                    f"the reply stream from {self._shown_url} ended without a finish reason: the server (or the node "
                     "behind a proxy) stopped; the reply so far is kept"
                 )
             if tokens:
@@ -150,19 +153,19 @@ class RemoteBackend(Backend):
         except openai.APIConnectionError as exc:
             if isinstance(exc, openai.APITimeoutError):
                 raise BackendUnavailable(
-                    f"{self._base_url} sent nothing for {self._read_timeout_s:g} s; is the server overloaded or "
+                    f"{self._shown_url} sent nothing for {self._read_timeout_s:g} s; is the server overloaded or "
                     "stuck? The reply so far is kept (a preset's read_timeout_s sets this limit)"
                 ) from exc
             if not started:
-                raise _translate(exc, self._base_url) from exc
+                raise _translate(exc, self._base_url, self._client.api_key) from exc
             raise BackendUnavailable(
-                f"the connection to {self._base_url} broke mid-reply (the server stopped or restarted); "
+                f"the connection to {self._shown_url} broke mid-reply (the server stopped or restarted); "
                 "the reply so far is kept"
             ) from exc
         except openai.APIError as exc:
             if "--tool-call-parser" in _server_message(exc):
-                raise BackendError(_parser_hint(self._base_url, self._model)) from exc
-            raise _translate(exc, self._base_url) from exc
+                raise BackendError(_parser_hint(self._shown_url, self._model)) from exc
+            raise _translate(exc, self._base_url, self._client.api_key) from exc
 
     async def _open_stream(self, request: ChatRequest) -> httpx2.Response:
         """The request sent through the openai client (its errors, its auth); the stream it answers
@@ -228,9 +231,9 @@ class RemoteBackend(Backend):
             async with httpx.AsyncClient(timeout=_timeout()) as http:
                 response = await http.request(method, url, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
-            raise BackendUnavailable(f"cannot reach {url}: {exc}") from exc
+            raise BackendUnavailable(f"cannot reach {hide_credentials(url)}: {hide_credentials(str(exc))}") from exc
         if response.status_code != 200:
-            raise BackendError(f"{url} answered {response.status_code}: {missing}")
+            raise BackendError(f"{hide_credentials(url)} answered {response.status_code}: {missing}")
         return response
 
     async def close(self) -> None:
@@ -265,7 +268,7 @@ def server_root(url: str) -> str:
 async def _stream_chunks(response: httpx2.Response) -> AsyncIterator[dict]:
     """Each chunk of an OpenAI-style event stream, as the dict its JSON gives. The openai client's own
     stream builds a pydantic object a chunk: 55 of the 60 µs it spends on one (measured), and at a few
-    thousand chunks a second (a console in front of a fleet, issue 15) that was a core's worth. Errors
+    thousand chunks a second (a console in front of a fleet) that was a core's worth. Errors
     are raised as the openai client raises them, so they are told apart in one place."""
     try:
         async for line in response.aiter_lines():
@@ -348,8 +351,10 @@ def _parser_hint(base_url: str, model: str) -> str:
     )
 
 
-def _translate(exc: openai.APIError, base_url: str) -> BackendError:
-    """Turn an openai error into one that says what to do about it."""
+def _translate(exc: openai.APIError, base_url: str, api_key: str | None = None) -> BackendError:
+    """Turn an openai error into one that says what to do about it, with no credential of the URL
+    and no echo of the API key in it."""
+    base_url = hide_credentials(base_url)
     if isinstance(exc, openai.APITimeoutError):
         return BackendUnavailable(f"{base_url} did not answer in time; is the server overloaded or stuck?")
     if isinstance(exc, openai.APIConnectionError):
@@ -357,7 +362,7 @@ def _translate(exc: openai.APIError, base_url: str) -> BackendError:
             f"cannot reach {base_url}: is `lmdeploy serve api_server` running there, on that port? "
             "Check the address: a preset's `base_url` field, or --base-url on the command line"
         )
-    message = _server_message(exc)
+    message = mask_secret(_server_message(exc), api_key)
     if isinstance(exc, openai.AuthenticationError):
         return AuthenticationFailed(
             f"{base_url} refused the API key (401); set the right one with --api-key or ${API_KEY_ENV}"

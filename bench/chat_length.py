@@ -1,5 +1,5 @@
 """How a chat's cost grows with its length: TTFT against the server alone, and the console's CPU per
-repaint, at turn 1, 10 and 50 of a conversation (issue 16: turn 50 within 1.3x of turn 1).
+repaint, at turn 1, 10 and 50 of a conversation (turn 50 within 1.3x of turn 1).
 
     python -m bench.chat_length                                   # transformers serve, SmolLM2, CPU
     python -m bench.chat_length --server paced --max-new-tokens 1024  # no model: a reply at a GPU's pace

@@ -1,6 +1,6 @@
 """The Fleet against one node: N chats at once through the console in front of LMDeploy's proxy and
 several api_servers, against the same console in front of one of those nodes alone, in one run
-(issue 15: 32 chats through the console on two nodes >= 1.7x one node's aggregate tok/s).
+(32 chats through the console on two nodes >= 1.7x one node's aggregate tok/s).
 
     python -m bench.fleet_throughput --model /models/llama2-7b-random --nodes 2 --concurrency 32
     python -m bench.fleet_throughput --model /models/llama2-7b-random --document-words 3500   # long prompts
@@ -45,7 +45,7 @@ from bench.stream_layers import ConsoleLayer, OpenAILayer, prompts_at_once
 from telemetry.machine import describe_machine
 from telemetry.vram import VramSampler
 
-TARGET_RATIO = 1.7  # issue 15, two nodes against one
+TARGET_RATIO = 1.7  # the fleet's target: two nodes against one
 
 
 @dataclass

@@ -54,9 +54,11 @@ class GradioEndpoint:
         values = iter(args)
         data = [None if self._types[i] == "state" else next(values) for i in inputs]
         started = time.perf_counter()
-        self._http.post(
+        join = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
+        self._http.post(  # as the page's JSON.stringify writes it: ASCII, a lone surrogate escaped
             f"{self._url}/gradio_api/queue/join",
-            json={"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None},
+            content=json.dumps(join),
+            headers={"Content-Type": "application/json"},
         ).raise_for_status()
         with self._http.stream("GET", f"{self._url}/gradio_api/queue/data?session_hash={session}") as sse:
             for line in sse.iter_lines():
@@ -90,7 +92,7 @@ WAITING = "waiting for the first token"
 
 def carries_reply_text(message: dict) -> bool:
     """Whether a chat paint carries reply text: the first paint comes at once, with the user's message
-    and a reply still waiting for its first token (issue 16); later paints are Gradio's diffs of text."""
+    and a reply still waiting for its first token; later paints are Gradio's diffs of text."""
     data = (message.get("output") or {}).get("data") or [None]
     chat = data[0]
     if isinstance(chat, list) and chat and isinstance(chat[-1], dict):  # a whole value, not a diff

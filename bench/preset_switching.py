@@ -6,8 +6,8 @@
 Layers, one after the other, each alternating between the two presets (`--layers`, `--rounds` to
 run them all again, interleaved, so that drift in disk cache or clocks falls on every layer alike):
   console        `Console.switch_preset`: the old engine closes and the new one loads in the same
-                 worker process where it closed cleanly (issue 16), else in a fresh one;
-  console-fresh  the same with a fresh worker process for every engine (the console before issue 16,
+                 worker process where it closed cleanly, else in a fresh one;
+  console-fresh  the same with a fresh worker process for every engine (the console before workers were reused,
                  and `LMDEPLOY_CONSOLE_REUSE_WORKER=0` now);
   raw            the same engine closed and built in this process, as a script would:
                  `pipe.close()` of the last one, then `lmdeploy.pipeline(...)` (for cpu presets, the
@@ -16,8 +16,8 @@ After each load: its time and the memory in use (every GPU's through NVML; witho
 process's RSS and the engine worker's). Then the median switch (loads after the first) of each layer
 against raw's (target: console within 1.5x), and where each console layer's time goes, stage by
 stage, as the Presets tab shows them while a switch runs. Memory targets: after ten switches, GPU
-memory within 256 MiB of the first load of the same preset (issue 8); on the CPU, RSS within
-100 MiB of it over 50 switches (issue 17).
+memory within 256 MiB of the first load of the same preset; on the CPU, RSS within
+100 MiB of it over 50 switches.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ console's table shows, the way a script would: GPU memory in use after the load 
 decode rate on the same greedy prompts (`Pipeline.stream_infer`), the KV capacity the engine
 counts (the PyTorch engine's `num_gpu_blocks`; TurboMind reports none), and the same load test
 sent as one batch (`Pipeline.infer`: the same prompts, exactly as many tokens out). The table gives
-console / raw for each: the target is every ratio within 5% of 1 (issue 18). Run on a GPU machine.
+console / raw for each: the target is every ratio within 5% of 1. Run on a GPU machine.
 """
 
 from __future__ import annotations

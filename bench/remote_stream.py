@@ -2,7 +2,7 @@
 
     python -m bench.remote_stream
 
-A console in front of fast servers (a fleet behind LMDeploy's proxy, issue 15) takes in thousands of
+A console in front of fast servers (a fleet behind LMDeploy's proxy) takes in thousands of
 chunks a second in one Python process; what each costs sets how many tokens a second it can pass on.
 Both layers read the same api_server-shaped stream (chunks built with LMDeploy's protocol classes),
 played back in memory so that the network and the server cost nothing:

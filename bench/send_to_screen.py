@@ -1,4 +1,4 @@
-"""From Send to the user's own message on screen, in a browser, whatever the engine's prefill (issue 16:
+"""From Send to the user's own message on screen, in a browser, whatever the engine's prefill (the target:
 at most 100 ms).
 
     python -m bench.send_to_screen [--prefill-ms 20 1000 5000] [--trials 10]

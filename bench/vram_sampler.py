@@ -3,7 +3,7 @@
     python -m bench.vram_sampler --backend cpu
     python -m bench.vram_sampler --backend lmdeploy --engine turbomind --max-new-tokens 256 --rounds 8
 
-Targets (issue 4): a sample costs <= 1 ms; the sampler running at 1 Hz changes decode
+Targets: a sample costs <= 1 ms; the sampler running at 1 Hz changes decode
 tokens/s by <= 1%. Three conditions take turns, round by round, in a rotating order so
 neither drift nor position favours one: off, on at the console's 1 Hz, and on at 20 Hz (a
 stress case: if 20 samples a second are lost in the noise, one is). The change is taken

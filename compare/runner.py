@@ -268,7 +268,7 @@ async def _measure_preset(
         await _load_test(backend, info, settings.load, progress, result)
     # Last, and the engine is loaded afresh after the job: measured on the H200, LMDeploy 0.18's
     # get_logits leaves the PyTorch engine garbling the replies that follow (11 of 48 questions right
-    # before it, 1 of 48 after; docs/gpu-runs/2026-11-30-h200-issue14/streaming-probe.jsonl)
+    # before it, 1 of 48 after; docs/gpu-runs/2026-11-30-h200-kv-and-weight-modes/streaming-probe.jsonl)
     if settings.agreement:
         progress.step("agreement with the first preset")
         await _agreement(backend, result, reference, is_first)

@@ -55,6 +55,14 @@ class RepaintPacer:
             self.active -= 1
 
 
+def repaired_text(text):
+    """Text as UTF-8 can carry it: a lone surrogate (half of an emoji, which a browser can send)
+    becomes U+FFFD. Kept in a chat, it failed every later paint and request of that session."""
+    if not isinstance(text, str):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def message_problem(text: str | None) -> str | None:
     """Why a message will not be sent, or None."""
     if not text or not text.strip():

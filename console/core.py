@@ -360,8 +360,8 @@ class Console:
         self.access.require_admin(user, "save presets")
         running = self.catalog.get(self._preset) if self._preset else None
         presets = node_presets(await self.fleet_view(), running.api_key_env if running else None)
-        for name, preset in presets.items():
-            self.catalog.save(name, preset)
+        for name, preset in presets.items():  # made from the proxy's nodes: made again each time
+            self.catalog.save(name, preset, replace=True)
         return list(presets)
 
     async def remove_node(self, url: str, *, terminate: bool = False, user: str | None = None) -> None:
@@ -380,10 +380,11 @@ class Console:
         self.access.require_admin(user, f"cancel a {kind}")
         self.jobs.cancel(kind)
 
-    def save_preset(self, name: str, preset: Preset, *, user: str | None = None) -> Path:
-        """Save a preset of the user's own (admins only: a preset names a model folder to load)."""
+    def save_preset(self, name: str, preset: Preset, *, replace: bool = False, user: str | None = None) -> Path:
+        """Save a preset of the user's own (admins only: a preset names a model folder to load);
+        one of that name is replaced only when asked to."""
         self.access.require_admin(user, "save presets")
-        return self.catalog.save(name, preset)
+        return self.catalog.save(name, preset, replace=replace)
 
     async def stream_reply(self, session: ChatSession) -> AsyncIterator[ChatSession]:
         """The running engine's reply to the session's last user turn, paced for repainting, with the
@@ -490,11 +491,10 @@ class Console:
         if not verdict.ok:
             raise PresetError(f"{source}: " + "; ".join(verdict.errors))
         spec = preset.to_spec()
+        if preset.model and (folder := self._model_dir(preset, source)) is not None:
+            spec = dataclasses.replace(spec, model=str(folder))  # the path checked is the path loaded
         if spec.kind in ("lmdeploy", "auto"):
-            model = str(self._model_dir(preset, source)) if preset.model else None
-            spec = dataclasses.replace(
-                spec, model=model, engine=spec.engine.model_copy(update={"engine": verdict.engine})
-            )
+            spec = dataclasses.replace(spec, engine=spec.engine.model_copy(update={"engine": verdict.engine}))
         return spec, verdict.notes
 
     def _model_dir(self, preset: Preset, source: str) -> Path | None:

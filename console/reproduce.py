@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from backends import BackendSpec, EngineOptions
+from backends import BackendSpec, EngineOptions, hide_credentials
 
 
 def reproduce(spec: BackendSpec, model_path: str, kind: str, engine: str) -> str:
@@ -53,7 +53,7 @@ def _flag(name: str, value) -> str:
 
 
 def _remote(spec: BackendSpec, model: str) -> str:
-    base = spec.base_url
+    base = hide_credentials(spec.base_url or "")  # a password in the URL is not for every page
     return f"""# the server this console talks to
 curl {base}/chat/completions -H "Authorization: Bearer $LMDEPLOY_CONSOLE_API_KEY" \\
   -H "Content-Type: application/json" \\

@@ -1,6 +1,6 @@
 """Will this preset load here? Checked before the running engine is touched.
 
-The rules are facts measured with LMDeploy 0.18 (see ../shared/ARCHITECTURE.md) or read in its
+The rules are facts measured with LMDeploy 0.18 (see docs/architecture.md) or read in its
 source: TurboMind loads AWQ only with group size 128 and weight sizes divisible by it; TurboMind
 with KV int4 aborted the process on a head_dim-64 model while the PyTorch engine ran it;
 TurboMind's config refuses the fp8 KV modes and only the PyTorch engine has TurboQuant's kernels.

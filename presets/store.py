@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -20,6 +22,10 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 class PresetError(ValueError):
     """A preset that cannot be used; the message names the file and the field."""
+
+
+class PresetExists(PresetError):
+    """A save under a name a preset of the user's already has, without asking to replace it."""
 
 
 def parse_preset(text: str, source: str) -> Preset:
@@ -69,7 +75,7 @@ class PresetCatalog:
         could_be_a_file = len(name) <= 200 and not {"/", "\\", "\0"} & set(name)  # found by fuzzing /switch_preset
         for folder in (self.shipped_dir, self.user_dir) if could_be_a_file else ():
             candidate = folder / f"{name}.yaml"
-            if candidate.is_file():
+            if os.path.lexists(candidate):  # a folder or a broken link too: reading it says what is wrong
                 return candidate
         shown = name if len(name) <= 80 else name[:77] + "..."
         raise PresetError(f"no preset named {shown!r}; the presets are: {', '.join(self.names())}")
@@ -81,18 +87,52 @@ class PresetCatalog:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise PresetError(f"cannot read preset {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise PresetError(f"{path.name}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from exc
         return parse_preset(text, path.name)
 
-    def save(self, name: str, preset: Preset) -> Path:
-        """Write a user preset; shipped names cannot be overwritten."""
+    def problems(self) -> dict[str, str]:
+        """Each listed preset that cannot be read or is invalid, with what is wrong with it."""
+        found = {}
+        for name in self.names():
+            try:
+                self.get(name)
+            except PresetError as exc:
+                found[name] = str(exc)
+        return found
+
+    def save(self, name: str, preset: Preset, *, replace: bool = False) -> Path:
+        """Write a user preset, whole or not at all; shipped names cannot be overwritten, and a
+        preset of the user's only with `replace`."""
         if not _NAME.match(name):
             raise PresetError(f"preset name {name!r}: use lowercase letters, digits, '.', '_' or '-' (up to 64)")
         if (self.shipped_dir / f"{name}.yaml").exists():
             raise PresetError(f"{name!r} is a shipped preset; save under another name")
         self.user_dir.mkdir(parents=True, exist_ok=True)
         path = self.user_dir / f"{name}.yaml"
-        path.write_text(to_yaml(preset), encoding="utf-8")
+        if not replace and os.path.lexists(path):
+            raise PresetExists(f"a preset named {name!r} exists already; ask to replace it, or pick another name")
+        _write_whole(path, to_yaml(preset))
         return path
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write beside the file, then rename over it: a full disk or a kill mid-write leaves the old
+    preset as it was, and no temporary file behind."""
+    temporary = None
+    try:
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False) as out:
+            temporary = Path(out.name)
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise PresetError(f"the disk holding {path.parent} is full: free some space, then save again") from exc
+        raise PresetError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _first_problems(exc: ValidationError, limit: int = 3) -> str:

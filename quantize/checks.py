@@ -1,6 +1,6 @@
 """What to tell the user before a quantization starts: will it run, and which engine loads it.
 
-Facts (LMDeploy 0.18, ../shared/ARCHITECTURE.md): the group size must divide every weight
+Facts (LMDeploy 0.18, measured; docs/architecture.md): the group size must divide every weight
 dimension it splits; TurboMind loads AWQ only with group size 128 (SmolLM2's hidden size 576
 is refused), the PyTorch engine runs smaller groups (SmolLM2 with 64 measured).
 """

@@ -4,12 +4,15 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 from gradio_client import Client
 
+from backends import GenerationParams
+from bench.gradio_stream import GradioEndpoint, chat_knobs
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.app
@@ -42,6 +45,17 @@ def test_two_clients_keep_separate_histories(app_url):
     bob_chat, _ = chat(bob, "Hello!")
     assert len(alice_chat) == 4
     assert len(bob_chat) == 2 and "Alice" not in " ".join(texts(bob_chat))
+
+
+def test_a_lone_surrogate_is_repaired_and_the_session_goes_on(app_url):
+    """Half an emoji, which a page can send, once broke every later paint and call of its session."""
+    endpoint, session = GradioEndpoint(app_url, "chat"), uuid.uuid4().hex
+    knobs = chat_knobs(GenerationParams(temperature=0, max_new_tokens=8))
+    for message in ("half an emoji: \ud83d", "What is 2+3?"):
+        *_, (_, last) = endpoint.stream(message, *knobs, session=session)
+        assert last["msg"] == "process_completed" and last["success"], last
+    shown = json.dumps(last["output"], ensure_ascii=False)
+    assert "half an emoji: \ufffd" in shown and "What is 2+3?" in shown
 
 
 def test_empty_message_sends_nothing(app_url):

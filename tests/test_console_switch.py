@@ -26,6 +26,19 @@ async def test_model_outside_the_roots_is_refused_before_anything_loads(console)
     assert console.state().info.kind == "none"
 
 
+async def test_a_relative_model_loads_from_under_the_root_it_was_checked_in(
+    console, tmp_path, embedded_folder, monkeypatch
+):
+    """A cpu preset's relative `model:` is checked under the first root; it must load from there too,
+    not from the console's working directory (where another folder of that name may stand)."""
+    (tmp_path / "relative.yaml").write_text(f"backend: cpu\nmodel: {embedded_folder.name}\n")
+    elsewhere = tmp_path / "cwd"
+    (elsewhere / embedded_folder.name).mkdir(parents=True)  # a folder of that name, not the model
+    monkeypatch.chdir(elsewhere)
+    await console.switch_preset("relative")  # from the empty folder here, the load would fail
+    assert (console.state().preset, console.state().info.kind) == ("relative", "cpu")
+
+
 async def test_switch_loads_the_preset_and_records_it(console):
     report = await console.switch_preset("inside")
     state = console.state()
@@ -121,7 +134,7 @@ async def _collect(stream) -> list:
 @pytest.mark.parametrize("fault", [RuntimeError("CUDA driver gone"), KeyError("model_type")])
 async def test_an_unexpected_error_while_loading_ends_in_what_happened_and_the_way_back(monkeypatch, fault):
     """Not only BackendError: any failure leaves "loading failed (why); pick another preset", never
-    "the engine is being switched" for good (issue 19)."""
+    "the engine is being switched" for good."""
     import console.core
     from backends import BackendSpec
     from console.core import SwitchFailed

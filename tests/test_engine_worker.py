@@ -68,7 +68,7 @@ def test_a_worker_hosts_another_engine_only_while_its_closes_leave_nothing_more_
     assert worker.may_host_another(30_000, reusable=True)  # the first close sets the baseline
     assert worker.may_host_another(30_000 + REUSE_SLACK_MIB, reusable=True)
     assert not worker.may_host_another(30_000 + REUSE_SLACK_MIB + 1, reusable=True)
-    assert not worker.may_host_another(30_000, reusable=False)  # it ran get_logits (issue 18's garbling)
+    assert not worker.may_host_another(30_000, reusable=False)  # it ran get_logits (garbling)
     assert not worker.may_host_another(None, reusable=True)  # memory unknown: no promise it is clean
     worker.end()
     assert not worker.may_host_another(30_000, reusable=True)

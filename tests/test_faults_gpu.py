@@ -1,5 +1,5 @@
 """The LMDeploy worker's faults on a real GPU: a switch or a restart while people chat, and a
-crash followed by Restart (skipped elsewhere; see ../shared/gpu/README.md)."""
+crash followed by Restart (skipped elsewhere; scripts/gpu_bundle/ brings LMDeploy to a GPU machine)."""
 
 import asyncio
 import os

@@ -1,4 +1,4 @@
-"""LMDeploy for real, on a CUDA GPU (skipped elsewhere; see ../shared/gpu/README.md)."""
+"""LMDeploy for real, on a CUDA GPU (skipped elsewhere; scripts/gpu_bundle/ brings LMDeploy to a GPU machine)."""
 
 import asyncio
 import json
@@ -187,7 +187,7 @@ async def test_a_handed_over_worker_hosts_the_next_engine_and_all_its_memory_com
 
 
 async def test_a_worker_that_ran_get_logits_is_not_given_another_engine(embedded_folder):
-    """LMDeploy 0.18's engine garbles replies after get_logits (issue 18): the next engine gets a fresh process."""
+    """LMDeploy 0.18's engine garbles replies after get_logits: the next engine gets a fresh process."""
     first = await LmdeployBackend.start(str(embedded_folder), EngineOptions(engine="pytorch"))
     await first.next_token_logprobs("The capital of France is Paris.", 8)
     await first.close_for_next_engine()

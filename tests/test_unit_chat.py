@@ -111,7 +111,7 @@ async def test_stop_during_a_silent_prefill_ends_the_reply_at_once():
 
 
 async def test_the_question_is_painted_before_the_engine_answers():
-    """Issue 16: with a long prefill, the user's message used to appear only with the first token."""
+    """with a long prefill, the user's message used to appear only with the first token."""
     session = session_with()
     stream = stream_reply(ScriptedBackend(["late"], delay_s=30), session)  # no first token for 30 s
     first = await asyncio.wait_for(anext(stream), timeout=5)

@@ -100,7 +100,7 @@ def test_broken_yaml_says_line_and_column_in_words():
 
 def test_the_shipped_presets_form_a_ladder_that_changes_one_thing_at_a_time():
     """fp16 -> cache-0.4 -> KV int8 / int4 / AWQ: each step differs from the one below it in one
-    setting, so what a comparison shows is that setting's effect (issue 18)."""
+    setting, so what a comparison shows is that setting's effect."""
     catalog = PresetCatalog()
     settings = {name: catalog.get(name).model_dump(exclude={"description"}) for name in SHIPPED}
     for lower, upper, changed in [

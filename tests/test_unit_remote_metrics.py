@@ -1,4 +1,4 @@
-"""A remote api_server's /metrics, read with prometheus_client's parser (issue 19)."""
+"""A remote api_server's /metrics, read with prometheus_client's parser."""
 
 import pytest
 

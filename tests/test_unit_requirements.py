@@ -1,4 +1,4 @@
-"""Every package the console's code imports is declared in requirements.txt (issue 17: jsonschema,
+"""Every package the console's code imports is declared in requirements.txt (jsonschema,
 xgrammar, safetensors, httpx and torch arrived only through other packages)."""
 
 import ast

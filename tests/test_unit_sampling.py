@@ -1,5 +1,5 @@
 """Sampling knobs: one declaration of their bounds, which the params, presets, sliders and chat
-import all follow (issue 19: a preset's top_k 500 used to break every later Send)."""
+import all follow (a preset's top_k 500 used to break every later Send)."""
 
 import math
 

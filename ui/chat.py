@@ -11,7 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from backends import SAMPLING_RANGES, GenerationParams
-from console.chat import ChatSession, Turn, message_problem
+from console.chat import ChatSession, Turn, message_problem, repaired_text
 from console.core import Console
 from console.token_view import SHOWN_ALTERNATIVES
 from console.transcript import TranscriptError, export_chat, import_chat
@@ -24,7 +24,7 @@ class ChatPainter:
     page, so those events skip Gradio's postprocessing (`postprocess=False`).
 
     A streaming paint hands over the whole chat; Gradio would convert every message again on every
-    paint (a paint cost 1.8x more at turn 50 than at turn 1, issue 16). Each message is converted once
+    paint (a paint cost 1.8x more at turn 50 than at turn 1). Each message is converted once
     here, by the Chatbot's own postprocess, and reused while its text is unchanged; while a reply
     streams, `for_reply` spares even the lookups: a paint converts only the reply."""
 
@@ -119,6 +119,7 @@ def build_tab(console: Console) -> list:
         state,
     ):
         """Send a message and stream the reply."""
+        message = repaired_text(message)
         if state.streaming():  # one reply at a time in a chat; the message stays the user's
             gr.Warning("A reply is still streaming: wait for it, or press Stop. Your message is kept in the box.")
             yield gr.skip(), message
@@ -292,12 +293,14 @@ def _apply_knobs(
             max_new_tokens=int(max_new_tokens),
             repetition_penalty=float(repetition_penalty),
             seed=None if seed is None or seed < 0 else int(seed),
-            stop=parse_stop_words(stop_words or ""),
+            stop=parse_stop_words(repaired_text(stop_words) or ""),
             logprobs=SHOWN_ALTERNATIVES if token_probabilities else 0,
         )
     except (ValueError, OverflowError) as exc:
         return str(exc)
-    state.system_prompt, state.params = system_prompt or "", params
+    except TypeError as exc:  # null, a list or an object where the API takes a number
+        return f"each knob takes a number ({exc})"
+    state.system_prompt, state.params = repaired_text(system_prompt) or "", params
     return None
 
 

@@ -7,7 +7,7 @@ import dataclasses
 
 import gradio as gr
 
-from backends import BackendError
+from backends import BackendError, hide_credentials
 from console.access import NotAllowed
 from console.core import Console, EngineBusy, SwitchReport
 from presets.store import PresetError, parse_preset, to_yaml
@@ -37,6 +37,7 @@ def build_tab(console: Console) -> tuple:
                 check = gr.Button("Check", size="sm")
                 new_name = gr.Textbox(placeholder="new-preset-name", show_label=False, scale=2)
                 save = gr.Button("Save as", size="sm")
+            replace = gr.Checkbox(False, label="Replace a saved preset of that name", elem_id="replace-preset")
     with gr.Row():
         with gr.Column():
             gr.Markdown("### Running engine")
@@ -51,10 +52,10 @@ def build_tab(console: Console) -> tuple:
         try:
             preset = catalog.get(name)
         except PresetError as exc:
-            text = catalog.path(name).read_text(encoding="utf-8")
-            return f"**This preset is invalid:** {exc}", text, gr.Button(interactive=False)
+            text = catalog.path(name).read_text(encoding="utf-8", errors="replace")
+            return f"**This preset is invalid:** {exc}", hide_credentials(text), gr.Button(interactive=False)
         description, loads = _describe(console, preset, catalog.locate(name).name)
-        return description, to_yaml(preset), gr.Button(interactive=loads)
+        return description, hide_credentials(to_yaml(preset)), gr.Button(interactive=loads)
 
     def check_yaml(text):
         try:
@@ -63,9 +64,10 @@ def build_tab(console: Console) -> tuple:
             return f"**Invalid:** {exc}"
         return _describe(console, preset, "the edited preset")[0]
 
-    def save_yaml(name, text, request: gr.Request):
+    def save_yaml(name, text, replace, request: gr.Request):
         try:
-            path = console.save_preset(name.strip(), parse_preset(text, "the edited preset"), user=request.username)
+            preset = parse_preset(text, "the edited preset")
+            path = console.save_preset(name.strip(), preset, replace=bool(replace), user=request.username)
         except (PresetError, NotAllowed) as exc:
             gr.Warning(str(exc))
             return gr.Radio(), f"**Not saved:** {exc}"
@@ -119,7 +121,7 @@ def build_tab(console: Console) -> tuple:
     choice.change(show, choice, [about, editor, switch], api_visibility="private")
     check.click(check_yaml, editor, about, api_visibility="private")
     # the message goes under the buttons: `about` is repainted for the saved preset, which is selected
-    save.click(save_yaml, [new_name, editor], [choice, status], api_visibility="private")
+    save.click(save_yaml, [new_name, editor, replace], [choice, status], api_visibility="private")
     switch_event = switch.click(
         switch_to, choice, views, api_visibility="private", concurrency_limit=1, concurrency_id="switch"
     )
@@ -183,6 +185,8 @@ def _register_api(console: Console) -> None:
             try:
                 preset = console.catalog.get(name)
                 entry.update(preset.model_dump(exclude_defaults=True))
+                if preset.base_url:
+                    entry["base_url"] = hide_credentials(preset.base_url)
                 entry["problems"] = list(console.check_preset(preset, console.catalog.locate(name).name).errors)
             except PresetError as exc:
                 entry["problems"] = [str(exc)]

@@ -76,6 +76,8 @@ def build_tab(console: Console) -> tuple:
     ) -> QuantizeSettings:
         if not (output_folder or "").strip() or not (new_preset_name or "").strip():
             raise ValueError("name the output folder and the new preset")
+        if new_preset_name.strip() in console.catalog.names():  # found before the job, not after it
+            raise ValueError(f"a preset named {new_preset_name.strip()!r} exists already; pick another name")
         return QuantizeSettings(
             model=_resolve_source(console, source_model),
             output=console.model_roots.new_folder(output_folder.strip(), cache_dir() / "models"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 16, sixteen chats at once after cutting Gradio's per-event and per-paint costs (commit 9c46218), against
+# Sixteen chats at once after cutting Gradio's per-event and per-paint costs (commit 9c46218), against
 # the console before them (cb0bfdb, `git archive cb0bfdb --prefix=baseline/`, unpacked in /tmp) in the same
 # rounds. One nvidia-h200, after stage.sh with the TurboMind bundle:
 #   setsid nohup bash docs/gpu-runs/2026-11-30-h200-run3/run.sh > /tmp/results/master.log 2>&1 &

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The two-H200 run behind issue 15 (the Fleet: two api_servers behind LMDeploy's proxy, 32 chats through
-# the console) and what issues 14 and 16 had left on a GPU, as one background job on an nvidia-h200-x2
+# The two-H200 run of the Fleet (the Fleet: two api_servers behind LMDeploy's proxy, 32 chats through
+# the console) and what earlier runs had left on a GPU, as one background job on an nvidia-h200-x2
 # machine after stage.sh with a TurboMind bundle, with the proxy's packages carried as wheels (.whl):
 #   setsid nohup bash docs/gpu-runs/2026-11-30-h200x2-fleet/run.sh > /tmp/results/master.log 2>&1 &
 # After the fleet (both GPUs), two tracks run side by side, one a GPU: A the console's streaming

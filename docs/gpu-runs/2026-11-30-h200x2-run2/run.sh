@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The second two-H200 run of 2026-11-30, for what issues 15 and 16 had left, as one background job on an
+# The second two-H200 run of 2026-11-30, for what the fleet and sixteen-chat runs had left, as one background job on an
 # nvidia-h200-x2 machine after stage.sh with a TurboMind bundle and the proxy's wheels (.whl):
 #   setsid nohup bash docs/gpu-runs/2026-11-30-h200x2-run2/run.sh > /tmp/results/master.log 2>&1 &
 # One step at a time (nothing shares the cores with a benchmark), the most wanted first:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 16: the engine worker reads its requests on the engine's own event loop and sends its replies in
+# the engine worker reads its requests on the engine's own event loop and sends its replies in
 # batches (one pipe message a turn of that loop), against the console before it (2b8104a,
 # `git archive 2b8104a --prefix=baseline/`, unpacked in /tmp) in the same rounds. One nvidia-h200, after
 # stage.sh with the TurboMind bundle:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The H200 run behind issue 16 (switch speed: the engine worker reused across switches) and the
-# GPU checks issue 14 had left (TurboMind logprobs, prefix caching and block counts, KV fp8 e5m2),
+# The H200 run of switch speed (: the engine worker reused across switches) and the
+# GPU checks left from the run before (TurboMind logprobs, prefix caching and block counts, KV fp8 e5m2),
 # as one background job on the GPU machine after stage.sh with a TurboMind bundle
 # (`scripts/gpu_bundle/make_bundle.sh --turbomind pytest-asyncio==1.5.0`):
-#   setsid nohup bash docs/gpu-runs/2026-11-30-h200-issue16/run.sh > /tmp/results/master.log 2>&1 &
+#   setsid nohup bash docs/gpu-runs/2026-11-30-h200-switching/run.sh > /tmp/results/master.log 2>&1 &
 # Every step logs to /tmp/results and runs alone on the GPU (timings); a step that fails is logged
 # and the next one runs. Most important first: the device time may end before the last step.
 set -u

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The H200 run behind issue 18, as one background job on the GPU machine (after stage.sh):
-#   setsid nohup bash docs/gpu-runs/2026-11-30-h200-issue18/run.sh > /tmp/results/master.log 2>&1 &
+# The H200 run of the 7B-shaped preset ladder, as one background job on the GPU machine (after stage.sh):
+#   setsid nohup bash docs/gpu-runs/2026-11-30-h200-7b-ladder/run.sh > /tmp/results/master.log 2>&1 &
 # Every step logs to /tmp/results; a step that fails is logged and the next one runs.
 set -u
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1

@@ -1,7 +1,7 @@
 """Probe: SmolLM2 on LMDeploy's PyTorch engine alone, the 48 built-in questions as one greedy batch,
 with CUDA graphs (the default) and in eager mode, each in a fresh process; prints the replies.
 Seen through the console: TurboMind and transformers answered 27.1%, the PyTorch engine 2-4%
-with replies like 'Paris922' and 'To' (issue 18's run)."""
+with replies like 'Paris922' and 'To' (run)."""
 
 import json
 import multiprocessing

@@ -1,4 +1,4 @@
-"""Probe: why the PyTorch engine garbled replies to 48 questions sent through the console (issue 18's
+"""Probe: why the PyTorch engine garbled replies to 48 questions sent through the console (the 7B ladder run's
 run: exact match 2-4% against 11 of 48 for `Pipeline.infer`). Drives LMDeploy's own AsyncEngine the
 way the console's worker does (one `generate` per request on the pipeline's loop) and varies one thing
 at a time: the seed the console passes with greedy decoding, requests arriving together or a few

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The H200 run behind issue 14 (KV fp8 / TurboQuant, fp8 and W8A8 weights, prefix caching), as one
+# The H200 run of LMDeploy 0.18's other modes (KV fp8 / TurboQuant, fp8 and W8A8 weights, prefix caching), as one
 # background job on the GPU machine after stage.sh (a bundle without TurboMind: every new mode is the
 # PyTorch engine's):
-#   setsid nohup bash docs/gpu-runs/2026-11-30-h200-issue14/run.sh > /tmp/results/master.log 2>&1 &
+#   setsid nohup bash docs/gpu-runs/2026-11-30-h200-kv-and-weight-modes/run.sh > /tmp/results/master.log 2>&1 &
 # Every step logs to /tmp/results; a step that fails is logged and the next one runs. Steps that do
 # not depend on each other share the GPU (each engine takes 0.4 of the memory free when it loads).
 set -u
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-R=/tmp/results P=bench/gpu_presets M=/tmp/models D=docs/gpu-runs/2026-11-30-h200-issue14
+R=/tmp/results P=bench/gpu_presets M=/tmp/models D=docs/gpu-runs/2026-11-30-h200-kv-and-weight-modes
 mkdir -p $R
 step() { echo "=== $(date +%T) $1" >> $R/steps.log; shift; "$@"; echo "    rc=$? at $(date +%T) ($*)" >> $R/steps.log; }
 table() { out=$1; shift; python -m bench.presets_table --dir $P "$@" --out $R/$out > $R/$out.log 2>&1; }
