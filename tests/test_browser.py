@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.gradio_stream import WAITING
 from tests.conftest import (
     CHROMIUM_VIEWPORT,
     open_chromium,
@@ -85,8 +86,9 @@ def test_stop_keeps_the_partial_reply(page):
     set_slider(page, "max-new-tokens", 4000)
     page.locator("#chat-input textarea").fill("Count from 1 to 2000, one number per line.")  # long: Stop comes first
     page.locator("#chat-input textarea").press("Enter")
-    page.wait_for_function(
-        "() => document.querySelector('#chatbot').innerText.split('one number per line.')[1]?.trim().length > 20",
+    page.wait_for_function(  # the reply itself has begun, not the placeholder before its first token
+        "() => { const reply = document.querySelector('#chatbot').innerText.split('one number per line.')[1];"
+        f" return reply && !reply.includes({json.dumps(WAITING)}) && reply.trim().length > 20; }}",
         timeout=120_000,
     )
     streamed = page.locator("#chatbot").inner_text().split("one number per line.")[1].strip()
@@ -163,6 +165,13 @@ def test_presets_tab_switches_the_engine_and_the_header_follows(page):
     page.get_by_label("kv-int4", exact=True).check()
     wait_for_text(page, "preset-about", "Cannot load here")
     screenshot(page, "presets.png")
+    page.get_by_label("cpu", exact=True).check()
+    page.locator("#switch-preset").click()
+    back = page.get_by_role("button", name="Back to cpu-greedy")  # shown once a switch has a way back
+    back.wait_for(timeout=120_000)
+    assert "preset cpu\n" in page.locator("#engine-header").inner_text() + "\n"
+    back.click()
+    wait_for_text(page, "engine-header", "preset cpu-greedy", timeout=120_000)
 
 
 def test_save_as_says_where_it_saved_and_the_message_stays(page, user_presets):
@@ -270,6 +279,24 @@ def test_tools_step_mode_waits_for_continue_before_running_a_call(page):
     wait_for_text(page, "tools-transcript", "returned", timeout=120_000)
 
 
+def test_an_exported_chat_imports_with_its_messages_and_knobs(page, tmp_path):
+    from backends import BackendInfo, GenerationParams
+    from console.chat import ChatSession, Turn
+    from console.transcript import export_chat
+
+    session = ChatSession(params=GenerationParams(temperature=0.3, max_new_tokens=77))
+    session.turns += [Turn("user", "Where is the lighthouse?"), Turn("assistant", "On the northern cape.")]
+    saved = tmp_path / "chat.json"
+    saved.write_text(export_chat(session, BackendInfo("cpu", "SmolLM2", "transformers (cpu)"), "cpu"))
+    page.reload()
+    with page.expect_file_chooser() as chooser:
+        page.locator("#import-chat").click()
+    chooser.value.set_files(str(saved))
+    wait_for_text(page, "chatbot", "On the northern cape.", timeout=30_000)
+    assert "Where is the lighthouse?" in page.locator("#chatbot").inner_text()
+    page.wait_for_function("() => document.querySelector('#max-new-tokens input').value === '77'")
+
+
 def test_a_50_mb_chat_import_is_refused_and_the_chat_kept(page, tmp_path):
     page.reload()
     page.get_by_role("tab", name="Chat").click()
@@ -287,7 +314,9 @@ def test_a_50_mb_chat_import_is_refused_and_the_chat_kept(page, tmp_path):
     assert "What is 2+3?" in page.locator("#chatbot").inner_text()
 
 
-def test_fleet_tab_shows_the_proxy_s_nodes_and_an_admin_removes_one(page, app_url, fleet_proxy, fleet_nodes):
+def test_fleet_tab_shows_the_proxy_s_nodes_and_an_admin_removes_and_terminates_one(
+    page, app_url, fleet_proxy, fleet_nodes, embedded_folder, tmp_path
+):
     import httpx
     from gradio_client import Client
 
@@ -313,5 +342,31 @@ def test_fleet_tab_shows_the_proxy_s_nodes_and_an_admin_removes_one(page, app_ur
         wait_for_text(page, "fleet-gone", removed, timeout=30_000)
         assert "1 node(s)" in page.locator("#fleet-status").inner_text()
         assert client.predict(removed, api_name="/fleet_add")["ok"]
+        terminate_a_node_from_the_page(page, client, embedded_folder, tmp_path)
     finally:
         client.predict("cpu", api_name="/switch_preset")
+
+
+def terminate_a_node_from_the_page(page, client, embedded_folder, tmp_path):
+    """A third node of its own (the others serve later tests): Terminate asks for the confirmation
+    first, then the proxy drops the node and shuts its server down."""
+    from tests.conftest import start_openai_server
+
+    process, base_url = start_openai_server(embedded_folder, tmp_path, "--list-model")
+    node = base_url.removesuffix("/v1")
+    try:
+        assert client.predict(node, api_name="/fleet_add")["ok"]
+        page.reload()
+        page.get_by_role("tab", name="Fleet").click()
+        page.get_by_text("Manage nodes (admins)").click()
+        page.locator("#fleet-node input").click()
+        page.get_by_role("option", name=node).click()
+        page.get_by_role("button", name="Terminate node").click()
+        page.wait_for_function("() => document.body.innerText.includes('tick')", timeout=30_000)
+        assert process.poll() is None  # nothing shut down without the confirmation
+        page.get_by_label("Yes, shut this node's server down").check()
+        page.get_by_role("button", name="Terminate node").click()
+        wait_for_text(page, "fleet-gone", node, timeout=30_000)
+        assert process.wait(timeout=60) == 0  # the node's server shut itself down
+    finally:
+        stop_process(process)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -72,7 +73,8 @@ def stall_chats(build_server):
 
 def list_the_model(build_server, model: str):
     """`/v1/models` lists the served model, as api_server's does (LMDeploy's proxy registers a node by it;
-    transformers serve lists its download cache instead)."""
+    transformers serve lists its download cache instead), and `GET /terminate` shuts the server down, as
+    api_server's does when the proxy terminates a node."""
 
     def build(*args, **kwargs):
         app = build_server(*args, **kwargs)
@@ -81,6 +83,9 @@ def list_the_model(build_server, model: str):
         async def models(request: Request, call_next):
             if request.url.path == "/v1/models" and request.method == "GET":
                 return JSONResponse({"object": "list", "data": [{"id": model, "object": "model", "owned_by": "test"}]})
+            if request.url.path == "/terminate" and request.method == "GET":
+                asyncio.get_running_loop().call_later(0.2, os._exit, 0)  # after the answer has gone out
+                return JSONResponse("Terminated")
             return await call_next(request)
 
         return app
