@@ -40,9 +40,18 @@ def lighten_gradio_bookkeeping() -> None:
 def serve(demo, **launch_options) -> None:
     """Launch `demo` (a gr.Blocks) with the queue, the events at once and the Gradio settings the console
     runs with; the benchmarks serve their bare Gradio apps through it too, so both are served alike."""
+    from starlette.middleware import Middleware
+
+    from ui.login_page import ApiInfoOnlyAfterLogin
+
     lighten_gradio_bookkeeping()
     demo.queue(max_size=EVENTS_AT_ONCE, default_concurrency_limit=8)
-    demo.launch(max_threads=EVENTS_AT_ONCE, enable_monitoring=False, **launch_options)
+    demo.launch(
+        max_threads=EVENTS_AT_ONCE,
+        enable_monitoring=False,
+        app_kwargs={"middleware": [Middleware(ApiInfoOnlyAfterLogin)]},
+        **launch_options,
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -79,6 +79,21 @@ def test_without_the_password_nothing_is_served(guarded_url):
 
 
 @pytest.mark.app
+def test_the_log_in_page_shows_nothing_of_the_console(guarded_url, embedded_folder):
+    import httpx
+
+    login_page = httpx.get(guarded_url).text
+    assert "window.gradio_api_info" in login_page  # the page Gradio serves, emptied
+    for secret in ("switch_preset", embedded_folder.name, "kv-int8"):
+        assert secret not in login_page, secret
+    with httpx.Client() as browser:
+        browser.post(
+            f"{guarded_url.rstrip('/')}/login", data={"username": "bob", "password": "bob-pw"}
+        ).raise_for_status()
+        assert "switch_preset" in browser.get(guarded_url).text  # after the log-in, the page is whole
+
+
+@pytest.mark.app
 def test_only_admins_compare_or_quantize(guarded_url):
     bob = Client(guarded_url, auth=("bob", "bob-pw"), verbose=False)
     with pytest.raises(Exception, match="only admins can start a comparison"):

@@ -7,6 +7,7 @@ import gradio as gr
 from console.core import Console
 
 from . import chat, compare, fleet, presets, quantize, tools, vram
+from .downloads import GRADIO_DELETE_CACHE
 from .header import engine_header
 from .job_view import job_banner, switch_banner
 from .vram_figures import compact_gauge
@@ -16,7 +17,7 @@ TITLE = "LMDeploy Console"
 
 def build(console: Console, warning: str | None = None) -> gr.Blocks:
     """The whole app as a Blocks; `app.py` launches it. `warning` is shown above everything."""
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=GRADIO_DELETE_CACHE) as demo:
         gr.Markdown(f"# {TITLE}")
         if warning:
             gr.Markdown(f"**Warning:** {warning}", elem_id="banner-warning")

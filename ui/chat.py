@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import functools
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import gradio as gr
 
@@ -16,6 +14,7 @@ from console.core import Console
 from console.token_view import SHOWN_ALTERNATIVES
 from console.transcript import TranscriptError, export_chat, import_chat
 
+from .downloads import download_folder
 from .render import chatbot_messages, display_text, format_stop_words, parse_stop_words
 
 
@@ -207,7 +206,7 @@ def build_tab(console: Console) -> list:
 
     def export_json(state):
         produced = console.state()
-        path = Path(tempfile.mkdtemp()) / time.strftime("chat-%Y%m%d-%H%M%S.json")
+        path = download_folder() / time.strftime("chat-%Y%m%d-%H%M%S.json")
         path.write_text(export_chat(state, produced.info, produced.preset), encoding="utf-8")
         return gr.File(value=str(path), visible=True)
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 
 import gradio as gr
 
@@ -18,6 +16,7 @@ from console.core import Console
 from console.jobs import Job, JobBusy
 
 from .compare_figures import capacity_figure, load_figure, memory_figure, quality_figure, speed_figure
+from .downloads import download_folder
 from .errors import refused, whole_number
 from .job_view import follow, log_tail, status_markdown
 
@@ -204,7 +203,7 @@ def _result_views(comparison: Comparison) -> tuple:
 
 
 def _export_files(comparison: Comparison) -> list[str]:
-    folder = Path(tempfile.mkdtemp(prefix="lmdeploy-console-compare-"))
+    folder = download_folder()
     stem = "comparison-" + time.strftime("%Y%m%d-%H%M%S")
     paths = []
     for suffix, write in report.EXPORTS.items():
