@@ -49,6 +49,9 @@ def serve(demo, **launch_options) -> None:
     demo.launch(
         max_threads=EVENTS_AT_ONCE,
         enable_monitoring=False,
+        # what Gradio's own checks of a call refuse (a knob that is no number, a missing argument) reaches
+        # the caller with its reason, not as a bare "Error"; secrets never reach an exception's text
+        show_error=True,
         app_kwargs={"middleware": [Middleware(ApiInfoOnlyAfterLogin)]},
         **launch_options,
     )

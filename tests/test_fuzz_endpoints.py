@@ -164,3 +164,66 @@ def test_endpoints_without_parameters_answer(client):
         assert not isinstance(answered(client, api_name=name), Exception), name
     assert client.predict(api_name="/edit_last") == ([], "")  # a new session: no message to take back
     json.dumps(client.predict(api_name="/vram"))  # plain data
+
+
+def call_raw(app_url: str, api_name: str, data: list) -> tuple[str, object]:
+    """Call an endpoint with JSON written by hand (NaN, Infinity and lone surrogates included, as any
+    HTTP client can send them); returns the last event: ("complete", outputs) or ("error", message)."""
+    import httpx
+
+    base = f"{app_url.rstrip('/')}/gradio_api/call{api_name}"
+    body = json.dumps({"data": data})  # allow_nan: NaN and Infinity go out as JavaScript writes them
+    started = httpx.post(base, content=body, headers={"Content-Type": "application/json"}, timeout=60)
+    if started.status_code != 200:  # refused before it was queued: Gradio says why in the body
+        return "error", started.text
+    event, payload = None, None
+    with httpx.stream("GET", f"{base}/{started.json()['event_id']}", timeout=300) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.removeprefix("event:").strip()
+            elif line.startswith("data:"):
+                payload = json.loads(line.removeprefix("data:"))
+    return event, payload
+
+
+def is_bare(event: str, payload) -> bool:
+    """Gradio's answer to an exception nothing caught: an error event with no message."""
+    return event == "error" and not (payload.get("error") if isinstance(payload, dict) else payload)
+
+
+WRONG_JSON = [None, "text", [1], {"a": 1}, True, float("nan"), float("inf"), -float("inf"), "\ud800"]
+
+
+@pytest.fixture(scope="module")
+def endpoints(client) -> dict[str, list[dict]]:
+    named = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    return {name: info["parameters"] for name, info in named.items() if not name.startswith("/lambda")}
+
+
+# what keeps a call short: one token of reply, a comparison of one preset (refused), no node to reach
+SHORT = {"max_new_tokens": 1, "presets": ["cpu"], "url": "http://127.0.0.1:9/v1", "max_rounds": 1}
+# endpoints that act on the running engine or the fleet whatever their arguments: left to their own tests
+ACTING = {"/restart_engine", "/switch_preset", "/fleet_remove"}
+
+
+def sane_arguments(parameters: list[dict]) -> list:
+    return [SHORT.get(p["parameter_name"], p.get("parameter_default")) for p in parameters]
+
+
+def test_every_argument_of_every_endpoint_takes_any_json_and_answers_with_a_reason(app_url, endpoints):
+    bare = []
+    for name, parameters in sorted(endpoints.items()):
+        if name in ACTING:
+            continue
+        for index, parameter in enumerate(parameters):
+            for value in WRONG_JSON:
+                data = sane_arguments(parameters)
+                data[index] = value
+                if is_bare(*call_raw(app_url, name, data)):
+                    bare.append(f"{name} {parameter['parameter_name']}={value!r}")
+    assert not bare, bare
+
+
+def test_every_endpoint_called_without_its_arguments_answers_with_a_reason(app_url, endpoints):
+    bare = [name for name in sorted(endpoints) if name not in ACTING and is_bare(*call_raw(app_url, name, []))]
+    assert not bare, bare
