@@ -42,7 +42,7 @@ def serve(demo, **launch_options) -> None:
     runs with; the benchmarks serve their bare Gradio apps through it too, so both are served alike."""
     from starlette.middleware import Middleware
 
-    from ui.login_page import ApiInfoOnlyAfterLogin
+    from ui.login_page import ApiInfoOnlyAfterLogin, LoginThrottle
 
     lighten_gradio_bookkeeping()
     demo.queue(max_size=EVENTS_AT_ONCE, default_concurrency_limit=8)
@@ -52,7 +52,7 @@ def serve(demo, **launch_options) -> None:
         # what Gradio's own checks of a call refuse (a knob that is no number, a missing argument) reaches
         # the caller with its reason, not as a bare "Error"; secrets never reach an exception's text
         show_error=True,
-        app_kwargs={"middleware": [Middleware(ApiInfoOnlyAfterLogin)]},
+        app_kwargs={"middleware": [Middleware(LoginThrottle), Middleware(ApiInfoOnlyAfterLogin)]},
         **launch_options,
     )
 
@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     from presets.store import PresetError
     from telemetry.vram import VramSampler
     from ui import build
+    from ui.login_page import SLOWDOWN_NOTICE
 
     roots = ModelRoots(args.model_root)
     access = access_policy(args, auth)
@@ -234,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         server_port=args.server_port,
         share=args.share,
         auth=auth,
+        auth_message=SLOWDOWN_NOTICE if auth else None,
         max_file_size="5mb",
         footer_links=["api", "settings"],
         quiet=True,  # Gradio's own lines tell a user of this command line to edit launch()

@@ -1,5 +1,7 @@
 """Roles: everyone chats; only admins change the engine, in the UI and through the API alike."""
 
+import time
+
 import pytest
 from gradio_client import Client
 
@@ -91,6 +93,22 @@ def test_the_log_in_page_shows_nothing_of_the_console(guarded_url, embedded_fold
             f"{guarded_url.rstrip('/')}/login", data={"username": "bob", "password": "bob-pw"}
         ).raise_for_status()
         assert "switch_preset" in browser.get(guarded_url).text  # after the log-in, the page is whole
+
+
+@pytest.mark.app
+def test_guessing_passwords_slows_down_and_the_page_says_so(guarded_url):
+    import httpx
+
+    from ui.login_page import FREE_TRIES
+
+    login = f"{guarded_url.rstrip('/')}/login"
+    assert "wrong passwords" in httpx.get(guarded_url).text  # the notice on the log-in page
+    answers = [httpx.post(login, data={"username": "eve", "password": "guess"}).status_code for _ in range(7)]
+    assert answers[:FREE_TRIES] == [400] * FREE_TRIES and answers[-1] == 429
+    refused = httpx.post(login, data={"username": "eve", "password": "guess"})
+    assert "too many failed log-ins: try again in" in refused.json()["detail"]
+    time.sleep(1.1)  # the first wait past the free tries; a right password then clears this address
+    assert httpx.post(login, data={"username": "bob", "password": "bob-pw"}).status_code == 200
 
 
 @pytest.mark.app

@@ -1,11 +1,14 @@
-"""The log-in page shows nothing of the console. Gradio 6.31 renders the API description into every
+"""The log-in page shows nothing of the console, and guessing passwords on it slows down. Gradio 6.31 renders the API description into every
 page, the log-in page too (while `/gradio_api/info` answers 401): every endpoint and every model path
 a preset names, users' saved ones included. This ASGI middleware empties it on the page that asks for
 a log-in; after the log-in, the same page carries it whole."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
+import urllib.parse
 
 _API_INFO = re.compile(rb"window\.gradio_api_info = .*?;</script>", re.DOTALL)
 _NOTHING = b'window.gradio_api_info = {"named_endpoints": {}, "unnamed_endpoints": {}};</script>'
@@ -38,3 +41,72 @@ class ApiInfoOnlyAfterLogin:
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, send_without_api_info)
+
+
+FREE_TRIES = 5  # wrong passwords before log-ins slow down, per user and per address
+LONGEST_WAIT_S = 60.0
+SLOWDOWN_NOTICE = (
+    f"After {FREE_TRIES} wrong passwords for a user, or from one address, each further try must wait "
+    f"longer: 1 s, then 2, 4, ... up to {LONGEST_WAIT_S:.0f} s."
+)
+
+
+class LoginThrottle:
+    """Failed log-ins slow down per user and per address: past FREE_TRIES failures, a try before the
+    wait has passed is answered 429 with the seconds left, and reaches no password check. A log-in
+    that succeeds clears its user's and its address's count."""
+
+    def __init__(self, app, clock=time.monotonic):
+        self.app, self._clock = app, clock
+        self._failures: dict[str, tuple[int, float]] = {}  # "user:NAME" / "addr:IP" -> (count, last failure)
+
+    def wait_s(self, keys: list[str]) -> float:
+        """Seconds before the next try is heard, for the most failed of these keys."""
+        waits = []
+        for key in keys:
+            count, last = self._failures.get(key, (0, 0.0))
+            if count >= FREE_TRIES:
+                waits.append(min(2.0 ** (count - FREE_TRIES), LONGEST_WAIT_S) - (self._clock() - last))
+        return max([0.0, *waits])
+
+    def record(self, keys: list[str], succeeded: bool) -> None:
+        for key in keys:
+            if succeeded:
+                self._failures.pop(key, None)
+            else:
+                self._failures[key] = (self._failures.get(key, (0, 0.0))[0] + 1, self._clock())
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/login":
+            await self.app(scope, receive, send)
+            return
+        messages, body = [], b""
+        while True:  # a small form: read whole, then handed on as it came
+            message = await receive()
+            messages.append(message)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        user = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("username", [""])[0]
+        keys = [f"user:{user}", f"addr:{(scope.get('client') or ('?',))[0]}"]
+        if (wait := self.wait_s(keys)) > 0:
+            await _answer_429(send, f"too many failed log-ins: try again in {wait:.0f} s")
+            return
+        replay = iter(messages)
+
+        async def replayed():
+            return next(replay, {"type": "http.disconnect"})
+
+        async def watch(message):
+            if message["type"] == "http.response.start":
+                self.record(keys, succeeded=message["status"] < 400)
+            await send(message)
+
+        await self.app(scope, replayed, watch)
+
+
+async def _answer_429(send, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 429, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
