@@ -90,6 +90,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a user (from --auth) who may switch presets, restart the engine and save presets (repeatable); "
         "with --auth and no --admin, every user may",
     )
+    shared_note = "; default on a console others can reach (--share, --auth, another address than this machine's): "
+    for flag, what, default in (
+        ("--max-new-tokens", "new tokens a reply may ask for", "2048"),
+        ("--max-tool-rounds", "rounds a tool loop may run", "8"),
+        ("--chats-at-once", "chats one user (log-in name, else address) may stream at once", "2"),
+    ):
+        parser.add_argument(flag, type=int, help=f"the most {what}{shared_note}{default}, else none; 0: no limit")
     parser.add_argument(
         "--model-root",
         action="append",
@@ -193,7 +200,21 @@ def access_policy(args: argparse.Namespace, auth):
     if unknown:
         raise SystemExit(f"--admin {', '.join(unknown)}: not a user of --auth")
     reachable = args.share or listens_beyond_this_machine(args.server_name)
-    return AccessPolicy(logins=bool(auth), admins=frozenset(args.admin), reachable_by_others=reachable)
+    return AccessPolicy(
+        logins=bool(auth), admins=frozenset(args.admin), reachable_by_others=reachable, limits=usage_limits(args, auth)
+    )
+
+
+def usage_limits(args: argparse.Namespace, auth):
+    """Each limit as given (0: none); one not given is SHARED_LIMITS' on a console others can reach."""
+    from console.access import SHARED_LIMITS, UsageLimits
+
+    shared = args.share or listens_beyond_this_machine(args.server_name) or bool(auth)
+    chosen = {}
+    for name in ("max_new_tokens", "max_tool_rounds", "chats_at_once"):
+        given = getattr(args, name)
+        chosen[name] = (getattr(SHARED_LIMITS, name) if shared else None) if given is None else (given or None)
+    return UsageLimits(**chosen)
 
 
 def main(argv: list[str] | None = None) -> None:

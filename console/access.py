@@ -3,11 +3,64 @@ switch, restart, and save presets. Enforced in every handler, so the API obeys i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 
 
 class NotAllowed(PermissionError):
     """The user is logged in but not an admin."""
+
+
+class OverLimit(ValueError):
+    """A request beyond what the operator lets one user ask of a shared engine."""
+
+
+@dataclass(frozen=True)
+class UsageLimits:
+    """What one user may ask of the engine (None: no limit), set on the command line. A console
+    others can reach has limits unless the operator lifts them: one user's 32,768-token reply or
+    endless tool loop would hold the engine for everyone."""
+
+    max_new_tokens: int | None = None
+    max_tool_rounds: int | None = None
+    chats_at_once: int | None = None
+
+    def check_new_tokens(self, asked: int) -> None:
+        if self.max_new_tokens is not None and asked > self.max_new_tokens:
+            raise OverLimit(
+                f"this console allows replies of up to {self.max_new_tokens} new tokens (--max-new-tokens); "
+                f"{asked} asked"
+            )
+
+    def check_tool_rounds(self, asked: int) -> None:
+        if asked < 1:
+            raise OverLimit(f"max_rounds must be 1 or more ({asked} given)")
+        if self.max_tool_rounds is not None and asked > self.max_tool_rounds:
+            raise OverLimit(f"this console allows up to {self.max_tool_rounds} tool rounds (--max-tool-rounds)")
+
+
+SHARED_LIMITS = UsageLimits(max_new_tokens=2048, max_tool_rounds=8, chats_at_once=2)
+
+
+class ChatSlots:
+    """Chats streaming at once, per user (a log-in name, else an address)."""
+
+    def __init__(self, limit: int | None):
+        self._limit, self._held = limit, Counter()
+
+    def take(self, who: str) -> ExitStack:
+        """Hold one of `who`'s slots from now (OverLimit where none is free); leaving the returned
+        context gives it back."""
+        if self._limit is not None and self._held[who] >= self._limit:
+            raise OverLimit(
+                f"you have {self._held[who]} chats streaming already; this console allows {self._limit} at once "
+                "(--chats-at-once): wait for one to end, or press Stop"
+            )
+        self._held[who] += 1
+        release = ExitStack()
+        release.callback(self._held.subtract, [who])
+        return release
 
 
 @dataclass(frozen=True)
@@ -20,6 +73,7 @@ class AccessPolicy:
     logins: bool = False
     admins: frozenset[str] = frozenset()
     reachable_by_others: bool = False
+    limits: UsageLimits = field(default_factory=UsageLimits)
 
     def is_admin(self, username: str | None) -> bool:
         if not self.logins:

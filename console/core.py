@@ -35,7 +35,7 @@ from presets.store import PresetCatalog, PresetError
 from telemetry.machine import lowest_compute_capability
 from telemetry.vram import VramSampler
 
-from .access import AccessPolicy
+from .access import AccessPolicy, ChatSlots
 from .chat import ChatSession, RepaintPacer, ReplyStats, Turn, stream_reply
 from .fleet import FleetView, FleetWatch, node_presets
 from .jobs import Job, JobSlot, JobWork
@@ -173,6 +173,7 @@ class Console:
         self.last_switch: SwitchReport | None = None
         self.pacer = RepaintPacer()
         self.access = access or AccessPolicy()
+        self.chat_slots = ChatSlots(self.access.limits.chats_at_once)
         self.jobs = JobSlot()
         self.fleet_watch = FleetWatch()
         self._switch_lock = asyncio.Lock()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import gradio as gr
 
 from backends import SAMPLING_RANGES, GenerationParams
+from console.access import OverLimit
 from console.chat import ChatSession, Turn, message_problem, repaired_text
 from console.core import Console
 from console.token_view import SHOWN_ALTERNATIVES
@@ -116,6 +117,7 @@ def build_tab(console: Console) -> list:
         stop_words,
         token_probabilities,
         state,
+        request: gr.Request,
     ):
         """Send a message and stream the reply."""
         message = repaired_text(message)
@@ -128,6 +130,7 @@ def build_tab(console: Console) -> list:
             yield paint(state), message
             return
         if problem := _apply_knobs(
+            console,
             state,
             system_prompt,
             temperature,
@@ -142,11 +145,18 @@ def build_tab(console: Console) -> list:
             gr.Warning(problem)
             yield paint(state), message
             return
-        state.turns.append(Turn("user", message))
-        box = ""  # emptied once, with the first paint; after that the box is the user's to type in
-        async for painted in _stream(console, state, paint):
-            yield painted, box
-            box = gr.skip()
+        try:
+            slot = console.chat_slots.take(_who(request))
+        except OverLimit as exc:
+            gr.Warning(f"{exc}. Your message is kept in the box.")
+            yield paint(state), message
+            return
+        with slot:
+            state.turns.append(Turn("user", message))
+            box = ""  # emptied once, with the first paint; after that the box is the user's to type in
+            async for painted in _stream(console, state, paint):
+                yield painted, box
+                box = gr.skip()
         if (refused := state.withdraw_refused()) is not None:  # back in the box, out of the history
             yield paint(state), refused
 
@@ -161,6 +171,7 @@ def build_tab(console: Console) -> list:
         stop_words,
         token_probabilities,
         state,
+        request: gr.Request,
     ):
         """Generate the last reply again, with the current knobs."""
         if state.streaming():
@@ -172,6 +183,7 @@ def build_tab(console: Console) -> list:
             yield paint(state)
             return
         if problem := _apply_knobs(
+            console,
             state,
             system_prompt,
             temperature,
@@ -186,10 +198,17 @@ def build_tab(console: Console) -> list:
             gr.Warning(problem)
             yield paint(state)
             return
-        if state.turns[-1].role == "assistant":
-            state.turns.pop()
-        async for painted in _stream(console, state, paint):
-            yield painted
+        try:
+            slot = console.chat_slots.take(_who(request))
+        except OverLimit as exc:
+            gr.Warning(str(exc))
+            yield paint(state)
+            return
+        with slot:
+            if state.turns[-1].role == "assistant":
+                state.turns.pop()
+            async for painted in _stream(console, state, paint):
+                yield painted
 
     def stop_streaming(state):
         """Stop the reply that is streaming: it keeps its text, and its own last paint says "stopped"."""
@@ -271,7 +290,15 @@ def _slider(name: str, defaults: GenerationParams, label: str | None = None, **k
     return gr.Slider(allowed.low, allowed.high, value, step=allowed.step, label=label or name, **kwargs)
 
 
+def _who(request: gr.Request | None) -> str:
+    """Whose chat it is, for the limits: the log-in name, else the address it came from."""
+    if request is None:
+        return "anonymous"
+    return request.username or (request.client.host if request.client else "anonymous")
+
+
 def _apply_knobs(
+    console: Console,
     state: ChatSession,
     system_prompt,
     temperature,
@@ -295,6 +322,7 @@ def _apply_knobs(
             stop=parse_stop_words(repaired_text(stop_words) or ""),
             logprobs=SHOWN_ALTERNATIVES if token_probabilities else 0,
         )
+        console.access.limits.check_new_tokens(params.max_new_tokens)
     except (ValueError, OverflowError) as exc:
         return str(exc)
     except TypeError as exc:  # null, a list or an object where the API takes a number

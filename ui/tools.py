@@ -23,6 +23,8 @@ from tools.loop import (
 )
 from tools.scenarios import SCENARIOS, tool_choice_value
 
+from .errors import whole_number
+
 _FIRST = next(iter(SCENARIOS))
 TOOL_PROMPTS = [
     ("the model's chat template, read by LMDeploy's parser (a preset's tool_parser)", "model"),
@@ -173,7 +175,9 @@ def _conversation(
     if tool_prompt not in ("model", "console"):
         raise ValueError(f"tool_prompt is model or console, not {tool_prompt!r}")
     choice = tool_choice_value(selected or "auto")
-    talk = ToolConversation.start(prompt, definitions.tools, choice, int(max_rounds), tool_prompt, definitions.notes)
+    rounds = whole_number(max_rounds, "max_rounds")
+    console.access.limits.check_tool_rounds(rounds)
+    talk = ToolConversation.start(prompt, definitions.tools, choice, rounds, tool_prompt, definitions.notes)
     return talk, mock_results
 
 
