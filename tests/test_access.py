@@ -143,3 +143,30 @@ async def test_the_console_checks_who_asks_before_anything_changes(tmp_path):
         console.cancel_job("comparison", user="bob")
     assert console.save_preset("mine", Preset(backend="cpu"), user="ann").exists()
     assert console.state().info.kind == "none"  # nothing was switched or restarted
+
+
+@pytest.mark.app
+def test_a_shared_console_holds_each_user_to_its_limits(tmp_path):
+    """A server 10 minutes from its first token keeps a chat streaming while the limits are tried."""
+    from tests.conftest import start_paced_server
+
+    server, base_url = start_paced_server(tmp_path / "server.log", "--ttft-ms", "600000")
+    console, url = start_console(
+        ["--backend", "remote", "--base-url", base_url, "--max-new-tokens", "64", "--chats-at-once", "1"],
+        tmp_path / "app.log",
+    )
+    try:
+        first = Client(url, verbose=False)
+        chatbot, kept = first.predict(message="Tell me a long story.", max_new_tokens=65, api_name="/chat")
+        assert chatbot == [] and kept == "Tell me a long story."  # over --max-new-tokens: not sent, kept
+        streaming = first.submit(message="Tell me a story.", max_new_tokens=64, api_name="/chat")
+        deadline = time.monotonic() + 60
+        while not streaming.outputs() and time.monotonic() < deadline:  # its first paint: the chat holds a slot
+            time.sleep(0.1)
+        second = Client(url, verbose=False)  # the same address: the same user without log-ins
+        chatbot, kept = second.predict(message="And another one.", max_new_tokens=8, api_name="/chat")
+        assert chatbot == [] and kept == "And another one."
+        first.predict(api_name="/stop")
+    finally:
+        stop_process(console)
+        stop_process(server)
