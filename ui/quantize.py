@@ -93,9 +93,32 @@ def build_tab(console: Console) -> tuple:
 
     inputs = [source, output, preset_name, group, samples, seqlen, dtype, calibration, unload, method]
 
-    def check_clicked(*values) -> str:
+    def check_clicked(
+        source_model,
+        output_folder,
+        new_preset_name,
+        group_size,
+        samples_n,
+        seq_len,
+        data_type,
+        text_file,
+        free_gpu,
+        quant_method,
+    ) -> str:
+        """What the Check button says of these settings (those of /quantize); runs nothing."""
         try:
-            settings = settings_from(*values)
+            settings = settings_from(
+                source_model,
+                output_folder,
+                new_preset_name,
+                group_size,
+                samples_n,
+                seq_len,
+                data_type,
+                text_file,
+                free_gpu,
+                quant_method,
+            )
         except (ValueError, BackendError) as exc:
             return f"**Cannot start:** {exc}"
         verdict = plan(settings.model, settings.output, settings.group_size, settings.method)
