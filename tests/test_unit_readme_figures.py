@@ -14,17 +14,17 @@ import pytest
 from tests.conftest import ROOT
 
 RUNS = ROOT / "docs" / "gpu-runs"
-ISSUE14, ISSUE18 = RUNS / "2026-11-30-h200-issue14", RUNS / "2026-11-30-h200-issue18"
+OTHER_MODES, LADDER = RUNS / "2026-11-30-h200-kv-and-weight-modes", RUNS / "2026-11-30-h200-7b-ladder"
 SOURCES = {
     "| preset | GPU memory after load | weights |": [
-        ISSUE18 / "tm-7b-ladder.md",
-        ISSUE18 / "tm-7b-awq.md",
+        LADDER / "tm-7b-ladder.md",
+        LADDER / "tm-7b-awq.md",
     ],
     "| preset | what changes | measured |": [
-        ISSUE14 / "pt-7b.md",
-        ISSUE14 / "pt-7b-fp8w-prefix.md",
-        ISSUE14 / "quantize-7b.md",
-        ISSUE14 / "smollm2.md",
+        OTHER_MODES / "pt-7b.md",
+        OTHER_MODES / "pt-7b-fp8w-prefix.md",
+        OTHER_MODES / "quantize-7b.md",
+        OTHER_MODES / "smollm2.md",
     ],
     "| each chat | one node | the fleet of two |": [
         RUNS / "2026-11-30-h200x2-fleet" / "fleet-tm-7b.md",
