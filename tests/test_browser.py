@@ -174,6 +174,36 @@ def test_presets_tab_switches_the_engine_and_the_header_follows(page):
     wait_for_text(page, "engine-header", "preset cpu-greedy", timeout=120_000)
 
 
+def knob_is(page, elem_id: str, value: str) -> None:
+    page.wait_for_function(
+        f"() => document.querySelector('#{elem_id} input[type=number]')?.value === {json.dumps(value)}",
+        timeout=30_000,
+    )
+
+
+def test_knobs_follow_a_switch_made_elsewhere_unless_moved_on_the_page(browser, app_url):
+    from gradio_client import Client
+
+    admin, other = Client(app_url, verbose=False), browser.new_page(viewport=CHROMIUM_VIEWPORT)
+    try:
+        assert admin.predict("cpu", api_name="/switch_preset")["ok"]
+        other.goto(app_url)  # a new page shows the running preset's settings
+        knob_is(other, "temperature", "0.7")
+        assert admin.predict("cpu-greedy", api_name="/switch_preset")["ok"]
+        knob_is(other, "temperature", "0")  # an open page follows a switch made elsewhere
+        set_slider(other, "max-new-tokens", 99)  # its user moves a knob
+        assert admin.predict("cpu", api_name="/switch_preset")["ok"]
+        wait_for_text(other, "knobs-differ", "differ from those of the running preset cpu", timeout=30_000)
+        knob_is(other, "max-new-tokens", "99")
+        knob_is(other, "temperature", "0")  # theirs kept
+        other.locator("#knobs-reset").click()
+        knob_is(other, "temperature", "0.7")
+        knob_is(other, "max-new-tokens", "512")
+    finally:
+        other.close()
+        admin.predict("cpu-greedy", api_name="/switch_preset")  # where the tier's other tests left it
+
+
 def test_save_as_says_where_it_saved_and_the_message_stays(page, user_presets):
     page.get_by_role("tab", name="Presets").click()
     page.get_by_label("cpu", exact=True).check()

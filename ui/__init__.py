@@ -25,7 +25,7 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         gauge = gr.Markdown(compact_gauge(console.sampler.latest()), elem_id="compact-gauge")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
-                knobs = chat.build_tab(console)
+                preset_knobs = chat.build_tab(console)
             with gr.Tab("Presets", id="presets") as presets_tab:
                 switch_events, (engine_views, engine_outputs), preset_picker = presets.build_tab(console)
             with gr.Tab("VRAM", id="vram"):
@@ -61,10 +61,21 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         compare_tab.select(compare_current_job, outputs=compare_views, api_visibility="private")
         for event in [*switch_events, quantize_switch]:
             event.then(refresh_header, outputs=[header, gauge], api_visibility="private").then(
-                lambda: chat.default_knobs(console), outputs=knobs, api_visibility="private"
+                preset_knobs.follow, inputs=preset_knobs.inputs, outputs=preset_knobs.outputs, api_visibility="private"
             ).then(tools_engine_changed, outputs=tools_outputs, api_visibility="private")
-        gr.Timer(2.0).tick(refresh_header, outputs=[header, gauge], api_visibility="private", show_progress="hidden")
+
+        def tick(seen, touched):  # one event a page every 2 s: the header, and the knobs after a switch elsewhere
+            return *refresh_header(), *preset_knobs.follow(seen, touched)
+
+        gr.Timer(2.0).tick(
+            tick,
+            inputs=preset_knobs.inputs,
+            outputs=[header, gauge, *preset_knobs.outputs],
+            api_visibility="private",
+            show_progress="hidden",
+        )
         demo.load(refresh_header, outputs=[header, gauge], api_visibility="private")
+        demo.load(preset_knobs.take_running, outputs=preset_knobs.outputs, api_visibility="private")
         demo.load(engine_views, outputs=engine_outputs, api_visibility="private")
         demo.load(tools_engine_changed, outputs=tools_outputs, api_visibility="private")
     return demo

@@ -16,6 +16,7 @@ from console.token_view import SHOWN_ALTERNATIVES
 from console.transcript import TranscriptError, export_chat, import_chat
 
 from .downloads import download_folder
+from .preset_knobs import PresetKnobs
 from .render import chatbot_messages, display_text, format_stop_words, parse_stop_words
 
 
@@ -62,8 +63,7 @@ class ChatPainter:
 def build_tab(console: Console) -> list:
     """Lay out the tab inside the current Blocks context and wire its events.
 
-    Returns the generation knobs, which a preset switch resets to the preset's defaults
-    (see `default_knobs`)."""
+    Returns what keeps the generation knobs on the running preset's settings (`PresetKnobs`)."""
     defaults = console.state().default_params
     session = gr.State(ChatSession())
     with gr.Row():
@@ -101,6 +101,10 @@ def build_tab(console: Console) -> list:
                     label="Colour the reply by token probability (hover a token: its alternatives)",
                     elem_id="token-probabilities",
                 )
+
+            follower = PresetKnobs(
+                console, [temperature, top_p, top_k, max_new, repetition, seed, stops, probabilities], _param_values
+            )
 
     knobs = [system, temperature, top_p, top_k, max_new, repetition, seed, stops, probabilities]
 
@@ -234,8 +238,8 @@ def build_tab(console: Console) -> list:
             imported = import_chat(data)
         except TranscriptError as exc:
             gr.Warning(f"Import failed: {exc}")
-            return chatbot_messages(state), state, *_knob_values(state)
-        return chatbot_messages(imported), imported, *_knob_values(imported)
+            return chatbot_messages(state), state, *_knob_values(state), gr.skip()
+        return chatbot_messages(imported), imported, *_knob_values(imported), True
 
     # trigger_mode "multiple": Enter while a reply streams reaches `chat`, which says why it waits,
     # instead of being swallowed by the page without a word
@@ -265,13 +269,11 @@ def build_tab(console: Console) -> list:
     clear.click(clear_chat, session, [chatbot, session], api_name="clear")
     chatbot.clear(clear_chat, session, [chatbot, session], api_visibility="private")  # its own trash icon
     export.click(export_json, session, exported, api_name="export_chat")
-    upload.upload(import_json, [upload, session], [chatbot, session, *knobs], api_visibility="private")
-    return knobs
-
-
-def default_knobs(console: Console) -> tuple:
-    """The knobs' values for the running preset's generation defaults (system prompt kept)."""
-    return (gr.Textbox(), *_param_values(console.state().default_params))
+    # an imported chat brings its own settings: the page keeps them as its user's through a switch
+    upload.upload(
+        import_json, [upload, session], [chatbot, session, *knobs, follower.touched], api_visibility="private"
+    )
+    return follower
 
 
 async def _stream(console: Console, state: ChatSession, painter: ChatPainter):
