@@ -12,6 +12,13 @@ class NotAllowed(PermissionError):
     """The user is logged in but not an admin."""
 
 
+# why nobody may change the engine of a console others reach without a log-in, and what its operator does about it
+OPEN_CONSOLE = (
+    "others can reach this console without a log-in, so nobody may change its engine; its operator can "
+    "start it with --auth USER:PASSWORD and --admin USER"
+)
+
+
 class OverLimit(ValueError):
     """A request beyond what the operator lets one user ask of a shared engine."""
 
@@ -82,5 +89,19 @@ class AccessPolicy:
 
     def require_admin(self, username: str | None, action: str) -> None:
         if not self.is_admin(username):
-            who = f"{username!r} is not" if username else "anonymous users are not"
-            raise NotAllowed(f"only admins can {action}; {who} one (admins are named with --admin)")
+            if not self.logins:
+                raise NotAllowed(f"nobody can {action} here: {OPEN_CONSOLE}")
+            who = repr(username) if username else "a user who has not logged in"
+            raise NotAllowed(f"only admins can {action}; {who} is not one (admins are named with --admin)")
+
+    def what_they_may_do(self, username: str | None) -> str:
+        """A line for the page's header: who this is, and what they may do."""
+        who = username or "you"
+        if self.is_admin(username):
+            return f"{who}: may chat, switch presets, compare, quantize and manage the fleet"
+        if not self.logins:
+            return f"{who}: may chat, use the tools and watch the VRAM; {OPEN_CONSOLE}"
+        return (
+            f"{who}: may chat, use the tools and watch the VRAM, not switch presets, compare, quantize or "
+            "manage the fleet (admins only)"
+        )

@@ -400,3 +400,27 @@ def terminate_a_node_from_the_page(page, client, embedded_folder, tmp_path):
         assert process.wait(timeout=60) == 0  # the node's server shut itself down
     finally:
         stop_process(process)
+
+
+def test_a_user_who_is_not_an_admin_sees_the_switch_disabled_and_why(browser, tmp_path):
+    console, url = start_console(
+        ["--preset", "cpu", "--auth", "ann:ann-pw", "--auth", "bob:bob-pw", "--admin", "ann"], tmp_path / "app.log"
+    )
+    page = browser.new_page(viewport=CHROMIUM_VIEWPORT)
+    try:
+        page.goto(url)
+        page.get_by_label("username").fill("bob")
+        page.get_by_label("password").fill("bob-pw")
+        page.get_by_role("button", name="Login").click()
+        wait_for_text(page, "engine-header", "bob: may chat", timeout=60_000)
+        assert "not switch presets" in page.locator("#engine-header").inner_text()
+        page.get_by_role("tab", name="Presets").click()
+        page.get_by_label("kv-int4", exact=True).check()  # the running cpu is ticked already: away and back
+        wait_for_text(page, "preset-about", "Cannot load here")
+        page.get_by_label("cpu", exact=True).check()
+        wait_for_text(page, "preset-about", "OK: loads here")
+        assert page.locator("#switch-preset").is_disabled()  # loads here, but not for bob
+        assert "admins only" in page.locator(".admin-only-reason").first.inner_text()
+    finally:
+        page.close()
+        stop_process(console)

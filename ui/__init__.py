@@ -7,6 +7,7 @@ import gradio as gr
 from console.core import Console
 
 from . import chat, compare, fleet, presets, quantize, tools, vram
+from .admin_only import AdminOnly
 from .downloads import GRADIO_DELETE_CACHE
 from .header import engine_header
 from .job_view import job_banner, switch_banner
@@ -23,25 +24,27 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
             gr.Markdown(f"**Warning:** {warning}", elem_id="banner-warning")
         header = gr.Markdown(engine_header(console.state()), elem_id="engine-header")
         gauge = gr.Markdown(compact_gauge(console.sampler.latest()), elem_id="compact-gauge")
+        admin = AdminOnly(console)
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 preset_knobs = chat.build_tab(console)
             with gr.Tab("Presets", id="presets") as presets_tab:
-                switch_events, (engine_views, engine_outputs), preset_picker = presets.build_tab(console)
+                switch_events, (engine_views, engine_outputs), preset_picker = presets.build_tab(console, admin)
             with gr.Tab("VRAM", id="vram"):
                 vram.build_tab(console)
             with gr.Tab("Tools", id="tools"):
                 tools_engine_changed, tools_outputs = tools.build_tab(console)
             with gr.Tab("Compare", id="compare") as compare_tab:
-                compare_picker, compare_current_job, compare_views = compare.build_tab(console)
+                compare_picker, compare_current_job, compare_views = compare.build_tab(console, admin)
             with gr.Tab("Quantize", id="quantize"):
-                quantized, quantize_switch = quantize.build_tab(console)
+                quantized, quantize_switch = quantize.build_tab(console, admin)
             with gr.Tab("Fleet", id="fleet"):
-                fleet.build_tab(console)
+                fleet.build_tab(console, admin)
 
-        def refresh_header():
+        def refresh_header(request: gr.Request):
             banner = "\n\n".join(filter(None, [switch_banner(console.switching), job_banner(console.jobs.current)]))
-            header_text = engine_header(console.state()) + (f"\n\n{banner}" if banner else "")
+            who = console.access.what_they_may_do(request.username if request else None)
+            header_text = engine_header(console.state()) + f"  \n{who}" + (f"\n\n{banner}" if banner else "")
             return header_text, compact_gauge(console.sampler.latest())
 
         def refresh_preset_lists():
@@ -64,8 +67,8 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
                 preset_knobs.follow, inputs=preset_knobs.inputs, outputs=preset_knobs.outputs, api_visibility="private"
             ).then(tools_engine_changed, outputs=tools_outputs, api_visibility="private")
 
-        def tick(seen, touched):  # one event a page every 2 s: the header, and the knobs after a switch elsewhere
-            return *refresh_header(), *preset_knobs.follow(seen, touched)
+        def tick(seen, touched, request: gr.Request):  # one event a page every 2 s: the header, and the knobs
+            return *refresh_header(request), *preset_knobs.follow(seen, touched)
 
         gr.Timer(2.0).tick(
             tick,
@@ -75,6 +78,7 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
             show_progress="hidden",
         )
         demo.load(refresh_header, outputs=[header, gauge], api_visibility="private")
+        demo.load(admin.on_load, outputs=admin.outputs, api_visibility="private")
         demo.load(preset_knobs.take_running, outputs=preset_knobs.outputs, api_visibility="private")
         demo.load(engine_views, outputs=engine_outputs, api_visibility="private")
         demo.load(tools_engine_changed, outputs=tools_outputs, api_visibility="private")

@@ -15,13 +15,14 @@ from console.access import NotAllowed
 from console.core import Console
 from console.jobs import Job, JobBusy
 
+from .admin_only import AdminOnly
 from .compare_figures import capacity_figure, load_figure, memory_figure, quality_figure, speed_figure
 from .downloads import download_folder
 from .errors import refused, whole_number
 from .job_view import follow, log_tail, status_markdown
 
 
-def build_tab(console: Console) -> tuple:
+def build_tab(console: Console, admin: AdminOnly) -> tuple:
     """Lay out the tab; returns its preset picker (to refresh when presets are added), and how a page
     that opens the tab shows the comparison running now or the last one (a function and its outputs)."""
     prompts = builtin_prompts()
@@ -79,6 +80,8 @@ def build_tab(console: Console) -> tuple:
     with gr.Row():
         run = gr.Button("Run comparison", variant="primary", elem_id="compare-run")
         cancel = gr.Button("Cancel", elem_id="compare-cancel")
+    admin.controls(run, cancel)
+    admin.reason()
     progress = gr.Markdown(status_markdown(None), elem_id="compare-progress")
     log = gr.Textbox(label="Log", lines=6, max_lines=6, autoscroll=True, interactive=False)
     notes = gr.Markdown(elem_id="compare-notes")

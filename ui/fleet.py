@@ -15,6 +15,7 @@ from console.core import Console
 from console.fleet import FleetView
 from presets.store import PresetError
 
+from .admin_only import AdminOnly
 from .errors import refused
 
 if TYPE_CHECKING:  # the proxy's client imports openai's; the tab needs its type only
@@ -45,7 +46,7 @@ ROUTING_NOTE = (
 )
 
 
-def build_tab(console: Console) -> None:
+def build_tab(console: Console, admin: AdminOnly) -> None:
     status = gr.Markdown(elem_id="fleet-status")
     nodes = gr.Dataframe(
         headers=COLUMNS,
@@ -66,6 +67,8 @@ def build_tab(console: Console) -> None:
             confirm = gr.Checkbox(label="Yes, shut this node's server down", value=False)
             terminate = gr.Button("Terminate node", variant="stop")
         pin = gr.Button("Save a preset per node (Compare can then run each node on its own)")
+        admin.controls(add, remove, confirm, terminate, pin)
+        admin.reason()
         outcome = gr.Markdown()
 
     async def refresh(max_age_s: float = 0.0):

@@ -12,10 +12,11 @@ from console.access import NotAllowed
 from console.core import Console, EngineBusy, SwitchReport
 from presets.store import PresetError, parse_preset, to_yaml
 
+from .admin_only import AdminOnly
 from .engine_card import engine_card
 
 
-def build_tab(console: Console) -> tuple:
+def build_tab(console: Console, admin: AdminOnly) -> tuple:
     """Lay out the tab; returns its switch events (other views refresh after them), the
     (function, outputs) that repaint its engine views, for page loads, and the preset picker."""
     catalog = console.catalog
@@ -28,6 +29,7 @@ def build_tab(console: Console) -> tuple:
                 switch = gr.Button("Switch to this preset", variant="primary", elem_id="switch-preset")
                 back = gr.Button("Back to previous", visible=False, elem_id="back-preset")
                 restart = gr.Button("Restart engine", elem_id="restart-engine")
+            admin.reason()
             status = gr.Markdown(elem_id="switch-status")
         with gr.Column(scale=1):
             editor = gr.Code(
@@ -38,6 +40,7 @@ def build_tab(console: Console) -> tuple:
                 new_name = gr.Textbox(placeholder="new-preset-name", show_label=False, scale=2)
                 save = gr.Button("Save as", size="sm")
             replace = gr.Checkbox(False, label="Replace a saved preset of that name", elem_id="replace-preset")
+    admin.controls(switch, back, restart, save, replace)
     with gr.Row():
         with gr.Column():
             gr.Markdown("### Running engine")
@@ -45,7 +48,7 @@ def build_tab(console: Console) -> tuple:
         with gr.Column():
             reproduce = gr.Code(language="shell", label="Reproduce this without the console", interactive=False)
 
-    def show(name):
+    def show(name, request: gr.Request):
         """What the preset does, whether it loads here, its YAML; Switch only where it can load."""
         if not name:
             return "", "", gr.Button(interactive=False)
@@ -55,7 +58,7 @@ def build_tab(console: Console) -> tuple:
             text = catalog.path(name).read_text(encoding="utf-8", errors="replace")
             return f"**This preset is invalid:** {exc}", hide_credentials(text), gr.Button(interactive=False)
         description, loads = _describe(console, preset, catalog.locate(name).name)
-        return description, hide_credentials(to_yaml(preset)), gr.Button(interactive=loads)
+        return description, hide_credentials(to_yaml(preset)), gr.Button(interactive=loads and admin.may(request))
 
     def check_yaml(text):
         try:

@@ -16,13 +16,14 @@ from quantize.checks import GROUP_SIZES, plan
 from quantize.job import QuantizeResult, QuantizeSettings, run_quantization
 from quantize.methods import METHODS
 
+from .admin_only import AdminOnly
 from .errors import refused, whole_number
 from .job_view import follow, log_tail, status_markdown
 
 EMBEDDED_CHOICE = f"embedded: {EMBEDDED_MODEL_NAME}"
 
 
-def build_tab(console: Console) -> tuple:
+def build_tab(console: Console, admin: AdminOnly) -> tuple:
     """Lay out the tab; returns its events: a quantization ended (a preset may be new), and a
     switch to the new preset (the engine changed)."""
     no_gpu = console.machine.no_gpu_reason if console.machine.gpu_count == 0 else None
@@ -56,6 +57,8 @@ def build_tab(console: Console) -> tuple:
         check = gr.Button("Check", elem_id="quantize-check")
         start = gr.Button("Quantize", variant="primary", interactive=no_gpu is None, elem_id="quantize-start")
         cancel = gr.Button("Cancel")
+    admin.controls(start, cancel)
+    admin.reason()
     progress = gr.Markdown(status_markdown(None), elem_id="quantize-progress")
     log = gr.Textbox(label="Log", lines=8, max_lines=8, autoscroll=True, interactive=False)
     result = gr.Markdown(elem_id="quantize-result")
