@@ -184,7 +184,18 @@ class Finish:
     reason: FinishReason
 
 
-Delta = TextDelta | ToolCallPiece | ToolCall | TokenLogprobs | Usage | Finish
+@dataclass(frozen=True)
+class Queued:
+    """Before any text: the request waits for its turn, `ahead` requests before it on `engine`."""
+
+    ahead: int
+    engine: str  # e.g. "this CPU engine"
+
+    def describe(self) -> str:
+        return f"{self.ahead} chat{'s' if self.ahead != 1 else ''} ahead of yours on {self.engine}"
+
+
+Delta = TextDelta | ToolCallPiece | ToolCall | TokenLogprobs | Usage | Finish | Queued
 
 
 @dataclass(frozen=True)

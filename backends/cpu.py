@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import AsyncIterator
-from contextlib import aclosing
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from .base import (
     ModelLoadError,
     NextTokenLogprobs,
     PromptTooLong,
+    Queued,
     TextScore,
     TokenChoice,
     TokenLogprobs,
@@ -84,6 +85,7 @@ class CpuBackend(Backend):
         self._name = EMBEDDED_MODEL_NAME if not model_path else path.name.removesuffix(".gguf")
         self._context_len = int(getattr(self._model.config, "max_position_embeddings", 2048))
         self._generate_lock = threading.Lock()
+        self._line = ArrivalLine()  # chats take the model in the order they came
         self._grammar_compiler = None  # built on the first forced tool call
         self._tool_parser = tool_parser  # LMDeploy's, for a model whose chat template knows tools
 
@@ -141,11 +143,14 @@ class CpuBackend(Backend):
         max_new = min(request.params.max_new_tokens, self._context_len - prompt_len)
         constraint = self._constraint(turn.response_format) if turn.response_format else None
         run = _Run(StopMatcher(request.params.stop), constraint)
-        # aclosing: when our consumer closes this stream, the generation must stop now
-        async with aclosing(self._stream_text(prompt_ids, request.params, max_new, run)) as pieces:
-            async for piece in pieces:
-                for delta in turn.deltas(piece):
-                    yield delta
+        async with self._line.turn() as waits:
+            async for ahead in waits:  # the chats before this one, while there are any
+                yield Queued(ahead, "this CPU engine")
+            # aclosing: when our consumer closes this stream, the generation must stop now
+            async with aclosing(self._stream_text(prompt_ids, request.params, max_new, run)) as pieces:
+                async for piece in pieces:
+                    for delta in turn.deltas(piece):
+                        yield delta
         final = turn.finish()
         for delta in final:
             yield delta
@@ -269,6 +274,36 @@ class CpuBackend(Backend):
         reuse, so without a trim each switch between CPU presets left the process larger."""
         self._model = self._grammar_compiler = None
         await asyncio.to_thread(_release_freed_memory)
+
+
+class ArrivalLine:
+    """One at a time, in arrival order; each waiting place learns how many are before it. (A
+    threading.Lock wakes whichever waiter the OS picks: a chat could wait behind later ones.)"""
+
+    def __init__(self):
+        self._places: list[object] = []
+        self._moved = asyncio.Event()
+
+    @asynccontextmanager
+    async def turn(self):
+        """Enter the line; the context's value yields the count ahead each time it changes, and ends
+        when this place is first. Leaving the context, served or not, leaves the line."""
+        place = object()
+        self._places.append(place)
+        try:
+            yield self._waits(place)
+        finally:
+            self._places.remove(place)
+            self._moved.set()
+            self._moved = asyncio.Event()
+
+    async def _waits(self, place):
+        while True:
+            moved = self._moved  # taken before the count: a move while the caller paints still wakes it
+            if (ahead := self._places.index(place)) == 0:
+                return
+            yield ahead
+            await moved.wait()
 
 
 def _release_freed_memory() -> None:

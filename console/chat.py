@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -20,6 +20,7 @@ from backends import (
     Finish,
     GenerationParams,
     PromptTooLong,
+    Queued,
     TextDelta,
     TokenChoice,
     TokenLogprobs,
@@ -163,6 +164,7 @@ class ChatSession:
 
 
 _END = object()
+_REPAINT = object()  # a reason to wait changed: paint it
 
 
 async def _pump(stream: AsyncIterator, into: asyncio.Queue) -> None:
@@ -178,8 +180,22 @@ async def _pump(stream: AsyncIterator, into: asyncio.Queue) -> None:
         into.put_nowait(_END)
 
 
+async def _tell_why_waiting(why_waiting: Callable[[], Awaitable[str | None]], stats, deltas: asyncio.Queue) -> None:
+    """Until the first token, every second: why the reply waits (a full engine's queue, a job), repainted
+    when it changes."""
+    while True:
+        await asyncio.sleep(1.0)
+        reason = await why_waiting()
+        if reason and reason != stats.waiting:
+            stats.waiting = reason
+            deltas.put_nowait(_REPAINT)
+
+
 async def stream_reply(
-    backend: Backend, session: ChatSession, pacer: RepaintPacer | None = None
+    backend: Backend,
+    session: ChatSession,
+    pacer: RepaintPacer | None = None,
+    why_waiting: Callable[[], Awaitable[str | None]] | None = None,
 ) -> AsyncIterator[ChatSession]:
     """Generate the assistant's answer to the session's last user turn, in place.
 
@@ -200,6 +216,7 @@ async def stream_reply(
     pacer = pacer or RepaintPacer()
     deltas: asyncio.Queue = asyncio.Queue()
     pump = session.reply_task = asyncio.create_task(_pump(backend.stream_chat(request), deltas))
+    telling = asyncio.create_task(_tell_why_waiting(why_waiting, stats, deltas)) if why_waiting else None
     yield session  # the user's message and a waiting reply, at once: a long prefill must not hide them
     try:
         async with pacer.streaming():
@@ -208,6 +225,9 @@ async def stream_reply(
                     if first_token_at is None:
                         first_token_at = time.perf_counter()
                         stats.ttft_ms = (first_token_at - started) * 1000
+                        stats.waiting = None
+                        if telling:
+                            telling.cancel()
                     reply.content += delta.text
                 elif isinstance(delta, Usage):
                     stats.tokens, stats.cached_tokens = delta.completion_tokens, delta.cached_tokens
@@ -215,6 +235,11 @@ async def stream_reply(
                     reply.tokens = delta.tokens
                 elif isinstance(delta, Finish):
                     stats.finish = delta.reason
+                elif isinstance(delta, Queued):  # painted at once: the place in line is news
+                    stats.waiting = f"waiting: {delta.describe()}"
+                    last_paint = float("-inf")
+                elif delta is _REPAINT:
+                    last_paint = float("-inf")
                 now = time.perf_counter()
                 if now - last_paint >= pacer.interval():
                     last_paint = now
@@ -227,6 +252,8 @@ async def stream_reply(
         stats.refused = isinstance(exc, PromptTooLong) and not reply.content
     finally:
         # if the consumer went away (a closed page), the generation must not go on
+        if telling:
+            telling.cancel()
         pump.cancel()
         await asyncio.gather(pump, return_exceptions=True)
         if stats.finish == "generating":  # stopped, by Stop or by the consumer going away

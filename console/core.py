@@ -174,6 +174,7 @@ class Console:
         self.pacer = RepaintPacer()
         self.access = access or AccessPolicy()
         self.chat_slots = ChatSlots(self.access.limits.chats_at_once)
+        self._queue_read: tuple[float, asyncio.Future] | None = None  # the scheduler read that waiting chats share
         self.jobs = JobSlot()
         self.fleet_watch = FleetWatch()
         self._switch_lock = asyncio.Lock()
@@ -398,10 +399,27 @@ class Console:
                 return
         self.sampler.mark("generation started")
         try:
-            async for painted in stream_reply(self._backend, session, self.pacer):
+            async for painted in stream_reply(self._backend, session, self.pacer, self.why_waiting):
                 yield painted
         finally:
             self.sampler.mark("generation ended")
+
+    async def why_waiting(self) -> str | None:
+        """Why a reply has no first token yet, where the console can tell: a job on the engine, or an
+        engine whose scheduler holds requests back (read once a second for every waiting chat)."""
+        job = self.jobs.current
+        if job is not None and not (status := job.status()).finished:
+            return f"waiting: a {job.kind} is running ({status.message})"
+        now = time.monotonic()
+        if self._queue_read is None or now - self._queue_read[0] > 1.0:
+            self._queue_read = (now, asyncio.ensure_future(self._backend.scheduler_metrics()))
+        try:
+            metrics = await asyncio.shield(self._queue_read[1])
+        except BackendError:
+            return None
+        if metrics is not None and metrics.waiting:
+            return f"waiting: the engine is full: {metrics.waiting} requests wait in its queue"
+        return None
 
     async def _wait_for_switch(self, session: ChatSession) -> AsyncIterator[ChatSession]:
         """A reply that says what it waits for, repainted every second until the switch ends; it is

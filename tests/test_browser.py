@@ -48,6 +48,16 @@ def wait_for_text(page, elem_id: str, text: str, timeout: float | None = None) -
     )
 
 
+def wait_for_reply_to_begin(page, prompt_end: str) -> None:
+    """Until the reply after the message ending in `prompt_end` has text of its own (not the placeholder
+    it shows before its first token)."""
+    page.wait_for_function(
+        f"() => {{ const reply = document.querySelector('#chatbot').innerText.split({json.dumps(prompt_end)})[1];"
+        f" return reply && !reply.includes({json.dumps(WAITING)}) && reply.trim().length > 20; }}",
+        timeout=120_000,
+    )
+
+
 def set_slider(page, elem_id: str, value: int) -> None:
     box = page.locator(f"#{elem_id} input[type=number]")
     box.fill(str(value))
@@ -86,11 +96,7 @@ def test_stop_keeps_the_partial_reply(page):
     set_slider(page, "max-new-tokens", 4000)
     page.locator("#chat-input textarea").fill("Count from 1 to 2000, one number per line.")  # long: Stop comes first
     page.locator("#chat-input textarea").press("Enter")
-    page.wait_for_function(  # the reply itself has begun, not the placeholder before its first token
-        "() => { const reply = document.querySelector('#chatbot').innerText.split('one number per line.')[1];"
-        f" return reply && !reply.includes({json.dumps(WAITING)}) && reply.trim().length > 20; }}",
-        timeout=120_000,
-    )
+    wait_for_reply_to_begin(page, "one number per line.")
     streamed = page.locator("#chatbot").inner_text().split("one number per line.")[1].strip()
     page.locator("#stop").click()
     try:
@@ -100,6 +106,25 @@ def test_stop_keeps_the_partial_reply(page):
             f"no 'stopped' reply; the chat shows: {page.locator('#chatbot').inner_text()[-600:]}"
         ) from exc
     assert streamed[:20] in page.locator("#chatbot").inner_text().split("one number per line.")[1]
+
+
+def test_a_chat_that_waits_for_another_shows_its_place_in_line(browser, app_url):
+    first, second = (browser.new_page(viewport=CHROMIUM_VIEWPORT) for _ in range(2))
+    try:
+        for page in (first, second):
+            page.goto(app_url)
+            set_slider(page, "temperature", 0)
+            set_slider(page, "max-new-tokens", 300)
+        first.locator("#chat-input textarea").fill("Count from 1 to 2000, one number per line.")
+        first.locator("#chat-input textarea").press("Enter")
+        wait_for_reply_to_begin(first, "one number per line.")  # it holds the CPU engine
+        second.locator("#chat-input textarea").fill("What is 2+3?")
+        second.locator("#chat-input textarea").press("Enter")
+        wait_for_text(second, "chatbot", "1 chat ahead of yours on this CPU engine", timeout=60_000)
+        first.locator("#stop").click()
+        wait_for_text(second, "chatbot", "tok/s", timeout=120_000)  # then it is answered
+    finally:
+        first.close(), second.close()
 
 
 def test_the_box_is_the_user_s_while_a_reply_streams(page):

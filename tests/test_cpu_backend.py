@@ -10,6 +10,7 @@ from backends import (
     Finish,
     GenerationParams,
     PromptTooLong,
+    Queued,
     TextDelta,
     TokenLogprobs,
     ToolCall,
@@ -125,3 +126,14 @@ async def test_lmdeploys_qwen_parser_on_the_cpu_forces_and_reads_a_call(tool_tem
     assert set(json.loads(call.arguments)) == {"a", "b"}
     run = await run_tool_loop(backend, "What is 3 + 5?", tools, named, max_rounds=2)
     assert next(s for s in run.steps if s.kind == "tool_result").ok
+
+
+async def test_a_chat_that_waits_hears_its_place_in_line_then_is_answered(cpu_backend):
+    first = cpu_backend.stream_chat(ChatRequest(ask("Count to fifty."), GREEDY))
+    await anext(first)  # the first chat holds the model
+    second = cpu_backend.stream_chat(ChatRequest(ask("What is 2+3?"), GREEDY))
+    told = await anext(second)
+    await first.aclose()  # its turn ends: the second is served
+    rest = [d async for d in second]
+    assert told == Queued(1, "this CPU engine")
+    assert any(isinstance(d, TextDelta) for d in rest)

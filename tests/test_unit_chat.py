@@ -154,3 +154,32 @@ def test_the_stats_line_says_how_much_of_the_prompt_came_from_the_prefix_cache()
     assert (
         "prefix cache" not in ReplyStats(ttft_ms=12.0, tokens=40, cached_tokens=0, finish="stop").summary()
     )  # nothing reused: nothing said
+
+
+async def test_a_reply_that_waits_says_why_and_is_repainted_when_that_changes():
+    session = session_with()
+    reasons = iter(["waiting: the engine is full: 37 requests wait in its queue"] * 2 + [None] * 100)
+
+    async def why_waiting():
+        return next(reasons)
+
+    stream = stream_reply(ScriptedBackend(["late"], delay_s=30), session, why_waiting=why_waiting)
+    await anext(stream)  # the question, at once
+    told = await asyncio.wait_for(anext(stream), timeout=5)  # a second on, the reason
+    assert (
+        chatbot_messages(told)[-1]["content"] == "<sub>waiting: the engine is full: 37 requests wait in its queue</sub>"
+    )
+    session.stop_reply()
+    assert [painted.turns[-1].stats.finish async for painted in stream] == ["stopped"]
+
+
+async def test_the_console_says_a_full_engine_holds_the_reply_back():
+    from backends import SchedulerMetrics
+    from console.core import Console
+
+    class FullEngine(ScriptedBackend):
+        async def scheduler_metrics(self):
+            return SchedulerMetrics(cache_usage=1.0, running=64, waiting=37)
+
+    console = Console(FullEngine(["x"]), "test")
+    assert await console.why_waiting() == "waiting: the engine is full: 37 requests wait in its queue"
