@@ -174,3 +174,37 @@ def test_more_chats_than_gradios_forty_run_at_once(embedded_folder, tmp_path):
             stop_process(app)
     finally:
         stop_process(server)
+
+
+@pytest.mark.remote
+def test_sixty_four_chats_at_once_complete_each_with_its_own_history(tmp_path):
+    """The class on one link, functionally: 64 pages, each with two turns of its own, sent together
+    to a console in front of a paced server (no model: nothing here measures speed)."""
+    import uuid
+
+    from bench.gradio_stream import GradioEndpoint, chat_knobs
+    from tests.conftest import start_console, start_paced_server
+
+    server, base_url = start_paced_server(tmp_path / "server.log", "--tokens-per-s", "200")
+    console, url = start_console(["--backend", "remote", "--base-url", base_url], tmp_path / "app.log")
+    try:
+        endpoint = GradioEndpoint(url, "chat")
+        knobs = chat_knobs(GenerationParams(max_new_tokens=16))
+
+        def two_turns(index: int) -> str:
+            session = uuid.uuid4().hex
+            endpoint.open_page(session)
+            for turn in ("first", "second"):
+                *_, (_, last) = endpoint.stream(f"chat {index}, {turn} question", *knobs, session=session)
+                assert last["msg"] == "process_completed" and last["success"], last
+            return json.dumps(last["output"])
+
+        with ThreadPoolExecutor(64) as pool:
+            shown = list(pool.map(two_turns, range(64)))
+        for index, chat in enumerate(shown):
+            assert f"chat {index}, first question" in chat and f"chat {index}, second question" in chat
+            others = [f"chat {other}," for other in range(64) if other != index]
+            assert not any(other in chat for other in others), index
+    finally:
+        stop_process(console)
+        stop_process(server)
