@@ -118,7 +118,9 @@ def test_the_console_runs_on_the_proxy_and_its_fleet_endpoints_work(fleet_proxy,
         assert sum(node["in_flight"] for node in fleet["nodes"]) == 0 and all(n["healthy"] for n in fleet["nodes"])
         removed = next(iter(fleet_nodes))
         assert client.predict(removed, False, api_name="/fleet_remove") == {"ok": True}
-        assert [gone["url"] for gone in client.predict(api_name="/fleet")["gone"]] == [removed]
+        assert removed in [
+            gone["url"] for gone in client.predict(api_name="/fleet")["gone"]
+        ]  # (the page's tests leave others)
         refused = client.predict(f"http://127.0.0.1:{DOWN_PORT}", api_name="/fleet_add")
         assert refused["ok"] is False and "does not answer" in refused["error"]
         assert client.predict(removed, api_name="/fleet_add")["ok"]
