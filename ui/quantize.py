@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import gradio as gr
@@ -96,32 +97,10 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
 
     inputs = [source, output, preset_name, group, samples, seqlen, dtype, calibration, unload, method]
 
-    def check_clicked(
-        source_model,
-        output_folder,
-        new_preset_name,
-        group_size,
-        samples_n,
-        seq_len,
-        data_type,
-        text_file,
-        free_gpu,
-        quant_method,
-    ) -> str:
-        """What the Check button says of these settings (those of /quantize); runs nothing."""
+    @functools.wraps(settings_from)  # the same named settings as /quantize, in the API too
+    def check_clicked(*values) -> str:
         try:
-            settings = settings_from(
-                source_model,
-                output_folder,
-                new_preset_name,
-                group_size,
-                samples_n,
-                seq_len,
-                data_type,
-                text_file,
-                free_gpu,
-                quant_method,
-            )
+            settings = settings_from(*values)
         except (ValueError, BackendError) as exc:
             return f"**Cannot start:** {exc}"
         verdict = plan(settings.model, settings.output, settings.group_size, settings.method)
