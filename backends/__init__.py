@@ -132,8 +132,8 @@ def usable_gpu_reason() -> str | None:
             count = pynvml.nvmlDeviceGetCount()
         finally:
             pynvml.nvmlShutdown()
-    except Exception as exc:  # noqa: BLE001 - no driver, no library: all mean "no GPU"
-        return f"no NVIDIA driver or GPU was found ({type(exc).__name__})"
+    except Exception:  # noqa: BLE001 - no driver, no library: all mean "no GPU" (NVML's own names say no more)
+        return "no NVIDIA driver or GPU was found"
     return None if count > 0 else "NVML reports no GPU"
 
 

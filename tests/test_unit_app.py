@@ -69,3 +69,9 @@ def test_gradio_s_analytics_summary_is_not_rebuilt_as_every_event_ends(monkeypat
         queue.events_recorded += 1
         queue.compute_analytics_summary([{"function": "chat", "status": "success", "process_time": 0.1}])
     assert rebuilt == []
+
+
+def test_without_a_gpu_the_reason_is_in_words_not_nvmls_error_name():
+    from backends import usable_gpu_reason
+
+    assert usable_gpu_reason() == "no NVIDIA driver or GPU was found"  # this machine and CI have none
