@@ -68,3 +68,11 @@ def test_engine_card_shows_sizes_in_mib_and_says_when_weights_are_random():
     card = engine_card(EngineState(info, "why", "cpu", None, None), Sample(0, (), 1, "no GPU"), None)
     assert "| weights bytes | 513 MiB |" in card and "538060032" not in card
     assert "| weights | **random**" in card and "random weights |" not in card
+
+
+def test_engine_card_names_its_columns_and_says_none_in_words():
+    details = {"context_tokens": 8192, "tool_parser": None}
+    info = BackendInfo("cpu", "m", "transformers (CPU, fp32)", details)
+    card = engine_card(EngineState(info, "why", "cpu", None, None), Sample(0, (), 1, "no GPU"), None)
+    assert card.startswith("| running engine | as it runs |")
+    assert "| tool parser | none |" in card and "None" not in card

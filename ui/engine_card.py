@@ -44,7 +44,7 @@ def engine_card(state: EngineState, sample: Sample, last_switch: SwitchReport | 
                 f"{last_switch.vram_after_mib / 1024:.2f} GiB ({last_switch.vram_delta_mib / 1024:+.2f})",
             )
         )
-    return "| engine | |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return "| running engine | as it runs |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
 def _option_text(name: str, value) -> str:
@@ -58,6 +58,8 @@ def _option_text(name: str, value) -> str:
 
 def _readable(key: str, value):
     """A detail as the rest of the card shows it: byte counts in MiB/GiB."""
+    if value is None:  # e.g. no tool parser: the console's own tool prompt serves
+        return "none"
     if key.endswith("_bytes") and isinstance(value, int):
         return f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:,.0f} MiB"
     return value
