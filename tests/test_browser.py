@@ -28,9 +28,20 @@ def browser():
 @pytest.fixture(scope="module")
 def page(browser, app_url):
     page = browser.new_page(viewport=CHROMIUM_VIEWPORT)
-    page.goto(app_url)
+    open_console(page, app_url)
     yield page
     page.close()
+
+
+def open_console(page, url: str) -> None:
+    """Go to the console and wait for the page's opening event (the header names its user): until then
+    the knobs may still be set to the running preset's, over what a test typed."""
+    page.goto(url)
+    wait_for_text(page, "engine-header", "may chat", timeout=60_000)
+
+
+def reload_console(page) -> None:
+    open_console(page, page.url)
 
 
 def screenshot(page, name: str) -> None:
@@ -112,7 +123,7 @@ def test_a_chat_that_waits_for_another_shows_its_place_in_line(browser, app_url)
     first, second = (browser.new_page(viewport=CHROMIUM_VIEWPORT) for _ in range(2))
     try:
         for page in (first, second):
-            page.goto(app_url)
+            open_console(page, app_url)
             set_slider(page, "temperature", 0)
             set_slider(page, "max-new-tokens", 300)
         first.locator("#chat-input textarea").fill("Count from 1 to 2000, one number per line.")
@@ -156,7 +167,7 @@ def silent_engine_page(browser, tmp_path_factory):
     server, base_url = start_paced_server(folder / "server.log", "--ttft-ms", "600000")
     console, url = start_console(["--backend", "remote", "--base-url", base_url], folder / "console.log")
     page = browser.new_page(viewport=CHROMIUM_VIEWPORT)
-    page.goto(url)
+    open_console(page, url)
     yield page
     page.close()
     stop_process(console)
@@ -212,7 +223,7 @@ def test_knobs_follow_a_switch_made_elsewhere_unless_moved_on_the_page(browser, 
     admin, other = Client(app_url, verbose=False), browser.new_page(viewport=CHROMIUM_VIEWPORT)
     try:
         assert admin.predict("cpu", api_name="/switch_preset")["ok"]
-        other.goto(app_url)  # a new page shows the running preset's settings
+        open_console(other, app_url)  # a new page shows the running preset's settings
         knob_is(other, "temperature", "0.7")
         assert admin.predict("cpu-greedy", api_name="/switch_preset")["ok"]
         knob_is(other, "temperature", "0")  # an open page follows a switch made elsewhere
@@ -281,7 +292,7 @@ def test_a_running_comparison_is_seen_by_every_page(page, app_url):
 
     # another admin's page, through the API
     started_elsewhere = submit_background_comparison(Client(app_url, verbose=False), requests=8, output_tokens=32)
-    page.reload()
+    reload_console(page)
     wait_for_text(page, "engine-header", "A comparison is running", timeout=60_000)  # on every tab
     page.get_by_role("tab", name="Compare").click()
     wait_for_text(page, "compare-progress", "Running", timeout=30_000)
@@ -324,7 +335,7 @@ def test_quantize_tab_checks_and_says_it_needs_a_gpu_here(page):
 
 
 def test_tools_step_mode_waits_for_continue_before_running_a_call(page):
-    page.reload()  # a fresh session: a Run still going on (the test before) would ignore this Run
+    reload_console(page)  # a fresh session: a Run still going on (the test before) would ignore this Run
     page.get_by_role("tab", name="Tools").click()
     page.locator("#tools-step-mode input").check()
     page.locator("#tools-run").click()
@@ -343,7 +354,7 @@ def test_an_exported_chat_imports_with_its_messages_and_knobs(page, tmp_path):
     session.turns += [Turn("user", "Where is the lighthouse?"), Turn("assistant", "On the northern cape.")]
     saved = tmp_path / "chat.json"
     saved.write_text(export_chat(session, BackendInfo("cpu", "SmolLM2", "transformers (cpu)"), "cpu"))
-    page.reload()
+    reload_console(page)
     with page.expect_file_chooser() as chooser:
         page.locator("#import-chat").click()
     chooser.value.set_files(str(saved))
@@ -353,7 +364,7 @@ def test_an_exported_chat_imports_with_its_messages_and_knobs(page, tmp_path):
 
 
 def test_a_50_mb_chat_import_is_refused_and_the_chat_kept(page, tmp_path):
-    page.reload()
+    reload_console(page)
     page.get_by_role("tab", name="Chat").click()
     page.locator("#chat-input textarea").fill("What is 2+3?")
     page.locator("#chat-input textarea").press("Enter")
@@ -382,7 +393,7 @@ def test_fleet_tab_shows_the_proxy_s_nodes_and_an_admin_removes_and_terminates_o
         for url in fleet_nodes:
             assert client.predict(url, api_name="/fleet_add")["ok"]
         busy = [client.submit(message=f"Count to {20 + i}.", max_new_tokens=48, api_name="/chat") for i in range(2)]
-        page.reload()
+        reload_console(page)
         page.get_by_role("tab", name="Fleet").click()
         wait_for_text(page, "fleet-status", "2 node(s), 2 healthy", timeout=30_000)
         page.wait_for_timeout(4000)  # the chats under way: a few timeline points

@@ -35,8 +35,10 @@ class PresetKnobs:
     def inputs(self) -> list:
         return [self.seen, self.touched]
 
-    def take_running(self) -> tuple:
-        """The knobs set to the running preset's settings."""
+    def take_running(self, unless_touched: bool = False) -> tuple:
+        """The knobs set to the running preset's settings (left alone where the user moved one)."""
+        if unless_touched:
+            return (gr.skip(),) * len(self.outputs)
         running = self._console.state().default_params
         return (*self._values(running), running, False, gr.Row(visible=False), "")
 
