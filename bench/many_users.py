@@ -48,6 +48,7 @@ class Outcome:
     whole_s: float | None = None
     tokens: int = 0
     error: str | None = None
+    ended_at: float = 0.0  # time.time() when the reply was whole (or failed)
 
 
 @dataclass(frozen=True)
@@ -84,13 +85,17 @@ async def _event(http: httpx.AsyncClient, page: Page, fn: int, data: list, sessi
                     return
 
 
-async def _one_user(http: httpx.AsyncClient, page: Page, index: int, tokens: int, start_at: float) -> Outcome:
+async def _open_page(http: httpx.AsyncClient, page: Page) -> str:
+    """The page's load events, as a browser runs them when it opens the page; returns its session."""
     session = uuid.uuid4().hex
+    for fn in page.load_fns:
+        async for _ in _event(http, page, fn, [], session):
+            pass
+    return session
+
+
+async def _one_user(http: httpx.AsyncClient, page: Page, index: int, tokens: int, session: str) -> Outcome:
     try:
-        for fn in page.load_fns:  # the page opens: its load events, before the user types
-            async for _ in _event(http, page, fn, [], session):
-                pass
-        await asyncio.sleep(max(0.0, start_at - time.time()))
         values = iter((QUESTION.format(index=index), *chat_knobs_for(tokens)))
         data = [None if i in page.state_ids else next(values) for i in page.chat_inputs]
         ttft = None
@@ -99,11 +104,11 @@ async def _one_user(http: httpx.AsyncClient, page: Page, index: int, tokens: int
                 ttft = elapsed
             if message.get("msg") == "process_completed":
                 if not message.get("success"):
-                    return Outcome(error=str((message.get("output") or {}).get("error")))
-                return Outcome(ttft, elapsed, _reply_tokens(message))
-        return Outcome(error="the event stream ended without completing")
+                    return Outcome(error=str((message.get("output") or {}).get("error")), ended_at=time.time())
+                return Outcome(ttft, elapsed, _reply_tokens(message), ended_at=time.time())
+        return Outcome(error="the event stream ended without completing", ended_at=time.time())
     except (httpx.HTTPError, ValueError) as exc:
-        return Outcome(error=f"{type(exc).__name__}: {exc}")
+        return Outcome(error=f"{type(exc).__name__}: {exc}", ended_at=time.time())
 
 
 def chat_knobs_for(tokens: int) -> tuple:
@@ -127,20 +132,25 @@ def _client_process(page: Page, indexes: list[int], tokens: int, start_at: float
     async def run():
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
         async with httpx.AsyncClient(timeout=httpx.Timeout(60, read=900), limits=limits) as http:
-            return await asyncio.gather(*(_one_user(http, page, i, tokens, start_at) for i in indexes))
+            sessions = await asyncio.gather(*(_open_page(http, page) for _ in indexes))
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            cpu = time.process_time()  # the chats' share of the clients' CPU, not the pages' opening
+            outcomes = await asyncio.gather(
+                *(_one_user(http, page, i, tokens, s) for i, s in zip(indexes, sessions, strict=True))
+            )
+            return outcomes, time.process_time() - cpu
 
-    cpu = time.process_time()
-    outcomes = asyncio.run(run())
-    return list(outcomes), time.process_time() - cpu
+    outcomes, cpu = asyncio.run(run())
+    return list(outcomes), cpu
 
 
-def console_round(page: Page, users: int, tokens: int, processes: int) -> tuple[list[Outcome], float]:
+def console_round(page: Page, users: int, tokens: int, processes: int) -> tuple[list[Outcome], float, float]:
     start_at = time.time() + 3.0 + users / 50  # every page open before any chat starts
     shares = [list(range(users))[k::processes] for k in range(processes)]
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         results = pool.starmap(_client_process, [(page, share, tokens, start_at) for share in shares if share])
     outcomes = [outcome for share, _ in results for outcome in share]
-    return outcomes, sum(cpu for _, cpu in results)
+    return outcomes, start_at, sum(cpu for _, cpu in results)
 
 
 async def _server_alone(base_url: str, model: str, users: int, tokens: int) -> tuple[list[Outcome], float]:
@@ -163,8 +173,8 @@ async def _server_alone(base_url: str, model: str, users: int, tokens: int) -> t
                         ttft = time.perf_counter() - started
                     used = (chunk.get("usage") or {}).get("completion_tokens", used)
         except (httpx.HTTPError, ValueError) as exc:
-            return Outcome(error=f"{type(exc).__name__}: {exc}")
-        return Outcome(ttft, time.perf_counter() - started, used)
+            return Outcome(error=f"{type(exc).__name__}: {exc}", ended_at=time.time())
+        return Outcome(ttft, time.perf_counter() - started, used, ended_at=time.time())
 
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     cpu = time.process_time()
@@ -211,11 +221,11 @@ def run(args) -> str:
         page = read_page(url)
         for tokens in args.tokens:
             for users in args.users:
-                outcomes, cpu = console_round(page, users, tokens, args.processes)
-                wall = max((o.whole_s or 0) for o in outcomes)  # every user let go at start_at
-                lines.append(row("console", users, tokens, outcomes, wall, cpu))
+                outcomes, start_at, cpu = console_round(page, users, tokens, args.processes)
+                lines.append(row("console", users, tokens, outcomes, max(o.ended_at for o in outcomes) - start_at, cpu))
+                started = time.time()
                 alone, cpu = asyncio.run(_server_alone(base_url, model, users, tokens))
-                lines.append(row("server alone", users, tokens, alone, max((o.whole_s or 0) for o in alone), cpu))
+                lines.append(row("server alone", users, tokens, alone, max(o.ended_at for o in alone) - started, cpu))
                 errors = sorted({o.error for o in outcomes if o.error})[:3]
                 if errors:
                     lines.append(f"|  | first errors: {'; '.join(errors)} |  |  |  |  |  |  |  |")
@@ -225,7 +235,8 @@ def run(args) -> str:
             stop_process(server)
     lines += [
         "",
-        "Wall: from the moment every user was let go to the last whole reply (the slowest user's whole reply).",
+        "Wall: from the moment every user was let go (every page already open) to the last whole reply. "
+        "Clients' CPU: the client processes' CPU seconds over that time.",
     ]
     return "\n".join(lines)
 
