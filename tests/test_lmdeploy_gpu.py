@@ -101,7 +101,6 @@ async def test_token_probabilities_spell_the_reply(engine):
     deltas = [d async for d in engine.stream_chat(ChatRequest(ask("What is the capital of France?"), params))]
     text = "".join(d.text for d in deltas if isinstance(d, TextDelta))
     [probabilities] = [d for d in deltas if isinstance(d, TokenLogprobs)]
-    print(f"{text!r}: {probabilities.tokens[:4]}")
     assert "".join(t.text for t in probabilities.tokens).startswith(text[:5])
     assert all(t.logprob <= 0 and len(t.alternatives) <= 3 for t in probabilities.tokens)
 
@@ -151,7 +150,6 @@ async def test_lmdeploys_own_tool_path_forces_a_named_call_and_streams_it(tool_t
         assert set(json.loads(call.arguments)) == {"a", "b"}
         run = await run_tool_loop(backend, "What is 3 + 5?", tools, named, max_rounds=2)
         result = next(s for s in run.steps if s.kind == "tool_result")
-        print(json.dumps([call.arguments, result.content, len(pieces)]))
         assert result.ok
     finally:
         await backend.close()
