@@ -77,9 +77,22 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
             api_visibility="private",
             show_progress="hidden",
         )
-        demo.load(refresh_header, outputs=[header, gauge], api_visibility="private")
-        demo.load(admin.on_load, outputs=admin.outputs, api_visibility="private")
-        demo.load(preset_knobs.take_running, outputs=preset_knobs.outputs, api_visibility="private")
+
+        def page_opened(touched, request: gr.Request):
+            """The header, the knobs and the admin-only controls in one event: once the header names the
+            user, the page is set up, and nothing of the opening arrives later to overwrite what they typed."""
+            return (
+                *refresh_header(request),
+                *preset_knobs.take_running(unless_touched=touched),
+                *admin.on_load(request),
+            )
+
+        demo.load(
+            page_opened,
+            inputs=preset_knobs.touched,
+            outputs=[header, gauge, *preset_knobs.outputs, *admin.outputs],
+            api_visibility="private",
+        )
         demo.load(engine_views, outputs=engine_outputs, api_visibility="private")
         demo.load(tools_engine_changed, outputs=tools_outputs, api_visibility="private")
     return demo
