@@ -18,6 +18,7 @@ AUTH_ENV = "LMDEPLOY_CONSOLE_AUTH"
 # running, async events included, so a shared console's 41st chat waited for one of the first 40 to
 # end. A streaming chat is a coroutine waiting on its engine, cheap to hold open.
 EVENTS_AT_ONCE = 256
+QUEUE_PLACES_EVERY_S = 1.0
 
 
 def lighten_gradio_bookkeeping() -> None:
@@ -45,7 +46,15 @@ def serve(demo, **launch_options) -> None:
     from ui.login_page import ApiInfoOnlyAfterLogin, LoginThrottle
 
     lighten_gradio_bookkeeping()
-    demo.queue(max_size=EVENTS_AT_ONCE, default_concurrency_limit=8)
+    demo.queue(
+        max_size=EVENTS_AT_ONCE,
+        default_concurrency_limit=8,
+        # Gradio's "auto" tells every queued event its place again each time any event starts: with 256
+        # chats joining at once that is ~33,000 messages, a third of Gradio's own CPU per chat (measured
+        # on a bare Gradio chat: 12 ms -> 8.5 ms a chat). A chat is never queued by Gradio (no concurrency
+        # limit) and says itself why it waits, so places in Gradio's queue are sent once a second instead.
+        status_update_rate=QUEUE_PLACES_EVERY_S,
+    )
     demo.launch(
         max_threads=EVENTS_AT_ONCE,
         enable_monitoring=False,

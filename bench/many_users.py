@@ -1,21 +1,27 @@
-"""Many people chatting through one console at once, as their pages do, beside the server alone.
+"""Many people chatting through one console at once, as their pages do, beside the engine alone.
 
     python -m bench.many_users --paced --users 64 128 256 --tokens 64 256 [--processes 4] [--out FILE]
     python -m bench.many_users --base-url http://127.0.0.1:23333/v1 --users 256 --tokens 64
+    python -m bench.many_users --model /models/smollm2 --engine turbomind --users 64 128 256 --tokens 64 256
 
-Starts the console in front of an OpenAI-compatible server (`--paced`: bench/paced_server.py, no model;
-`--base-url`: e.g. `lmdeploy serve api_server`), then for each count of users and reply length, in
-the same run:
+Where the replies come from, and what the console is set beside:
+- `--paced`: bench/paced_server.py (no model) behind the console, and the server alone;
+- `--base-url`: an OpenAI-compatible server (e.g. `lmdeploy serve api_server`) behind the console, and
+  the server alone;
+- `--model`: the console runs the model itself (`app.py --model ... --engine ...`, LMDeploy on the
+  GPU); once it is stopped, a fresh process runs the raw `lmdeploy.pipeline` with the same engine
+  config and sampling, every user's chat sent to it at once (`Pipeline.stream_infer`).
 
-- console: each user a page of its own: the page-load events, then `/chat` through Gradio's queue
-  protocol as the page speaks it (join, then the event stream of diffs), every user started at once,
-  the users spread over `--processes` client processes whose CPU time is reported beside the figures
-  (so that the load generator is seen not to be the bottleneck);
-- server alone: the same count of streaming chat completions sent straight to the server.
+For each count of users and reply length:
+- console: each user a page of its own, as a browser holds it: the page-load events, then `/chat`
+  through Gradio's queue protocol (join, then the session's one event stream of diffs), and meanwhile
+  the timers a page on the Chat tab runs; every user let go at once, spread over `--processes` client
+  processes whose CPU time is reported beside the figures (so that the load generator is seen not to
+  be the bottleneck), and the console's own CPU seconds over the same time;
+- the engine alone: the same count of streaming chats sent straight to it.
 
 Each row: errors, wall time, median TTFT (the console: its first paint carrying reply text), median
-time to the whole reply, output tokens/s in all (tokens as the server counted them), and the clients'
-CPU seconds.
+time to the whole reply, output tokens/s in all (tokens as the engine counted them), CPU seconds.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import signal
 import statistics
 import tempfile
 import time
@@ -32,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from bench.cli import emit
 from bench.gradio_stream import carries_reply_text, chat_knobs
@@ -60,6 +68,9 @@ class Page:
     chat_inputs: list[int]
     load_fns: list[int]
     state_ids: set[int]
+    # the timers ticking on the Chat tab: (event, seconds between ticks, inputs, where among the event's
+    # outputs the timer itself is: a tick may set the next interval, as the console's header tick does)
+    timers: list[tuple[int, float, int, int | None]]
 
 
 def read_page(url: str) -> Page:
@@ -68,38 +79,115 @@ def read_page(url: str) -> Page:
     chat = next(d for d in dependencies if d.get("api_name") == "chat")
     loads = [d["id"] for d in dependencies if any(trigger == "load" for _, trigger in d["targets"])]
     states = {c["id"] for c in config["components"] if c["type"] == "state"}
-    return Page(url.rstrip("/"), chat["id"], chat["inputs"], loads, states)
+    active_timers = {
+        c["id"]: c["props"]["value"] for c in config["components"] if c["type"] == "timer" and c["props"].get("active")
+    }
+    timers = [
+        (
+            d["id"],
+            active_timers[target],
+            len(d["inputs"]),
+            d["outputs"].index(target) if target in d["outputs"] else None,
+        )
+        for d in dependencies
+        for target, trigger in d["targets"]
+        if trigger == "tick" and target in active_timers
+    ]
+    return Page(url.rstrip("/"), chat["id"], chat["inputs"], loads, states, timers)
 
 
-async def _event(http: httpx.AsyncClient, page: Page, fn: int, data: list, session: str):
-    """Join the queue for one event; yield (seconds, message) for each message of its stream."""
-    started = time.perf_counter()
-    join = {"data": data, "fn_index": fn, "session_hash": session, "event_data": None, "trigger_id": None}
-    (await http.post(f"{page.url}/gradio_api/queue/join", json=join)).raise_for_status()
-    async with http.stream("GET", f"{page.url}/gradio_api/queue/data?session_hash={session}") as stream:
-        async for line in stream.aiter_lines():
-            if line.startswith("data:"):
-                message = json.loads(line[5:])
+class PageSession:
+    """One page's session as a browser holds it: its events joined to Gradio's queue, and their messages
+    read from the session's one event stream, which Gradio closes when no event is pending (the next
+    event opens it again). An event's messages can come before the answer to its join: they wait."""
+
+    def __init__(self, http: httpx.AsyncClient, page: Page):
+        self.http, self.page = http, page
+        self.session = uuid.uuid4().hex
+        self._messages: dict[str, asyncio.Queue] = {}
+        self._open: set[str] = set()  # joined, not completed
+        self._completed: set[str] = set()  # completed, not yet read to the end by its caller
+        self._reader: asyncio.Task | None = None
+        self._failure = "closed"
+
+    async def event(self, fn: int, data: list):
+        """Join the queue for one event; yield (seconds, message) for each of its messages."""
+        started = time.perf_counter()
+        join = {"data": data, "fn_index": fn, "session_hash": self.session, "event_data": None, "trigger_id": None}
+        response = await self.http.post(f"{self.page.url}/gradio_api/queue/join", json=join)
+        response.raise_for_status()
+        event_id = response.json()["event_id"]
+        if event_id not in self._completed:
+            self._open.add(event_id)
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read())
+        try:
+            while (message := await self._inbox(event_id).get()) is not None:
                 yield time.perf_counter() - started, message
                 if message.get("msg") == "process_completed":
                     return
+            raise ValueError(f"the event stream ended before the event completed ({self._failure})")
+        finally:
+            self._messages.pop(event_id, None)
+            self._completed.discard(event_id)
+
+    async def run(self, fn: int, data: list) -> dict:
+        """The event's last message."""
+        messages = [message async for _, message in self.event(fn, data)]
+        return messages[-1]
+
+    def _inbox(self, event_id: str) -> asyncio.Queue:
+        return self._messages.setdefault(event_id, asyncio.Queue())
+
+    async def _read(self) -> None:
+        try:
+            while self._open:
+                url = f"{self.page.url}/gradio_api/queue/data?session_hash={self.session}"
+                async with self.http.stream("GET", url) as stream:
+                    async for line in stream.aiter_lines():
+                        if not line.startswith("data:"):
+                            continue
+                        message = json.loads(line[5:])
+                        if message.get("msg") == "close_stream":
+                            break
+                        if (event_id := message.get("event_id")) is None:
+                            continue  # a heartbeat
+                        self._inbox(event_id).put_nowait(message)
+                        if message.get("msg") == "process_completed":
+                            self._open.discard(event_id)
+                            self._completed.add(event_id)
+        except httpx.HTTPError as exc:
+            self._failure = f"{type(exc).__name__}: {exc}"
+        finally:
+            for event_id in self._open:  # a broken stream ends every event still waiting on it
+                self._inbox(event_id).put_nowait(None)
+            self._open.clear()
 
 
-async def _open_page(http: httpx.AsyncClient, page: Page) -> str:
-    """The page's load events, as a browser runs them when it opens the page; returns its session."""
-    session = uuid.uuid4().hex
+async def _open_page(http: httpx.AsyncClient, page: Page) -> PageSession:
+    """The page's load events, as a browser runs them when it opens the page."""
+    session = PageSession(http, page)
     for fn in page.load_fns:
-        async for _ in _event(http, page, fn, [], session):
-            pass
+        await session.run(fn, [])
     return session
 
 
-async def _one_user(http: httpx.AsyncClient, page: Page, index: int, tokens: int, session: str) -> Outcome:
+async def _tick(session: PageSession, fn: int, every_s: float, inputs: int, timer_output: int | None) -> None:
+    """One of the page's timers, ticking as long as the page is open, at the interval its ticks set."""
+    while True:
+        await asyncio.sleep(every_s)
+        message = await session.run(fn, [None] * inputs)
+        if timer_output is not None:
+            update = ((message.get("output") or {}).get("data") or [])[timer_output]
+            every_s = update.get("value", every_s) if isinstance(update, dict) else every_s
+
+
+async def _one_user(page: Page, index: int, tokens: int, session: PageSession) -> Outcome:
     try:
         values = iter((QUESTION.format(index=index), *chat_knobs_for(tokens)))
         data = [None if i in page.state_ids else next(values) for i in page.chat_inputs]
         ttft = None
-        async for elapsed, message in _event(http, page, page.chat_fn, data, session):
+        async for elapsed, message in session.event(page.chat_fn, data):
             if message.get("msg") == "process_generating" and ttft is None and carries_reply_text(message):
                 ttft = elapsed
             if message.get("msg") == "process_completed":
@@ -126,34 +214,67 @@ def _reply_tokens(message: dict) -> int:
     return int(counts[-1].replace(",", "")) if counts else 0
 
 
-def _client_process(page: Page, indexes: list[int], tokens: int, start_at: float) -> tuple[list[Outcome], float]:
-    """A process of clients: its users, all at once; returns their outcomes and its CPU seconds."""
+def _client_process(page: Page, indexes: list[int], tokens: int, everyone_open) -> tuple[list[Outcome], float]:
+    """A process of clients: its users' pages opened, then (once every process's pages are open:
+    `everyone_open`, a barrier) their chats all at once; returns their outcomes and its CPU seconds."""
 
     async def run():
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+        # connections kept idle under the console's 5 s (uvicorn's): a browser resends a request its reused
+        # connection lost as the server closed it; this client avoids the race instead
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=2.0)
         async with httpx.AsyncClient(timeout=httpx.Timeout(60, read=900), limits=limits) as http:
             sessions = await asyncio.gather(*(_open_page(http, page) for _ in indexes))
-            await asyncio.sleep(max(0.0, start_at - time.time()))
+            ticking = [asyncio.create_task(_tick(session, *timer)) for session in sessions for timer in page.timers]
+            await asyncio.to_thread(everyone_open.wait)
             cpu = time.process_time()  # the chats' share of the clients' CPU, not the pages' opening
             outcomes = await asyncio.gather(
-                *(_one_user(http, page, i, tokens, s) for i, s in zip(indexes, sessions, strict=True))
+                *(_one_user(page, i, tokens, s) for i, s in zip(indexes, sessions, strict=True))
             )
-            return outcomes, time.process_time() - cpu
+            cpu = time.process_time() - cpu
+            for task in ticking:  # the pages close
+                task.cancel()
+            await asyncio.gather(*ticking, return_exceptions=True)
+            return outcomes, cpu
 
     outcomes, cpu = asyncio.run(run())
     return list(outcomes), cpu
 
 
-def console_round(page: Page, users: int, tokens: int, processes: int) -> tuple[list[Outcome], float, float]:
-    start_at = time.time() + 3.0 + users / 50  # every page open before any chat starts
-    shares = [list(range(users))[k::processes] for k in range(processes)]
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        results = pool.starmap(_client_process, [(page, share, tokens, start_at) for share in shares if share])
+@dataclass(frozen=True)
+class Round:
+    """One count of users with one reply length, on one layer."""
+
+    outcomes: list[Outcome]
+    wall_s: float
+    clients_cpu_s: float
+    console_cpu_s: float | None = None
+
+
+def console_round(page: Page, console_pid: int, users: int, tokens: int, processes: int, profile: bool) -> Round:
+    """Every user's page opened, then every chat let go at once; timed from then. `profile`: the console is
+    bench/profiled_console.py, told to profile the chats alone."""
+    shares = [share for k in range(processes) if (share := list(range(users))[k::processes])]
+    console = psutil.Process(console_pid)
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(len(shares)) as pool:
+        everyone_open = manager.Barrier(len(shares) + 1)
+        pending = pool.starmap_async(_client_process, [(page, share, tokens, everyone_open) for share in shares])
+        everyone_open.wait(timeout=1800)
+        start_at = time.time()
+        console_cpu = sum(console.cpu_times()[:2])
+        if profile:
+            console.send_signal(signal.SIGUSR1)
+        results = pending.get()
+        console_cpu = sum(console.cpu_times()[:2]) - console_cpu
+        if profile:
+            console.send_signal(signal.SIGUSR2)
+            time.sleep(5)  # the profile written
     outcomes = [outcome for share, _ in results for outcome in share]
-    return outcomes, start_at, sum(cpu for _, cpu in results)
+    wall = max(o.ended_at for o in outcomes) - start_at
+    return Round(outcomes, wall, sum(cpu for _, cpu in results), console_cpu)
 
 
-async def _server_alone(base_url: str, model: str, users: int, tokens: int) -> tuple[list[Outcome], float]:
+async def _server_alone(base_url: str, model: str, users: int, tokens: int) -> Round:
     async def one(http: httpx.AsyncClient, index: int) -> Outcome:
         body = {
             "model": model,
@@ -177,24 +298,77 @@ async def _server_alone(base_url: str, model: str, users: int, tokens: int) -> t
         return Outcome(ttft, time.perf_counter() - started, used, ended_at=time.time())
 
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    cpu = time.process_time()
+    cpu, started = time.process_time(), time.time()
     async with httpx.AsyncClient(timeout=httpx.Timeout(60, read=900), limits=limits) as http:
         outcomes = await asyncio.gather(*(one(http, i) for i in range(users)))
-    return list(outcomes), time.process_time() - cpu
+    return Round(list(outcomes), max(o.ended_at for o in outcomes) - started, time.process_time() - cpu)
 
 
-def row(layer: str, users: int, tokens: int, outcomes: list[Outcome], wall_s: float, cpu_s: float) -> str:
-    done = [o for o in outcomes if o.error is None]
+def _raw_pipeline(conn, model: str, engine: str, rounds: list[tuple[int, int]]) -> None:
+    """In a fresh process: LMDeploy's pipeline with the engine config the console builds for `--model`
+    (LMDeploy's defaults) and the Chat tab's default sampling; every round's chats sent at once."""
+    from lmdeploy import GenerationConfig, pipeline
+
+    from backends import GenerationParams
+    from backends.lmdeploy_config import EngineOptions, engine_config
+
+    pipe = pipeline(model, backend_config=engine_config(EngineOptions(), engine), log_level="WARNING")
+    knobs = GenerationParams()
+    results = {}
+    for users, tokens in rounds:
+        config = GenerationConfig(
+            max_new_tokens=tokens, temperature=knobs.temperature, top_p=knobs.top_p, top_k=knobs.top_k
+        )
+        chats = [[{"role": "user", "content": QUESTION.format(index=i)}] for i in range(users)]
+        pipe.infer(chats[:16], gen_config=GenerationConfig(max_new_tokens=8))  # the engine warmed, as the console's is
+        cpu, started = time.process_time(), time.perf_counter()
+        firsts, tokens_out = {}, {}
+        for out in pipe.stream_infer(chats, gen_config=config):
+            now = time.perf_counter()
+            if out.text and out.index not in firsts:
+                firsts[out.index] = now - started
+            tokens_out[out.index] = out.generate_token_len
+            if out.finish_reason is not None:
+                tokens_out[out.index] = (out.generate_token_len, now - started, time.time())
+        outcomes = [
+            Outcome(firsts.get(i), ended[1], ended[0], ended_at=ended[2])
+            if isinstance(ended := tokens_out.get(i), tuple)
+            else Outcome(error="no end reached", ended_at=time.time())
+            for i in range(users)
+        ]
+        results[(users, tokens)] = Round(outcomes, time.perf_counter() - started, time.process_time() - cpu)
+    conn.send(results)
+    pipe.close()
+
+
+def raw_pipeline_rounds(model: str, engine: str, rounds: list[tuple[int, int]]) -> dict[tuple[int, int], Round]:
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_raw_pipeline, args=(send, model, engine, rounds))
+    process.start()
+    send.close()
+    try:
+        return receive.recv()
+    finally:
+        process.join(timeout=120)
+        if process.is_alive():
+            process.kill()
+
+
+def row(layer: str, users: int, tokens: int, measured: Round) -> str:
+    done = [o for o in measured.outcomes if o.error is None]
     ttfts = [o.ttft_s for o in done if o.ttft_s is not None]
     wholes = [o.whole_s for o in done]
     produced = sum(o.tokens for o in done)
+    wall = measured.wall_s
 
     def ms(values):
         return f"{statistics.median(values) * 1000:,.0f}" if values else "n/a"
 
+    console_cpu = "" if measured.console_cpu_s is None else f"{measured.console_cpu_s:.1f}"
     return (
-        f"| {layer} | {users} | {tokens} | {len(outcomes) - len(done)} | {wall_s:.2f} | {ms(ttfts)} | {ms(wholes)} | "
-        f"{produced / wall_s if wall_s else 0:,.0f} | {cpu_s:.1f} |"
+        f"| {layer} | {users} | {tokens} | {len(measured.outcomes) - len(done)} | {wall:.2f} | {ms(ttfts)} | "
+        f"{ms(wholes)} | {produced / wall if wall else 0:,.0f} | {measured.clients_cpu_s:.1f} | {console_cpu} |"
     )
 
 
@@ -207,36 +381,52 @@ def run(args) -> str:
         server, base_url = start_paced_server(folder / "paced-server.log")
     else:
         base_url = args.base_url
-    model = httpx.get(f"{base_url}/models", timeout=30).json()["data"][0]["id"]
-    console, url = start_console(["--backend", "remote", "--base-url", base_url], folder / "console.log")
-    lines = [
-        f"Console in front of {'bench/paced_server.py (no model)' if args.paced else base_url}; "
-        f"{args.processes} client processes. {describe_machine()}",
-        "",
-        "| layer | users | reply tokens | errors | wall (s) | median TTFT (ms) | median whole reply (ms) "
-        "| output tok/s in all | clients' CPU (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    if args.model:
+        behind, alone = f"{args.model} on LMDeploy ({args.engine}) in the console", "raw pipeline"
+        options = ["--model", args.model, "--engine", args.engine]
+    else:
+        behind, alone = ("bench/paced_server.py (no model)" if args.paced else base_url), "server alone"
+        options = ["--backend", "remote", "--base-url", base_url]
+    rounds = [(users, tokens) for tokens in args.tokens for users in args.users]
+    program = ("bench/profiled_console.py",) if args.profile else ("app.py",)
+    env = {"CONSOLE_PROFILE": str(Path(args.profile).resolve())} if args.profile else None
+    console, url = start_console(options, folder / "console.log", env=env, timeout_s=900, program=program)
+    through_console = {}
     try:
         page = read_page(url)
-        for tokens in args.tokens:
-            for users in args.users:
-                outcomes, start_at, cpu = console_round(page, users, tokens, args.processes)
-                lines.append(row("console", users, tokens, outcomes, max(o.ended_at for o in outcomes) - start_at, cpu))
-                started = time.time()
-                alone, cpu = asyncio.run(_server_alone(base_url, model, users, tokens))
-                lines.append(row("server alone", users, tokens, alone, max(o.ended_at for o in alone) - started, cpu))
-                errors = sorted({o.error for o in outcomes if o.error})[:3]
-                if errors:
-                    lines.append(f"|  | first errors: {'; '.join(errors)} |  |  |  |  |  |  |  |")
+        for users, tokens in rounds:
+            through_console[users, tokens] = console_round(
+                page, console.pid, users, tokens, args.processes, bool(args.profile)
+            )
+        if args.model:
+            stop_process(console)  # the GPU is the raw pipeline's alone
+            by_itself = raw_pipeline_rounds(args.model, args.engine, rounds)
+        else:
+            model = httpx.get(f"{base_url}/models", timeout=30).json()["data"][0]["id"]
+            by_itself = {r: asyncio.run(_server_alone(base_url, model, *r)) for r in rounds}
     finally:
         stop_process(console)
         if server:
             stop_process(server)
+    lines = [
+        f"Console with {behind}; {args.processes} client processes; the pages' timers ticking "
+        f"({', '.join(f'from every {timer[1]:g} s' for timer in page.timers) or 'none'}). {describe_machine()}",
+        "",
+        "| layer | users | reply tokens | errors | wall (s) | median TTFT (ms) | median whole reply (ms) "
+        "| output tok/s in all | clients' CPU (s) | console's CPU (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for users, tokens in rounds:
+        lines.append(row("console", users, tokens, through_console[users, tokens]))
+        lines.append(row(alone, users, tokens, by_itself[users, tokens]))
+        errors = sorted({o.error for o in through_console[users, tokens].outcomes if o.error})[:3]
+        if errors:
+            lines.append(f"|  | first errors: {'; '.join(errors)} |  |  |  |  |  |  |  |  |")
     lines += [
         "",
         "Wall: from the moment every user was let go (every page already open) to the last whole reply. "
-        "Clients' CPU: the client processes' CPU seconds over that time.",
+        "Clients' CPU: the client processes' CPU seconds over that time (for the raw pipeline: its process's, "
+        "engine threads included); console's CPU: the console process's over the same time.",
     ]
     return "\n".join(lines)
 
@@ -246,10 +436,17 @@ def main() -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--paced", action="store_true", help="start bench/paced_server.py (no model) behind the console")
     where.add_argument("--base-url", help="an OpenAI-compatible server, e.g. lmdeploy serve api_server's /v1")
+    where.add_argument("--model", help="a model folder the console runs itself on LMDeploy, beside the raw pipeline")
+    parser.add_argument("--engine", choices=["turbomind", "pytorch"], default="turbomind", help="with --model")
     parser.add_argument("--users", type=int, nargs="+", default=[64])
     parser.add_argument("--tokens", type=int, nargs="+", default=[64])
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--out")
+    parser.add_argument(
+        "--profile",
+        help="run the console under a CPU profiler (bench/profiled_console.py) and write where its time went "
+        "in the last round to this file; its figures are then the profiler's, not the console's",
+    )
     args = parser.parse_args()
     emit(run(args), args.out)
 

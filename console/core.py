@@ -412,7 +412,11 @@ class Console:
             return f"waiting: a {job.kind} is running ({status.message})"
         now = time.monotonic()
         if self._queue_read is None or now - self._queue_read[0] > 1.0:
-            self._queue_read = (now, asyncio.ensure_future(self._backend.scheduler_metrics()))
+            read = asyncio.ensure_future(self._backend.scheduler_metrics())
+            # every chat that awaited it may have had its first token by the time it fails: its error is
+            # taken here, or asyncio logs "exception was never retrieved" once a second
+            read.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._queue_read = (now, read)
         try:
             metrics = await asyncio.shield(self._queue_read[1])
         except BackendError:

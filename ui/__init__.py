@@ -11,6 +11,7 @@ from .admin_only import AdminOnly
 from .downloads import GRADIO_DELETE_CACHE
 from .header import engine_header
 from .job_view import job_banner, switch_banner
+from .page_ticks import TickBudget
 from .vram_figures import compact_gauge
 
 TITLE = "LMDeploy Console"
@@ -26,20 +27,22 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         gauge = gr.Markdown(compact_gauge(console.sampler.latest()), elem_id="compact-gauge")
         admin = AdminOnly(console)
         with gr.Tabs():
-            with gr.Tab("Chat", id="chat"):
+            with gr.Tab("Chat", id="chat") as chat_tab:
                 preset_knobs = chat.build_tab(console)
             with gr.Tab("Presets", id="presets") as presets_tab:
                 switch_events, (engine_views, engine_outputs), preset_picker = presets.build_tab(console, admin)
-            with gr.Tab("VRAM", id="vram"):
-                vram.build_tab(console)
-            with gr.Tab("Tools", id="tools"):
+            with gr.Tab("VRAM", id="vram") as vram_tab:
+                vram_timer = vram.build_tab(console)
+            with gr.Tab("Tools", id="tools") as tools_tab:
                 tools_engine_changed, tools_outputs = tools.build_tab(console)
             with gr.Tab("Compare", id="compare") as compare_tab:
                 compare_picker, compare_current_job, compare_views = compare.build_tab(console, admin)
-            with gr.Tab("Quantize", id="quantize"):
+            with gr.Tab("Quantize", id="quantize") as quantize_tab:
                 quantized, quantize_switch = quantize.build_tab(console, admin)
-            with gr.Tab("Fleet", id="fleet"):
-                fleet.build_tab(console, admin)
+            with gr.Tab("Fleet", id="fleet") as fleet_tab:
+                fleet_timer = fleet.build_tab(console, admin)
+        tabs = [chat_tab, presets_tab, vram_tab, tools_tab, compare_tab, quantize_tab, fleet_tab]
+        tick_only_while_open(tabs, {vram_tab: vram_timer, fleet_tab: fleet_timer})
 
         def refresh_header(request: gr.Request):
             banner = "\n\n".join(filter(None, [switch_banner(console.switching), job_banner(console.jobs.current)]))
@@ -67,13 +70,21 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
                 preset_knobs.follow, inputs=preset_knobs.inputs, outputs=preset_knobs.outputs, api_visibility="private"
             ).then(tools_engine_changed, outputs=tools_outputs, api_visibility="private")
 
-        def tick(seen, touched, request: gr.Request):  # one event a page every 2 s: the header, and the knobs
-            return *refresh_header(request), *preset_knobs.follow(seen, touched)
+        budget = TickBudget()
+        header_timer = gr.Timer(budget.shortest_s)
 
-        gr.Timer(2.0).tick(
+        def tick(seen, touched, request: gr.Request):  # the header and the knobs; the room shares a budget
+            every = budget.new_interval(request.session_hash or "")
+            return (
+                *refresh_header(request),
+                *preset_knobs.follow(seen, touched),
+                gr.skip() if every is None else gr.Timer(every),
+            )
+
+        header_timer.tick(
             tick,
             inputs=preset_knobs.inputs,
-            outputs=[header, gauge, *preset_knobs.outputs],
+            outputs=[header, gauge, *preset_knobs.outputs, header_timer],
             api_visibility="private",
             show_progress="hidden",
         )
@@ -96,3 +107,16 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         demo.load(engine_views, outputs=engine_outputs, api_visibility="private")
         demo.load(tools_engine_changed, outputs=tools_outputs, api_visibility="private")
     return demo
+
+
+def tick_only_while_open(tabs: list[gr.Tab], timers: dict[gr.Tab, gr.Timer]) -> None:
+    """Each timer ticks only while its tab is open (Gradio tells a tab's selection, not its leaving, so
+    every tab's selection sets them all). A room of pages each refreshing the VRAM charts every
+    second and the fleet every two, on tabs nobody looks at, was most of what the console did."""
+    for tab in tabs:
+        tab.select(
+            lambda shown=tab: [gr.Timer(active=owner is shown) for owner in timers],
+            outputs=list(timers.values()),
+            api_visibility="private",
+            show_progress="hidden",
+        )

@@ -46,7 +46,8 @@ ROUTING_NOTE = (
 )
 
 
-def build_tab(console: Console, admin: AdminOnly) -> None:
+def build_tab(console: Console, admin: AdminOnly) -> gr.Timer:
+    """Lay out the tab; returns its refresh timer, which ticks only while the tab is open (see ui.TabTimers)."""
     status = gr.Markdown(elem_id="fleet-status")
     nodes = gr.Dataframe(
         headers=COLUMNS,
@@ -93,7 +94,8 @@ def build_tab(console: Console, admin: AdminOnly) -> None:
     async def refresh_shared():
         return await refresh(SHARED_LOOK_S)
 
-    gr.Timer(REFRESH_S).tick(refresh_shared, outputs=outputs, api_visibility="private", show_progress="hidden")
+    timer = gr.Timer(REFRESH_S, active=False)
+    timer.tick(refresh_shared, outputs=outputs, api_visibility="private", show_progress="hidden")
 
     async def add_clicked(url: str, request: gr.Request):
         try:
@@ -167,6 +169,7 @@ def build_tab(console: Console, admin: AdminOnly) -> None:
     gr.api(fleet, api_name="fleet")
     gr.api(fleet_add, api_name="fleet_add")
     gr.api(fleet_remove, api_name="fleet_remove")
+    return timer
 
 
 def _status_line(view: FleetView) -> str:

@@ -13,7 +13,8 @@ from .vram_figures import gauge_figure, process_rows, sample_as_json, timeline_f
 WINDOW_S = 600
 
 
-def build_tab(console: Console) -> None:
+def build_tab(console: Console) -> gr.Timer:
+    """Lay out the tab; returns its refresh timer, which ticks only while the tab is open (see ui.TabTimers)."""
     sampler = console.sampler
     with gr.Row():
         gauges = gr.Plot(label="Used of total", elem_id="vram-gauges")
@@ -31,7 +32,7 @@ def build_tab(console: Console) -> None:
                 elem_id="vram-processes",
             )
             source = gr.Markdown()
-    timer = gr.Timer(1.0)
+    timer = gr.Timer(1.0, active=False)
 
     async def refresh():
         sample = sampler.latest()
@@ -54,6 +55,7 @@ def build_tab(console: Console) -> None:
 
     gr.Button("Refresh", size="sm").click(refresh, outputs=outputs, api_visibility="private")
     gr.api(vram, api_name="vram")
+    return timer
 
 
 async def _source_note(console: Console, sample) -> str:
