@@ -1,0 +1,34 @@
+"""The header tick's shared budget: a room of pages ticks slower, a lone page at its shortest interval."""
+
+from ui.page_ticks import TickBudget
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_lone_page_ticks_at_the_shortest_interval_and_is_told_nothing_new():
+    budget = TickBudget(ticks_per_s=20, shortest_s=2.0, clock=Clock())
+    assert budget.interval("page") == 2.0
+    assert budget.new_interval("page") is None
+
+
+def test_a_room_of_pages_shares_the_budget():
+    budget = TickBudget(ticks_per_s=20, shortest_s=2.0, clock=Clock())
+    for page in range(255):
+        budget.interval(f"page-{page}")
+    assert budget.new_interval("page-255") == 12.8  # 256 pages / 20 ticks a second
+    assert budget.new_interval("page-255") is None  # told once
+
+
+def test_closed_pages_stop_counting():
+    clock = Clock()
+    budget = TickBudget(ticks_per_s=20, shortest_s=2.0, clock=clock)
+    for page in range(100):
+        budget.interval(f"page-{page}")
+    clock.now = 60.0  # none of them ticked for a minute: three of their 5 s intervals missed
+    assert budget.interval("new page") == 2.0
