@@ -20,36 +20,41 @@ FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
 
 @dataclass(frozen=True)
 class KnobRange:
-    """The values a sampling knob may take (both ends included) and the step its slider moves by."""
+    """A sampling knob's declaration: the values it may take (both ends included), the step its slider
+    moves by, and how engines read it. Every engine the console drives (LMDeploy's `GenerationConfig`,
+    api_server's request, transformers' `generate`) names a knob as GenerationParams does, so a knob
+    reaches each of them by its name; `openai_name` is its name in OpenAI's chat request, where it is
+    one of OpenAI's fields (None: it rides in `extra_body`, as api_server and vLLM read it)."""
 
     low: float
     high: float
     step: float
+    label: str | None = None  # the slider's label, where it says more than the name
+    sampling_only: bool = True  # means nothing under greedy decoding (not sent to transformers then)
+    openai_name: str | None = None
 
 
-# The one place a sampling knob's bounds are declared: GenerationParams checks them, the preset
-# schema's `generation:` fields, the Chat tab's sliders and chat import all follow from here.
-SAMPLING_RANGES = {
-    "temperature": KnobRange(0.0, 2.0, 0.05),
-    "top_p": KnobRange(0.01, 1.0, 0.01),
-    "top_k": KnobRange(1, 1000, 1),
-    "max_new_tokens": KnobRange(1, 32768, 1),
-    "repetition_penalty": KnobRange(0.5, 2.0, 0.01),
-}
+def _knob(default, low: float, high: float, step: float, **declared):
+    return field(default=default, metadata={"knob": KnobRange(low, high, step, **declared)})
+
+
 _SEED_RANGE = (0, 2**63 - 1)  # what the engines' random generators take
 MAX_LOGPROBS = 20  # alternatives per token: OpenAI's top_logprobs allows 20
 
 
 @dataclass(frozen=True)
 class GenerationParams:
-    """Sampling knobs shared by every backend; each maps them onto its engine's own names.
-    Out-of-range values raise ValueError naming the knob (see SAMPLING_RANGES)."""
+    """Sampling knobs shared by every backend. A knob declared here with `_knob` is the whole of it:
+    the Chat tab's slider and its `/chat` and `/regenerate` parameter, the presets' `generation:`
+    field, chat import and export, and every engine's request follow from the declaration.
+    Out-of-range values raise ValueError naming the knob."""
 
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 40
-    max_new_tokens: int = 512
-    repetition_penalty: float = 1.0
+    temperature: float = _knob(0.7, 0.0, 2.0, 0.05, label="temperature (0 = greedy)", openai_name="temperature")
+    top_p: float = _knob(0.95, 0.01, 1.0, 0.01, openai_name="top_p")
+    top_k: int = _knob(40, 1, 1000, 1)
+    min_p: float = _knob(0.0, 0.0, 1.0, 0.01, label="min_p (0 = off)")
+    max_new_tokens: int = _knob(512, 1, 32768, 1, sampling_only=False, openai_name="max_tokens")
+    repetition_penalty: float = _knob(1.0, 0.5, 2.0, 0.01, sampling_only=False)
     seed: int | None = None
     stop: tuple[str, ...] = ()
     # generate exactly max_new_tokens (a load test's fixed output length, as LMDeploy's
@@ -82,6 +87,37 @@ class GenerationParams:
                 f"seed must be a whole number from 0 to 2**63 - 1, or none for random ({self.seed!r} given)"
             )
 
+    @classmethod
+    def from_form(cls, knobs: dict, **rest) -> GenerationParams:
+        """From the knobs' values as a form or an API call sends them (a slider's 40.0 for top_k), each
+        made the number its declaration takes; TypeError where one is no number."""
+        whole = {f.name for f in dataclasses.fields(cls) if f.type == "int"}
+        return cls(**{name: int(v) if name in whole else float(v) for name, v in knobs.items()}, **rest)
+
+    def knob_values(self) -> dict:
+        """The sampling knobs by name, in their declared order."""
+        return {name: getattr(self, name) for name in SAMPLING_RANGES}
+
+    def openai_knobs(self) -> tuple[dict, dict]:
+        """The knobs for an OpenAI-style chat request: OpenAI's own fields under OpenAI's names, and the
+        rest under their own names (api_server and vLLM read those from the request body)."""
+        standard, extras = {}, {}
+        for name, value in self.knob_values().items():
+            if openai_name := SAMPLING_RANGES[name].openai_name:
+                standard[openai_name] = value
+            else:
+                extras[name] = value
+        return standard, extras
+
+    def engine_knobs(self) -> dict:
+        """The knobs an engine reads by name: all of them, less those that mean nothing when decoding
+        greedily (temperature 0: each engine's own greedy switch decides)."""
+        return {
+            name: value
+            for name, value in self.knob_values().items()
+            if not (self.greedy and SAMPLING_RANGES[name].sampling_only)
+        }
+
     @property
     def greedy(self) -> bool:
         """Temperature 0 means greedy decoding, and so does anything below 0.01: dividing the logits by a
@@ -103,6 +139,10 @@ class GenerationParams:
         if "stop" in values:
             values["stop"] = tuple(values["stop"] or ())
         return cls(**values)
+
+
+# Each sampling knob's declaration, by name, in the order the Chat tab shows them.
+SAMPLING_RANGES = {f.name: f.metadata["knob"] for f in dataclasses.fields(GenerationParams) if "knob" in f.metadata}
 
 
 @dataclass(frozen=True)

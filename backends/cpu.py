@@ -247,12 +247,8 @@ class CpuBackend(Backend):
                 generated = self._model.generate(
                     input_ids=prompt_ids,
                     attention_mask=torch.ones_like(prompt_ids),
-                    max_new_tokens=max_new,
                     do_sample=sampling,
-                    temperature=params.temperature if sampling else None,
-                    top_p=params.top_p if sampling else None,
-                    top_k=params.top_k if sampling else None,
-                    repetition_penalty=params.repetition_penalty,
+                    **_generate_knobs(params, max_new),
                     min_new_tokens=max_new if params.ignore_eos else None,
                     streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([_Cancelled()]),
@@ -304,6 +300,13 @@ class ArrivalLine:
                 return
             yield ahead
             await moved.wait()
+
+
+def _generate_knobs(params: GenerationParams, max_new_tokens: int) -> dict:
+    """The knobs as transformers' `generate` names them (as GenerationParams does); sampling ones left
+    unset when decoding greedily, min_p 0 unset (transformers would add a filter that does nothing)."""
+    knobs = params.engine_knobs() | {"max_new_tokens": max_new_tokens}
+    return {name: value for name, value in knobs.items() if not (name == "min_p" and not value)}
 
 
 def _release_freed_memory() -> None:

@@ -152,13 +152,10 @@ def generation_config(params: GenerationParams, response_format: dict | None = N
     `response_format` turns on guided decoding (a JSON schema the output must match)."""
     from lmdeploy import GenerationConfig
 
+    knobs = params.knob_values() | ({"temperature": 1.0} if params.greedy else {})  # LMDeploy's names
     return GenerationConfig(
-        max_new_tokens=params.max_new_tokens,
+        **knobs,
         do_sample=not params.greedy,
-        temperature=1.0 if params.greedy else params.temperature,
-        top_p=params.top_p,
-        top_k=params.top_k,
-        repetition_penalty=params.repetition_penalty,
         random_seed=params.seed,
         stop_words=list(params.stop) or None,
         ignore_eos=params.ignore_eos,

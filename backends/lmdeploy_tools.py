@@ -38,21 +38,23 @@ def tool_chat_request(model: str, request: ChatRequest):
     if isinstance(tool_choice, dict):
         name = tool_choice["function"]["name"]
         tools, tool_choice = [t for t in tools if t["function"]["name"] == name], "required"
-    greedy = params.greedy
     return ChatCompletionRequest(
         model=model,
         messages=request.messages,
         tools=tools,
         tool_choice=tool_choice,
         stream=True,
-        temperature=1.0 if greedy else params.temperature,
-        top_k=1 if greedy else params.top_k,
-        top_p=params.top_p,
-        max_completion_tokens=params.max_new_tokens,
-        repetition_penalty=params.repetition_penalty,
+        **_request_knobs(params),
         seed=params.seed,
         stop=list(params.stop) or None,
     )
+
+
+def _request_knobs(params) -> dict:
+    """The knobs under api_server's request names: OpenAI's where it has them, GenerationParams' for the rest."""
+    standard, extras = params.openai_knobs()
+    standard["max_completion_tokens"] = standard.pop("max_tokens")  # api_server deprecates max_tokens
+    return standard | extras | ({"temperature": 1.0, "top_k": 1} if params.greedy else {})
 
 
 def tool_parsers() -> list[str]:

@@ -13,6 +13,7 @@ from openai import AsyncOpenAI
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall, ChoiceLogprobs
 
 from .base import (
+    SAMPLING_RANGES,
     AuthenticationFailed,
     Backend,
     BackendError,
@@ -21,7 +22,6 @@ from .base import (
     ChatRequest,
     Delta,
     Finish,
-    GenerationParams,
     PromptTooLong,
     SchedulerMetrics,
     TextDelta,
@@ -44,11 +44,12 @@ def _timeout(read_s: float = DEFAULT_READ_TIMEOUT_S) -> httpx.Timeout:
     return httpx.Timeout(connect=3.0, read=read_s, write=30.0, pool=10.0)
 
 
-_SAMPLING_EXTRAS = ("top_k", "repetition_penalty", "ignore_eos")
+# the knobs beyond OpenAI's, which ride in extra_body (with ignore_eos, when a load test asks for it)
+_SAMPLING_EXTRAS = (*(name for name, knob in SAMPLING_RANGES.items() if knob.openai_name is None), "ignore_eos")
 # optional request fields a stricter server may refuse (transformers serve refuses all of these): the
 # names its error message would name, and what the status card says is lost without them
 _OPTIONAL = {
-    "extra_body": (_SAMPLING_EXTRAS, "top_k, repetition_penalty"),
+    "extra_body": (_SAMPLING_EXTRAS, ", ".join(_SAMPLING_EXTRAS[:-1])),
     "logprobs": (("logprobs",), "token probabilities"),
     "top_logprobs": (("logprobs",), "token probabilities"),
 }
@@ -171,14 +172,13 @@ class RemoteBackend(Backend):
         """The request sent through the openai client (its errors, its auth); the stream it answers
         with is read by `_stream_chunks`."""
         p = request.params
+        standard, extras = p.openai_knobs()
         standard = dict(
             model=self._model,
             messages=[],  # the conversation rides in extra_body, below
             stream=True,
             stream_options={"include_usage": True},
-            temperature=0.0 if p.greedy else p.temperature,
-            top_p=p.top_p,
-            max_tokens=p.max_new_tokens,
+            **(standard | ({"temperature": 0.0} if p.greedy else {})),
             seed=p.seed,
             stop=list(p.stop) or None,
         )
@@ -186,7 +186,7 @@ class RemoteBackend(Backend):
             standard.update(tools=request.tools, tool_choice=request.tool_choice)
         # api_server and vLLM read top_k and repetition_penalty and give token logprobs; a stricter server
         # refuses what it does not know, so each refused field is dropped for good after its first refusal
-        optional = {"extra_body": _extras(p)}
+        optional = {"extra_body": extras | ({"ignore_eos": True} if p.ignore_eos else {})}
         if p.logprobs:
             optional.update(logprobs=True, top_logprobs=p.logprobs)
         while True:
@@ -329,12 +329,6 @@ def scheduler_from_series(series: dict[str, float]) -> SchedulerMetrics:
         prefix_cache_hit_rate=first("prefix_cache_hit_rate"),
         series=series,
     )
-
-
-def _extras(params: GenerationParams) -> dict:
-    """The sampling knobs beyond OpenAI's that api_server reads (ignore_eos only when asked for)."""
-    extras = {"top_k": params.top_k, "repetition_penalty": params.repetition_penalty}
-    return extras | {"ignore_eos": True} if params.ignore_eos else extras
 
 
 def _parser_hint(base_url: str, model: str) -> str:

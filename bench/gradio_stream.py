@@ -73,18 +73,8 @@ class GradioEndpoint:
 
 def chat_knobs(params: GenerationParams) -> tuple:
     """The Chat tab's knobs as `/chat` (after the message) and `/regenerate` take them, in their order:
-    no system prompt, no seed, no stop words, no token probabilities."""
-    return (
-        "",
-        params.temperature,
-        params.top_p,
-        params.top_k,
-        params.max_new_tokens,
-        params.repetition_penalty,
-        -1,
-        "",
-        False,
-    )
+    no system prompt, the declared knobs, no seed, no stop words, no token probabilities."""
+    return ("", *params.knob_values().values(), -1, "", False)
 
 
 WAITING = "waiting for the first token"

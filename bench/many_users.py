@@ -177,9 +177,10 @@ async def _tick(session: PageSession, fn: int, every_s: float, inputs: int, time
     while True:
         await asyncio.sleep(every_s)
         message = await session.run(fn, [None] * inputs)
-        if timer_output is not None:
+        if timer_output is not None:  # the interval as a value, or as a component update
             update = ((message.get("output") or {}).get("data") or [])[timer_output]
-            every_s = update.get("value", every_s) if isinstance(update, dict) else every_s
+            update = update.get("value") if isinstance(update, dict) else update
+            every_s = update if isinstance(update, (int, float)) else every_s
 
 
 async def _one_user(page: Page, index: int, tokens: int, session: PageSession) -> Outcome:

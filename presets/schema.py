@@ -8,31 +8,29 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from backends import SAMPLING_RANGES, BackendKindName, BackendSpec, EngineOptions, GenerationParams
 from backends.lmdeploy_config import lmdeploy_only_options
 
 
-def _knob(name: str):
-    """A sampling default within the bounds GenerationParams enforces (so the Chat tab takes it)."""
-    allowed = SAMPLING_RANGES[name]
-    return Field(None, ge=allowed.low, le=allowed.high)
-
-
-class GenerationDefaults(BaseModel):
-    """Sampling defaults the Chat tab starts from; unset ones keep the console's."""
-
+class _Defaults(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-    temperature: float | None = _knob("temperature")
-    top_p: float | None = _knob("top_p")
-    top_k: int | None = _knob("top_k")
-    max_new_tokens: int | None = _knob("max_new_tokens")
-    repetition_penalty: float | None = _knob("repetition_penalty")
 
     def apply_to(self, params: GenerationParams) -> GenerationParams:
         return replace(params, **self.model_dump(exclude_none=True))
+
+
+# Sampling defaults the Chat tab starts from, one optional field a knob (unset ones keep the console's),
+# each within the bounds GenerationParams enforces, so that the Chat tab takes it.
+GenerationDefaults = create_model(
+    "GenerationDefaults",
+    __base__=_Defaults,
+    **{
+        name: (GenerationParams.__dataclass_fields__[name].type + " | None", Field(None, ge=knob.low, le=knob.high))
+        for name, knob in SAMPLING_RANGES.items()
+    },
+)
 
 
 class Preset(EngineOptions):

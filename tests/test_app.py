@@ -38,6 +38,17 @@ def test_chat_endpoint_answers_with_the_real_model(app_url):
     assert cleared_input == {"__type__": "update"}
 
 
+def test_min_p_reaches_the_engine_from_the_chat_endpoint(app_url):
+    """The knob declared once in GenerationParams is a `/chat` parameter that the engine obeys: min_p 1
+    turns hot sampling into greedy decoding."""
+    client = Client(app_url, verbose=False)
+    hot = {"temperature": 2.0, "top_p": 1.0, "top_k": 1000, "seed": 7, "max_new_tokens": 24}
+    greedy, _ = chat(client, "Name three colours.", max_new_tokens=24)
+    filtered, _ = chat(Client(app_url, verbose=False), "Name three colours.", **hot, min_p=1.0)
+    without_stats = [texts(chatbot)[1].rsplit("\n\n<sub>", 1)[0] for chatbot in (filtered, greedy)]
+    assert without_stats[0] == without_stats[1] and without_stats[0]
+
+
 def test_two_clients_keep_separate_histories(app_url):
     alice, bob = Client(app_url, verbose=False), Client(app_url, verbose=False)
     chat(alice, "My name is Alice.")

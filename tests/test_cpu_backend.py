@@ -83,6 +83,20 @@ async def test_same_seed_same_sample(cpu_backend):
     assert [d for d in first if isinstance(d, TextDelta)] == [d for d in second if isinstance(d, TextDelta)]
 
 
+async def test_min_p_one_keeps_only_the_likeliest_token(cpu_backend):
+    """min_p 1 keeps a token only if it is as likely as the likeliest: hot sampling then answers as greedy
+    decoding does, where without it the same sampling wanders off."""
+
+    async def reply(**knobs) -> str:
+        request = ChatRequest(ask("Name three colours."), GenerationParams(max_new_tokens=24, **knobs))
+        return "".join(d.text for d in await deltas_of(cpu_backend, request) if isinstance(d, TextDelta))
+
+    hot = {"temperature": 2.0, "top_p": 1.0, "top_k": 1000, "seed": 7}
+    greedy = await reply(temperature=0)
+    assert await reply(**hot, min_p=1.0) == greedy
+    assert await reply(**hot) != greedy
+
+
 async def test_closing_the_stream_stops_generation_mid_reply(cpu_backend):
     request = ChatRequest(
         ask("Write a very long story about the sea."), GenerationParams(temperature=0, max_new_tokens=4000)

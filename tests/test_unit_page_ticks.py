@@ -11,18 +11,17 @@ class Clock:
         return self.now
 
 
-def test_a_lone_page_ticks_at_the_shortest_interval_and_is_told_nothing_new():
+def test_a_lone_page_ticks_at_the_shortest_interval():
     budget = TickBudget(ticks_per_s=20, shortest_s=2.0, clock=Clock())
     assert budget.interval("page") == 2.0
-    assert budget.new_interval("page") is None
+    assert budget.interval("page") == 2.0  # its own ticks count once
 
 
 def test_a_room_of_pages_shares_the_budget():
     budget = TickBudget(ticks_per_s=20, shortest_s=2.0, clock=Clock())
     for page in range(255):
         budget.interval(f"page-{page}")
-    assert budget.new_interval("page-255") == 12.8  # 256 pages / 20 ticks a second
-    assert budget.new_interval("page-255") is None  # told once
+    assert budget.interval("page-255") == 12.8  # 256 pages / 20 ticks a second
 
 
 def test_closed_pages_stop_counting():

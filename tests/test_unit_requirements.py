@@ -1,5 +1,6 @@
 """Every package the console's code imports is declared in requirements.txt (jsonschema,
-xgrammar, safetensors, httpx and torch arrived only through other packages)."""
+xgrammar, safetensors, httpx and torch arrived only through other packages); what the benchmarks
+alone import (a profiler), in requirements-dev.txt."""
 
 import ast
 import re
@@ -15,10 +16,12 @@ def _normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _imported_modules() -> set[str]:
+def _imported_modules(benchmarks: bool) -> set[str]:
+    """The third-party modules the console's code imports, or (`benchmarks`) bench/'s."""
     modules = set()
     for path in ROOT.rglob("*.py"):
-        if _SKIPPED & set(path.relative_to(ROOT).parts):
+        parts = set(path.relative_to(ROOT).parts)
+        if _SKIPPED & parts or benchmarks != ("bench" in parts):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
@@ -29,17 +32,25 @@ def _imported_modules() -> set[str]:
     return {m for m in modules if m not in sys.stdlib_module_names and m not in local}
 
 
-def _declared() -> set[str]:
-    lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+def _declared(*files: str) -> set[str]:
+    lines = [line for file in files for line in (ROOT / file).read_text(encoding="utf-8").splitlines()]
     return {_normalized(re.split(r"[=<>!~\[ ;]", line.strip())[0]) for line in lines if line.strip()[:1].isalnum()}
 
 
-def test_every_third_party_import_is_declared():
+def _undeclared(modules: set[str], declared: set[str]) -> dict:
     distributions = packages_distributions()
-    declared = _declared()
-    missing = {
+    return {
         module: distributions.get(module, [module])
-        for module in _imported_modules()
+        for module in modules
         if not any(_normalized(name) in declared for name in distributions.get(module, [module]))
     }
+
+
+def test_every_third_party_import_is_declared():
+    missing = _undeclared(_imported_modules(benchmarks=False), _declared("requirements.txt"))
     assert not missing, f"imported but not in requirements.txt: {missing}"
+
+
+def test_every_benchmark_import_is_declared():
+    missing = _undeclared(_imported_modules(benchmarks=True), _declared("requirements.txt", "requirements-dev.txt"))
+    assert not missing, f"imported by bench/ but in neither requirements file: {missing}"

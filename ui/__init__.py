@@ -73,18 +73,14 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         budget = TickBudget()
         header_timer = gr.Timer(budget.shortest_s)
 
-        def tick(seen, touched, request: gr.Request):  # the header and the knobs; the room shares a budget
-            every = budget.new_interval(request.session_hash or "")
-            return (
-                *refresh_header(request),
-                *preset_knobs.follow(seen, touched),
-                gr.skip() if every is None else gr.Timer(every),
-            )
+        def tick(request: gr.Request):
+            """The header, the running settings the knobs follow, and this page's next interval: plain values
+            alone (no `gr.skip()`, no component), the cheapest outputs Gradio has; the room shares a budget."""
+            return *refresh_header(request), preset_knobs.running_marker(), budget.interval(request.session_hash or "")
 
         header_timer.tick(
             tick,
-            inputs=preset_knobs.inputs,
-            outputs=[header, gauge, *preset_knobs.outputs, header_timer],
+            outputs=[header, gauge, preset_knobs.marker, header_timer],
             api_visibility="private",
             show_progress="hidden",
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 from collections.abc import Callable
 
@@ -89,11 +90,7 @@ def build_tab(console: Console) -> list:
         with gr.Column(scale=1):
             system = gr.Textbox("", label="System prompt", lines=3)
             with gr.Accordion("Generation", open=True):
-                temperature = _slider("temperature", defaults, "temperature (0 = greedy)", elem_id="temperature")
-                top_p = _slider("top_p", defaults)
-                top_k = _slider("top_k", defaults)
-                max_new = _slider("max_new_tokens", defaults, elem_id="max-new-tokens")
-                repetition = _slider("repetition_penalty", defaults)
+                sliders = [_slider(name, defaults) for name in SAMPLING_RANGES]
                 seed = gr.Number(-1, precision=0, label="seed (-1 = random)")
                 stops = gr.Textbox("", label="stop words (one a line; \\n for newline)", lines=2)
                 probabilities = gr.Checkbox(
@@ -102,28 +99,14 @@ def build_tab(console: Console) -> list:
                     elem_id="token-probabilities",
                 )
 
-            follower = PresetKnobs(
-                console, [temperature, top_p, top_k, max_new, repetition, seed, stops, probabilities], _param_values
-            )
+            follower = PresetKnobs(console, [*sliders, seed, stops, probabilities], _param_values)
 
-    knobs = [system, temperature, top_p, top_k, max_new, repetition, seed, stops, probabilities]
+    knobs = [system, *sliders, seed, stops, probabilities]
 
-    # Explicit parameter names: gradio_client shows them as the endpoint's parameters.
-    async def chat(
-        message,
-        system_prompt,
-        temperature,
-        top_p,
-        top_k,
-        max_new_tokens,
-        repetition_penalty,
-        seed,
-        stop_words,
-        token_probabilities,
-        state,
-        request: gr.Request,
-    ):
+    @_endpoint("message")
+    async def chat(message, *values):
         """Send a message and stream the reply."""
+        *knob_values, state, request = values
         message = repaired_text(message)
         if state.streaming():  # one reply at a time in a chat; the message stays the user's
             gr.Warning("A reply is still streaming: wait for it, or press Stop. Your message is kept in the box.")
@@ -133,19 +116,7 @@ def build_tab(console: Console) -> list:
             gr.Warning(problem)
             yield paint(state), message
             return
-        if problem := _apply_knobs(
-            console,
-            state,
-            system_prompt,
-            temperature,
-            top_p,
-            top_k,
-            max_new_tokens,
-            repetition_penalty,
-            seed,
-            stop_words,
-            token_probabilities,
-        ):
+        if problem := _apply_knobs(console, state, *knob_values):
             gr.Warning(problem)
             yield paint(state), message
             return
@@ -164,20 +135,10 @@ def build_tab(console: Console) -> list:
         if (refused := state.withdraw_refused()) is not None:  # back in the box, out of the history
             yield paint(state), refused
 
-    async def regenerate_last(
-        system_prompt,
-        temperature,
-        top_p,
-        top_k,
-        max_new_tokens,
-        repetition_penalty,
-        seed,
-        stop_words,
-        token_probabilities,
-        state,
-        request: gr.Request,
-    ):
+    @_endpoint()
+    async def regenerate_last(*values):
         """Generate the last reply again, with the current knobs."""
+        *knob_values, state, request = values
         if state.streaming():
             gr.Warning("A reply is still streaming: wait for it, or press Stop.")
             yield gr.skip()
@@ -186,19 +147,7 @@ def build_tab(console: Console) -> list:
             gr.Warning("Nothing to regenerate yet.")
             yield paint(state)
             return
-        if problem := _apply_knobs(
-            console,
-            state,
-            system_prompt,
-            temperature,
-            top_p,
-            top_k,
-            max_new_tokens,
-            repetition_penalty,
-            seed,
-            stop_words,
-            token_probabilities,
-        ):
+        if problem := _apply_knobs(console, state, *knob_values):
             gr.Warning(problem)
             yield paint(state)
             return
@@ -286,10 +235,36 @@ async def _stream(console: Console, state: ChatSession, painter: ChatPainter):
         gr.Warning(error)
 
 
-def _slider(name: str, defaults: GenerationParams, label: str | None = None, **kwargs) -> gr.Slider:
+def _slider(name: str, defaults: GenerationParams) -> gr.Slider:
     allowed = SAMPLING_RANGES[name]
-    value = getattr(defaults, name)
-    return gr.Slider(allowed.low, allowed.high, value, step=allowed.step, label=label or name, **kwargs)
+    return gr.Slider(
+        allowed.low,
+        allowed.high,
+        getattr(defaults, name),
+        step=allowed.step,
+        label=allowed.label or name,
+        elem_id=name.replace("_", "-"),
+    )
+
+
+# What `/chat` and `/regenerate` take after the message: the system prompt, each knob GenerationParams
+# declares (in its order), then these; gradio_client shows them by these names.
+AFTER_SLIDERS = ("seed", "stop_words", "token_probabilities")
+
+
+def _endpoint(*first: str):
+    """Names the parameters of an event handler taking `(*first, system_prompt, *knobs, state, request)`,
+    for Gradio (which passes the gr.Request by its annotation) and for the endpoint's API page."""
+
+    def named(handler):
+        names = [*first, "system_prompt", *SAMPLING_RANGES, *AFTER_SLIDERS, "state", "request"]
+        handler.__signature__ = inspect.Signature(
+            [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names]
+        )
+        handler.__annotations__ = {"request": gr.Request}
+        return handler
+
+    return named
 
 
 def _who(request: gr.Request | None) -> str:
@@ -299,27 +274,13 @@ def _who(request: gr.Request | None) -> str:
     return request.username or (request.client.host if request.client else "anonymous")
 
 
-def _apply_knobs(
-    console: Console,
-    state: ChatSession,
-    system_prompt,
-    temperature,
-    top_p,
-    top_k,
-    max_new_tokens,
-    repetition_penalty,
-    seed,
-    stop_words,
-    token_probabilities,
-) -> str | None:
-    """Take the knobs into the session; a value out of range is refused with what to change."""
+def _apply_knobs(console: Console, state: ChatSession, system_prompt, *values) -> str | None:
+    """Take the knobs (the sliders' values, then seed, stop words and token probabilities) into the
+    session; a value out of range is refused with what to change."""
+    *sliders, seed, stop_words, token_probabilities = values
     try:
-        params = GenerationParams(
-            temperature=float(temperature),
-            top_p=float(top_p),
-            top_k=int(top_k),
-            max_new_tokens=int(max_new_tokens),
-            repetition_penalty=float(repetition_penalty),
+        params = GenerationParams.from_form(
+            dict(zip(SAMPLING_RANGES, sliders, strict=True)),
             seed=None if seed is None or seed < 0 else int(seed),
             stop=parse_stop_words(repaired_text(stop_words) or ""),
             logprobs=SHOWN_ALTERNATIVES if token_probabilities else 0,
@@ -338,13 +299,5 @@ def _knob_values(state: ChatSession) -> tuple:
 
 
 def _param_values(p: GenerationParams) -> tuple:
-    return (
-        p.temperature,
-        p.top_p,
-        p.top_k,
-        p.max_new_tokens,
-        p.repetition_penalty,
-        -1 if p.seed is None else p.seed,
-        format_stop_words(p.stop),
-        p.logprobs > 0,
-    )
+    """The knobs' values in the order the tab lays them out."""
+    return (*p.knob_values().values(), -1 if p.seed is None else p.seed, format_stop_words(p.stop), p.logprobs > 0)

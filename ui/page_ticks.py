@@ -20,7 +20,6 @@ class TickBudget:
     def __init__(self, ticks_per_s: float = TICKS_PER_S, shortest_s: float = SHORTEST_S, clock=time.monotonic):
         self.ticks_per_s, self.shortest_s, self._clock = ticks_per_s, shortest_s, clock
         self._seen: dict[str, float] = {}  # page (Gradio session) -> when it last ticked
-        self._told: dict[str, float] = {}  # page -> the interval it ticks at
 
     def interval(self, page: str) -> float:
         """Record a tick of `page`; the seconds until its next one."""
@@ -29,14 +28,4 @@ class TickBudget:
         every = max(self.shortest_s, len(self._seen) / self.ticks_per_s)
         # a page that missed three of its ticks is closed (or asleep): it no longer counts
         self._seen = {p: at for p, at in self._seen.items() if now - at <= 3 * every}
-        self._told = {p: told for p, told in self._told.items() if p in self._seen}
         return max(self.shortest_s, len(self._seen) / self.ticks_per_s)
-
-    def new_interval(self, page: str) -> float | None:
-        """Record a tick of `page`; its next interval where that differs from the one it ticks at, else
-        None (telling a page its interval again would cost Gradio a new Timer component and its config)."""
-        every = round(self.interval(page), 1)
-        if self._told.get(page, self.shortest_s) == every:
-            return None
-        self._told[page] = every
-        return every

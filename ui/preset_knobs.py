@@ -3,7 +3,12 @@
 A page opened or reloaded shows the running preset's settings (Gradio would show those of the
 preset the console started with), and an open page takes a switch made elsewhere within one header
 tick. A page whose user has moved a knob keeps theirs: it is told that its settings differ from the
-preset's, with a button to take the preset's."""
+preset's, with a button to take the preset's.
+
+The header tick carries the running settings as text to a hidden field (`marker`) and the knobs
+follow on that field's change alone: any output a tick left alone with `gr.skip()` costs Gradio a new
+component and its config, and the knobs are 12 outputs, so following them on every tick of every page
+was most of what an idle room cost the console."""
 
 from __future__ import annotations
 
@@ -26,6 +31,11 @@ class PresetKnobs:
         for knob in knobs:
             knob.input(lambda: True, outputs=self.touched, api_visibility="private", show_progress="hidden")
         reset.click(self.take_running, outputs=self.outputs, api_visibility="private")
+        # "hidden": in the page (its change event fires), out of sight
+        self.marker = gr.Textbox(self.running_marker(), visible="hidden", elem_id="running-settings")
+        self.marker.change(
+            self.follow, inputs=self.inputs, outputs=self.outputs, api_visibility="private", show_progress="hidden"
+        )
 
     @property
     def outputs(self) -> list:
@@ -34,6 +44,10 @@ class PresetKnobs:
     @property
     def inputs(self) -> list:
         return [self.seen, self.touched]
+
+    def running_marker(self) -> str:
+        """The running preset's generation settings as the text the hidden field carries."""
+        return repr(self._console.state().default_params)
 
     def take_running(self, unless_touched: bool = False) -> tuple:
         """The knobs set to the running preset's settings (left alone where the user moved one)."""
