@@ -65,6 +65,20 @@ async def test_real_pipeline_answers_in_streamed_deltas(engine):
     assert engine.info().details["session_len"] == 2048
 
 
+async def test_min_p_one_keeps_only_the_likeliest_token(engine):
+    """min_p reaches the engine by its name: at 1 only the likeliest token survives, so hot sampling
+    answers as greedy decoding does, where without it the same sampling wanders off."""
+
+    async def reply(**knobs) -> str:
+        request = ChatRequest(ask("Name three colours."), GenerationParams(max_new_tokens=24, **knobs))
+        return "".join(d.text async for d in engine.stream_chat(request) if isinstance(d, TextDelta))
+
+    hot = {"temperature": 2.0, "top_p": 1.0, "top_k": 1000, "seed": 7}
+    greedy = await reply(temperature=0)
+    assert await reply(**hot, min_p=1.0) == greedy
+    assert await reply(**hot) != greedy
+
+
 async def test_sixteen_concurrent_streams_all_complete(engine):
     async def one(i):
         request = ChatRequest(ask(f"Count from {i} to {i + 5}."), GREEDY)
