@@ -71,7 +71,7 @@ async def test_min_p_one_keeps_only_the_likeliest_token(engine):
 
     async def reply(**knobs) -> str:
         request = ChatRequest(ask("Name three colours."), GenerationParams(max_new_tokens=24, **knobs))
-        return "".join(d.text async for d in engine.stream_chat(request) if isinstance(d, TextDelta))
+        return "".join([d.text async for d in engine.stream_chat(request) if isinstance(d, TextDelta)])
 
     hot = {"temperature": 2.0, "top_p": 1.0, "top_k": 1000, "seed": 7}
     greedy = await reply(temperature=0)
