@@ -38,12 +38,12 @@ def lighten_gradio_bookkeeping() -> None:
         sys.modules["matplotlib"] = None
 
 
-def serve(demo, **launch_options) -> None:
+def serve(demo, login_hours: float | None = None, **launch_options) -> None:
     """Launch `demo` (a gr.Blocks) with the queue, the events at once and the Gradio settings the console
     runs with; the benchmarks serve their bare Gradio apps through it too, so both are served alike."""
     from starlette.middleware import Middleware
 
-    from ui.login_page import ApiInfoOnlyAfterLogin, LoginThrottle
+    from ui.login_page import LOGIN_KEPT_H, ApiInfoOnlyAfterLogin, LoginThrottle
 
     lighten_gradio_bookkeeping()
     demo.queue(
@@ -61,7 +61,12 @@ def serve(demo, **launch_options) -> None:
         # what Gradio's own checks of a call refuse (a knob that is no number, a missing argument) reaches
         # the caller with its reason, not as a bare "Error"; secrets never reach an exception's text
         show_error=True,
-        app_kwargs={"middleware": [Middleware(LoginThrottle), Middleware(ApiInfoOnlyAfterLogin)]},
+        app_kwargs={
+            "middleware": [
+                Middleware(LoginThrottle, login_kept_s=(login_hours or LOGIN_KEPT_H) * 3600),
+                Middleware(ApiInfoOnlyAfterLogin),
+            ]
+        },
         **launch_options,
     )
 
@@ -127,7 +132,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         help=f"USER:PASSWORD, or a file of such lines (repeatable, mixed as you like; or set ${AUTH_ENV})",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--login-hours", type=float, default=12.0, help="how long a log-in lasts before the page asks again"
+    )
+    args = parser.parse_args(argv)
+    if not args.login_hours > 0:  # also NaN
+        parser.error("--login-hours takes a number of hours above 0, e.g. 12")
+    return args
 
 
 def load_auth(values: list[str] | str | None) -> list[tuple[str, str]] | None:
@@ -266,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         share=args.share,
         auth=auth,
         auth_message=SLOWDOWN_NOTICE if auth else None,
+        login_hours=args.login_hours,
         max_file_size="5mb",
         footer_links=["api", "settings"],
         quiet=True,  # Gradio's own lines tell a user of this command line to edit launch()

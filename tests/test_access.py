@@ -96,6 +96,27 @@ def test_the_log_in_page_shows_nothing_of_the_console(guarded_url, embedded_fold
 
 
 @pytest.mark.app
+def test_a_log_in_lasts_as_long_as_it_is_set_to(embedded_folder, tmp_path):
+    """--login-hours: past it the token the browser holds is refused, and logging in again works."""
+    import httpx
+
+    process, url = start_console(
+        ["--preset", "cpu", "--auth", "ann:ann-pw", "--login-hours", "0.001"], tmp_path / "app.log"
+    )
+    try:
+        with httpx.Client() as browser:
+            login = {"username": "ann", "password": "ann-pw"}
+            browser.post(f"{url.rstrip('/')}/login", data=login).raise_for_status()
+            assert browser.get(f"{url}config").status_code == 200
+            time.sleep(4.6)  # past 3.6 s
+            assert browser.get(f"{url}config").status_code == 401
+            browser.post(f"{url.rstrip('/')}/login", data=login).raise_for_status()
+            assert browser.get(f"{url}config").status_code == 200
+    finally:
+        stop_process(process)
+
+
+@pytest.mark.app
 def test_guessing_passwords_slows_down_and_the_page_says_so(guarded_url):
     import httpx
 

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -206,5 +207,54 @@ def test_sixty_four_chats_at_once_complete_each_with_its_own_history(tmp_path):
             others = [f"chat {other}," for other in range(64) if other != index]
             assert not any(other in chat for other in others), index
     finally:
+        stop_process(console)
+        stop_process(server)
+
+
+@pytest.mark.remote
+def test_a_closed_page_is_let_go_of_and_an_open_one_kept(tmp_path):
+    """A page whose heartbeat stream ended is forgotten once its grace has passed (here 1 s), so a console
+    shared with a room does not grow with every visitor; a page still open keeps its chat."""
+    import uuid
+
+    import httpx
+
+    from bench.gradio_stream import GradioEndpoint, chat_knobs
+    from tests.conftest import start_console, start_paced_server
+
+    server, base_url = start_paced_server(tmp_path / "server.log")
+    console, url = start_console(
+        ["--backend", "remote", "--base-url", base_url],
+        tmp_path / "app.log",
+        env={"LMDEPLOY_CONSOLE_CLOSED_PAGE_KEPT_S": "1"},
+    )
+    http = httpx.Client(timeout=httpx.Timeout(30, read=600))
+    try:
+        endpoint = GradioEndpoint(url, "chat")
+        knobs = chat_knobs(GenerationParams(max_new_tokens=4))
+
+        def ask(session: str, question: str) -> str:
+            *_, (_, last) = endpoint.stream(question, *knobs, session=session)
+            assert last["msg"] == "process_completed" and last["success"], last
+            return json.dumps(last["output"])
+
+        def heartbeat(session: str):
+            stream = http.stream("GET", f"{url}gradio_api/heartbeat/{session}").__enter__()
+            next(stream.iter_lines())  # the page is there
+            return stream
+
+        closed, still_open = uuid.uuid4().hex, uuid.uuid4().hex
+        beats = {}
+        for session in (closed, still_open):
+            endpoint.open_page(session)
+            beats[session] = heartbeat(session)
+            ask(session, f"first question of {session}")
+        beats[closed].close()  # the tab is closed
+        time.sleep(6)  # Gradio notices, then the 1 s grace
+        assert f"first question of {closed}" not in ask(closed, "a question after closing")
+        assert f"first question of {still_open}" in ask(still_open, "a question while open")
+        beats[still_open].close()
+    finally:
+        http.close()
         stop_process(console)
         stop_process(server)

@@ -81,3 +81,9 @@ def test_without_a_gpu_the_reason_is_in_words_not_nvmls_error_name(monkeypatch):
 
     monkeypatch.setattr(pynvml, "nvmlInit", no_library)
     assert usable_gpu_reason() == "no NVIDIA driver or GPU was found"
+
+
+@pytest.mark.parametrize("hours", ["0", "-1", "nan"])
+def test_a_log_in_lasts_some_hours(hours):
+    with pytest.raises(SystemExit):
+        app.parse_args(["--login-hours", hours])

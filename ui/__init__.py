@@ -8,6 +8,7 @@ from console.core import Console
 
 from . import chat, compare, fleet, presets, quantize, tools, vram
 from .admin_only import AdminOnly
+from .closed_pages import let_go_of_closed_pages
 from .downloads import GRADIO_DELETE_CACHE
 from .header import engine_header
 from .job_view import job_banner, switch_banner
@@ -100,6 +101,7 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
             outputs=[header, gauge, *preset_knobs.outputs, *admin.outputs],
             api_visibility="private",
         )
+        let_go_of_closed_pages(demo)
         demo.load(engine_views, outputs=engine_outputs, api_visibility="private")
         demo.load(tools_engine_changed, outputs=tools_outputs, api_visibility="private")
     return demo

@@ -51,14 +51,19 @@ SLOWDOWN_NOTICE = (
 )
 
 
+LOGIN_KEPT_H = 12.0  # a log-in lasts a working day; a link shared with a class is not open to it for ever
+
+
 class LoginThrottle:
     """Failed log-ins slow down per user and per address: past FREE_TRIES failures, a try before the
     wait has passed is answered 429 with the seconds left, and reaches no password check. A log-in
-    that succeeds clears its user's and its address's count."""
+    that succeeds clears its user's and its address's count, and lasts `login_kept_s`: then Gradio
+    forgets its token (Gradio's own last until the console stops) and the page asks again."""
 
-    def __init__(self, app, clock=time.monotonic):
-        self.app, self._clock = app, clock
+    def __init__(self, app, clock=time.monotonic, login_kept_s: float = LOGIN_KEPT_H * 3600):
+        self.app, self._clock, self.login_kept_s = app, clock, login_kept_s
         self._failures: dict[str, tuple[int, float]] = {}  # "user:NAME" / "addr:IP" -> (count, last failure)
+        self._given: dict[str, float] = {}  # log-in token -> when it was given
 
     def wait_s(self, keys: list[str]) -> float:
         """Seconds before the next try is heard, for the most failed of these keys."""
@@ -76,10 +81,22 @@ class LoginThrottle:
             else:
                 self._failures[key] = (self._failures.get(key, (0, 0.0))[0] + 1, self._clock())
 
+    def forget_old_log_ins(self, tokens: dict) -> None:
+        """Take the tokens given longer ago than a log-in lasts out of Gradio's `tokens`."""
+        now = self._clock()
+        for token, given in list(self._given.items()):
+            if now - given > self.login_kept_s:
+                tokens.pop(token, None)
+                del self._given[token]
+
     async def __call__(self, scope, receive, send):
+        tokens = getattr(scope.get("app"), "tokens", None)  # Gradio's App: log-in token -> user
+        if scope["type"] == "http" and tokens is not None:
+            self.forget_old_log_ins(tokens)
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/login":
             await self.app(scope, receive, send)
             return
+        held_before = set(tokens or ())
         messages, body = [], b""
         while True:  # a small form: read whole, then handed on as it came
             message = await receive()
@@ -103,6 +120,8 @@ class LoginThrottle:
             await send(message)
 
         await self.app(scope, replayed, watch)
+        for token in set(tokens or ()) - held_before:
+            self._given[token] = self._clock()
 
 
 async def _answer_429(send, detail: str) -> None:
