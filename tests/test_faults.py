@@ -239,9 +239,11 @@ def test_a_closed_page_is_let_go_of_and_an_open_one_kept(tmp_path):
             return json.dumps(last["output"])
 
         def heartbeat(session: str):
-            stream = http.stream("GET", f"{url}gradio_api/heartbeat/{session}").__enter__()
-            next(stream.iter_lines())  # the page is there
-            return stream
+            """The page's heartbeat stream, held open (its line iterator with it: dropped, it closes the stream)."""
+            stream = http.send(http.build_request("GET", f"{url}gradio_api/heartbeat/{session}"), stream=True)
+            lines = stream.iter_lines()
+            next(lines)  # the page is there
+            return stream, lines
 
         closed, still_open = uuid.uuid4().hex, uuid.uuid4().hex
         beats = {}
@@ -249,11 +251,11 @@ def test_a_closed_page_is_let_go_of_and_an_open_one_kept(tmp_path):
             endpoint.open_page(session)
             beats[session] = heartbeat(session)
             ask(session, f"first question of {session}")
-        beats[closed].close()  # the tab is closed
+        beats[closed][0].close()  # the tab is closed
         time.sleep(6)  # Gradio notices, then the 1 s grace
         assert f"first question of {closed}" not in ask(closed, "a question after closing")
         assert f"first question of {still_open}" in ask(still_open, "a question while open")
-        beats[still_open].close()
+        beats[still_open][0].close()
     finally:
         http.close()
         stop_process(console)
