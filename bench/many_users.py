@@ -30,11 +30,13 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import re
 import signal
 import statistics
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,11 +210,34 @@ def chat_knobs_for(tokens: int) -> tuple:
 
 def _reply_tokens(message: dict) -> int:
     """The token count under the finished reply ("... · 64 tokens · ..."), as the engine reported it."""
-    import re
+    return _tokens_shown(message.get("output"))
 
-    text = json.dumps(message.get("output"))
-    counts = re.findall(r"(\d[\d,]*) tokens", text)
+
+def _tokens_shown(output) -> int:
+    counts = re.findall(r"(\d[\d,]*) tokens", json.dumps(output))
     return int(counts[-1].replace(",", "")) if counts else 0
+
+
+def _gradio_client_process(url: str, indexes: list[int], tokens: int, everyone_open) -> tuple[list[Outcome], float]:
+    """A process of users, each a `gradio_client.Client` at its default settings (as a script would
+    use the API), all asking at once once every process's clients are made."""
+    from gradio_client import Client
+
+    clients = [Client(url, verbose=False) for _ in indexes]
+    everyone_open.wait()
+    cpu = time.process_time()
+
+    def one(client, index: int) -> Outcome:
+        started = time.perf_counter()
+        try:
+            chat, _ = client.predict(QUESTION.format(index=index), *chat_knobs_for(tokens), api_name="/chat")
+        except Exception as exc:  # noqa: BLE001 - whatever a script would meet is that user's error, counted
+            return Outcome(error=f"{type(exc).__name__}: {exc}"[:200], ended_at=time.time())
+        return Outcome(None, time.perf_counter() - started, _tokens_shown(chat), ended_at=time.time())
+
+    with ThreadPoolExecutor(len(indexes)) as pool:
+        outcomes = list(pool.map(one, clients, indexes))
+    return outcomes, time.process_time() - cpu
 
 
 def _client_process(page: Page, indexes: list[int], tokens: int, everyone_open) -> tuple[list[Outcome], float]:
@@ -251,15 +276,19 @@ class Round:
     console_cpu_s: float | None = None
 
 
-def console_round(page: Page, console_pid: int, users: int, tokens: int, processes: int, profile: bool) -> Round:
-    """Every user's page opened, then every chat let go at once; timed from then. `profile`: the console is
-    bench/profiled_console.py, told to profile the chats alone."""
+def console_round(
+    page: Page, console_pid: int, users: int, tokens: int, processes: int, profile: bool, gradio_client: bool = False
+) -> Round:
+    """Every user's page opened (`gradio_client`: every user's Client made), then every chat let go at
+    once; timed from then. `profile`: the console is bench/profiled_console.py, told to profile the
+    chats alone."""
     shares = [share for k in range(processes) if (share := list(range(users))[k::processes])]
     console = psutil.Process(console_pid)
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, context.Pool(len(shares)) as pool:
         everyone_open = manager.Barrier(len(shares) + 1)
-        pending = pool.starmap_async(_client_process, [(page, share, tokens, everyone_open) for share in shares])
+        speak, where = (_gradio_client_process, page.url) if gradio_client else (_client_process, page)
+        pending = pool.starmap_async(speak, [(where, share, tokens, everyone_open) for share in shares])
         everyone_open.wait(timeout=1800)
         start_at = time.time()
         console_cpu = sum(console.cpu_times()[:2])
@@ -392,13 +421,17 @@ def run(args) -> str:
     program = ("bench/profiled_console.py",) if args.profile else ("app.py",)
     env = {"CONSOLE_PROFILE": str(Path(args.profile).resolve())} if args.profile else None
     console, url = start_console(options, folder / "console.log", env=env, timeout_s=900, program=program)
-    through_console = {}
+    through_console, through_client = {}, {}
     try:
         page = read_page(url)
         for users, tokens in rounds:
             through_console[users, tokens] = console_round(
                 page, console.pid, users, tokens, args.processes, bool(args.profile)
             )
+            if args.gradio_client:
+                through_client[users, tokens] = console_round(
+                    page, console.pid, users, tokens, args.processes, False, gradio_client=True
+                )
         if args.model:
             stop_process(console)  # the GPU is the raw pipeline's alone
             by_itself = raw_pipeline_rounds(args.model, args.engine, rounds)
@@ -419,6 +452,11 @@ def run(args) -> str:
     ]
     for users, tokens in rounds:
         lines.append(row("console", users, tokens, through_console[users, tokens]))
+        if (scripted := through_client.get((users, tokens))) is not None:
+            lines.append(row("console, gradio_client", users, tokens, scripted))
+            errors = sorted({o.error for o in scripted.outcomes if o.error})[:3]
+            if errors:
+                lines.append(f"|  | gradio_client's first errors: {'; '.join(errors)} |  |  |  |  |  |  |  |  |")
         lines.append(row(alone, users, tokens, by_itself[users, tokens]))
         errors = sorted({o.error for o in through_console[users, tokens].outcomes if o.error})[:3]
         if errors:
@@ -443,6 +481,12 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, nargs="+", default=[64])
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--out")
+    parser.add_argument(
+        "--gradio-client",
+        action="store_true",
+        help="also each round with every user a gradio_client.Client at its default settings (no TTFT: it "
+        "hands over the whole reply)",
+    )
     parser.add_argument(
         "--profile",
         help="run the console under a CPU profiler (bench/profiled_console.py) and write where its time went "
