@@ -172,13 +172,13 @@ class RemoteBackend(Backend):
         """The request sent through the openai client (its errors, its auth); the stream it answers
         with is read by `_stream_chunks`."""
         p = request.params
-        standard, extras = p.openai_knobs()
+        openai_knobs, extras = p.openai_knobs()
         standard = dict(
             model=self._model,
             messages=[],  # the conversation rides in extra_body, below
             stream=True,
             stream_options={"include_usage": True},
-            **(standard | ({"temperature": 0.0} if p.greedy else {})),
+            **(openai_knobs | ({"temperature": 0.0} if p.greedy else {})),
             seed=p.seed,
             stop=list(p.stop) or None,
         )

@@ -47,7 +47,7 @@ ROUTING_NOTE = (
 
 
 def build_tab(console: Console, admin: AdminOnly) -> gr.Timer:
-    """Lay out the tab; returns its refresh timer, which ticks only while the tab is open (see ui.TabTimers)."""
+    """Lay out the tab; returns its refresh timer, which ticks only while the tab is open (see `ui.tick_only_while_open`)."""
     status = gr.Markdown(elem_id="fleet-status")
     nodes = gr.Dataframe(
         headers=COLUMNS,

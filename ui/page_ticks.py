@@ -1,7 +1,8 @@
 """How often each open page's header tick runs, so that a room of pages shares a fixed budget.
 
 Every page ticks to refresh its header and knobs; at a fixed 2 s, 256 idle pages cost the console
-about half a core (measured on the paced server), taken from the chats. Each page is told its next
+about half a core, taken from the chats (a probe on the 2-core CI machine, before the tick's outputs
+became plain values; its output was not kept). Each page is told its next
 interval on every tick: max(2 s, open pages / budget), so the whole console spends about `budget`
 ticks a second however many pages are open.
 """

@@ -14,7 +14,7 @@ WINDOW_S = 600
 
 
 def build_tab(console: Console) -> gr.Timer:
-    """Lay out the tab; returns its refresh timer, which ticks only while the tab is open (see ui.TabTimers)."""
+    """Lay out the tab; returns its refresh timer, which ticks only while the tab is open (see `ui.tick_only_while_open`)."""
     sampler = console.sampler
     with gr.Row():
         gauges = gr.Plot(label="Used of total", elem_id="vram-gauges")
