@@ -33,6 +33,7 @@ from .base import (
     ToolCallPiece,
     Usage,
 )
+from .cpu_weights import CPU_WEIGHT_CHOICES, CpuWeights
 from .lmdeploy_config import EngineOptions
 from .redact import hide_credentials
 
@@ -44,6 +45,8 @@ __all__ = [
     "BackendKind",
     "BackendSpec",
     "BackendUnavailable",
+    "CPU_WEIGHT_CHOICES",
+    "CpuWeights",
     "ChatRequest",
     "Delta",
     "EngineCrashed",
@@ -86,6 +89,7 @@ class BackendSpec:
     engine: EngineOptions = field(default_factory=EngineOptions)
     read_timeout_s: float = 300.0  # remote: how long a silent server may keep a reply waiting
     proxy: bool = False  # remote: `base_url` is LMDeploy's proxy (`lmdeploy serve proxy`) in front of api_servers
+    cpu_weights: CpuWeights = "fp32"  # cpu: how the weights are held (see `backends.cpu_weights`)
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,7 @@ async def _start_cpu(spec: BackendSpec, on_stage: Callable[[str], None]) -> Back
         from .cpu import CpuBackend
     except ImportError as exc:
         raise ModelLoadError(f"the cpu backend needs torch and transformers: {_INSTALL_HINT}") from exc
-    return await asyncio.to_thread(CpuBackend, spec.model, spec.engine.tool_parser)
+    return await asyncio.to_thread(CpuBackend, spec.model, spec.engine.tool_parser, spec.cpu_weights)
 
 
 KINDS = {

@@ -43,6 +43,7 @@ from .base import (
     ToolCall,
     Usage,
 )
+from .cpu_weights import CpuWeights
 from .embedded_model import EMBEDDED_MODEL_NAME, embedded_hf_folder
 from .lmdeploy_memory import has_random_weights
 from .lmdeploy_tools import ParsedTurn
@@ -50,6 +51,7 @@ from .stops import StopMatcher
 from .tool_prompt import ToolTurn
 
 _DONE = object()
+_LOAD_DTYPE = {"bf16": torch.bfloat16}  # the others load in fp32 (int8: quantized once loaded)
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ class CpuBackend(Backend):
     supports_perplexity = True
     supports_logprobs = True
 
-    def __init__(self, model_path: str | None = None, tool_parser: str | None = None):
+    def __init__(self, model_path: str | None = None, tool_parser: str | None = None, weights: CpuWeights = "fp32"):
         # The embedded GGUF is converted once and cached: a folder loads in ~1 s, the GGUF in ~25 s.
         path = Path(model_path) if model_path else embedded_hf_folder()
         if not path.exists():
@@ -76,11 +78,15 @@ class CpuBackend(Backend):
             source, extra = str(path), {}
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-            self._model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **extra)
+            self._model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=_LOAD_DTYPE.get(weights, torch.float32), **extra
+            )
         except (OSError, ValueError, KeyError) as exc:
             raise ModelLoadError(f"could not load {str(path)!r} on the CPU: {exc}") from exc
         self._model.eval()
-        self._weights_bytes = sum(p.numel() * p.element_size() for p in self._model.parameters())
+        self._model = _quantized(self._model, weights)
+        self._weights = weights
+        self._weights_bytes = weights_bytes(self._model)
         self._path = path
         self._name = EMBEDDED_MODEL_NAME if not model_path else path.name.removesuffix(".gguf")
         self._context_len = int(getattr(self._model.config, "max_position_embeddings", 2048))
@@ -93,7 +99,7 @@ class CpuBackend(Backend):
         return BackendInfo(
             kind="cpu",
             model=self._name,
-            engine="transformers (CPU, fp32)",
+            engine=f"transformers (CPU, {self._weights})",
             details={
                 "context_tokens": self._context_len,
                 "torch_threads": torch.get_num_threads(),
@@ -307,6 +313,40 @@ def _generate_knobs(params: GenerationParams, max_new_tokens: int) -> dict:
     unset when decoding greedily, min_p 0 unset (transformers would add a filter that does nothing)."""
     knobs = params.engine_knobs() | {"max_new_tokens": max_new_tokens}
     return {name: value for name, value in knobs.items() if not (name == "min_p" and not value)}
+
+
+def _quantized(model, weights: CpuWeights):
+    """The model with its Linear layers in int8 where `weights` asks (the embedding stays fp32)."""
+    if weights == "int8-dynamic":
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    if weights == "int8-weight-only":
+        from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+        quantize_(model, Int8WeightOnlyConfig())
+    return model
+
+
+def weights_bytes(model) -> int:
+    """Bytes the model's weights take: its parameters (a quantized tensor by the tensors it is made of),
+    plus the packed weights of dynamically quantized layers, which sit outside `parameters()`."""
+    parameters = {id(p): p for p in model.parameters()}.values()  # a tied embedding counts once
+    packed = [
+        tensor
+        for module in model.modules()
+        if hasattr(getattr(module, "_packed_params", None), "_weight_bias")
+        for tensor in module._packed_params._weight_bias()
+        if tensor is not None
+    ]
+    return sum(_tensor_bytes(tensor) for tensor in [*parameters, *packed])
+
+
+def _tensor_bytes(tensor) -> int:
+    if hasattr(tensor, "__tensor_flatten__"):  # torchao's int8 tensor: its int8 data and its scales
+        names, _ = tensor.__tensor_flatten__()
+        return sum(_tensor_bytes(getattr(tensor, name)) for name in names)
+    return tensor.numel() * tensor.element_size()
 
 
 def _release_freed_memory() -> None:

@@ -41,6 +41,7 @@ from .fleet import FleetView, FleetWatch, node_presets
 from .jobs import Job, JobSlot, JobWork
 from .paths import ModelRoots
 from .reproduce import reproduce
+from .side_by_side import SideBySide
 
 if TYPE_CHECKING:
     from backends.fleet import ProxyClient
@@ -182,6 +183,7 @@ class Console:
         self.last_load_stages: tuple[tuple[str, float], ...] = ()  # the last load's stages, in seconds
         self._switch_ended = asyncio.Event()
         self._switch_ended.set()
+        self.side_b = SideBySide(self)  # a second preset beside this engine, on the Side by side tab
         self._name_engine_process()
 
     @classmethod
@@ -218,13 +220,13 @@ class Console:
         """
         if job is None:
             self.access.require_admin(user, "switch presets")
-        self._refuse_during_job(f"switch to {name!r}", job)
+        self.refuse_during_job(f"switch to {name!r}", job)
         return await self._switch(name, fresh)
 
     async def _switch(self, name: str, fresh: bool = False) -> SwitchReport:
         async with self._switch_lock:
             preset = self.catalog.get(name)
-            spec, notes = self._checked_spec(preset, self.catalog.locate(name).name)
+            spec, notes = self.checked_spec(preset, self.catalog.locate(name).name)
             before = self._gpu_used_mib()
             self.sampler.mark(f"switch to {name}")
             started = time.perf_counter()
@@ -278,7 +280,7 @@ class Console:
     async def restart(self, *, user: str | None = None) -> None:
         """Start the last engine that ran again: after an engine crash, or to reload it (admins only)."""
         self.access.require_admin(user, "restart the engine")
-        self._refuse_during_job("restart the engine")
+        self.refuse_during_job("restart the engine")
         async with self._switch_lock:
             if self._spec is None:
                 raise BackendUnavailable("no engine has run yet: pick a preset on the Presets tab")
@@ -442,7 +444,8 @@ class Console:
             return
         session.turns.remove(waiting)
 
-    def _refuse_during_job(self, what: str, job=None) -> None:
+    def refuse_during_job(self, what: str, job=None) -> None:
+        """EngineBusy while a job other than `job` holds the engine."""
         running = self.jobs.current
         if running and not running.status().finished and running is not job:
             raise EngineBusy(
@@ -465,20 +468,22 @@ class Console:
         config = read_model_config(model_dir) if model_dir else {}
         return preset, verdict, preset.session_len or config.get("max_position_embeddings")
 
-    def check_preset(self, preset: Preset, source: str) -> compat.Verdict:
-        """What switching to this preset would meet here now (no engine is touched)."""
+    def check_preset(self, preset: Preset, source: str, beside_running: bool = False) -> compat.Verdict:
+        """What switching to this preset would meet here now (no engine is touched); `beside_running`:
+        loading it beside the running engine, which keeps its GPU memory."""
         model_dir = self._model_dir(preset, source)
-        machine = dataclasses.replace(self.machine, available_mib=self._available_mib(preset.tp))
-        return compat.check(preset, model_dir, machine)
+        available = self._available_mib(preset.tp, giving_back=None if beside_running else self._backend.pid)
+        return compat.check(preset, model_dir, dataclasses.replace(self.machine, available_mib=available))
 
-    def _available_mib(self, cards: int) -> float | None:
+    def _available_mib(self, cards: int, giving_back: int | None) -> float | None:
         """GPU memory an LMDeploy engine could have on the least free of the first `cards` GPUs: free
-        now plus what the running engine's worker holds there (it closes before the new one loads)."""
+        now plus what the process `giving_back` holds there (a running engine that closes first)."""
         gpus = self.sampler.latest().gpus[:cards]
         if not gpus:
             return None
-        pid = self._backend.pid
-        return min(g.free_mib + sum(p.used_mib for p in g.processes if pid and p.pid == pid) for g in gpus)
+        return min(
+            g.free_mib + sum(p.used_mib for p in g.processes if giving_back and p.pid == giving_back) for g in gpus
+        )
 
     @cached_property
     def machine(self) -> compat.Machine:
@@ -505,12 +510,17 @@ class Console:
         return reproduce(self._spec, model, info.kind, info.engine)
 
     async def close(self) -> None:
+        await self.side_b.close()
         async with self._switch_lock:
             await self._backend.close()
         self.sampler.stop()
 
-    def _checked_spec(self, preset: Preset, source: str) -> tuple[BackendSpec, tuple[str, ...]]:
-        verdict = self.check_preset(preset, source)
+    def checked_spec(
+        self, preset: Preset, source: str, beside_running: bool = False
+    ) -> tuple[BackendSpec, tuple[str, ...]]:
+        """The spec to load for a preset, as checked (see `check_preset`), with the check's notes;
+        PresetError where the check refuses it."""
+        verdict = self.check_preset(preset, source, beside_running)
         if not verdict.ok:
             raise PresetError(f"{source}: " + "; ".join(verdict.errors))
         spec = preset.to_spec()

@@ -14,7 +14,7 @@ def reproduce(spec: BackendSpec, model_path: str, kind: str, engine: str) -> str
     if kind == "remote":
         return _remote(spec, model_path)
     if kind == "cpu":
-        return _cpu(model_path)
+        return _cpu(model_path, spec.cpu_weights)
     return _lmdeploy(spec, model_path, engine)
 
 
@@ -68,11 +68,19 @@ print(reply.choices[0].message.content)
 """
 
 
-def _cpu(model: str) -> str:
+def _cpu(model: str, weights: str) -> str:
+    dtype = ', dtype="bfloat16"' if weights == "bf16" else ""
+    quantize = {
+        "int8-dynamic": "\nfrom torch.ao.quantization import quantize_dynamic\n"
+        "chat.model = quantize_dynamic(chat.model, {torch.nn.Linear}, dtype=torch.qint8)\n",
+        "int8-weight-only": "\nfrom torchao.quantization import Int8WeightOnlyConfig, quantize_\n"
+        "quantize_(chat.model, Int8WeightOnlyConfig())\n",
+    }.get(weights, "")
+    imports = "import torch\n" if weights == "int8-dynamic" else ""
     return f"""# Python, transformers on the CPU
-from transformers import pipeline
+{imports}from transformers import pipeline
 
-chat = pipeline("text-generation", model={model!r}, device="cpu")
+chat = pipeline("text-generation", model={model!r}, device="cpu"{dtype}){quantize}
 print(chat([{{"role": "user", "content": "What is 2+3?"}}], max_new_tokens=64)[0]["generated_text"][-1])
 """
 

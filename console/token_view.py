@@ -24,7 +24,7 @@ def coloured_tokens(text: str, tokens: tuple[TokenChoice, ...]) -> str:
             break
         spelled += token.text
         spans.append(_token_span(token))
-    return "".join(spans) + _literal(text[len(spelled) :])
+    return "".join(spans) + literal(text[len(spelled) :])
 
 
 def _token_span(token: TokenChoice) -> str:
@@ -32,9 +32,9 @@ def _token_span(token: TokenChoice) -> str:
     others = ", ".join(f"{alt!r} {math.exp(lp):.0%}" for alt, lp in token.alternatives)
     hover = f"{probability:.1%}" + (f"; also: {others}" if others else "")
     shade = f"rgba(239, 68, 68, {0.65 * (1 - probability):.2f})"
-    return f'<span class="token" style="background-color: {shade}" title="{html.escape(hover)}">{_literal(token.text)}</span>'
+    return f'<span class="token" style="background-color: {shade}" title="{html.escape(hover)}">{literal(token.text)}</span>'
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
     """Text shown as written, not read as Markdown or HTML; newlines kept."""
     return text.translate(_MARKDOWN_ENTITIES).replace("\n", "<br>")

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from backends import SAMPLING_RANGES, BackendKindName, BackendSpec, EngineOptions, GenerationParams
+from backends import SAMPLING_RANGES, BackendKindName, BackendSpec, CpuWeights, EngineOptions, GenerationParams
 from backends.lmdeploy_config import lmdeploy_only_options
 
 
@@ -45,6 +45,7 @@ class Preset(EngineOptions):
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     read_timeout_s: float | None = Field(None, ge=1, le=3600)  # remote: give up on a server silent this long
     proxy: bool = False  # remote: base_url is LMDeploy's proxy; the Fleet tab shows its nodes
+    cpu_weights: CpuWeights = "fp32"  # cpu: fp32, bf16, or int8 (torch's dynamic quantization of Linear layers)
     generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
 
     @model_validator(mode="after")
@@ -55,6 +56,8 @@ class Preset(EngineOptions):
                 raise ValueError(f"{', '.join(misplaced)} only apply to the lmdeploy backend, not {self.backend}")
         if self.backend == "remote" and self.tool_parser:
             raise ValueError("tool_parser is the server's for the remote backend: `api_server --tool-call-parser`")
+        if self.backend != "cpu" and self.cpu_weights != "fp32":
+            raise ValueError("cpu_weights only applies to the cpu backend; LMDeploy's own is model_format")
         if self.backend != "remote" and (self.base_url or self.api_key_env or self.read_timeout_s or self.proxy):
             raise ValueError("base_url, api_key_env, read_timeout_s and proxy only apply to the remote backend")
         return self
@@ -71,5 +74,6 @@ class Preset(EngineOptions):
             api_key=api_key,
             engine=engine,
             proxy=self.proxy,
+            cpu_weights=self.cpu_weights,
         )
         return replace(spec, read_timeout_s=self.read_timeout_s) if self.read_timeout_s else spec

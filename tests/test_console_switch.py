@@ -191,7 +191,7 @@ def test_an_lmdeploy_preset_runs_on_the_engine_its_checks_picked(console):
     from presets.schema import Preset
 
     console.__dict__["machine"] = Machine(gpu_count=1, turbomind=True, compute_capability=(9, 0))
-    spec, notes = console._checked_spec(Preset(quant_policy="fp8"), "kv-fp8.yaml")
+    spec, notes = console.checked_spec(Preset(quant_policy="fp8"), "kv-fp8.yaml")
     assert (spec.kind, spec.engine.engine, spec.engine.quant_policy) == ("lmdeploy", "pytorch", 16)
     assert "auto picks the PyTorch engine" in notes[0]
 

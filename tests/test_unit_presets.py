@@ -11,6 +11,7 @@ def test_the_issue_s_presets_ship():
     assert set(SHIPPED) == {
         *("fp16", "cache-0.4", "kv-int8", "kv-int4", "kv-fp8", "kv-turboquant", "prefix-cache", "fp8-weights"),
         *("awq", "awq-kv-int4", "remote", "fleet", "cpu"),
+        *("cpu-bf16", "cpu-int8-dynamic", "cpu-int8-weight-only"),  # one change each, for a machine with no GPU
     }
 
 
@@ -26,6 +27,12 @@ def test_shipped_presets_map_onto_engine_options():
     assert (kv4.kind, kv4.engine.quant_policy, kv4.engine.cache_max_entry_count) == ("lmdeploy", 4, 0.4)
     assert catalog.get("awq").to_spec().engine.model_format == "awq"
     assert catalog.get("cpu").to_spec().kind == "cpu"
+    assert catalog.get("cpu-int8-weight-only").to_spec().cpu_weights == "int8-weight-only"
+
+
+def test_cpu_weights_belong_to_the_cpu_backend():
+    with pytest.raises(ValueError, match="cpu_weights only applies to the cpu backend"):
+        Preset(backend="lmdeploy", cpu_weights="bf16")
 
 
 def test_remote_preset_reads_its_key_from_the_named_variable(monkeypatch):

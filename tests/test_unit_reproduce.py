@@ -1,3 +1,5 @@
+import pytest
+
 from backends import BackendInfo, BackendSpec, EngineOptions
 from console.core import EngineState
 from console.reproduce import reproduce
@@ -37,6 +39,24 @@ def test_remote_and_cpu_snippets_are_valid_python():
     for spec, model, kind in ((remote, "m", "remote"), (BackendSpec("auto"), "/m", "cpu")):
         text = reproduce(spec, model, kind, "any")
         compile(text.split("# Python", 1)[1].split("\n", 1)[1], "snippet", "exec")
+
+
+@pytest.mark.parametrize(
+    ("weights", "shown"),
+    [
+        ("fp32", None),
+        ("bf16", 'dtype="bfloat16"'),
+        ("int8-dynamic", "quantize_dynamic("),
+        ("int8-weight-only", "Int8WeightOnlyConfig"),
+    ],
+)
+def test_the_cpu_snippet_holds_the_weights_as_the_preset_does(weights, shown):
+    text = reproduce(BackendSpec("cpu", cpu_weights=weights), "/m", "cpu", "any")
+    compile(text.split("# Python", 1)[1].split("\n", 1)[1], "snippet", "exec")
+    if shown:
+        assert shown in text
+    else:
+        assert "dtype=" not in text and "quantiz" not in text
 
 
 def test_engine_card_breaks_the_worker_memory_down():

@@ -6,7 +6,7 @@ import gradio as gr
 
 from console.core import Console
 
-from . import chat, compare, fleet, presets, quantize, tools, vram
+from . import chat, compare, fleet, presets, quantize, side_by_side, tools, vram
 from .admin_only import AdminOnly
 from .closed_pages import let_go_of_closed_pages
 from .downloads import GRADIO_DELETE_CACHE
@@ -36,14 +36,16 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
                 vram_timer = vram.build_tab(console)
             with gr.Tab("Tools", id="tools") as tools_tab:
                 tools_engine_changed, tools_outputs = tools.build_tab(console)
+            with gr.Tab("Side by side", id="side-by-side") as side_tab:
+                side_a_switch, side_timer, (side_views, side_outputs) = side_by_side.build_tab(console, admin)
             with gr.Tab("Compare", id="compare") as compare_tab:
                 compare_picker, compare_current_job, compare_views = compare.build_tab(console, admin)
             with gr.Tab("Quantize", id="quantize") as quantize_tab:
                 quantized, quantize_switch = quantize.build_tab(console, admin)
             with gr.Tab("Fleet", id="fleet") as fleet_tab:
                 fleet_timer = fleet.build_tab(console, admin)
-        tabs = [chat_tab, presets_tab, vram_tab, tools_tab, compare_tab, quantize_tab, fleet_tab]
-        tick_only_while_open(tabs, {vram_tab: vram_timer, fleet_tab: fleet_timer})
+        tabs = [chat_tab, presets_tab, vram_tab, tools_tab, side_tab, compare_tab, quantize_tab, fleet_tab]
+        tick_only_while_open(tabs, {vram_tab: vram_timer, fleet_tab: fleet_timer, side_tab: side_timer})
 
         def refresh_header(request: gr.Request):
             banner = "\n\n".join(filter(None, [switch_banner(console.switching), job_banner(console.jobs.current)]))
@@ -66,7 +68,8 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
             lambda: gr.CheckboxGroup(choices=console.catalog.names()), outputs=compare_picker, api_visibility="private"
         )
         compare_tab.select(compare_current_job, outputs=compare_views, api_visibility="private")
-        for event in [*switch_events, quantize_switch]:
+        side_tab.select(side_views, outputs=side_outputs, api_visibility="private")
+        for event in [*switch_events, quantize_switch, side_a_switch]:
             event.then(refresh_header, outputs=[header, gauge], api_visibility="private").then(
                 preset_knobs.follow, inputs=preset_knobs.inputs, outputs=preset_knobs.outputs, api_visibility="private"
             ).then(tools_engine_changed, outputs=tools_outputs, api_visibility="private")

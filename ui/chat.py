@@ -121,7 +121,7 @@ def build_tab(console: Console) -> list:
             yield paint(state), message
             return
         try:
-            slot = console.chat_slots.take(_who(request))
+            slot = console.chat_slots.take(who_is_asking(request))
         except OverLimit as exc:
             gr.Warning(f"{exc}. Your message is kept in the box.")
             yield paint(state), message
@@ -152,7 +152,7 @@ def build_tab(console: Console) -> list:
             yield paint(state)
             return
         try:
-            slot = console.chat_slots.take(_who(request))
+            slot = console.chat_slots.take(who_is_asking(request))
         except OverLimit as exc:
             gr.Warning(str(exc))
             yield paint(state)
@@ -267,7 +267,7 @@ def _endpoint(*first: str):
     return named
 
 
-def _who(request: gr.Request | None) -> str:
+def who_is_asking(request: gr.Request | None) -> str:
     """Whose chat it is, for the limits: the log-in name, else the address it came from."""
     if request is None:
         return "anonymous"

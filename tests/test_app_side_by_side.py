@@ -1,0 +1,77 @@
+"""Side by side through the API: two CPU presets answer one message at once, the vote is blind and kept."""
+
+import pytest
+from gradio_client import Client
+
+from console.votes import VoteBook
+from tests.conftest import start_console, stop_process
+
+pytestmark = pytest.mark.app
+
+LEFT, RIGHT, LEFT_STATS, RIGHT_STATS, PARTED, ROUND, LEFT_TITLE, RIGHT_TITLE = range(8)
+
+
+@pytest.fixture(scope="module")
+def console(embedded_folder, user_presets, tmp_path_factory):
+    """Its own console, on the embedded model's `cpu` preset, with a votes file of its own."""
+    from console.votes import VOTES_ENV
+    from presets.store import USER_PRESETS_ENV
+
+    folder = tmp_path_factory.mktemp("side-by-side")
+    votes = folder / "votes.jsonl"
+    env = {USER_PRESETS_ENV: str(user_presets), VOTES_ENV: str(votes)}
+    process, url = start_console(["--preset", "cpu"], folder / "console.log", env=env)
+    yield url, votes
+    stop_process(process)
+
+
+def send(client, message, blind=True, greedy=True, max_new_tokens=48, shaded=False):
+    return client.predict(message, blind, greedy, max_new_tokens, shaded, api_name="/side_by_side")
+
+
+def test_without_side_b_a_round_says_to_load_one(console):
+    url, _ = console
+    client = Client(url, verbose=False)
+    client.predict(api_name="/unload_side_b")
+    assert "load a preset as side B first" in send(client, "Hello")[PARTED]
+
+
+def test_a_blind_round_names_the_sides_only_after_the_vote_and_the_vote_is_kept(console):
+    url, votes = console
+    client = Client(url, verbose=False)
+    status, _ = client.predict("cpu-bf16", api_name="/load_side_b")
+    assert "**B:** cpu-bf16 (transformers (CPU, bf16)" in status
+    before = sum(tally.votes for tally in VoteBook(votes).tallies())
+    round_ = send(client, "What is 2+3? Answer briefly.")[ROUND]
+    assert round_["finished"] and round_["left"]["text"] and round_["right"]["text"]
+    assert round_["left"]["preset"] is None and round_["right"]["preset"] is None  # blind
+
+    revealed, tally, left_title, right_title = client.predict("left", api_name="/vote")
+    names = {left_title.removeprefix("### Left: "), right_title.removeprefix("### Right: ")}
+    assert names == {"cpu", "cpu-bf16"} and "your vote for" in revealed
+    (kept,) = [t for t in VoteBook(votes).tallies() if {t.first, t.second} == names]
+    assert sum(t.votes for t in VoteBook(votes).tallies()) == before + 1
+    assert kept.first_wins + kept.second_wins == 1  # "left" won: one preset has the win, no tie
+    listed = {(row["first"], row["second"]): row for row in client.predict(api_name="/side_by_side_votes")}
+    assert listed[("cpu", "cpu-bf16")]["votes"] == kept.votes
+
+    assert "this round has its vote" in client.predict("tie", api_name="/vote")[0]
+
+
+def test_an_open_round_names_its_sides_and_is_not_voted_on(console):
+    url, _ = console
+    client = Client(url, verbose=False)
+    client.predict("cpu-bf16", api_name="/load_side_b")
+    painted = send(client, "Name a fruit.", blind=False)
+    assert (painted[ROUND]["left"]["preset"], painted[ROUND]["right"]["preset"]) == ("cpu", "cpu-bf16")
+    assert "only blind rounds are voted on" in client.predict("left", api_name="/vote")[0]
+
+
+def test_greedy_replies_of_fp32_and_dynamic_int8_weights_part_and_the_place_is_marked(console):
+    url, _ = console
+    client = Client(url, verbose=False)
+    client.predict("cpu-int8-dynamic", api_name="/load_side_b")
+    painted = send(client, "Write two sentences about the sea.", blind=False, max_new_tokens=64)
+    assert painted[ROUND]["parted_at"] is not None
+    assert "the replies part at character" in painted[PARTED]
+    assert "<mark>" in painted[LEFT] and "<mark>" in painted[RIGHT]
