@@ -86,7 +86,7 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
         export_csv = gr.Button("Export votes (CSV)", size="sm")
         export_json = gr.Button("Export votes (JSON)", size="sm")
         exported = gr.File(label="Votes", visible=False, interactive=False)
-    holder = gr.State(RoundHolder)
+    holder = gr.State(RoundHolder())  # copied for each page, as Gradio does with a State's value
     tally_timer = gr.Timer(5, active=False)
 
     async def load_side_b(name, request: gr.Request):
