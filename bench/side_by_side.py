@@ -110,7 +110,9 @@ async def run(args) -> str:
         side_a, side_b, round_, reload_s, fit = await side_by_side(catalog, a, b, args.max_new_tokens)
         rows.append(row(pair, "A", a, lone_a, side_a, None, round_.a))
         rows.append(row(pair, "B", b, lone_b, side_b, reload_s, round_.b))
-        notes.append(f"- {pair}: B's fit check said: {'; '.join(fit) or 'nothing'} ({time.monotonic() - started:.0f} s)")
+        notes.append(
+            f"- {pair}: B's fit check said: {'; '.join(fit) or 'nothing'} ({time.monotonic() - started:.0f} s)"
+        )
         print(rows[-2], rows[-1], notes[-1], sep="\n", flush=True)
     return table(rows) + "\n\n" + "\n".join(notes)
 
