@@ -324,6 +324,32 @@ def test_compare_tab_puts_two_presets_side_by_side(page):
     screenshot(page, "compare.png")
 
 
+def test_side_by_side_answers_with_both_presets_and_names_them_after_a_blind_vote(page):
+    page.get_by_role("tab", name="Side by side").click()
+    page.locator("#pick-side-b input").click()
+    page.get_by_role("option", name="cpu-bf16", exact=True).click()
+    page.locator("#load-side-b").click()
+    wait_for_text(page, "sides", "B: cpu-bf16", timeout=120_000)
+    page.locator("#sbs-input textarea").fill("What is 2+3? Answer briefly.")
+    page.locator("#sbs-send").click()
+    for side in ("left", "right"):
+        page.wait_for_function(
+            f"() => /stop|length/.test(document.getElementById('sbs-{side}-stats')?.innerText || '')",
+            timeout=120_000,
+        )
+    wait_for_text(page, "sbs-parted", "Greedy")
+    titles = [page.locator(f"#sbs-{side}-title").inner_text().strip() for side in ("left", "right")]
+    assert titles == ["Left", "Right"]  # blind: not named before the vote
+    page.locator("#vote-left").click()
+    wait_for_text(page, "sbs-revealed", "your vote for", timeout=30_000)
+    named = page.locator("#sbs-left-title").inner_text() + page.locator("#sbs-right-title").inner_text()
+    assert "cpu-bf16" in named and "command line" in named  # side A: the engine the command line started
+    wait_for_text(page, "sbs-tally", "cpu-bf16")
+    screenshot(page, "side-by-side.png")
+    page.locator("#unload-side-b").click()
+    wait_for_text(page, "sides", "none loaded", timeout=30_000)
+
+
 def test_quantize_tab_checks_and_says_it_needs_a_gpu_here(page):
     page.get_by_role("tab", name="Quantize").click()
     page.locator("#quantize-check").click()

@@ -67,11 +67,11 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
         max_new_tokens = gr.Slider(16, 1024, 256, step=16, label="max new tokens")
     with gr.Row():
         with gr.Column():
-            left_title = gr.Markdown("### Left")
+            left_title = gr.Markdown("### Left", elem_id="sbs-left-title")
             left = gr.Markdown(elem_id="sbs-left")
             left_stats = gr.Markdown(elem_id="sbs-left-stats")
         with gr.Column():
-            right_title = gr.Markdown("### Right")
+            right_title = gr.Markdown("### Right", elem_id="sbs-right-title")
             right = gr.Markdown(elem_id="sbs-right")
             right_stats = gr.Markdown(elem_id="sbs-right-stats")
     parted = gr.Markdown(elem_id="sbs-parted")
