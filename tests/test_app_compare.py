@@ -134,6 +134,17 @@ def test_compare_refuses_one_preset_with_a_clear_error_and_one_log_line(client, 
     assert log.count("Traceback") == tracebacks  # a user's mistake is not a fault
 
 
+def test_compare_takes_a_preset_saved_after_the_console_started(client, user_presets):
+    """Gradio checks a list's choices as the page was built; the catalog grows while the console runs."""
+    late = user_presets / "saved-late.yaml"
+    late.write_text("backend: cpu\nmodel_format: awq\n", encoding="utf-8")  # invalid: refused by the check
+    try:
+        with pytest.raises(Exception, match="saved-late.yaml: .*model_format only apply to the lmdeploy backend"):
+            client.predict(["cpu", "saved-late"], ["math"], "", 16, 1, False, api_name="/compare")
+    finally:
+        late.unlink()
+
+
 def test_quantize_without_a_gpu_says_it_needs_one(client):
     with pytest.raises(Exception, match="quantization needs a CUDA GPU and none is usable here"):
         client.predict(*QUANTIZE_ARGS, api_name="/quantize")

@@ -75,3 +75,14 @@ def test_greedy_replies_of_fp32_and_dynamic_int8_weights_part_and_the_place_is_m
     assert painted[ROUND]["parted_at"] is not None
     assert "the replies part at character" in painted[PARTED]
     assert "<mark>" in painted[LEFT] and "<mark>" in painted[RIGHT]
+
+
+def test_a_preset_saved_after_the_console_started_loads_as_side_b(console, user_presets):
+    url, _ = console
+    late = user_presets / "bf16-saved-late.yaml"
+    late.write_text("backend: cpu\ncpu_weights: bf16\n", encoding="utf-8")
+    try:
+        status, _ = Client(url, verbose=False).predict("bf16-saved-late", api_name="/load_side_b")
+        assert "**B:** bf16-saved-late (transformers (CPU, bf16)" in status
+    finally:
+        late.unlink()

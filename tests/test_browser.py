@@ -158,6 +158,8 @@ def test_the_box_is_the_user_s_while_a_reply_streams(page):
     page.wait_for_function(  # stopped, or ended at its limit under a slow machine's load
         "() => /stopped|· length/.test(document.querySelector('#chatbot').innerText)", timeout=120_000
     )
+    page.wait_for_timeout(1000)  # the stream's last message, after its end is painted
+    assert box.input_value() == "Next question: what is 7*6?"  # the reply's end leaves it too
 
 
 @pytest.fixture(scope="module")

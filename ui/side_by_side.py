@@ -21,6 +21,7 @@ from presets.store import PresetError
 from .admin_only import AdminOnly
 from .chat import who_is_asking
 from .downloads import download_folder
+from .preset_lists import preset_dropdown
 
 SHARED_MACHINE = (
     "Both sides run at once on this machine (one GPU, or the same CPU cores), so their speeds are a live "
@@ -46,10 +47,10 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
     )
     with gr.Row():
         with gr.Column():
-            pick_a = gr.Dropdown(names, value=console.state().preset, label="Side A: the running preset")
+            pick_a = preset_dropdown(names, value=console.state().preset, label="Side A: the running preset")
             switch_a = gr.Button("Switch side A", size="sm", elem_id="switch-side-a")
         with gr.Column():
-            pick_b = gr.Dropdown(names, value=None, label="Side B", elem_id="pick-side-b")
+            pick_b = preset_dropdown(names, value=None, label="Side B", elem_id="pick-side-b")
             with gr.Row():
                 load_b = gr.Button("Load side B", size="sm", variant="primary", elem_id="load-side-b")
                 unload_b = gr.Button("Unload side B", size="sm", elem_id="unload-side-b")
@@ -205,10 +206,20 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
     export_json.click(lambda: export("json"), outputs=exported, api_visibility="private")
 
     def refreshed():
-        return _sides_text(console), _tally_text(pair.votes.tallies()), gr.Dropdown(value=console.state().preset)
+        """The sides, the tally, and the preset lists as the catalog has them now."""
+        names = console.catalog.names()
+        return (
+            _sides_text(console),
+            _tally_text(pair.votes.tallies()),
+            gr.Dropdown(choices=names, value=console.state().preset),
+            gr.Dropdown(choices=names),
+        )
 
-    tally_timer.tick(refreshed, outputs=[sides, tally, pick_a], api_visibility="private", show_progress="hidden")
-    return switched, tally_timer, (refreshed, [sides, tally, pick_a])
+    def ticked():
+        return _sides_text(console), _tally_text(pair.votes.tallies())
+
+    tally_timer.tick(ticked, outputs=[sides, tally], api_visibility="private", show_progress="hidden")
+    return switched, tally_timer, (refreshed, [sides, tally, pick_a, pick_b])
 
 
 def _round_params(console: Console, greedy, max_new_tokens, token_probabilities) -> GenerationParams:

@@ -1,0 +1,28 @@
+"""Lists of preset names that take any name the catalog holds now, not only those of the page's start.
+
+The catalog grows while the console runs (a preset saved on another page, by a Quantize job, by an API
+client); Gradio checks a choice against the choices a component was built with, so an API client, whose
+session never refreshes them, was refused a preset saved after the console started. The handlers check
+each name against the catalog instead, with a refusal that names what is wrong.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from gradio.events import Dependency
+
+class PresetChecklist(gr.CheckboxGroup):
+    is_template = True  # the page draws it as a CheckboxGroup
+
+    def preprocess(self, payload):
+        return list(payload or [])
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def preset_dropdown(names: list[str], **kwargs) -> gr.Dropdown:
+    return gr.Dropdown(names, allow_custom_value=True, **kwargs)
