@@ -33,7 +33,8 @@ from pathlib import Path
 from backends import create_backend
 from backends.lmdeploy_process import WORKERS
 from bench.cli import emit
-from console.core import Console, NoEngine
+from console.core import Console
+from console.engine_state import NoEngine
 from presets.store import PresetCatalog
 from telemetry.machine import describe_machine
 from telemetry.vram import VramSampler

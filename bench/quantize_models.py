@@ -15,7 +15,8 @@ import tempfile
 from pathlib import Path
 
 from bench.cli import emit
-from console.core import Console, NoEngine
+from console.core import Console
+from console.engine_state import NoEngine
 from console.jobs import Job
 from presets.store import PresetCatalog
 from quantize.job import QuantizeSettings, run_quantization

@@ -24,7 +24,8 @@ from pathlib import Path
 from bench.cli import emit
 from compare.load import LoadPrompts
 from compare.prompts import builtin_prompts
-from console.core import Console, NoEngine
+from console.core import Console
+from console.engine_state import NoEngine
 from presets.store import PresetCatalog
 from telemetry.machine import boot_id, describe_machine
 

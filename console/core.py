@@ -3,148 +3,44 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import importlib.util
 import logging
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from backends import (
-    KINDS,
     Backend,
     BackendError,
-    BackendInfo,
     BackendSpec,
     BackendUnavailable,
     GenerationParams,
-    ModelLoadError,
     create_backend,
     kind_of,
-    usable_gpu_reason,
 )
-from backends.lmdeploy_memory import read_model_config
 from presets import compat
 from presets.schema import Preset
 from presets.store import PresetCatalog, PresetError
-from telemetry.machine import lowest_compute_capability
 from telemetry.vram import VramSampler
 
 from .access import AccessPolicy, ChatSlots
 from .chat import ChatSession, RepaintPacer, ReplyStats, Turn, stream_reply
-from .fleet import FleetView, FleetWatch, node_presets
+from .engine_state import (
+    EngineBusy,
+    EngineSnapshot,
+    EngineState,
+    NoEngine,
+    SwitchFailed,
+    SwitchProgress,
+    SwitchReport,
+)
+from .fleet import FleetControl
 from .jobs import Job, JobSlot, JobWork
 from .paths import ModelRoots
+from .preset_checks import PresetChecks
 from .reproduce import reproduce
 from .side_by_side import SideBySide
 
-if TYPE_CHECKING:
-    from backends.fleet import ProxyClient
-
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EngineState:
-    """What the UI shows about the running engine."""
-
-    info: BackendInfo
-    reason: str
-    preset: str | None
-    previous_preset: str | None
-    default_params: GenerationParams
-
-
-@dataclass(frozen=True)
-class EngineSnapshot:
-    """The engine a job found running: a preset, or the command line's spec."""
-
-    preset: str | None
-    spec: BackendSpec | None
-    default_params: GenerationParams
-
-
-@dataclass(frozen=True)
-class SwitchReport:
-    """The outcome of a successful preset switch."""
-
-    preset: str
-    load_seconds: float
-    vram_before_mib: float | None
-    vram_after_mib: float | None
-    notes: tuple[str, ...]
-    stages: tuple[tuple[str, float], ...] = ()  # (stage, seconds), in order: where the load's time went
-
-    @property
-    def vram_delta_mib(self) -> float | None:
-        if self.vram_before_mib is None or self.vram_after_mib is None:
-            return None
-        return self.vram_after_mib - self.vram_before_mib
-
-
-@dataclass(frozen=True)
-class SwitchProgress:
-    """A switch or restart under way: what it loads, since when, and each stage with when it began."""
-
-    action: str  # "switching to kv-int8", "restarting kv-int8"
-    started: float  # time.monotonic()
-    stages: tuple[tuple[str, float], ...]  # (stage, time.monotonic() it began)
-
-    @property
-    def stage(self) -> str:
-        return self.stages[-1][0]
-
-    def describe(self) -> str:
-        return f"{self.action}: {self.stage} ({time.monotonic() - self.started:.0f} s)"
-
-    def entered(self, stage: str) -> SwitchProgress:
-        return dataclasses.replace(self, stages=(*self.stages, (stage, time.monotonic())))
-
-    def durations(self, ended: float) -> tuple[tuple[str, float], ...]:
-        """Seconds spent in each stage, the last one until `ended`."""
-        ends = [began for _, began in self.stages[1:]] + [ended]
-        return tuple((stage, end - began) for (stage, began), end in zip(self.stages, ends, strict=True))
-
-
-class SwitchFailed(BackendError):
-    """The new engine did not load; no engine runs until the user picks one (or goes back)."""
-
-
-class EngineBusy(BackendError):
-    """A job (a comparison, a quantization) holds the engine: switching it now would pull it from
-    under the job. The running engine is untouched."""
-
-
-class NoEngine(Backend):
-    """Stands in after a failed switch: every chat says what happened and what to do."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
-
-    def info(self) -> BackendInfo:
-        return BackendInfo(kind="none", model="-", engine="no engine running", details={"reason": self.reason})
-
-    async def stream_chat(self, request) -> AsyncIterator:
-        raise BackendUnavailable(self.reason)
-        yield  # an async generator, like every backend's stream_chat
-
-    async def score_text(self, text: str):
-        raise BackendUnavailable(self.reason)
-
-    async def next_token_logprobs(self, text: str, max_tokens: int):
-        raise BackendUnavailable(self.reason)
-
-    async def close(self) -> None:
-        pass
-
-    @property
-    def serving(self) -> bool:
-        return False
 
 
 _SAME_ENGINE = "the running engine kept: only the generation settings change"
@@ -171,13 +67,14 @@ class Console:
         self.catalog = catalog or PresetCatalog()
         self.sampler = sampler or VramSampler()
         self.model_roots = model_roots or ModelRoots()
+        self.checks = PresetChecks(self.catalog, self.model_roots, self.sampler)
         self.last_switch: SwitchReport | None = None
         self.pacer = RepaintPacer()
         self.access = access or AccessPolicy()
         self.chat_slots = ChatSlots(self.access.limits.chats_at_once)
         self._queue_read: tuple[float, asyncio.Future] | None = None  # the scheduler read that waiting chats share
         self.jobs = JobSlot()
-        self.fleet_watch = FleetWatch()
+        self.fleet = FleetControl(self)  # the running proxy's nodes, for the Fleet tab
         self._switch_lock = asyncio.Lock()
         self.switching: SwitchProgress | None = None  # a switch or restart under way, for every page to show
         self.last_load_stages: tuple[tuple[str, float], ...] = ()  # the last load's stages, in seconds
@@ -340,39 +237,6 @@ class Console:
             await old.close()
         return reason
 
-    @property
-    def fleet(self) -> ProxyClient:
-        """The running preset's proxy; BackendUnavailable where the engine is no proxy."""
-        if self._backend.fleet is None:
-            raise BackendUnavailable(
-                "the running preset is not LMDeploy's proxy: switch to one with `proxy: true` "
-                "(the shipped `fleet` preset points at http://127.0.0.1:8000)"
-            )
-        return self._backend.fleet
-
-    async def fleet_view(self, max_age_s: float = 0.0) -> FleetView:
-        """The proxy's nodes now, or as seen less than `max_age_s` ago."""
-        return await self.fleet_watch.look(self.fleet, max_age_s)
-
-    async def add_node(self, url: str, *, user: str | None = None) -> list[str]:
-        """Register an api_server with the proxy (admins only), once it answers; returns its models."""
-        self.access.require_admin(user, "add nodes to the proxy")
-        return await self.fleet.add(url)
-
-    async def save_node_presets(self, *, user: str | None = None) -> list[str]:
-        """Save a preset per node of the proxy, reaching it directly (admins only), for Compare; returns their names."""
-        self.access.require_admin(user, "save presets")
-        running = self.catalog.get(self._preset) if self._preset else None
-        presets = node_presets(await self.fleet_view(), running.api_key_env if running else None)
-        for name, preset in presets.items():  # made from the proxy's nodes: made again each time
-            self.catalog.save(name, preset, replace=True)
-        return list(presets)
-
-    async def remove_node(self, url: str, *, terminate: bool = False, user: str | None = None) -> None:
-        """Take a node out of the proxy's routing (admins only); `terminate`: and shut it down."""
-        self.access.require_admin(user, "terminate nodes" if terminate else "remove nodes from the proxy")
-        await self.fleet.remove(url, terminate)
-
     def start_job(self, kind: str, prepare: Callable[[], JobWork], *, user: str | None = None) -> Job:
         """Run a job that drives the engine (a comparison, a quantization): admins only, one at a time.
         `prepare` checks the request and returns the job's work; it runs once the user may (so someone
@@ -458,44 +322,17 @@ class Console:
         return sample.used_mib() if sample.gpus else None
 
     def vet_preset(self, name: str) -> tuple[Preset, compat.Verdict, int | None]:
-        """A named preset, what switching to it would meet here, and the session length it will
-        run with where that is known before loading (its own `session_len`, else its model's
-        `max_position_embeddings`, which LMDeploy and transformers default to). Raises PresetError."""
-        preset = self.catalog.get(name)
-        source = self.catalog.locate(name).name
-        verdict = self.check_preset(preset, source)
-        model_dir = self._model_dir(preset, source) if verdict.ok else None
-        config = read_model_config(model_dir) if model_dir else {}
-        return preset, verdict, preset.session_len or config.get("max_position_embeddings")
+        """See `PresetChecks.vet`: as this console would switch to it."""
+        return self.checks.vet(name, giving_back=self._backend.pid)
 
     def check_preset(self, preset: Preset, source: str, beside_running: bool = False) -> compat.Verdict:
         """What switching to this preset would meet here now (no engine is touched); `beside_running`:
         loading it beside the running engine, which keeps its GPU memory."""
-        model_dir = self._model_dir(preset, source)
-        available = self._available_mib(preset.tp, giving_back=None if beside_running else self._backend.pid)
-        return compat.check(preset, model_dir, dataclasses.replace(self.machine, available_mib=available))
+        return self.checks.check(preset, source, giving_back=None if beside_running else self._backend.pid)
 
-    def _available_mib(self, cards: int, giving_back: int | None) -> float | None:
-        """GPU memory an LMDeploy engine could have on the least free of the first `cards` GPUs: free
-        now plus what the process `giving_back` holds there (a running engine that closes first)."""
-        gpus = self.sampler.latest().gpus[:cards]
-        if not gpus:
-            return None
-        return min(
-            g.free_mib + sum(p.used_mib for p in g.processes if giving_back and p.pid == giving_back) for g in gpus
-        )
-
-    @cached_property
-    def machine(self) -> compat.Machine:
-        reason = usable_gpu_reason()
-        gpus = len(self.sampler.latest().gpus) if reason is None else 0
-        return compat.Machine(
-            gpu_count=gpus,
-            compute_capability=lowest_compute_capability() if gpus else None,
-            turbomind=gpus > 0 and _turbomind_loads(),
-            no_gpu_reason=reason,
-            ray=importlib.util.find_spec("ray") is not None,
-        )
+    def checked_spec(self, preset: Preset, source: str, beside_running: bool = False):
+        """The spec to load for a preset as checked, with the check's notes; PresetError where it is refused."""
+        return self.checks.spec(preset, source, giving_back=None if beside_running else self._backend.pid)
 
     def reproduce(self) -> str:
         """Commands and code that run the current engine without the console."""
@@ -515,35 +352,6 @@ class Console:
             await self._backend.close()
         self.sampler.stop()
 
-    def checked_spec(
-        self, preset: Preset, source: str, beside_running: bool = False
-    ) -> tuple[BackendSpec, tuple[str, ...]]:
-        """The spec to load for a preset, as checked (see `check_preset`), with the check's notes;
-        PresetError where the check refuses it."""
-        verdict = self.check_preset(preset, source, beside_running)
-        if not verdict.ok:
-            raise PresetError(f"{source}: " + "; ".join(verdict.errors))
-        spec = preset.to_spec()
-        if preset.model and (folder := self._model_dir(preset, source)) is not None:
-            spec = dataclasses.replace(spec, model=str(folder))  # the path checked is the path loaded
-        if spec.kind in ("lmdeploy", "auto"):
-            spec = dataclasses.replace(spec, engine=spec.engine.model_copy(update={"engine": verdict.engine}))
-        return spec, verdict.notes
-
-    def _model_dir(self, preset: Preset, source: str) -> Path | None:
-        if preset.backend != "auto" and not KINDS[preset.backend].takes_local_model:
-            return None
-        if not preset.model:
-            if preset.backend == "cpu":
-                return None
-            from backends.embedded_model import embedded_hf_folder
-
-            return embedded_hf_folder()
-        try:
-            return self.model_roots.resolve(preset.model)
-        except (ValueError, ModelLoadError) as exc:
-            raise PresetError(f"{source}: model: {exc}") from exc
-
     async def _retire(self, reason: str, handing_over: bool = False) -> None:
         """Close the running engine; `handing_over`: another GPU engine loads right after."""
         old, self._backend = self._backend, NoEngine(f"no engine is running: {reason}")
@@ -560,12 +368,3 @@ def _failure(exc: BaseException) -> str:
     if isinstance(exc, asyncio.CancelledError):
         return "cancelled"
     return f"unexpected {type(exc).__name__}: {exc}"
-
-
-def _turbomind_loads() -> bool:
-    """Probe in a child process: loading TurboMind's library here would cost the UI ~400 MB."""
-    probe = "from lmdeploy import turbomind; raise SystemExit(0 if turbomind.is_available() else 1)"
-    try:
-        return subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=120).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False

@@ -9,10 +9,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from backends import BackendUnavailable
 from presets.schema import Preset
 
 if TYPE_CHECKING:  # the proxy's client imports openai's; a console without a proxy never needs it
     from backends.fleet import NodeReport, ProxyClient
+
+    from .core import Console
 
 WINDOW_S = 600
 
@@ -73,3 +76,47 @@ def node_presets(view: FleetView, api_key_env: str | None) -> dict[str, Preset]:
         )
         for node in view.nodes
     }
+
+
+class FleetControl:
+    """The running preset's proxy and what admins do with its nodes."""
+
+    def __init__(self, console: Console):
+        self._console = console
+        self._watch = FleetWatch()
+
+    @property
+    def proxy(self) -> ProxyClient:
+        """The running preset's proxy; BackendUnavailable where the engine is no proxy."""
+        proxy = self._console.backend.fleet
+        if proxy is None:
+            raise BackendUnavailable(
+                "the running preset is not LMDeploy's proxy: switch to one with `proxy: true` "
+                "(the shipped `fleet` preset points at http://127.0.0.1:8000)"
+            )
+        return proxy
+
+    async def view(self, max_age_s: float = 0.0) -> FleetView:
+        """The proxy's nodes now, or as seen less than `max_age_s` ago."""
+        return await self._watch.look(self.proxy, max_age_s)
+
+    async def add_node(self, url: str, *, user: str | None = None) -> list[str]:
+        """Register an api_server with the proxy (admins only), once it answers; returns its models."""
+        self._console.access.require_admin(user, "add nodes to the proxy")
+        return await self.proxy.add(url)
+
+    async def save_node_presets(self, *, user: str | None = None) -> list[str]:
+        """Save a preset per node of the proxy, reaching it directly (admins only), for Compare; returns their names."""
+        console = self._console
+        console.access.require_admin(user, "save presets")
+        running = console.state().preset
+        key_env = console.catalog.get(running).api_key_env if running else None
+        presets = node_presets(await self.view(), key_env)
+        for name, preset in presets.items():  # made from the proxy's nodes: made again each time
+            console.catalog.save(name, preset, replace=True)
+        return list(presets)
+
+    async def remove_node(self, url: str, *, terminate: bool = False, user: str | None = None) -> None:
+        """Take a node out of the proxy's routing (admins only); `terminate`: and shut it down."""
+        self._console.access.require_admin(user, "terminate nodes" if terminate else "remove nodes from the proxy")
+        await self.proxy.remove(url, terminate)

@@ -143,7 +143,8 @@ def test_only_admins_compare_or_quantize(guarded_url):
 
 async def test_the_console_checks_who_asks_before_anything_changes(tmp_path):
     """The admin check lives in the Console: every handler passes the user, none checks on its own."""
-    from console.core import Console, NoEngine
+    from console.core import Console
+    from console.engine_state import NoEngine
     from presets.schema import Preset
     from presets.store import PresetCatalog
 

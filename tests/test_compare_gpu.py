@@ -14,7 +14,8 @@ from compare.load import LoadSettings
 from compare.prompts import builtin_prompts
 from compare.quality import builtin_questions
 from compare.runner import CompareSettings, run_comparison
-from console.core import Console, NoEngine
+from console.core import Console
+from console.engine_state import NoEngine
 from console.jobs import Job
 from presets.store import PresetCatalog
 from telemetry.vram import VramSampler

@@ -5,7 +5,8 @@ import asyncio
 import pytest
 
 from backends import BackendUnavailable, ChatRequest, GenerationParams
-from console.core import Console, EngineBusy, NoEngine
+from console.core import Console
+from console.engine_state import EngineBusy, NoEngine
 from console.paths import ModelRoots
 from presets.store import PresetCatalog, PresetError
 
@@ -137,7 +138,7 @@ async def test_an_unexpected_error_while_loading_ends_in_what_happened_and_the_w
     "the engine is being switched" for good."""
     import console.core
     from backends import BackendSpec
-    from console.core import SwitchFailed
+    from console.engine_state import SwitchFailed
 
     async def broken(spec, on_stage):
         raise fault
@@ -190,7 +191,7 @@ def test_an_lmdeploy_preset_runs_on_the_engine_its_checks_picked(console):
     from presets.compat import Machine
     from presets.schema import Preset
 
-    console.__dict__["machine"] = Machine(gpu_count=1, turbomind=True, compute_capability=(9, 0))
+    console.checks.__dict__["machine"] = Machine(gpu_count=1, turbomind=True, compute_capability=(9, 0))
     spec, notes = console.checked_spec(Preset(quant_policy="fp8"), "kv-fp8.yaml")
     assert (spec.kind, spec.engine.engine, spec.engine.quant_policy) == ("lmdeploy", "pytorch", 16)
     assert "auto picks the PyTorch engine" in notes[0]

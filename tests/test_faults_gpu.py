@@ -9,7 +9,8 @@ import pytest
 
 from backends import GenerationParams
 from console.chat import ChatSession, Turn, stream_reply
-from console.core import Console, NoEngine
+from console.core import Console
+from console.engine_state import NoEngine
 from presets.store import PresetCatalog
 from telemetry.vram import VramSampler
 from tests.conftest import ROOT
@@ -31,7 +32,7 @@ async def console():
 
 def presets(console) -> tuple[str, str]:
     """Two presets of the embedded model on the engine that loads fastest here."""
-    return ("tm-bf16", "tm-kv8") if console.machine.turbomind else ("pt-bf16", "pt-kv8")
+    return ("tm-bf16", "tm-kv8") if console.checks.machine.turbomind else ("pt-bf16", "pt-kv8")
 
 
 def chat(text: str, params: GenerationParams) -> ChatSession:

@@ -64,20 +64,20 @@ async def test_only_admins_manage_nodes_and_a_removed_node_is_shown_gone(fleet_p
     console = Console(backend, "test", access=admins, catalog=PresetCatalog(user_dir=tmp_path))
     url = next(iter(fleet_nodes))
     try:
-        first = await console.fleet_view()
-        assert await console.fleet_view(max_age_s=60) is first  # pages refreshing together share one look
+        first = await console.fleet.view()
+        assert await console.fleet.view(max_age_s=60) is first  # pages refreshing together share one look
         with pytest.raises(NotAllowed, match="only admins can remove nodes from the proxy"):
-            await console.remove_node(url, user="bob")
+            await console.fleet.remove_node(url, user="bob")
         with pytest.raises(NotAllowed, match="only admins can add nodes"):
-            await console.add_node(url, user="bob")
-        await console.remove_node(url, user="ada")
-        view = await console.fleet_view()
+            await console.fleet.add_node(url, user="bob")
+        await console.fleet.remove_node(url, user="ada")
+        view = await console.fleet.view()
         assert url not in {node.url for node in view.nodes} and url in view.gone
-        await console.add_node(url, user="ada")
-        assert url not in (await console.fleet_view()).gone
+        await console.fleet.add_node(url, user="ada")
+        assert url not in (await console.fleet.view()).gone
         with pytest.raises(NotAllowed, match="only admins can save presets"):
-            await console.save_node_presets(user="bob")
-        pinned = await console.save_node_presets(user="ada")
+            await console.fleet.save_node_presets(user="bob")
+        pinned = await console.fleet.save_node_presets(user="ada")
         assert sorted(console.catalog.get(name).base_url for name in pinned) == sorted(f"{u}/v1" for u in fleet_nodes)
     finally:
         await console.close()

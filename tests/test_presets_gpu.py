@@ -3,7 +3,8 @@
 import pytest
 
 from backends import ChatRequest, GenerationParams, TextDelta, Usage
-from console.core import Console, NoEngine
+from console.core import Console
+from console.engine_state import NoEngine
 from presets.store import PresetCatalog
 from telemetry.vram import MIB, VramSampler
 from tests.conftest import ROOT
@@ -82,7 +83,7 @@ async def test_each_kv_mode_answers_a_sum(console, preset):
 async def test_prefix_caching_reuses_a_long_system_prompt(console, preset):
     from compare.prompts import second_turn_cases
 
-    if preset.startswith("tm") and not console.machine.turbomind:
+    if preset.startswith("tm") and not console.checks.machine.turbomind:
         pytest.skip("TurboMind's library does not load here")
     await console.switch_preset(preset)
     usages = []
@@ -113,7 +114,7 @@ async def test_fp8_weights_quantized_as_the_model_loads(console, random_llama_7b
 
 
 async def test_turbomind_kv_int8_and_the_int4_guard(console):
-    if not console.machine.turbomind:
+    if not console.checks.machine.turbomind:
         pytest.skip("TurboMind's library does not load here")
     await console.switch_preset("tm-bf16")
     bf16 = kv(console)["tokens"]

@@ -9,7 +9,8 @@ import psutil
 import pytest
 
 from backends import BackendSpec
-from console.core import Console, NoEngine
+from console.core import Console
+from console.engine_state import NoEngine
 from console.jobs import Job
 from presets.store import PresetCatalog
 from quantize.job import QuantizeSettings, run_quantization

@@ -5,7 +5,8 @@ import pytest
 from backends import ChatRequest, GenerationParams, TextDelta, Usage
 from backends.lmdeploy_memory import checkpoint_bytes
 from bench.random_llama import make_random_llama
-from console.core import Console, NoEngine
+from console.core import Console
+from console.engine_state import NoEngine
 from console.jobs import Job
 from presets.store import PresetCatalog
 from quantize.job import QuantizeSettings, run_quantization

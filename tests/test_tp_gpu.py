@@ -4,7 +4,8 @@ import pytest
 
 from backends import ChatRequest, GenerationParams, Usage
 from bench.random_llama import make_random_llama
-from console.core import Console, NoEngine
+from console.core import Console
+from console.engine_state import NoEngine
 from presets.store import PresetCatalog
 from telemetry.vram import VramSampler
 from tests.test_lmdeploy_gpu import turbomind_loads
@@ -33,7 +34,7 @@ async def test_tp2_splits_the_model_over_both_gpus(engine, llama, tmp_path):
         f"backend: lmdeploy\nmodel: {llama}\nengine: {engine}\ntp: 2\ncache_max_entry_count: 0.2\n"
     )
     console = Console(NoEngine("none"), "test", catalog=PresetCatalog(user_dir=presets), sampler=sampler)
-    if engine == "pytorch" and not console.machine.ray:  # the refusal itself: tests/test_unit_compat.py
+    if engine == "pytorch" and not console.checks.machine.ray:  # the refusal itself: tests/test_unit_compat.py
         pytest.skip("the PyTorch engine splits a model over GPUs through ray, which is not installed here")
     try:
         await console.switch_preset("tp2")

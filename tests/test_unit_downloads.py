@@ -16,7 +16,8 @@ def test_old_download_folders_are_pruned_and_recent_ones_kept(tmp_path):
 
 
 def test_the_console_s_page_has_gradio_delete_its_cached_uploads_after_an_hour():
-    from console.core import Console, NoEngine
+    from console.core import Console
+    from console.engine_state import NoEngine
     from ui import build
 
     demo = build(Console(NoEngine("not started"), "test"))

@@ -1,7 +1,7 @@
 import pytest
 
 from backends import BackendInfo, BackendSpec, EngineOptions
-from console.core import EngineState
+from console.engine_state import EngineState
 from console.reproduce import reproduce
 from telemetry.vram import GpuReading, ProcessMemory, Sample
 from ui.engine_card import engine_card

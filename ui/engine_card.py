@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backends.lmdeploy_config import KV_MODES, EngineOptions, KvQuant
-from console.core import EngineState, SwitchReport
+from console.engine_state import EngineState, SwitchReport
 from telemetry.vram import MIB, Sample
 
 

@@ -74,7 +74,7 @@ def build_tab(console: Console, admin: AdminOnly) -> gr.Timer:
 
     async def refresh(max_age_s: float = 0.0):
         try:
-            view = await console.fleet_view(max_age_s)
+            view = await console.fleet.view(max_age_s)
         except BackendError as exc:
             return f"**No fleet:** {exc}", [], None, ""
         return _status_line(view), [_row(node) for node in view.nodes], _timeline(view), _gone_lines(view)
@@ -83,7 +83,7 @@ def build_tab(console: Console, admin: AdminOnly) -> gr.Timer:
         """The node picker's choices: read when the admin section opens and after each action, not on
         every refresh (that would close the list under the admin's pointer)."""
         try:
-            view = await console.fleet_view(SHARED_LOOK_S)
+            view = await console.fleet.view(SHARED_LOOK_S)
             return gr.Dropdown(choices=[node.url for node in view.nodes], value=None)
         except BackendError:
             return gr.Dropdown(choices=[], value=None)
@@ -99,7 +99,7 @@ def build_tab(console: Console, admin: AdminOnly) -> gr.Timer:
 
     async def add_clicked(url: str, request: gr.Request):
         try:
-            models = await console.add_node(url, user=request.username)
+            models = await console.fleet.add_node(url, user=request.username)
         except (BackendError, NotAllowed) as exc:
             raise refused(str(exc)) from exc
         return f"Added {url.strip()} (serves {', '.join(models)})."
@@ -116,14 +116,14 @@ def build_tab(console: Console, admin: AdminOnly) -> gr.Timer:
         if not url:
             raise refused("pick a node first")
         try:
-            await console.remove_node(url, terminate=shut_down, user=request.username)
+            await console.fleet.remove_node(url, terminate=shut_down, user=request.username)
         except (BackendError, NotAllowed) as exc:
             raise refused(str(exc)) from exc
         return f"{'Terminated' if shut_down else 'Removed from the routing:'} {url}."
 
     async def pin_clicked(request: gr.Request):
         try:
-            names = await console.save_node_presets(user=request.username)
+            names = await console.fleet.save_node_presets(user=request.username)
         except (BackendError, PresetError, NotAllowed) as exc:
             raise refused(str(exc)) from exc
         return f"Saved {', '.join(names)}: pick them on the Compare tab."
@@ -141,7 +141,7 @@ def build_tab(console: Console, admin: AdminOnly) -> gr.Timer:
     async def fleet() -> dict:
         """The proxy's nodes now: health, requests in flight, latency and each node's own metrics; the nodes that left."""
         try:
-            view = await console.fleet_view()
+            view = await console.fleet.view()
         except BackendError as exc:
             return {"ok": False, "error": str(exc)}
         return {
@@ -154,14 +154,14 @@ def build_tab(console: Console, admin: AdminOnly) -> gr.Timer:
     async def fleet_add(url: str, request: gr.Request) -> dict:
         """Register an api_server with the proxy once it answers /v1/models (admins only)."""
         try:
-            return {"ok": True, "models": await console.add_node(url, user=request.username)}
+            return {"ok": True, "models": await console.fleet.add_node(url, user=request.username)}
         except (BackendError, NotAllowed) as exc:
             return {"ok": False, "error": str(exc)}
 
     async def fleet_remove(url: str, terminate: bool, request: gr.Request) -> dict:
         """Take a node out of the proxy's routing; `terminate`: and shut its server down (admins only)."""
         try:
-            await console.remove_node(url, terminate=terminate, user=request.username)
+            await console.fleet.remove_node(url, terminate=terminate, user=request.username)
         except (BackendError, NotAllowed) as exc:
             return {"ok": False, "error": str(exc)}
         return {"ok": True}

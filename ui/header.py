@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.core import EngineState
+from console.engine_state import EngineState
 
 
 def engine_header(state: EngineState) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import gradio as gr
 
-from gradio.events import Dependency
-
 class PresetChecklist(gr.CheckboxGroup):
     is_template = True  # the page draws it as a CheckboxGroup
 
@@ -22,7 +20,6 @@ class PresetChecklist(gr.CheckboxGroup):
     if TYPE_CHECKING:
         from gradio.components import Timer
         from gradio.components.base import Component
-
 
 def preset_dropdown(names: list[str], **kwargs) -> gr.Dropdown:
     return gr.Dropdown(names, allow_custom_value=True, **kwargs)

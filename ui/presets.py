@@ -9,7 +9,8 @@ import gradio as gr
 
 from backends import BackendError, hide_credentials
 from console.access import NotAllowed
-from console.core import Console, EngineBusy, SwitchReport
+from console.core import Console
+from console.engine_state import EngineBusy, SwitchReport
 from presets.store import PresetError, parse_preset, to_yaml
 
 from .admin_only import AdminOnly

@@ -27,7 +27,7 @@ EMBEDDED_CHOICE = f"embedded: {EMBEDDED_MODEL_NAME}"
 def build_tab(console: Console, admin: AdminOnly) -> tuple:
     """Lay out the tab; returns its events: a quantization ended (a preset may be new), and a
     switch to the new preset (the engine changed)."""
-    no_gpu = console.machine.no_gpu_reason if console.machine.gpu_count == 0 else None
+    no_gpu = console.checks.machine.no_gpu_reason if console.checks.machine.gpu_count == 0 else None
     gr.Markdown(
         "LMDeploy's own quantization (`auto_awq`, `smooth_quant`) in a process of its own. Calibration "
         "uses your text or the built-in offline text (nothing is downloaded). The result becomes a preset. "

@@ -12,7 +12,8 @@ import gradio as gr
 from backends import BackendError, GenerationParams
 from console.access import NotAllowed, OverLimit
 from console.chat import ChatSession, message_problem, repaired_text
-from console.core import Console, EngineBusy
+from console.core import Console
+from console.engine_state import EngineBusy
 from console.side_by_side import NoSideB, Round, parting_point, side_a_name
 from console.token_view import SHOWN_ALTERNATIVES, coloured_tokens, literal
 from console.votes import PairTally

@@ -1,0 +1,102 @@
+"""Whether a preset loads here, checked before any engine is touched: the model folder it names (under
+the allowed roots), this machine (GPUs, TurboMind, ray) and the GPU memory it could have."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import subprocess
+import sys
+from functools import cached_property
+from pathlib import Path
+
+from backends import KINDS, BackendSpec, ModelLoadError, usable_gpu_reason
+from backends.lmdeploy_memory import read_model_config
+from presets import compat
+from presets.schema import Preset
+from presets.store import PresetCatalog, PresetError
+from telemetry.machine import lowest_compute_capability
+from telemetry.vram import VramSampler
+
+from .paths import ModelRoots
+
+
+class PresetChecks:
+    """`giving_back`: the process of a running engine that closes before the preset loads (its GPU
+    memory counts as available), or None where the preset loads beside what runs."""
+
+    def __init__(self, catalog: PresetCatalog, model_roots: ModelRoots, sampler: VramSampler):
+        self.catalog, self.model_roots, self.sampler = catalog, model_roots, sampler
+
+    def vet(self, name: str, giving_back: int | None) -> tuple[Preset, compat.Verdict, int | None]:
+        """A named preset, what switching to it would meet here, and the session length it will
+        run with where that is known before loading (its own `session_len`, else its model's
+        `max_position_embeddings`, which LMDeploy and transformers default to). Raises PresetError."""
+        preset = self.catalog.get(name)
+        source = self.catalog.locate(name).name
+        verdict = self.check(preset, source, giving_back)
+        model_dir = self.model_dir(preset, source) if verdict.ok else None
+        config = read_model_config(model_dir) if model_dir else {}
+        return preset, verdict, preset.session_len or config.get("max_position_embeddings")
+
+    def check(self, preset: Preset, source: str, giving_back: int | None) -> compat.Verdict:
+        model_dir = self.model_dir(preset, source)
+        available = self._available_mib(preset.tp, giving_back)
+        return compat.check(preset, model_dir, dataclasses.replace(self.machine, available_mib=available))
+
+    def spec(self, preset: Preset, source: str, giving_back: int | None) -> tuple[BackendSpec, tuple[str, ...]]:
+        """The spec to load for a preset, as checked, with the check's notes; PresetError where refused."""
+        verdict = self.check(preset, source, giving_back)
+        if not verdict.ok:
+            raise PresetError(f"{source}: " + "; ".join(verdict.errors))
+        spec = preset.to_spec()
+        if preset.model and (folder := self.model_dir(preset, source)) is not None:
+            spec = dataclasses.replace(spec, model=str(folder))  # the path checked is the path loaded
+        if spec.kind in ("lmdeploy", "auto"):
+            spec = dataclasses.replace(spec, engine=spec.engine.model_copy(update={"engine": verdict.engine}))
+        return spec, verdict.notes
+
+    def _available_mib(self, cards: int, giving_back: int | None) -> float | None:
+        """GPU memory an LMDeploy engine could have on the least free of the first `cards` GPUs: free
+        now plus what the process `giving_back` holds there."""
+        gpus = self.sampler.latest().gpus[:cards]
+        if not gpus:
+            return None
+        return min(
+            g.free_mib + sum(p.used_mib for p in g.processes if giving_back and p.pid == giving_back) for g in gpus
+        )
+
+    @cached_property
+    def machine(self) -> compat.Machine:
+        reason = usable_gpu_reason()
+        gpus = len(self.sampler.latest().gpus) if reason is None else 0
+        return compat.Machine(
+            gpu_count=gpus,
+            compute_capability=lowest_compute_capability() if gpus else None,
+            turbomind=gpus > 0 and _turbomind_loads(),
+            no_gpu_reason=reason,
+            ray=importlib.util.find_spec("ray") is not None,
+        )
+
+    def model_dir(self, preset: Preset, source: str) -> Path | None:
+        if preset.backend != "auto" and not KINDS[preset.backend].takes_local_model:
+            return None
+        if not preset.model:
+            if preset.backend == "cpu":
+                return None
+            from backends.embedded_model import embedded_hf_folder
+
+            return embedded_hf_folder()
+        try:
+            return self.model_roots.resolve(preset.model)
+        except (ValueError, ModelLoadError) as exc:
+            raise PresetError(f"{source}: model: {exc}") from exc
+
+
+def _turbomind_loads() -> bool:
+    """Probe in a child process: loading TurboMind's library here would cost the UI ~400 MB."""
+    probe = "from lmdeploy import turbomind; raise SystemExit(0 if turbomind.is_available() else 1)"
+    try:
+        return subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
