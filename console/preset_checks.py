@@ -3,6 +3,7 @@ the allowed roots), this machine (GPUs, TurboMind, ray) and the GPU memory it co
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib.util
 import subprocess
@@ -10,7 +11,7 @@ import sys
 from functools import cached_property
 from pathlib import Path
 
-from backends import KINDS, BackendSpec, ModelLoadError, usable_gpu_reason
+from backends import KINDS, BackendError, BackendSpec, ModelLoadError, create_backend, usable_gpu_reason
 from backends.lmdeploy_memory import read_model_config
 from presets import compat
 from presets.schema import Preset
@@ -19,6 +20,8 @@ from telemetry.machine import lowest_compute_capability
 from telemetry.vram import VramSampler
 
 from .paths import ModelRoots
+
+REACH_TIMEOUT_S = 5.0  # a Check that waits longer than this for a server reads as a hung page
 
 
 class PresetChecks:
@@ -55,6 +58,21 @@ class PresetChecks:
         if spec.kind in ("lmdeploy", "auto"):
             spec = dataclasses.replace(spec, engine=spec.engine.model_copy(update={"engine": verdict.engine}))
         return spec, verdict.notes
+
+    async def unreachable(self, preset: Preset, source: str) -> str | None:
+        """Why a remote preset's server cannot be reached now, by connecting as a switch would (then
+        letting go); None where it answers, and for every other backend."""
+        if preset.backend != "remote":
+            return None
+        spec, _ = self.spec(preset, source, giving_back=None)
+        try:
+            backend, _ = await asyncio.wait_for(create_backend(spec), REACH_TIMEOUT_S)
+        except TimeoutError:
+            return f"its server did not answer in {REACH_TIMEOUT_S:g} s"
+        except BackendError as exc:
+            return str(exc)
+        await backend.close()
+        return None
 
     def _available_mib(self, cards: int, giving_back: int | None) -> float | None:
         """GPU memory an LMDeploy engine could have on the least free of the first `cards` GPUs: free

@@ -17,6 +17,7 @@ from backends import (
     Usage,
     create_backend,
 )
+from console.paths import ModelRoots
 from tests.conftest import free_port
 from tools.scenarios import SCENARIOS
 
@@ -115,3 +116,23 @@ async def test_a_server_without_metrics_says_so(openai_server):
     with pytest.raises(BackendError, match="exposes no metrics there"):
         await backend.scheduler_metrics()
     await backend.close()
+
+
+async def test_check_says_when_a_remote_preset_s_server_does_not_answer(openai_server, monkeypatch):
+    """Before a switch: a server that answers passes, a port nothing listens on is named with what to do."""
+    from console.preset_checks import PresetChecks
+    from presets.schema import Preset
+    from presets.store import PresetCatalog
+    from telemetry.vram import VramSampler
+
+    checks = PresetChecks(PresetCatalog(), ModelRoots(), VramSampler())
+    monkeypatch.setenv("SERVER_KEY_FOR_TEST", openai_server["api_key"])
+    up = Preset(
+        backend="remote",
+        base_url=openai_server["base_url"],
+        model=openai_server["model"],
+        api_key_env="SERVER_KEY_FOR_TEST",
+    )
+    assert await checks.unreachable(up, "up.yaml") is None
+    down = Preset(backend="remote", base_url=f"http://127.0.0.1:{free_port()}/v1")
+    assert "running there, on that port?" in await checks.unreachable(down, "down.yaml")

@@ -20,7 +20,7 @@ from .compare_figures import capacity_figure, load_figure, memory_figure, qualit
 from .downloads import download_folder
 from .errors import refused, whole_number
 from .job_view import follow, log_tail, status_markdown
-from .preset_lists import PresetChecklist
+from .preset_lists import preset_checklist
 
 
 def build_tab(console: Console, admin: AdminOnly) -> tuple:
@@ -34,7 +34,7 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
         "engine that ran before comes back at the end. Admins only."
     )
     with gr.Row():
-        picked = PresetChecklist(console.catalog.names(), label="Presets (2 to 4)", elem_id="compare-presets")
+        picked = preset_checklist(console.catalog.names(), label="Presets (2 to 4)", elem_id="compare-presets")
         prompt_names = gr.CheckboxGroup(
             list(prompts), value=["short story", "math"], label="Prompts", elem_id="compare-prompts"
         )

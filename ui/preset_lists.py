@@ -11,11 +11,12 @@ from __future__ import annotations
 import gradio as gr
 
 
-class PresetChecklist(gr.CheckboxGroup):
-    is_template = True  # the page draws it as a CheckboxGroup
-
-    def preprocess(self, payload):
-        return list(payload or [])
+def preset_checklist(names: list[str], **kwargs) -> gr.CheckboxGroup:
+    """A CheckboxGroup of preset names that passes on any name (not a subclass: Gradio writes a .pyi
+    stub beside the module of every component class it meets)."""
+    checklist = gr.CheckboxGroup(names, **kwargs)
+    checklist.preprocess = lambda payload: list(payload or [])
+    return checklist
 
 
 def preset_dropdown(names: list[str], **kwargs) -> gr.Dropdown:

@@ -49,7 +49,7 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
         with gr.Column():
             reproduce = gr.Code(language="shell", label="Reproduce this without the console", interactive=False)
 
-    def show(name, request: gr.Request):
+    async def show(name, request: gr.Request):
         """What the preset does, whether it loads here, its YAML; Switch only where it can load."""
         if not name:
             return "", "", gr.Button(interactive=False)
@@ -58,15 +58,15 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
         except PresetError as exc:
             text = catalog.path(name).read_text(encoding="utf-8", errors="replace")
             return f"**This preset is invalid:** {exc}", hide_credentials(text), gr.Button(interactive=False)
-        description, loads = _describe(console, preset, catalog.locate(name).name)
+        description, loads = await _describe(console, preset, catalog.locate(name).name)
         return description, hide_credentials(to_yaml(preset)), gr.Button(interactive=loads and admin.may(request))
 
-    def check_yaml(text):
+    async def check_yaml(text):
         try:
             preset = parse_preset(text, "the edited preset")
         except PresetError as exc:
             return f"**Invalid:** {exc}"
-        return _describe(console, preset, "the edited preset")[0]
+        return (await _describe(console, preset, "the edited preset"))[0]
 
     def save_yaml(name, text, replace, request: gr.Request):
         try:
@@ -154,13 +154,16 @@ def engine_views(console: Console) -> tuple:
     return engine_card(state, console.sampler.latest(), console.last_switch), console.reproduce(), back
 
 
-def _describe(console: Console, preset, source: str) -> tuple[str, bool]:
-    """The preset's description and what the checks say of it here; whether it can load."""
+async def _describe(console: Console, preset, source: str) -> tuple[str, bool]:
+    """The preset's description and what the checks say of it here (for a remote preset, whether its
+    server answers now); whether it can load."""
     text = preset.description or "(no description)"
     try:
         verdict = console.check_preset(preset, source)
     except PresetError as exc:
         return f"{text}\n\n**Cannot load here:** {exc}", False
+    if verdict.ok and (problem := await console.checks.unreachable(preset, source)):
+        return f"{text}\n\n**Cannot load now:** {problem}", False
     if verdict.errors:
         text += "\n\n**Cannot load here:**\n" + "\n".join(f"- {e}" for e in verdict.errors)
     else:
