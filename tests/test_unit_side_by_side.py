@@ -23,3 +23,23 @@ def test_without_tokens_replies_part_at_the_first_character_that_differs():
 def test_the_same_replies_do_not_part_and_a_longer_one_parts_where_the_shorter_ends():
     assert parting_point(reply("same"), reply("same")) is None
     assert parting_point(reply("same"), reply("same and more")) == 4
+
+
+def test_side_b_is_checked_against_the_memory_free_now_and_refused_with_the_figures():
+    """A switch may count what the running engine gives back; side B loads beside it and may not."""
+    from console.paths import ModelRoots
+    from console.preset_checks import PresetChecks
+    from presets.compat import Machine
+    from presets.schema import Preset
+    from presets.store import PresetCatalog
+    from telemetry.vram import VramSampler
+    from tests.scripted_nvml import ScriptedNvml
+
+    engine_pid = 4242  # side A's worker, holding 100,000 MiB of the card; 500 MiB are free
+    card = {"name": "H200", "used_mib": 142_500, "total_mib": 143_000, "util": 0, "processes": [(engine_pid, 100_000)]}
+    checks = PresetChecks(PresetCatalog(), ModelRoots(), VramSampler(nvml=ScriptedNvml([card])))
+    checks.__dict__["machine"] = Machine(gpu_count=1, turbomind=True, compute_capability=(9, 0))
+    smollm2 = Preset(cache_max_entry_count=0.4)  # the embedded model: 0.3 GiB of weights
+    assert checks.check(smollm2, "fp16.yaml", giving_back=engine_pid).ok
+    beside = checks.check(smollm2, "fp16.yaml", giving_back=None)
+    assert not beside.ok and "and 0.5 GiB is available" in beside.errors[0]
