@@ -3,7 +3,10 @@
 Run from the repository root: python3 <this file> turbomind|pytorch 16. Three layers loaded at once:
 in-proc (the pipeline here), child-proc (the same pipeline in a spawned process, timed there),
 worker (the console's LmdeployBackend). The 16-stream log came from the first version of the
-round loop (4 rounds of 16 at once); the 1-stream log from this one."""
+round loop (4 rounds of 16 at once); the 1-stream log from this one.
+
+It runs against the tree it was committed with (26e087b): `bench.chat_overhead.prompt_at` moved to
+`bench.stream_layers` later (e35fea2), so `git checkout 26e087b` first."""
 
 import asyncio
 import multiprocessing as mp
