@@ -130,14 +130,15 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
             if problem := message_problem(message):
                 raise ValueError(problem)
             params = _round_params(console, greedy, max_new_tokens, token_probabilities)
-            holder.round = pair.start_round(message, "", params, bool(blind))
+            round_ = pair.start_round(message, "", params, bool(blind))
             slot = console.chat_slots.take(who_is_asking(request))
         except (ValueError, TypeError, NoSideB, OverLimit) as exc:
             gr.Warning(str(exc))  # and said under the replies, for the page and the API alike
             yield *(gr.skip(),) * 4, f"**Not sent:** {exc}", *(gr.skip(),) * 3
             return
+        holder.round = round_  # only a round that streams: one never sent would hold the page's next
         with slot:
-            async for painted in pair.stream(holder.round):
+            async for painted in pair.stream(round_):
                 yield _paint(painted, shaded=bool(token_probabilities))
 
     def stop_round(holder):
