@@ -131,6 +131,9 @@ def build_tab(console: Console) -> list:
             box = ""  # emptied once, with the first paint; after that the box is the user's to type in
             async for painted in _stream(console, state, paint):
                 yield painted, box
+                # Gradio builds a Textbox for every gr.skip() (a paint's costliest output with hundreds
+                # streaming); the same "" instead, or Gradio's finished-output marker, clear what the
+                # user typed meanwhile (both tried in Chromium). Dropping it needs the box off this event.
                 box = gr.skip()
         if (refused := state.withdraw_refused()) is not None:  # back in the box, out of the history
             yield paint(state), refused
