@@ -61,10 +61,12 @@ KV_MODES = {
 _KV_NAMES = {mode.name.lower(): mode for mode in KvQuant} | {"fp8_e4m3": KvQuant.FP8}
 
 
-def _option(default, card: str, cli: str | None = None, config: bool = True, **bounds):
+def _option(default, card: str, cli: str | None = None, config: bool = True, pytorch_only: bool = False, **bounds):
     """An engine option: `card` labels it on the status card, `cli` is LMDeploy's command-line flag,
-    `config` says whether it is a field of LMDeploy's engine config classes."""
-    return Field(default, json_schema_extra={"card": card, "cli": cli, "config": config}, **bounds)
+    `config` says whether it is a field of LMDeploy's engine config classes, `pytorch_only` that only
+    `PytorchEngineConfig` has it (set, it steers `auto` to the PyTorch engine)."""
+    meta = {"card": card, "cli": cli, "config": config, "pytorch_only": pytorch_only}
+    return Field(default, json_schema_extra=meta, **bounds)
 
 
 class EngineOptions(BaseModel):
@@ -87,6 +89,10 @@ class EngineOptions(BaseModel):
     tp: int = _option(1, "tensor parallel", "--tp", ge=1, le=64)
     dtype: Literal["auto", "float16", "bfloat16"] = _option("auto", "dtype", "--dtype")
     enable_prefix_caching: bool = _option(False, "prefix caching", "--enable-prefix-caching")
+    # skip CUDA-graph capture: the PyTorch engine loads sooner and decodes slower
+    eager_mode: bool = _option(False, "eager mode", "--eager-mode", pytorch_only=True)
+    # a fixed number of KV blocks instead of cache_max_entry_count's share of the free memory
+    num_gpu_blocks: int | None = _option(None, "KV blocks", "--num-gpu-blocks", pytorch_only=True, ge=1)
     # an LMDeploy chat template name, overriding the model's own
     chat_template: str | None = _option(None, "chat template", "--chat-template", config=False)
     # LMDeploy's tool-call parser for the model's family (as `api_server --tool-call-parser`); None: tools go
@@ -126,6 +132,10 @@ class EngineOptions(BaseModel):
     @classmethod
     def option_meta(cls, name: str) -> dict:
         return cls.model_fields[name].json_schema_extra
+
+    def pytorch_only_set(self) -> list[str]:
+        """The options set that only the PyTorch engine takes."""
+        return [name for name in self.changed() if self.option_meta(name)["pytorch_only"]]
 
 
 def lmdeploy_only_options() -> tuple[str, ...]:

@@ -199,7 +199,7 @@ def _pytorch_blockers(preset: Preset, machine: Machine) -> list[str]:
 
 
 def _turbomind_blockers(preset: Preset, config: dict, quant: dict, is_awq: bool) -> list[str]:
-    reasons = []
+    reasons = [f"TurboMind has no {name} (a PyTorch engine option)" for name in preset.pytorch_only_set()]
     if not preset.kv_mode.turbomind:
         reasons.append(
             f"TurboMind in LMDeploy 0.18 does not take {preset.kv_mode.label} (quant_policy {int(preset.quant_policy)})"

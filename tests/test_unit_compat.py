@@ -178,3 +178,12 @@ def test_weights_that_cannot_fit_are_refused_with_the_figures(tmp_path):
     )
     assert check(Preset(tp=2), weights_of(tmp_path, 12), small).ok  # split over two cards: 6 GiB each
     assert check(Preset(model_format="fp8", engine="pytorch"), weights_of(tmp_path, 12), small).ok  # halved on load
+
+
+@pytest.mark.parametrize("option", [{"eager_mode": True}, {"num_gpu_blocks": 512}])
+def test_pytorch_engine_options_steer_auto_to_it_and_are_refused_on_turbomind(tmp_path, option):
+    folder = model(tmp_path)
+    auto = check(Preset(**option), folder, ONE_GPU_WITH_TURBOMIND)
+    assert auto.ok and auto.engine == "pytorch" and "a PyTorch engine option" in auto.notes[0]
+    turbomind = check(Preset(engine="turbomind", **option), folder, ONE_GPU_WITH_TURBOMIND)
+    assert f"TurboMind has no {next(iter(option))}" in turbomind.errors[0]

@@ -111,3 +111,9 @@ def test_only_the_options_set_reach_lmdeploy_as_plain_values():
     options = EngineOptions(engine="pytorch", quant_policy="turbo_quant", tool_parser="qwen")
     assert options.changed() == {"engine": "pytorch", "quant_policy": 42, "tool_parser": "qwen"}
     assert type(options.changed()["quant_policy"]) is int
+
+
+def test_eager_mode_and_a_fixed_kv_block_count_reach_the_pytorch_engine():
+    config = engine_config(EngineOptions(eager_mode=True, num_gpu_blocks=512), "pytorch")
+    assert (config.eager_mode, config.num_gpu_blocks) == (True, 512)
+    assert engine_config(EngineOptions(), "pytorch").eager_mode is False  # LMDeploy's default stays
