@@ -326,6 +326,11 @@ def test_compare_tab_puts_two_presets_side_by_side(page):
     screenshot(page, "compare.png")
 
 
+def test_without_a_gpu_the_first_screen_says_what_it_can_show_and_how_to_start(page):
+    note = page.locator("#no-gpu-note").inner_text()
+    assert "No GPU is usable here" in note and "cpu-int8-dynamic" in note and "Side by side" in note
+
+
 def test_side_by_side_answers_with_both_presets_and_names_them_after_a_blind_vote(page):
     page.get_by_role("tab", name="Side by side").click()
     page.locator("#pick-side-b input").click()

@@ -151,3 +151,23 @@ async def test_a_chat_that_waits_hears_its_place_in_line_then_is_answered(cpu_ba
     rest = [d async for d in second]
     assert told == Queued(1, "this CPU engine")
     assert any(isinstance(d, TextDelta) for d in rest)
+
+
+async def test_each_cpu_weights_mode_holds_its_weights_as_it_claims_and_still_answers():
+    """bf16 halves fp32; both int8 modes put the Linear layers in int8 (under half of fp32, the fp32
+    embedding kept); each loads and answers, greedy, with text of its own."""
+    from backends.cpu import CpuBackend
+
+    held, replies = {}, {}
+    for weights in ("fp32", "bf16", "int8-dynamic", "int8-weight-only"):
+        backend = CpuBackend(None, None, weights)
+        held[weights] = backend.info().details["weights_bytes"]
+        assert backend.info().engine == f"transformers (CPU, {weights})"
+        params = GenerationParams(temperature=0, max_new_tokens=12)
+        deltas = await deltas_of(backend, ChatRequest(ask("What is 2+3?"), params))
+        replies[weights] = "".join(d.text for d in deltas if isinstance(d, TextDelta))
+        await backend.close()
+    assert held["bf16"] == pytest.approx(held["fp32"] / 2, rel=0.01)
+    for int8 in ("int8-dynamic", "int8-weight-only"):
+        assert 0.3 * held["fp32"] < held[int8] < 0.5 * held["fp32"]
+    assert all(reply.strip() for reply in replies.values())

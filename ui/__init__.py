@@ -16,6 +16,12 @@ from .page_ticks import TickBudget
 from .vram_figures import compact_gauge
 
 TITLE = "LMDeploy Console"
+_WITHOUT_A_GPU = (
+    "**No GPU is usable here** ({reason}), so the LMDeploy presets (KV-cache quantization, AWQ, TurboMind, "
+    "tensor parallelism) cannot load. What this machine shows: the CPU presets, each changing one thing about "
+    "the embedded model. Open **Side by side**, load `cpu-int8-dynamic` as side B and ask both the same "
+    "question; or tick `cpu`, `cpu-bf16` and `cpu-int8-weight-only` on **Compare**."
+)
 
 
 def build(console: Console, warning: str | None = None) -> gr.Blocks:
@@ -24,6 +30,8 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         gr.Markdown(f"# {TITLE}")
         if warning:
             gr.Markdown(f"**Warning:** {warning}", elem_id="banner-warning")
+        if (no_gpu := console.checks.machine.no_gpu_reason) is not None:
+            gr.Markdown(_WITHOUT_A_GPU.format(reason=no_gpu), elem_id="no-gpu-note")
         header = gr.Markdown(engine_header(console.state()), elem_id="engine-header")
         gauge = gr.Markdown(compact_gauge(console.sampler.latest()), elem_id="compact-gauge")
         admin = AdminOnly(console)
