@@ -1,0 +1,32 @@
+"""Two LMDeploy presets loaded together on one GPU, each in its own worker, answering one message at once."""
+
+import pytest
+
+from backends import GenerationParams
+from console.core import Console
+from console.engine_state import NoEngine
+from console.side_by_side import SIDE_B_ROLE
+from presets.store import PresetCatalog
+from telemetry.vram import VramSampler
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.gpu
+
+
+async def test_two_presets_load_together_and_both_answer():
+    sampler = VramSampler(interval_s=0.5).start()
+    catalog = PresetCatalog(user_dir=ROOT / "bench" / "gpu_presets")
+    console = Console(NoEngine("not started"), "test", catalog=catalog, sampler=sampler)
+    try:
+        await console.switch_preset("pt-bf16")
+        await console.side_b.load("pt-kv8")
+        params = GenerationParams(temperature=0, max_new_tokens=24)
+        round_ = console.side_b.start_round("What is 2+3?", "", params, blind=False)
+        async for _ in console.side_b.stream(round_):
+            pass
+        assert all("5" in session.turns[-1].content for session in (round_.a, round_.b))
+        sample = sampler.sample()
+        held = {p.role: p.used_mib for gpu in sample.gpus for p in gpu.processes}
+        assert held["engine worker"] > 0 and held[SIDE_B_ROLE] > 0  # two workers, each holding its own
+    finally:
+        await console.close()
