@@ -22,6 +22,7 @@ from presets.store import PresetError
 from .admin_only import AdminOnly
 from .chat import who_is_asking
 from .downloads import download_folder
+from .errors import refused
 from .preset_lists import preset_dropdown
 
 SHARED_MACHINE = (
@@ -150,7 +151,7 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
     def vote(choice: str, holder):
         """Vote on this page's last blind round: left, right or tie; names the sides."""
         if choice not in CHOICES:
-            raise gr.Error(f"vote left, right or tie, not {choice!r}")
+            raise refused(f"vote left, right or tie, not {choice!r}")
         round_ = holder.round
         try:
             if round_ is None:
