@@ -349,8 +349,9 @@ def test_side_by_side_answers_with_both_presets_and_names_them_after_a_blind_vot
     assert titles == ["Left", "Right"]  # blind: not named before the vote
     page.locator("#vote-left").click()
     wait_for_text(page, "sbs-revealed", "your vote for", timeout=30_000)
-    named = page.locator("#sbs-left-title").inner_text() + page.locator("#sbs-right-title").inner_text()
-    assert "cpu-bf16" in named and "command line" in named  # side A: the engine the command line started
+    left, right = (page.locator(f"#sbs-{side}-title").inner_text().strip() for side in ("left", "right"))
+    assert left.startswith("Left: ") and right.startswith("Right: ")  # each named: side A is the running engine
+    assert "cpu-bf16" in (left + right)
     wait_for_text(page, "sbs-tally", "cpu-bf16")
     screenshot(page, "side-by-side.png")
     page.locator("#unload-side-b").click()
