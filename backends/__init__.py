@@ -33,7 +33,7 @@ from .base import (
     ToolCallPiece,
     Usage,
 )
-from .cpu_weights import CPU_WEIGHT_CHOICES, CpuWeights
+from .cpu_weights import CpuWeights
 from .lmdeploy_config import EngineOptions
 from .redact import hide_credentials
 
@@ -45,7 +45,6 @@ __all__ = [
     "BackendKind",
     "BackendSpec",
     "BackendUnavailable",
-    "CPU_WEIGHT_CHOICES",
     "CpuWeights",
     "ChatRequest",
     "Delta",

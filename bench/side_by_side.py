@@ -64,10 +64,10 @@ async def alone(catalog: PresetCatalog, name: str) -> Held:
 async def side_by_side(catalog: PresetCatalog, a: str, b: str, max_new_tokens: int):
     console = await Console.start_preset(a, catalog=catalog, sampler=VramSampler())
     try:
-        side_a = held(console, console.backend, console.last_switch.load_seconds)
+        load_a = console.last_switch.load_seconds
         load = await console.side_b.load(b)
         side_b = held(console, console.side_b.backend, load.load_seconds)
-        side_a = held(console, console.backend, side_a.load_s)  # again, now that B shares the card
+        side_a = held(console, console.backend, load_a)  # read once B shares the card
         params = GenerationParams(temperature=0.0, max_new_tokens=max_new_tokens)
         round_ = console.side_b.start_round(MESSAGE, "", params, blind=False)
         async for _ in console.side_b.stream(round_):

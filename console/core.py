@@ -330,7 +330,9 @@ class Console:
         loading it beside the running engine, which keeps its GPU memory."""
         return self.checks.check(preset, source, giving_back=None if beside_running else self._backend.pid)
 
-    def checked_spec(self, preset: Preset, source: str, beside_running: bool = False):
+    def checked_spec(
+        self, preset: Preset, source: str, beside_running: bool = False
+    ) -> tuple[BackendSpec, tuple[str, ...]]:
         """The spec to load for a preset as checked, with the check's notes; PresetError where it is refused."""
         return self.checks.spec(preset, source, giving_back=None if beside_running else self._backend.pid)
 

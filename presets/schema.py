@@ -45,7 +45,7 @@ class Preset(EngineOptions):
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     read_timeout_s: float | None = Field(None, ge=1, le=3600)  # remote: give up on a server silent this long
     proxy: bool = False  # remote: base_url is LMDeploy's proxy; the Fleet tab shows its nodes
-    cpu_weights: CpuWeights = "fp32"  # cpu: fp32, bf16, or int8 (torch's dynamic quantization of Linear layers)
+    cpu_weights: CpuWeights = "fp32"  # cpu: how the weights are held (see `backends.cpu_weights`)
     generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
 
     @model_validator(mode="after")
