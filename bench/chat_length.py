@@ -42,7 +42,7 @@ from openai import OpenAI
 
 from backends import GenerationParams
 from bench.cli import emit
-from bench.gradio_stream import GradioEndpoint, carries_reply_text, chat_knobs
+from bench.gradio_stream import PAGE_CHAT, GradioEndpoint, carries_reply_text, chat_knobs
 from telemetry.machine import describe_machine
 
 TARGET_RATIO = 1.3
@@ -79,7 +79,7 @@ class ConsoleChat:
     """One conversation with the running console, through `/chat` and `/regenerate`, as one page."""
 
     def __init__(self, url: str, pid: int, max_new_tokens: int):
-        self._chat, self._regenerate = GradioEndpoint(url, "chat"), GradioEndpoint(url, "regenerate")
+        self._chat, self._regenerate = GradioEndpoint(url, PAGE_CHAT), GradioEndpoint(url, "regenerate")
         self._session, self._pid = uuid.uuid4().hex, pid
         self._chat.open_page(self._session)
         self._params = GenerationParams(temperature=0.0, top_p=1.0, top_k=40, max_new_tokens=max_new_tokens)

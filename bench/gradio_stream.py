@@ -17,6 +17,10 @@ import httpx
 
 from backends import GenerationParams
 
+# The event the page's Send runs. `/chat` is the API's: the same handler, with the message box among
+# its outputs, where the page's event leaves the box to the user while the reply streams.
+PAGE_CHAT = "chat_from_page"
+
 
 class GradioEndpoint:
     """One named endpoint of a running Gradio app, called the way its web page calls it.

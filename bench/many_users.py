@@ -44,7 +44,7 @@ import httpx
 import psutil
 
 from bench.cli import emit
-from bench.gradio_stream import carries_reply_text, chat_knobs
+from bench.gradio_stream import PAGE_CHAT, carries_reply_text, chat_knobs
 from telemetry.machine import describe_machine
 
 QUESTION = "Question {index}: tell me about lighthouses."
@@ -78,7 +78,7 @@ class Page:
 def read_page(url: str) -> Page:
     config = httpx.get(f"{url.rstrip('/')}/config", timeout=60).json()
     dependencies = config["dependencies"]
-    chat = next(d for d in dependencies if d.get("api_name") == "chat")
+    chat = next(d for d in dependencies if d.get("api_name") == PAGE_CHAT)
     loads = [d["id"] for d in dependencies if any(trigger == "load" for _, trigger in d["targets"])]
     states = {c["id"] for c in config["components"] if c["type"] == "state"}
     active_timers = {

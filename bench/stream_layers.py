@@ -19,7 +19,7 @@ import yaml
 from openai import AsyncOpenAI
 
 from backends import GenerationParams
-from bench.gradio_stream import GradioEndpoint, carries_reply_text, chat_knobs
+from bench.gradio_stream import PAGE_CHAT, GradioEndpoint, carries_reply_text, chat_knobs
 
 PROMPTS = [
     "Write a long story about a lighthouse keeper.",
@@ -86,7 +86,7 @@ class GradioChatLayer:
         self.name = name
         log = log_dir / f"bench-{_slug(name)}.log"
         self._process, self.url = start_console(options, log, timeout_s=1200, root=root or ROOT, program=program)
-        self._endpoint = GradioEndpoint(self.url, "chat")
+        self._endpoint = GradioEndpoint(self.url, PAGE_CHAT)
         self._knobs = chat_knobs(params)
 
     async def run(self, prompts: list[str]) -> Batch:

@@ -153,7 +153,13 @@ def test_the_box_is_the_user_s_while_a_reply_streams(page):
     )
     box.fill("Next question: what is 7*6?")  # typed while the reply streams
     page.wait_for_timeout(1500)  # dozens of repaints
-    assert box.input_value() == "Next question: what is 7*6?"  # (sending it then: the app tier's test)
+    assert box.input_value() == "Next question: what is 7*6?"
+    box.press("Enter")  # sent too soon: refused while the reply streams, and back in the box
+    page.wait_for_function("() => document.body.innerText.includes('A reply is still streaming')", timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelector('#chat-input textarea').value === 'Next question: what is 7*6?'",
+        timeout=30_000,
+    )
     page.locator("#stop").click()
     page.wait_for_function(  # stopped, or ended at its limit under a slow machine's load
         "() => /stopped|· length/.test(document.querySelector('#chatbot').innerText)", timeout=120_000

@@ -128,13 +128,8 @@ def build_tab(console: Console) -> list:
             return
         with slot:
             state.turns.append(Turn("user", message))
-            box = ""  # emptied once, with the first paint; after that the box is the user's to type in
             async for painted in _stream(console, state, paint):
-                yield painted, box
-                # Gradio builds a Textbox for every gr.skip() (a paint's costliest output with hundreds
-                # streaming); the same "" instead, or Gradio's finished-output marker, clear what the
-                # user typed meanwhile (both tried in Chromium). Dropping it needs the box off this event.
-                box = gr.skip()
+                yield painted, ""  # the same "" each paint: nothing for Gradio to convert or send
         if (refused := state.withdraw_refused()) is not None:  # back in the box, out of the history
             yield paint(state), refused
 
@@ -193,18 +188,37 @@ def build_tab(console: Console) -> list:
             return chatbot_messages(state), state, *_knob_values(state), gr.skip()
         return chatbot_messages(imported), imported, *_knob_values(imported), True
 
-    # trigger_mode "multiple": Enter while a reply streams reaches `chat`, which says why it waits,
-    # instead of being swallowed by the page without a word
-    gr.on(
-        [message.submit, send.click],
-        chat,
-        [message, *knobs, session],
-        [chatbot, message],  # not the session: it changes in place, and a State output costs every paint
-        api_name="chat",
+    # The second output is what `chat` did not take ("" when it took the message). Not the session:
+    # it changes in place, and a State output costs every paint.
+    streaming = dict(
         concurrency_limit=None,
+        # Enter while a reply streams reaches `chat`, which says why it waits, instead of being
+        # swallowed by the page without a word
         trigger_mode="multiple",
         postprocess=False,  # ChatPainter gives the Chatbot's value as Gradio sends it
     )
+    gr.on([], chat, [message, *knobs, session], [chatbot, message], api_name="chat", **streaming)
+    # The page's own send keeps the box out of the stream's outputs, so that the box stays the user's
+    # to type in while the reply streams: the page empties it as it sends (no server round trip) and
+    # puts back, after the stream, a message `chat` did not take. Every paint leaving the box alone
+    # with gr.skip() made Gradio build a Textbox (the costliest output with hundreds streaming);
+    # painting it "" instead wiped what the user had typed meanwhile (tried in Chromium).
+    on_its_way, not_taken = gr.Textbox(visible=False), gr.Textbox(visible=False)
+    gr.on(
+        [message.submit, send.click],
+        None,
+        message,
+        [on_its_way, message],
+        js="(typed) => [typed, '']",
+        trigger_mode="multiple",
+    ).then(
+        chat,
+        [on_its_way, *knobs, session],
+        [chatbot, not_taken],
+        api_name="chat_from_page",
+        api_visibility="private",
+        **streaming,
+    ).then(None, [not_taken, message], message, js=BACK_IN_THE_BOX, trigger_mode="multiple")
     regenerate.click(
         regenerate_last,
         [*knobs, session],
@@ -249,6 +263,9 @@ def _slider(name: str, defaults: GenerationParams) -> gr.Slider:
         elem_id=name.replace("_", "-"),
     )
 
+
+# A message `chat` did not take goes back in the box, before whatever the user typed since.
+BACK_IN_THE_BOX = "(not_taken, typed) => not_taken ? (typed ? not_taken + '\\n' + typed : not_taken) : typed"
 
 # What `/chat` and `/regenerate` take after the message: the system prompt, each knob GenerationParams
 # declares (in its order), then these; gradio_client shows them by these names.
