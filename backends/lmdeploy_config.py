@@ -126,8 +126,9 @@ class EngineOptions(BaseModel):
         return KV_MODES[self.quant_policy]
 
     def changed(self) -> dict:
-        """The options that differ from LMDeploy's defaults, in declaration order, as plain values."""
-        return self.model_dump(mode="json", exclude_defaults=True)
+        """The options that differ from LMDeploy's defaults, in declaration order, as plain values (the
+        engine options alone: a subclass's own fields, such as a preset's description, are none)."""
+        return self.model_dump(mode="json", exclude_defaults=True, include=set(EngineOptions.model_fields))
 
     @classmethod
     def option_meta(cls, name: str) -> dict:

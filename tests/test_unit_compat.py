@@ -183,7 +183,8 @@ def test_weights_that_cannot_fit_are_refused_with_the_figures(tmp_path):
 @pytest.mark.parametrize("option", [{"eager_mode": True}, {"num_gpu_blocks": 512}])
 def test_pytorch_engine_options_steer_auto_to_it_and_are_refused_on_turbomind(tmp_path, option):
     folder = model(tmp_path)
-    auto = check(Preset(**option), folder, ONE_GPU_WITH_TURBOMIND)
+    described = {"description": "a preset as a file gives it", **option}  # a field of the preset, not an option
+    auto = check(Preset(**described), folder, ONE_GPU_WITH_TURBOMIND)
     assert auto.ok and auto.engine == "pytorch" and "a PyTorch engine option" in auto.notes[0]
-    turbomind = check(Preset(engine="turbomind", **option), folder, ONE_GPU_WITH_TURBOMIND)
+    turbomind = check(Preset(engine="turbomind", **described), folder, ONE_GPU_WITH_TURBOMIND)
     assert f"TurboMind has no {next(iter(option))}" in turbomind.errors[0]
