@@ -68,7 +68,8 @@ class Page:
     url: str
     chat_fn: int
     chat_inputs: list[int]
-    load_fns: list[int]
+    # the page-load events, each with the values a fresh page sends them (its inputs' first values)
+    loads: list[tuple[int, list]]
     state_ids: set[int]
     # the timers ticking on the Chat tab: (event, seconds between ticks, inputs, where among the event's
     # outputs the timer itself is: a tick may set the next interval, as the console's header tick does)
@@ -79,8 +80,13 @@ def read_page(url: str) -> Page:
     config = httpx.get(f"{url.rstrip('/')}/config", timeout=60).json()
     dependencies = config["dependencies"]
     chat = next(d for d in dependencies if d.get("api_name") == PAGE_CHAT)
-    loads = [d["id"] for d in dependencies if any(trigger == "load" for _, trigger in d["targets"])]
     states = {c["id"] for c in config["components"] if c["type"] == "state"}
+    first_values = {c["id"]: (c.get("props") or {}).get("value") for c in config["components"]}
+    loads = [
+        (d["id"], [None if i in states else first_values.get(i) for i in d["inputs"]])
+        for d in dependencies
+        if any(trigger == "load" for _, trigger in d["targets"])
+    ]
     active_timers = {
         c["id"]: c["props"]["value"] for c in config["components"] if c["type"] == "timer" and c["props"].get("active")
     }
@@ -167,11 +173,17 @@ class PageSession:
 
 
 async def _open_page(http: httpx.AsyncClient, page: Page) -> PageSession:
-    """The page's load events, as a browser runs them when it opens the page."""
     session = PageSession(http, page)
-    for fn in page.load_fns:
-        await session.run(fn, [])
+    await run_load_events(session)
     return session
+
+
+async def run_load_events(session: PageSession) -> None:
+    """The page's load events, as a browser runs them when it opens the page."""
+    for fn, values in session.page.loads:
+        completed = await session.run(fn, values)
+        if not completed.get("success"):
+            raise ValueError(f"the page's load event {fn} failed: {(completed.get('output') or {}).get('error')}")
 
 
 async def _tick(session: PageSession, fn: int, every_s: float, inputs: int, timer_output: int | None) -> None:

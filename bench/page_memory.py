@@ -25,7 +25,7 @@ import httpx
 import psutil
 
 from bench.cli import emit
-from bench.many_users import PageSession, read_page
+from bench.many_users import PageSession, read_page, run_load_events
 from telemetry.machine import describe_machine
 
 AT_ONCE = 250
@@ -40,8 +40,7 @@ async def _open_pages(url: str, count: int, http: httpx.AsyncClient) -> list:
         beat = await http.send(http.build_request("GET", f"{url}gradio_api/heartbeat/{session.session}"), stream=True)
         lines = beat.aiter_lines()  # held with the stream: dropped, it would close the stream
         await anext(lines)
-        for fn in page.load_fns:
-            await session.run(fn, [])
+        await run_load_events(session)
         return beat, lines
 
     return await asyncio.gather(*(one() for _ in range(count)))

@@ -12,6 +12,7 @@ from .closed_pages import let_go_of_closed_pages
 from .downloads import GRADIO_DELETE_CACHE
 from .header import engine_header
 from .job_view import job_banner, switch_banner
+from .lean_sessions import start_sessions_without_config_copies
 from .page_ticks import TickBudget
 from .vram_figures import compact_gauge
 
@@ -113,6 +114,7 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
             api_visibility="private",
         )
         let_go_of_closed_pages(demo)
+        start_sessions_without_config_copies()
         demo.load(engine_views, outputs=engine_outputs, api_visibility="private")
         demo.load(tools_engine_changed, outputs=tools_outputs, api_visibility="private")
     return demo
