@@ -19,6 +19,7 @@ from console.transcript import TranscriptError, export_chat, import_chat
 from .downloads import download_folder
 from .preset_knobs import PresetKnobs
 from .render import chatbot_messages, display_text, format_stop_words, parse_stop_words
+from .unread import UnreadPaints
 
 
 class ChatPainter:
@@ -128,7 +129,7 @@ def build_tab(console: Console) -> list:
             return
         with slot:
             state.turns.append(Turn("user", message))
-            async for painted in _stream(console, state, paint):
+            async for painted in _stream(console, state, paint, request):
                 yield painted, ""  # the same "" each paint: nothing for Gradio to convert or send
         if (refused := state.withdraw_refused()) is not None:  # back in the box, out of the history
             yield paint(state), refused
@@ -158,7 +159,7 @@ def build_tab(console: Console) -> list:
         with slot:
             if state.turns[-1].role == "assistant":
                 state.turns.pop()
-            async for painted in _stream(console, state, paint):
+            async for painted in _stream(console, state, paint, request):
                 yield painted
 
     def stop_streaming(state):
@@ -242,10 +243,14 @@ def build_tab(console: Console) -> list:
     return follower
 
 
-async def _stream(console: Console, state: ChatSession, painter: ChatPainter):
-    """Chatbot values to paint while the reply streams; warns once if the reply failed."""
+async def _stream(console: Console, state: ChatSession, painter: ChatPainter, request: gr.Request | None):
+    """Chatbot values to paint while the reply streams; warns once if the reply failed. A reply that
+    nobody reads (its client never opened the event stream) is stopped, as Stop would."""
     paint = painter.for_reply()
+    unread = UnreadPaints.of_session(request.session_hash if request else None)
     async for painted in console.stream_reply(state):
+        if unread.nobody_reads():
+            state.stop_reply()
         yield paint(painted)
     error = state.turns[-1].stats.error
     if error:
