@@ -44,6 +44,7 @@ def serve(demo, login_hours: float | None = None, **launch_options) -> None:
     from starlette.middleware import Middleware
 
     from ui.login_page import LOGIN_KEPT_H, ApiInfoOnlyAfterLogin, LoginThrottle
+    from ui.request_text import LoneSurrogatesRepaired
 
     lighten_gradio_bookkeeping()
     demo.queue(
@@ -65,6 +66,7 @@ def serve(demo, login_hours: float | None = None, **launch_options) -> None:
             "middleware": [
                 Middleware(LoginThrottle, login_kept_s=(login_hours or LOGIN_KEPT_H) * 3600),
                 Middleware(ApiInfoOnlyAfterLogin),
+                Middleware(LoneSurrogatesRepaired),
             ]
         },
         **launch_options,

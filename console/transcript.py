@@ -38,6 +38,8 @@ def export_chat(session: ChatSession, produced_by: BackendInfo, preset: str | No
 
 def import_chat(raw: bytes | str) -> ChatSession:
     """Parse an exported chat; raises TranscriptError naming the first problem found."""
+    if not isinstance(raw, bytes | str):
+        raise TranscriptError("no file came with the import")
     if len(raw) > MAX_IMPORT_BYTES:
         raise TranscriptError(f"the file is {len(raw):,} bytes; chats up to {MAX_IMPORT_BYTES:,} bytes can be imported")
     try:

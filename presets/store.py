@@ -30,6 +30,8 @@ class PresetExists(PresetError):
 
 def parse_preset(text: str, source: str) -> Preset:
     """Validate YAML text as a preset; `source` names it in errors."""
+    if not isinstance(text, str):  # what a client sent where the page's editor sends text
+        raise PresetError(f"{source}: a preset is YAML text, not {type(text).__name__}")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

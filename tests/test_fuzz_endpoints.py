@@ -227,3 +227,77 @@ def test_every_argument_of_every_endpoint_takes_any_json_and_answers_with_a_reas
 def test_every_endpoint_called_without_its_arguments_answers_with_a_reason(app_url, endpoints):
     bare = [name for name in sorted(endpoints) if name not in ACTING and is_bare(*call_raw(app_url, name, []))]
     assert not bare, bare
+
+
+# the page's own events that change the engine, a saved preset, the fleet or run a tool loop whatever the
+# arguments: each has its own tests, and the /api twin of each is fuzzed above
+PAGE_ACTING = {
+    "switch_to", "go_back", "restart_clicked", "save_yaml", "switch_side_a", "run_clicked", "continue_clicked",
+    "add_clicked", "remove_clicked", "terminate_clicked", "switch_clicked", "pin_clicked",
+}  # fmt: skip
+
+
+def run_page_event(app_url: str, fn_index: int, data: list) -> dict:
+    """One event as the page sends it (Gradio's queue: join, then the session's event stream), with JSON
+    written by hand; returns its completion message."""
+    import uuid
+
+    import httpx
+
+    session = uuid.uuid4().hex
+    join = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
+    body = json.dumps(join)  # allow_nan: NaN and Infinity as JavaScript writes them
+    joined = httpx.post(
+        f"{app_url}gradio_api/queue/join", content=body, headers={"Content-Type": "application/json"}, timeout=60
+    )
+    if joined.status_code != 200:  # refused before it was queued: Gradio says why in the body
+        return {"success": False, "output": {"error": joined.text}}
+    with httpx.stream("GET", f"{app_url}gradio_api/queue/data?session_hash={session}", timeout=120) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:") and (message := json.loads(line[5:])).get("msg") == "process_completed":
+                return message
+    raise AssertionError(f"event {fn_index}: the stream ended before the event completed")
+
+
+# Gradio's own refusals of a value its component cannot take, which name the input
+GRADIO_REFUSES = ("Could not preprocess input component", "1 validation error for FileData")
+
+
+def unexplained(completed: dict) -> bool:
+    """An exception the console did not catch: Gradio passes on its text (show_error), which is no reason.
+    A refusal the console means carries a title (gr.Error); a success may carry a warning."""
+    output = completed.get("output") or {}
+    if completed.get("success") or "title" in output:
+        return False
+    return not str(output.get("error") or "").startswith(GRADIO_REFUSES)
+
+
+def test_every_input_of_the_page_s_own_events_takes_any_json_and_answers_with_a_reason(app_url):
+    import httpx
+
+    config = httpx.get(f"{app_url}config", timeout=30).json()
+    kinds = {c["id"]: c["type"] for c in config["components"]}
+    first_values = {c["id"]: (c.get("props") or {}).get("value") for c in config["components"]}
+    for c in config["components"]:  # a chat the fuzzing lets through answers in one token
+        if (c.get("props") or {}).get("elem_id") == "max-new-tokens":
+            first_values[c["id"]] = 1
+    events = [
+        d
+        for d in config["dependencies"]
+        if d.get("backend_fn") and d.get("api_visibility") == "private" and d.get("api_name") not in PAGE_ACTING
+    ]
+    bare, fuzzed = [], 0
+    for event in events:
+        sane = [None if kinds.get(i) == "state" else first_values.get(i) for i in event["inputs"]]
+        for index, component in enumerate(event["inputs"]):
+            if kinds.get(component) == "state":  # held by the server, never sent by a page
+                continue
+            for value in WRONG_JSON:
+                data = [*sane[:index], value, *sane[index + 1 :]]
+                completed = run_page_event(app_url, event["id"], data)
+                fuzzed += 1
+                if unexplained(completed):
+                    error = (completed.get("output") or {}).get("error")
+                    bare.append(f"{event['api_name']} input {index} ({kinds.get(component)})={value!r}: {error}")
+    assert fuzzed > 100  # the page's chat, import, presets, tools and fleet events were reached
+    assert not bare, bare

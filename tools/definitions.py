@@ -40,6 +40,8 @@ def parse_tools(text: str) -> ToolDefinitions:
 
 
 def _parse(text: str) -> ToolDefinitions:
+    if not isinstance(text, str | None):  # what a client sent where the page's editor sends text
+        raise ToolDefinitionError(f"the tools are JSON text, not {type(text).__name__}")
     try:
         tools = json.loads(text or "[]")
     except json.JSONDecodeError as exc:

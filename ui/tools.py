@@ -86,7 +86,10 @@ def build_tab(console: Console) -> tuple:
         python = gr.Code(language="python", label="the first round with the openai client")
 
     def load_scenario(name):
-        chosen = SCENARIOS[name]
+        chosen = SCENARIOS.get(name) if isinstance(name, str) else None
+        if chosen is None:  # the name is not shown back: it came from a client, not from the list
+            gr.Warning(f"No such scenario: pick one of {', '.join(SCENARIOS)}.")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return (
             json.dumps(chosen.tools, indent=2),
             json.dumps(chosen.mock_results, indent=2),
