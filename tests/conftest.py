@@ -50,6 +50,16 @@ def pytest_sessionfinish(session, exitstatus):
         reporter.write_line("the gpu tier ran no test: every one was skipped", red=True)
 
 
+class Clock:
+    """A clock the test sets (`clock.now = ...`), for what takes a `clock` callable."""
+
+    def __init__(self, now: float = 0.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,18 +1,11 @@
 """Failed log-ins slow down per user and per address; a success clears the count."""
 
+from tests.conftest import Clock
 from ui.login_page import FREE_TRIES, LONGEST_WAIT_S, LoginThrottle
 
 
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
-
 def test_waits_grow_past_the_free_tries_per_user_and_per_address():
-    clock = Clock()
+    clock = Clock(100.0)
     throttle = LoginThrottle(app=None, clock=clock)
     bob_here = ["user:bob", "addr:10.0.0.1"]
     for _ in range(FREE_TRIES):

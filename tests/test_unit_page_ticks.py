@@ -1,14 +1,7 @@
 """The header tick's shared budget: a room of pages ticks slower, a lone page at its shortest interval."""
 
+from tests.conftest import Clock
 from ui.page_ticks import TickBudget
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_lone_page_ticks_at_the_shortest_interval():

@@ -1,14 +1,7 @@
 """A streaming event's paints: read as they come, or piling up with nobody reading."""
 
+from tests.conftest import Clock
 from ui.unread import UnreadPaints
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_paints_read_as_they_come_never_count_as_unread():
