@@ -36,7 +36,7 @@ class GradioEndpoint:
         config = self._http.get(f"{self._url}/config").json()
         self._dependencies = config["dependencies"]
         self._types = {c["id"]: c["type"] for c in config["components"]}
-        self._fn_index = next(d["id"] for d in self._dependencies if d.get("api_name") == api_name.lstrip("/"))
+        self.fn_index = next(d["id"] for d in self._dependencies if d.get("api_name") == api_name.lstrip("/"))
 
     def open_page(self, session: str) -> None:
         """Run the app's page-load events for `session`, as a browser does when it opens the page.
@@ -46,24 +46,34 @@ class GradioEndpoint:
         """
         for dependency in self._dependencies:
             if any(trigger == "load" for _, trigger in dependency["targets"]):
-                for _ in self._events(dependency["id"], [], session):
+                for _ in self.events(dependency["id"], [], session):
                     pass
 
     def stream(self, *args, session: str | None = None) -> Iterator[tuple[float, dict]]:
         """Yield (seconds since the call, message) for every generating/completed message."""
-        return self._events(self._fn_index, args, session or uuid.uuid4().hex)
+        return self.events(self.fn_index, args, session or uuid.uuid4().hex)
 
-    def _events(self, fn_index: int, args, session: str) -> Iterator[tuple[float, dict]]:
+    def events(self, fn_index: int, args, session: str) -> Iterator[tuple[float, dict]]:
+        """The same for any event of the app; `args` are its inputs' values but the State ones (the server
+        holds those)."""
+        started = time.perf_counter()
+        self.join(fn_index, args, session)
+        yield from self.read(session, started)
+
+    def join(self, fn_index: int, args, session: str) -> None:
+        """Queue the event for `session`, as the page does before it reads the session's event stream."""
         inputs = next(d["inputs"] for d in self._dependencies if d["id"] == fn_index)
         values = iter(args)
         data = [None if self._types[i] == "state" else next(values) for i in inputs]
-        started = time.perf_counter()
         join = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
         self._http.post(  # as the page's JSON.stringify writes it: ASCII, a lone surrogate escaped
             f"{self._url}/gradio_api/queue/join",
             content=json.dumps(join),
             headers={"Content-Type": "application/json"},
         ).raise_for_status()
+
+    def read(self, session: str, started: float) -> Iterator[tuple[float, dict]]:
+        """The session's event stream up to the completion of its event."""
         with self._http.stream("GET", f"{self._url}/gradio_api/queue/data?session_hash={session}") as sse:
             for line in sse.iter_lines():
                 if not line.startswith("data:"):

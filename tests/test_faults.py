@@ -217,9 +217,7 @@ def test_a_chat_whose_client_never_reads_its_stream_is_stopped(tmp_path):
     must leave the engine instead of running to its end (here 4,000 tokens at 20 a second: 200 s)."""
     import uuid
 
-    import httpx
-
-    from bench.gradio_stream import chat_knobs
+    from bench.gradio_stream import GradioEndpoint, chat_knobs
     from tests.conftest import start_console, start_paced_server
 
     server, base_url = start_paced_server(tmp_path / "server.log", "--tokens-per-s", "20")
@@ -227,22 +225,13 @@ def test_a_chat_whose_client_never_reads_its_stream_is_stopped(tmp_path):
         ["--backend", "remote", "--base-url", base_url], tmp_path / "app.log", env={"LMDEPLOY_CONSOLE_UNREAD_S": "2"}
     )
     try:
-        config = httpx.get(f"{url}config", timeout=30).json()
-        chat = next(d for d in config["dependencies"] if d.get("api_name") == "chat")
-        session = uuid.uuid4().hex
-        values = iter(("Tell me everything.", *chat_knobs(GenerationParams(max_new_tokens=4000))))
-        states = {c["id"] for c in config["components"] if c["type"] == "state"}
-        data = [None if i in states else next(values) for i in chat["inputs"]]
-        join = {"data": data, "fn_index": chat["id"], "session_hash": session, "event_data": None, "trigger_id": None}
-        httpx.post(f"{url}gradio_api/queue/join", json=join, timeout=30).raise_for_status()
+        endpoint, session = GradioEndpoint(url, "chat"), uuid.uuid4().hex
+        knobs = chat_knobs(GenerationParams(max_new_tokens=4000))
+        endpoint.join(endpoint.fn_index, ("Tell me everything.", *knobs), session)
+        started = time.perf_counter()
         time.sleep(8)  # the client is gone: nothing reads the paints
         # what the stream holds now, read late: the chat ended as stopped, long before its 200 s
-        with httpx.stream("GET", f"{url}gradio_api/queue/data?session_hash={session}", timeout=30) as stream:
-            completed = next(
-                message
-                for line in stream.iter_lines()
-                if line.startswith("data:") and (message := json.loads(line[5:])).get("msg") == "process_completed"
-            )
+        *_, (_, completed) = endpoint.read(session, started)
         reply = json.dumps(completed["output"])
         assert "stopped" in reply and reply.count("word") < 1000, reply[-400:]
     finally:

@@ -237,28 +237,6 @@ PAGE_ACTING = {
 }  # fmt: skip
 
 
-def run_page_event(app_url: str, fn_index: int, data: list) -> dict:
-    """One event as the page sends it (Gradio's queue: join, then the session's event stream), with JSON
-    written by hand; returns its completion message."""
-    import uuid
-
-    import httpx
-
-    session = uuid.uuid4().hex
-    join = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
-    body = json.dumps(join)  # allow_nan: NaN and Infinity as JavaScript writes them
-    joined = httpx.post(
-        f"{app_url}gradio_api/queue/join", content=body, headers={"Content-Type": "application/json"}, timeout=60
-    )
-    if joined.status_code != 200:  # refused before it was queued: Gradio says why in the body
-        return {"success": False, "output": {"error": joined.text}}
-    with httpx.stream("GET", f"{app_url}gradio_api/queue/data?session_hash={session}", timeout=120) as stream:
-        for line in stream.iter_lines():
-            if line.startswith("data:") and (message := json.loads(line[5:])).get("msg") == "process_completed":
-                return message
-    raise AssertionError(f"event {fn_index}: the stream ended before the event completed")
-
-
 # Gradio's own refusals of a value its component cannot take, which name the input
 GRADIO_REFUSES = ("Could not preprocess input component", "1 validation error for FileData")
 
@@ -273,8 +251,13 @@ def unexplained(completed: dict) -> bool:
 
 
 def test_every_input_of_the_page_s_own_events_takes_any_json_and_answers_with_a_reason(app_url):
+    import uuid
+
     import httpx
 
+    from bench.gradio_stream import GradioEndpoint
+
+    endpoint = GradioEndpoint(app_url, "chat")  # any of its events, as the page sends them
     config = httpx.get(f"{app_url}config", timeout=30).json()
     kinds = {c["id"]: c["type"] for c in config["components"]}
     first_values = {c["id"]: (c.get("props") or {}).get("value") for c in config["components"]}
@@ -288,13 +271,12 @@ def test_every_input_of_the_page_s_own_events_takes_any_json_and_answers_with_a_
     ]
     bare, fuzzed = [], 0
     for event in events:
-        sane = [None if kinds.get(i) == "state" else first_values.get(i) for i in event["inputs"]]
-        for index, component in enumerate(event["inputs"]):
-            if kinds.get(component) == "state":  # held by the server, never sent by a page
-                continue
+        sent = [i for i in event["inputs"] if kinds.get(i) != "state"]  # a State is held by the server
+        sane = [first_values.get(i) for i in sent]
+        for index, component in enumerate(sent):
             for value in WRONG_JSON:
                 data = [*sane[:index], value, *sane[index + 1 :]]
-                completed = run_page_event(app_url, event["id"], data)
+                *_, (_, completed) = endpoint.events(event["id"], data, uuid.uuid4().hex)
                 fuzzed += 1
                 if unexplained(completed):
                     error = (completed.get("output") or {}).get("error")
