@@ -44,9 +44,11 @@ def serve(demo, login_hours: float | None = None, **launch_options) -> None:
     from starlette.middleware import Middleware
 
     from ui.login_page import LOGIN_KEPT_H, ApiInfoOnlyAfterLogin, LoginThrottle
+    from ui.queue_routes import queue_routes_first
     from ui.request_text import LoneSurrogatesRepaired
 
     lighten_gradio_bookkeeping()
+    blocks_thread = not launch_options.pop("prevent_thread_lock", False)
     demo.queue(
         max_size=EVENTS_AT_ONCE,
         default_concurrency_limit=8,
@@ -69,8 +71,12 @@ def serve(demo, login_hours: float | None = None, **launch_options) -> None:
                 Middleware(LoneSurrogatesRepaired),
             ]
         },
+        prevent_thread_lock=True,
         **launch_options,
     )
+    queue_routes_first(demo.server_app)
+    if blocks_thread:
+        demo.block_thread()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

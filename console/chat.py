@@ -64,8 +64,10 @@ def repaired_text(text):
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def message_problem(text: str | None) -> str | None:
-    """Why a message will not be sent, or None."""
+def message_problem(text) -> str | None:
+    """Why a message will not be sent, or None. An API call can send anything where the page sends text."""
+    if text is not None and not isinstance(text, str):
+        return f"A message is text; this one is {type(text).__name__}. Send it as a string."
     if not text or not text.strip():
         return "Type a message first: empty messages are not sent."
     if len(text) > MAX_MESSAGE_CHARS:

@@ -197,6 +197,10 @@ def build_tab(console: Console) -> list:
         # swallowed by the page without a word
         trigger_mode="multiple",
         postprocess=False,  # ChatPainter gives the Chatbot's value as Gradio sends it
+        # Gradio hands each input's preprocessing to a worker thread and back (a dozen hand-offs a chat,
+        # 13% of the console's CPU with 256 chats starting at once, profiled): `chat` checks its inputs
+        # itself, as an API call may send anything
+        preprocess=False,
     )
     gr.on([], chat, [message, *knobs, session], [chatbot, message], api_name="chat", **streaming)
     # The page's own send keeps the box out of the stream's outputs, so that the box stays the user's
@@ -227,6 +231,7 @@ def build_tab(console: Console) -> list:
         api_name="regenerate",
         concurrency_limit=None,
         postprocess=False,
+        preprocess=False,
     )
     # Not Gradio's `cancels`: its cancel runs as an event of its own, and a paint still in flight
     # from the cancelled stream could land after Stop's repaint (seen in the browser tier). The
@@ -303,6 +308,8 @@ def _apply_knobs(console: Console, state: ChatSession, system_prompt, *values) -
     """Take the knobs (the sliders' values, then seed, stop words and token probabilities) into the
     session; a value out of range is refused with what to change."""
     *sliders, seed, stop_words, token_probabilities = values
+    if not all(text is None or isinstance(text, str) for text in (system_prompt, stop_words)):
+        return "the system prompt and the stop words are text (send strings)"
     try:
         params = GenerationParams.from_form(
             dict(zip(SAMPLING_RANGES, sliders, strict=True)),
