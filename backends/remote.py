@@ -209,7 +209,8 @@ class RemoteBackend(Backend):
 
     async def scheduler_metrics(self) -> SchedulerMetrics:
         """From the server's Prometheus `/metrics` (api_server 0.18 serves them unless started with
-        `--disable-metrics`); BackendError where the server has no such page."""
+        `--disable-metrics`); BackendError where the server has no such page. api_server 0.18 refreshes
+        its scheduler gauges (running, waiting, cache usage) every 10 s: a reading may be that old."""
         response = await self._beside_v1("GET", "/metrics", "the server exposes no metrics there")
         return scheduler_from_series(lmdeploy_series(response.text))
 

@@ -1,8 +1,10 @@
 """The remote backend against a real `lmdeploy serve api_server` on the GPU."""
 
+import asyncio
 import dataclasses
 import json
 import sys
+import time
 
 import pytest
 
@@ -54,16 +56,28 @@ async def test_chat_through_the_api_server(remote):
 
 
 async def test_metrics_give_the_kv_cache_usage(remote):
-    """The api_server's /metrics while a reply streams: a request running, some of the cache in use
-    (read a few times over the reply: the server refreshes its gauges as its scheduler steps)."""
+    """The api_server's /metrics while replies stream: a request running, some of the cache in use.
+    api_server refreshes these gauges every 10 s (LMDeploy 0.18), and one reply of SmolLM2 on an H200
+    ends within a second, so replies are sent back to back until a reading shows them (30 s at most)."""
     request = ChatRequest(
         [{"role": "user", "content": "Count from 1 to 200."}], GenerationParams(temperature=0, max_new_tokens=400)
     )
-    readings = []
-    async for delta in remote.stream_chat(request):
-        if isinstance(delta, TextDelta) and len(readings) < 20:
-            readings.append(await remote.scheduler_metrics())
-    assert any(m.running and m.cache_usage and 0 < m.cache_usage <= 1 for m in readings), readings[-1].series
+
+    async def replies_back_to_back():
+        while True:
+            async for _ in remote.stream_chat(request):
+                pass
+
+    senders = [asyncio.create_task(replies_back_to_back()) for _ in range(4)]
+    try:
+        deadline = time.monotonic() + 30
+        while not (reading := await remote.scheduler_metrics()).running and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+    finally:
+        for sender in senders:
+            sender.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
+    assert reading.running and reading.cache_usage and 0 < reading.cache_usage <= 1, reading.series
 
 
 async def test_perplexity_through_get_ppl(remote, cpu_backend):
