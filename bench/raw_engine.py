@@ -169,7 +169,7 @@ def run(args) -> str:
     for result in export["results"]:
         if result["preset"] not in wanted:
             continue
-        preset, verdict, _ = console.vet_preset(result["preset"])
+        preset, verdict, _ = console.checks.vet(result["preset"])
         spec = preset.to_spec()
         load = dict(settings["load"], prompt_words=result["load"]["prompt_words"]) if result.get("load") else None
         model = result["model"]

@@ -179,7 +179,7 @@ def _vetted(console: Console, settings: CompareSettings) -> dict[str, Preset]:
     presets, problems = {}, []
     for name in settings.presets:
         try:
-            preset, verdict, session_len = console.vet_preset(name)
+            preset, verdict, session_len = console.checks.vet(name)
         except PresetError as exc:
             problems.append(str(exc))
             continue

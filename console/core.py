@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 from backends import (
@@ -17,15 +17,12 @@ from backends import (
     create_backend,
     kind_of,
 )
-from presets import compat
 from presets.schema import Preset
 from presets.store import PresetCatalog, PresetError
 from telemetry.vram import VramSampler
 
 from .access import AccessPolicy, ChatSlots
-from .chat import ChatSession, RepaintPacer, ReplyStats, Turn, stream_reply
 from .engine_state import (
-    EngineBusy,
     EngineSnapshot,
     EngineState,
     NoEngine,
@@ -37,6 +34,7 @@ from .fleet import FleetControl
 from .jobs import Job, JobSlot, JobWork
 from .paths import ModelRoots
 from .preset_checks import PresetChecks
+from .replies import Replies
 from .reproduce import reproduce
 from .side_by_side import SideBySide
 
@@ -67,19 +65,18 @@ class Console:
         self.catalog = catalog or PresetCatalog()
         self.sampler = sampler or VramSampler()
         self.model_roots = model_roots or ModelRoots()
-        self.checks = PresetChecks(self.catalog, self.model_roots, self.sampler)
+        self.checks = PresetChecks(self.catalog, self.model_roots, self.sampler, lambda: self._backend.pid)
         self.last_switch: SwitchReport | None = None
-        self.pacer = RepaintPacer()
         self.access = access or AccessPolicy()
         self.chat_slots = ChatSlots(self.access.limits.chats_at_once)
-        self._queue_read: tuple[float, asyncio.Future] | None = None  # the scheduler read that waiting chats share
         self.jobs = JobSlot()
         self.fleet = FleetControl(self)  # the running proxy's nodes, for the Fleet tab
         self._switch_lock = asyncio.Lock()
         self.switching: SwitchProgress | None = None  # a switch or restart under way, for every page to show
         self.last_load_stages: tuple[tuple[str, float], ...] = ()  # the last load's stages, in seconds
-        self._switch_ended = asyncio.Event()
-        self._switch_ended.set()
+        self.switch_ended = asyncio.Event()  # set but while a switch or restart is under way
+        self.switch_ended.set()
+        self.replies = Replies(self)  # every chat's reply, from the engine running at the time
         self.side_b = SideBySide(self)  # a second preset beside this engine, on the Side by side tab
         self._name_engine_process()
 
@@ -117,13 +114,13 @@ class Console:
         """
         if job is None:
             self.access.require_admin(user, "switch presets")
-        self.refuse_during_job(f"switch to {name!r}", job)
+        self.jobs.refuse_while_running(f"switch to {name!r}", job)
         return await self._switch(name, fresh)
 
     async def _switch(self, name: str, fresh: bool = False) -> SwitchReport:
         async with self._switch_lock:
             preset = self.catalog.get(name)
-            spec, notes = self.checked_spec(preset, self.catalog.locate(name).name)
+            spec, notes = self.checks.spec(preset, self.catalog.locate(name).name)
             before = self._gpu_used_mib()
             self.sampler.mark(f"switch to {name}")
             started = time.perf_counter()
@@ -177,7 +174,7 @@ class Console:
     async def restart(self, *, user: str | None = None) -> None:
         """Start the last engine that ran again: after an engine crash, or to reload it (admins only)."""
         self.access.require_admin(user, "restart the engine")
-        self.refuse_during_job("restart the engine")
+        self.jobs.refuse_while_running("restart the engine")
         async with self._switch_lock:
             if self._spec is None:
                 raise BackendUnavailable("no engine has run yet: pick a preset on the Presets tab")
@@ -192,18 +189,18 @@ class Console:
     async def _load(self, spec: BackendSpec, name: str, why: str | None = None, action: str = "switching to") -> str:
         """Start the spec's backend and make it the running one: the one place the engine is replaced
         (besides `_retire`). The old one goes first if the new one needs its GPU memory, else after;
-        meanwhile `switching` says how far it is, chats through `stream_reply` wait for it, and anything
+        meanwhile `switching` says how far it is, chats through `Replies.stream` wait for it, and anything
         reaching the closed engine is told `why`. Returns the line saying which backend runs and why."""
         now, needs_gpu = time.monotonic(), kind_of(spec).needs_gpu
         first = "closing the running engine" if needs_gpu else "starting the new engine"
         self.switching = SwitchProgress(f"{action} {name}", now, ((first, now),))
-        self._switch_ended.clear()
+        self.switch_ended.clear()
         try:
             return await self._replace(spec, name, why, needs_gpu)
         finally:
             self.last_load_stages = self.switching.durations(time.monotonic())
             self.switching = None
-            self._switch_ended.set()
+            self.switch_ended.set()
 
     async def _replace(self, spec: BackendSpec, name: str, why: str | None, needs_gpu: bool) -> str:
         old, old_name = self._backend, self._preset
@@ -254,87 +251,9 @@ class Console:
         self.access.require_admin(user, "save presets")
         return self.catalog.save(name, preset, replace=replace)
 
-    async def stream_reply(self, session: ChatSession) -> AsyncIterator[ChatSession]:
-        """The running engine's reply to the session's last user turn, paced for repainting, with the
-        generation marked on the VRAM timeline (see `console.chat.stream_reply`). Sent while the engine
-        is being switched, it waits for the new one, saying so, then runs there (Stop ends the wait)."""
-        if self.switching is not None:
-            async for painted in self._wait_for_switch(session):
-                yield painted
-            if session.turns[-1].role == "assistant":  # stopped while waiting
-                return
-        self.sampler.mark("generation started")
-        try:
-            async for painted in stream_reply(self._backend, session, self.pacer, self.why_waiting):
-                yield painted
-        finally:
-            self.sampler.mark("generation ended")
-
-    async def why_waiting(self) -> str | None:
-        """Why a reply has no first token yet, where the console can tell: a job on the engine, or an
-        engine whose scheduler holds requests back (read once a second for every waiting chat)."""
-        job = self.jobs.current
-        if job is not None and not (status := job.status()).finished:
-            return f"waiting: a {job.kind} is running ({status.message})"
-        now = time.monotonic()
-        if self._queue_read is None or now - self._queue_read[0] > 1.0:
-            read = asyncio.ensure_future(self._backend.scheduler_metrics())
-            # every chat that awaited it may have had its first token by the time it fails: its error is
-            # taken here, or asyncio logs "exception was never retrieved" once a second
-            read.add_done_callback(lambda done: done.cancelled() or done.exception())
-            self._queue_read = (now, read)
-        try:
-            metrics = await asyncio.shield(self._queue_read[1])
-        except BackendError:
-            return None
-        if metrics is not None and metrics.waiting:
-            return f"waiting: the engine is full: {metrics.waiting} requests wait in its queue"
-        return None
-
-    async def _wait_for_switch(self, session: ChatSession) -> AsyncIterator[ChatSession]:
-        """A reply that says what it waits for, repainted every second until the switch ends; it is
-        taken away then, or kept as stopped if Stop ended the wait."""
-        waiting = Turn("assistant", "", ReplyStats())
-        session.turns.append(waiting)
-        session.reply_task = asyncio.create_task(self._switch_ended.wait())
-        while not session.reply_task.done():
-            progress = self.switching
-            waiting.stats.waiting = f"waits for the engine, {progress.describe()}" if progress else "starting"
-            yield session
-            await asyncio.wait({session.reply_task}, timeout=1.0)
-        if session.reply_task.cancelled():
-            waiting.stats.finish = "stopped"
-            yield session
-            return
-        session.turns.remove(waiting)
-
-    def refuse_during_job(self, what: str, job=None) -> None:
-        """EngineBusy while a job other than `job` holds the engine."""
-        running = self.jobs.current
-        if running and not running.status().finished and running is not job:
-            raise EngineBusy(
-                f"cannot {what} now: a {running.kind} job holds the engine ({running.status().message}); "
-                f"wait for it, or Cancel it on its tab"
-            )
-
     def _gpu_used_mib(self) -> float | None:
         sample = self.sampler.sample()
         return sample.used_mib() if sample.gpus else None
-
-    def vet_preset(self, name: str) -> tuple[Preset, compat.Verdict, int | None]:
-        """See `PresetChecks.vet`: as this console would switch to it."""
-        return self.checks.vet(name, giving_back=self._backend.pid)
-
-    def check_preset(self, preset: Preset, source: str, beside_running: bool = False) -> compat.Verdict:
-        """What switching to this preset would meet here now (no engine is touched); `beside_running`:
-        loading it beside the running engine, which keeps its GPU memory."""
-        return self.checks.check(preset, source, giving_back=None if beside_running else self._backend.pid)
-
-    def checked_spec(
-        self, preset: Preset, source: str, beside_running: bool = False
-    ) -> tuple[BackendSpec, tuple[str, ...]]:
-        """The spec to load for a preset as checked, with the check's notes; PresetError where it is refused."""
-        return self.checks.spec(preset, source, giving_back=None if beside_running else self._backend.pid)
 
     def reproduce(self) -> str:
         """Commands and code that run the current engine without the console."""

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .engine_state import EngineBusy
+
 JobState = Literal["running", "done", "failed", "cancelled"]
 _LOG_LINES = 200
 
@@ -125,6 +127,15 @@ class JobSlot:
         self.current = job
         job.start()
         return job
+
+    def refuse_while_running(self, what: str, job: Job | None = None) -> None:
+        """EngineBusy while a job other than `job` holds the engine."""
+        running = self.current
+        if running and not running.status().finished and running is not job:
+            raise EngineBusy(
+                f"cannot {what} now: a {running.kind} job holds the engine ({running.status().message}); "
+                f"wait for it, or Cancel it on its tab"
+            )
 
     def cancel(self, kind: str) -> None:
         """Cancel the running job if it is of this kind (a page's Cancel names its own)."""

@@ -8,6 +8,7 @@ import dataclasses
 import importlib.util
 import subprocess
 import sys
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
@@ -25,31 +26,40 @@ REACH_TIMEOUT_S = 5.0  # a Check that waits longer than this for a server reads 
 
 
 class PresetChecks:
-    """`giving_back`: the process of a running engine that closes before the preset loads (its GPU
-    memory counts as available), or None where the preset loads beside what runs."""
+    """As a switch would meet it: the running engine (`running_engine_pid`, its worker process) closes
+    before the preset loads, so its GPU memory counts as available; `beside_running`: the preset loads
+    beside it (Side by side's B), with the memory free now only."""
 
-    def __init__(self, catalog: PresetCatalog, model_roots: ModelRoots, sampler: VramSampler):
+    def __init__(
+        self,
+        catalog: PresetCatalog,
+        model_roots: ModelRoots,
+        sampler: VramSampler,
+        running_engine_pid: Callable[[], int | None] = lambda: None,
+    ):
         self.catalog, self.model_roots, self.sampler = catalog, model_roots, sampler
+        self._running_engine_pid = running_engine_pid
 
-    def vet(self, name: str, giving_back: int | None) -> tuple[Preset, compat.Verdict, int | None]:
+    def vet(self, name: str) -> tuple[Preset, compat.Verdict, int | None]:
         """A named preset, what switching to it would meet here, and the session length it will
         run with where that is known before loading (its own `session_len`, else its model's
         `max_position_embeddings`, which LMDeploy and transformers default to). Raises PresetError."""
         preset = self.catalog.get(name)
         source = self.catalog.locate(name).name
-        verdict = self.check(preset, source, giving_back)
+        verdict = self.check(preset, source)
         model_dir = self.model_dir(preset, source) if verdict.ok else None
         config = read_model_config(model_dir) if model_dir else {}
         return preset, verdict, preset.session_len or config.get("max_position_embeddings")
 
-    def check(self, preset: Preset, source: str, giving_back: int | None) -> compat.Verdict:
+    def check(self, preset: Preset, source: str, beside_running: bool = False) -> compat.Verdict:
+        """What loading this preset would meet here now; no engine is touched."""
         model_dir = self.model_dir(preset, source)
-        available = self._available_mib(preset.tp, giving_back)
+        available = self._available_mib(preset.tp, None if beside_running else self._running_engine_pid())
         return compat.check(preset, model_dir, dataclasses.replace(self.machine, available_mib=available))
 
-    def spec(self, preset: Preset, source: str, giving_back: int | None) -> tuple[BackendSpec, tuple[str, ...]]:
+    def spec(self, preset: Preset, source: str, beside_running: bool = False) -> tuple[BackendSpec, tuple[str, ...]]:
         """The spec to load for a preset, as checked, with the check's notes; PresetError where refused."""
-        verdict = self.check(preset, source, giving_back)
+        verdict = self.check(preset, source, beside_running)
         if not verdict.ok:
             raise PresetError(f"{source}: " + "; ".join(verdict.errors))
         spec = preset.to_spec()
@@ -64,7 +74,7 @@ class PresetChecks:
         letting go); None where it answers, and for every other backend."""
         if preset.backend != "remote":
             return None
-        spec, _ = self.spec(preset, source, giving_back=None)
+        spec, _ = self.spec(preset, source, beside_running=True)
         try:
             backend, _ = await asyncio.wait_for(create_backend(spec), REACH_TIMEOUT_S)
         except TimeoutError:

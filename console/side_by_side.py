@@ -92,7 +92,7 @@ class SideBySide:
         console.refuse_during_job(f"load {name!r} beside the running engine")
         async with self._lock:
             preset = console.catalog.get(name)
-            spec, notes = console.checked_spec(preset, console.catalog.locate(name).name, beside_running=True)
+            spec, notes = console.checks.spec(preset, console.catalog.locate(name).name, beside_running=True)
             if kind_of(spec).needs_gpu:  # its GPU memory goes to the new side B
                 await self._close_b()
             self.loading, started = name, time.perf_counter()
@@ -137,7 +137,7 @@ class SideBySide:
         changed: asyncio.Queue = asyncio.Queue()
 
         async def follow(backend: Backend, session: ChatSession) -> None:
-            async with aclosing(stream_reply(backend, session, console.pacer)) as paints:
+            async with aclosing(stream_reply(backend, session, console.replies.pacer)) as paints:
                 async for _ in paints:
                     changed.put_nowait(True)
 

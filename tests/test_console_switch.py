@@ -192,7 +192,7 @@ def test_an_lmdeploy_preset_runs_on_the_engine_its_checks_picked(console):
     from presets.schema import Preset
 
     console.checks.__dict__["machine"] = Machine(gpu_count=1, turbomind=True, compute_capability=(9, 0))
-    spec, notes = console.checked_spec(Preset(quant_policy="fp8"), "kv-fp8.yaml")
+    spec, notes = console.checks.spec(Preset(quant_policy="fp8"), "kv-fp8.yaml")
     assert (spec.kind, spec.engine.engine, spec.engine.quant_policy) == ("lmdeploy", "pytorch", 16)
     assert "auto picks the PyTorch engine" in notes[0]
 
@@ -206,7 +206,7 @@ async def test_a_message_sent_during_a_switch_waits_for_it_and_says_so_then_runs
     session = ChatSession(params=GenerationParams(temperature=0, max_new_tokens=30))
     session.turns.append(Turn("user", "What is 2+3?"))
     waits = []
-    async for painted in console.stream_reply(session):
+    async for painted in console.replies.stream(session):
         waits.append(painted.turns[-1].stats.waiting)
     await switching
     assert waits[0].startswith("waits for the engine, switching to inside: ")  # the stage and seconds follow
@@ -223,7 +223,7 @@ async def test_stop_ends_the_wait_for_a_switch(console):
     session = ChatSession()
     session.turns.append(Turn("user", "hi"))
     paints = []
-    async for painted in console.stream_reply(session):
+    async for painted in console.replies.stream(session):
         paints.append(painted.turns[-1].stats.finish)
         if len(paints) == 1:
             session.stop_reply()

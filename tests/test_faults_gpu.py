@@ -62,7 +62,7 @@ async def reply_to(console, text: str, params: GenerationParams = SHORT) -> Turn
 async def reply_through_console(console, text: str) -> Turn:
     """As the Chat tab asks: a message sent during a switch waits for the new engine."""
     session = chat(text, SHORT)
-    await finish(console.stream_reply(session))
+    await finish(console.replies.stream(session))
     return session.turns[-1]
 
 

@@ -182,4 +182,4 @@ async def test_the_console_says_a_full_engine_holds_the_reply_back():
             return SchedulerMetrics(cache_usage=1.0, running=64, waiting=37)
 
     console = Console(FullEngine(["x"]), "test")
-    assert await console.why_waiting() == "waiting: the engine is full: 37 requests wait in its queue"
+    assert await console.replies.why_waiting() == "waiting: the engine is full: 37 requests wait in its queue"

@@ -37,9 +37,9 @@ def test_side_b_is_checked_against_the_memory_free_now_and_refused_with_the_figu
 
     engine_pid = 4242  # side A's worker, holding 100,000 MiB of the card; 500 MiB are free
     card = {"name": "H200", "used_mib": 142_500, "total_mib": 143_000, "util": 0, "processes": [(engine_pid, 100_000)]}
-    checks = PresetChecks(PresetCatalog(), ModelRoots(), VramSampler(nvml=ScriptedNvml([card])))
+    checks = PresetChecks(PresetCatalog(), ModelRoots(), VramSampler(nvml=ScriptedNvml([card])), lambda: engine_pid)
     checks.__dict__["machine"] = Machine(gpu_count=1, turbomind=True, compute_capability=(9, 0))
     smollm2 = Preset(cache_max_entry_count=0.4)  # the embedded model: 0.3 GiB of weights
-    assert checks.check(smollm2, "fp16.yaml", giving_back=engine_pid).ok
-    beside = checks.check(smollm2, "fp16.yaml", giving_back=None)
+    assert checks.check(smollm2, "fp16.yaml").ok
+    beside = checks.check(smollm2, "fp16.yaml", beside_running=True)
     assert not beside.ok and "and 0.5 GiB is available" in beside.errors[0]

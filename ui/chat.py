@@ -253,7 +253,7 @@ async def _stream(console: Console, state: ChatSession, painter: ChatPainter, re
     nobody reads (its client never opened the event stream) is stopped, as Stop would."""
     paint = painter.for_reply()
     unread = UnreadPaints.of_session(request.session_hash if request else None)
-    async for painted in console.stream_reply(state):
+    async for painted in console.replies.stream(state):
         if unread.nobody_reads():
             state.stop_reply()
         yield paint(painted)

@@ -159,7 +159,7 @@ async def _describe(console: Console, preset, source: str) -> tuple[str, bool]:
     server answers now); whether it can load."""
     text = preset.description or "(no description)"
     try:
-        verdict = console.check_preset(preset, source)
+        verdict = console.checks.check(preset, source)
     except PresetError as exc:
         return f"{text}\n\n**Cannot load here:** {exc}", False
     if verdict.ok and (problem := await console.checks.unreachable(preset, source)):
@@ -194,7 +194,7 @@ def _register_api(console: Console) -> None:
                 entry.update(preset.model_dump(exclude_defaults=True))
                 if preset.base_url:
                     entry["base_url"] = hide_credentials(preset.base_url)
-                entry["problems"] = list(console.check_preset(preset, console.catalog.locate(name).name).errors)
+                entry["problems"] = list(console.checks.check(preset, console.catalog.locate(name).name).errors)
             except PresetError as exc:
                 entry["problems"] = [str(exc)]
             listing.append(entry)
