@@ -89,7 +89,7 @@ class SideBySide:
         (refused, nothing changed) or BackendError (side B is then empty)."""
         console = self._console
         console.access.require_admin(user, "load a preset beside the running one")
-        console.refuse_during_job(f"load {name!r} beside the running engine")
+        console.jobs.refuse_while_running(f"load {name!r} beside the running engine")
         async with self._lock:
             preset = console.catalog.get(name)
             spec, notes = console.checks.spec(preset, console.catalog.locate(name).name, beside_running=True)

@@ -1,5 +1,9 @@
 """Side by side through the API: two CPU presets answer one message at once, the vote is blind and kept."""
 
+import json
+import time
+import uuid
+
 import pytest
 from gradio_client import Client
 
@@ -19,7 +23,8 @@ def console(embedded_folder, user_presets, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("side-by-side")
     votes = folder / "votes.jsonl"
-    env = {USER_PRESETS_ENV: str(user_presets), VOTES_ENV: str(votes)}
+    # a round nobody reads is stopped after 4 s (10 s by default), for the test of it below
+    env = {USER_PRESETS_ENV: str(user_presets), VOTES_ENV: str(votes), "LMDEPLOY_CONSOLE_UNREAD_S": "4"}
     process, url = start_console(["--preset", "cpu"], folder / "console.log", env=env)
     yield url, votes
     stop_process(process)
@@ -86,3 +91,21 @@ def test_a_preset_saved_after_the_console_started_loads_as_side_b(console, user_
         assert "**B:** bf16-saved-late (transformers (CPU, bf16)" in status
     finally:
         late.unlink()
+
+
+def test_a_round_whose_client_never_reads_its_stream_is_stopped(console):
+    """A client that gave up waiting for its queue join never opens the session's event stream; both sides
+    must leave their engines as Stop would, instead of writing their 1,024 tokens each (minutes here)."""
+    from bench.gradio_stream import GradioEndpoint
+
+    url, _ = console
+    status, _ = Client(url, verbose=False).predict("cpu-bf16", api_name="/load_side_b")
+    assert "**B:** cpu-bf16" in status
+    endpoint, session = GradioEndpoint(url, "side_by_side"), uuid.uuid4().hex
+    endpoint.join(endpoint.fn_index, ("Count from 1 to 1000, one number a line.", False, True, 1024, False), session)
+    started = time.perf_counter()
+    time.sleep(15)  # the client is gone: nothing reads the paints
+    *_, (_, completed) = endpoint.read(session, started)  # read late: the round ended as stopped
+    round_ = completed["output"]["data"][ROUND]
+    assert round_["finished"], json.dumps(round_)[-400:]
+    assert round_["left"]["stats"].endswith("stopped") and round_["right"]["stats"].endswith("stopped"), round_

@@ -240,6 +240,36 @@ def test_a_chat_whose_client_never_reads_its_stream_is_stopped(tmp_path):
 
 
 @pytest.mark.remote
+def test_a_tool_loop_whose_page_never_reads_its_stream_is_stopped(tmp_path):
+    """The Tools tab's Run, joined and never read: the model's round (256 tokens at 20 a second here) must
+    end with the loop, not write on for nobody."""
+    import uuid
+
+    from bench.gradio_stream import GradioEndpoint
+    from tests.conftest import start_console, start_paced_server
+    from tools.scenarios import SCENARIOS
+
+    server, base_url = start_paced_server(tmp_path / "server.log", "--tokens-per-s", "20")
+    console, url = start_console(
+        ["--backend", "remote", "--base-url", base_url], tmp_path / "app.log", env={"LMDEPLOY_CONSOLE_UNREAD_S": "2"}
+    )
+    try:
+        endpoint, session = GradioEndpoint(url, "run_clicked"), uuid.uuid4().hex
+        tools = json.dumps(SCENARIOS["weather"].tools)
+        endpoint.join(
+            endpoint.fn_index, ("What is the weather in Shanghai?", tools, "auto", 1, "{}", False, "console"), session
+        )
+        started = time.perf_counter()
+        time.sleep(8)  # the page is gone: nothing reads the paints
+        *_, (_, completed) = endpoint.read(session, started)  # read late: the loop ended before its round did
+        transcript = json.dumps(completed["output"]["data"][0])
+        assert completed["success"] and 0 < transcript.count("word") < 200, transcript[-400:]
+    finally:
+        stop_process(console)
+        stop_process(server)
+
+
+@pytest.mark.remote
 def test_a_closed_page_is_let_go_of_and_an_open_one_kept(tmp_path):
     """A page whose heartbeat stream ended is forgotten once its grace has passed (here 1 s), so a console
     shared with a room does not grow with every visitor; a page still open keeps its chat."""

@@ -252,7 +252,7 @@ async def _stream(console: Console, state: ChatSession, painter: ChatPainter, re
     """Chatbot values to paint while the reply streams; warns once if the reply failed. A reply that
     nobody reads (its client never opened the event stream) is stopped, as Stop would."""
     paint = painter.for_reply()
-    unread = UnreadPaints.of_session(request.session_hash if request else None)
+    unread = UnreadPaints.of_request(request)
     async for painted in console.replies.stream(state):
         if unread.nobody_reads():
             state.stop_reply()

@@ -24,6 +24,7 @@ from .chat import who_is_asking
 from .downloads import download_folder
 from .errors import refused
 from .preset_lists import preset_dropdown
+from .unread import UnreadPaints
 
 SHARED_MACHINE = (
     "Both sides run at once on this machine (one GPU, or the same CPU cores), so their speeds are a live "
@@ -138,8 +139,11 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
             yield *(gr.skip(),) * 4, f"**Not sent:** {exc}", *(gr.skip(),) * 3
             return
         holder.round = round_  # only a round that streams: one never sent would hold the page's next
+        unread = UnreadPaints.of_request(request)
         with slot:
             async for painted in pair.stream(round_):
+                if unread.nobody_reads():  # its client is gone: both sides stop, as Stop would
+                    stop_round(holder)
                 yield _paint(painted, shaded=bool(token_probabilities))
 
     def stop_round(holder):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import aclosing
 
 import gradio as gr
 
@@ -24,6 +25,7 @@ from tools.loop import (
 from tools.scenarios import SCENARIOS, tool_choice_value
 
 from .errors import whole_number
+from .unread import UnreadPaints
 
 _FIRST = next(iter(SCENARIOS))
 TOOL_PROMPTS = [
@@ -101,7 +103,9 @@ def build_tab(console: Console) -> tuple:
         refreshed = choices_for(text, current)
         return gr.Dropdown(choices=refreshed[0], value=refreshed[1]) if refreshed else gr.Dropdown()
 
-    async def run_clicked(prompt_text, tools_text, selected, max_rounds, mocks_text, step_mode, prompt_kind):
+    async def run_clicked(
+        prompt_text, tools_text, selected, max_rounds, mocks_text, step_mode, prompt_kind, request: gr.Request
+    ):
         """Run the loop, painting each round as the model writes it; step mode stops before the tools run."""
         try:
             talk, mock_results = _conversation(
@@ -111,10 +115,10 @@ def build_tab(console: Console) -> tuple:
             gr.Warning(str(exc))
             yield *_run_views(str(exc)), *_no_step()
             return
-        async for views in _play(console, talk, mock_results, step_mode):
+        async for views in _play(console, talk, mock_results, step_mode, UnreadPaints.of_request(request)):
             yield views
 
-    async def continue_clicked(talk, pending_text, mocks_text):
+    async def continue_clicked(talk, pending_text, mocks_text, request: gr.Request):
         """Run the waiting calls as edited, then go on to the next calls (or the answer)."""
         try:
             if talk is None or not talk.pending:
@@ -126,7 +130,7 @@ def build_tab(console: Console) -> tuple:
             yield (gr.skip(),) * 7  # the calls stay waiting, as the user left them
             return
         run_pending(talk, mock_results, edits)
-        async for views in _play(console, talk, mock_results, step_mode=True):
+        async for views in _play(console, talk, mock_results, True, UnreadPaints.of_request(request)):
             yield views
 
     async def tool_call(
@@ -218,13 +222,17 @@ def _run_views(result) -> tuple:
     return _messages(result), result.as_json()["wire"], *snippets
 
 
-async def _play(console: Console, talk: ToolConversation, mock_results: dict, step_mode: bool):
-    """The loop's views as the model writes and the tools run, at most every REPAINT_S, and the last."""
+async def _play(console: Console, talk: ToolConversation, mock_results: dict, step_mode: bool, unread: UnreadPaints):
+    """The loop's views as the model writes and the tools run, at most every REPAINT_S, and the last.
+    A loop whose page no longer reads them ends there, its engine request with it."""
     painted = 0.0
-    async for _ in drive(console.backend, talk, mock_results, pause_before_tools=step_mode):
-        if time.monotonic() - painted >= REPAINT_S:
-            painted = time.monotonic()
-            yield _talk_views(talk)
+    async with aclosing(drive(console.backend, talk, mock_results, pause_before_tools=step_mode)) as steps:
+        async for _ in steps:
+            if unread.nobody_reads():
+                return
+            if time.monotonic() - painted >= REPAINT_S:
+                painted = time.monotonic()
+                yield _talk_views(talk)
     yield _talk_views(talk)
 
 

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable
 
+import gradio as gr
 from gradio.context import LocalContext
 
 # long past the few seconds a busy page takes to open its stream after joining
@@ -36,6 +37,11 @@ class UnreadPaints:
     def of_session(cls, session_hash: str | None) -> UnreadPaints:
         """For the Gradio session whose event is running now."""
         return cls(lambda: _messages_waiting(session_hash))
+
+    @classmethod
+    def of_request(cls, request: gr.Request | None) -> UnreadPaints:
+        """For the session of the event that `request` (its handler's gr.Request) runs."""
+        return cls.of_session(request.session_hash if request else None)
 
     def nobody_reads(self) -> bool:
         """True once, at every look for `unread_for_s`, earlier messages were still waiting (a reader
