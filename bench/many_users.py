@@ -1,6 +1,7 @@
 """Many people chatting through one console at once, as their pages do, beside the engine alone.
 
     python -m bench.many_users --paced --users 64 128 256 --tokens 64 256 [--processes 4] [--out FILE]
+    python -m bench.many_users --paced --users 32 --tokens 64 --chromium     # the clients against Chromium pages
     python -m bench.many_users --base-url http://127.0.0.1:23333/v1 --users 256 --tokens 64
     python -m bench.many_users --model /models/smollm2 --engine turbomind --users 64 128 256 --tokens 64 256
 
@@ -433,7 +434,7 @@ def run(args) -> str:
     program = ("bench/profiled_console.py",) if args.profile else ("app.py",)
     env = {"CONSOLE_PROFILE": str(Path(args.profile).resolve())} if args.profile else None
     console, url = start_console(options, folder / "console.log", env=env, timeout_s=900, program=program)
-    through_console, through_client = {}, {}
+    through_console, through_client, through_chromium = {}, {}, {}
     try:
         page = read_page(url)
         for users, tokens in rounds:
@@ -444,6 +445,10 @@ def run(args) -> str:
                 through_client[users, tokens] = console_round(
                     page, console.pid, users, tokens, args.processes, False, gradio_client=True
                 )
+            if args.chromium:
+                from bench.browser_users import chromium_round
+
+                through_chromium[users, tokens] = chromium_round(url, users, tokens, console.pid)
         if args.model:
             stop_process(console)  # the GPU is the raw pipeline's alone
             by_itself = raw_pipeline_rounds(args.model, args.engine, rounds)
@@ -464,6 +469,8 @@ def run(args) -> str:
     ]
     for users, tokens in rounds:
         lines.append(row("console", users, tokens, through_console[users, tokens]))
+        if (paged := through_chromium.get((users, tokens))) is not None:
+            lines.append(row("console, Chromium pages", users, tokens, paged))
         if (scripted := through_client.get((users, tokens))) is not None:
             lines.append(row("console, gradio_client", users, tokens, scripted))
             errors = sorted({o.error for o in scripted.outcomes if o.error})[:3]
@@ -476,8 +483,9 @@ def run(args) -> str:
     lines += [
         "",
         "Wall: from the moment every user was let go (every page already open) to the last whole reply. "
-        "Clients' CPU: the client processes' CPU seconds over that time (for the raw pipeline: its process's, "
-        "engine threads included); console's CPU: the console process's over the same time.",
+        "Clients' CPU: the client processes' CPU seconds over that time (for Chromium pages: the browser's "
+        "processes'; for the raw pipeline: its process's, engine threads included); console's CPU: the console "
+        "process's over the same time.",
     ]
     return "\n".join(lines)
 
@@ -500,11 +508,19 @@ def main() -> None:
         "hands over the whole reply)",
     )
     parser.add_argument(
+        "--chromium",
+        action="store_true",
+        help="with --paced: also each round with every user a Chromium page (bench/browser_users.py), to check "
+        "the protocol clients against the real thing",
+    )
+    parser.add_argument(
         "--profile",
         help="run the console under a CPU profiler (bench/profiled_console.py) and write where its time went "
         "in the last round to this file; its figures are then the profiler's, not the console's",
     )
     args = parser.parse_args()
+    if args.chromium and not args.paced:
+        parser.error("--chromium needs --paced: a page tells the reply from its question by the paced server's words")
     emit(run(args), args.out)
 
 

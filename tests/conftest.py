@@ -194,14 +194,14 @@ def start_openai_server(model: Path, folder: Path, *options: str) -> tuple[subpr
 
 
 @contextlib.contextmanager
-def open_chromium():
+def open_chromium(*extra_flags: str):
     """Debian's Chromium, headless, driven by Playwright (the browser tier, bench.send_to_screen)."""
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium (make test does this)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_FLAGS, *extra_flags])
         try:
             yield browser
         finally:
