@@ -73,9 +73,11 @@ def chromium_round(url: str, users: int, tokens: int, console_pid: int) -> Round
 
 
 def _open_page(browser, url: str, tokens: int, viewport: dict):
+    from tests.conftest import open_console
+
     page = browser.new_page(viewport=viewport)
     page.set_default_timeout(600_000)
-    page.goto(url)
+    open_console(page, url)  # its knobs set to the running preset's first, then to this reply length
     slider = page.locator("#max-new-tokens input[type=number]")
     slider.fill(str(tokens))
     slider.press("Enter")

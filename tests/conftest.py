@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -206,6 +207,21 @@ def open_chromium(*extra_flags: str):
             yield browser
         finally:
             browser.close()
+
+
+def open_console(page, url: str) -> None:
+    """Go to the console and wait for the page's opening event (the header names its user): until then
+    the knobs may still be set to the running preset's, over what a test typed."""
+    page.goto(url)
+    wait_for_text(page, "engine-header", "may chat", timeout=60_000)
+
+
+def wait_for_text(page, elem_id: str, text: str, timeout: float | None = None) -> None:
+    """Wait until the element's text contains `text` (Playwright's default timeout unless given, in ms)."""
+    page.wait_for_function(
+        f"() => document.getElementById({json.dumps(elem_id)})?.innerText.includes({json.dumps(text)})",
+        timeout=timeout,
+    )
 
 
 def start_paced_server(log: Path, *options: str) -> tuple[subprocess.Popen, str]:

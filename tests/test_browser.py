@@ -10,10 +10,12 @@ from bench.gradio_stream import WAITING
 from tests.conftest import (
     CHROMIUM_VIEWPORT,
     open_chromium,
+    open_console,
     start_console,
     start_paced_server,
     stop_process,
     submit_background_comparison,
+    wait_for_text,
 )
 
 pytestmark = pytest.mark.browser
@@ -33,13 +35,6 @@ def page(browser, app_url):
     page.close()
 
 
-def open_console(page, url: str) -> None:
-    """Go to the console and wait for the page's opening event (the header names its user): until then
-    the knobs may still be set to the running preset's, over what a test typed."""
-    page.goto(url)
-    wait_for_text(page, "engine-header", "may chat", timeout=60_000)
-
-
 def reload_console(page) -> None:
     open_console(page, page.url)
 
@@ -49,14 +44,6 @@ def screenshot(page, name: str) -> None:
     folder = os.environ.get("SCREENSHOT_DIR")
     if folder:
         page.screenshot(path=str(Path(folder) / name), full_page=True)
-
-
-def wait_for_text(page, elem_id: str, text: str, timeout: float | None = None) -> None:
-    """Wait until the element's text contains `text` (Playwright's default timeout unless given, in ms)."""
-    page.wait_for_function(
-        f"() => document.getElementById({json.dumps(elem_id)})?.innerText.includes({json.dumps(text)})",
-        timeout=timeout,
-    )
 
 
 def wait_for_reply_to_begin(page, prompt_end: str) -> None:
