@@ -28,6 +28,7 @@ from console.core import Console
 from console.engine_state import NoEngine
 from presets.store import PresetCatalog
 from telemetry.machine import boot_id, describe_machine
+from telemetry.timing import decode_rate
 
 _WARMUP_TOKENS = 8
 
@@ -57,7 +58,7 @@ def _decode_tps(pipe, messages: list[dict], max_new_tokens: int) -> float | None
             first = time.perf_counter()
         tokens = out.generate_token_len
     ended = time.perf_counter()
-    return (tokens - 1) / (ended - first) if first and tokens > 1 and ended > first else None
+    return decode_rate(tokens, first, ended)
 
 
 def measure(conn, model: str, options, engine: str, prompts: list[list[dict]], max_new_tokens: int, load) -> None:

@@ -29,6 +29,7 @@ from console.jobs import Job, JobFailed
 from console.token_view import SHOWN_ALTERNATIVES
 from presets.schema import Preset
 from presets.store import PresetError, to_yaml
+from telemetry.timing import decode_rate
 
 from .load import LoadResult, LoadSettings, run_load
 from .prompts import PERPLEXITY_TEXT, PromptCase, second_turn_cases
@@ -416,7 +417,7 @@ async def _answer(backend, case: PromptCase, params: GenerationParams) -> Prompt
     ended, count = time.perf_counter(), usage.completion_tokens
     ttft_ms = (first - started) * 1000 if first else None
     # a tool call arrives whole at the end: it has a TTFT but no decode rate to speak of
-    decode_tps = (count - 1) / (ended - first) if first and count > 1 and ended > first and not case.tools else None
+    decode_tps = None if case.tools else decode_rate(count, first, ended)
     return PromptOutput(
         case.name,
         "".join(pieces),

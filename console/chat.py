@@ -26,6 +26,7 @@ from backends import (
     TokenLogprobs,
     Usage,
 )
+from telemetry.timing import decode_rate
 
 MAX_MESSAGE_CHARS = 100_000  # ~25k tokens: past any context this console serves well, far below abuse
 REPAINT_S = 0.04
@@ -260,7 +261,5 @@ async def stream_reply(
         await asyncio.gather(pump, return_exceptions=True)
         if stats.finish == "generating":  # stopped, by Stop or by the consumer going away
             stats.finish = "stopped"
-        if first_token_at is not None and stats.tokens and stats.tokens > 1:
-            decode_s = time.perf_counter() - first_token_at
-            stats.tokens_per_s = (stats.tokens - 1) / decode_s if decode_s > 0 else None
+        stats.tokens_per_s = decode_rate(stats.tokens, first_token_at, time.perf_counter())
     yield session
