@@ -6,6 +6,8 @@ import importlib.metadata
 import platform
 from pathlib import Path
 
+from .nvml import read_nvml
+
 
 def describe_machine() -> str:
     versions = []
@@ -28,18 +30,12 @@ def boot_id() -> str:
 
 def lowest_compute_capability() -> tuple[int, int] | None:
     """The oldest CUDA architecture among the GPUs (e.g. (9, 0) for Hopper); None without NVML."""
-    try:
-        import pynvml
 
-        pynvml.nvmlInit()
-        try:
-            handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-            found = [tuple(pynvml.nvmlDeviceGetCudaComputeCapability(h)) for h in handles]
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # noqa: BLE001 - no NVML: not known
-        return None
-    return min(found) if found else None
+    def lowest(nvml) -> tuple[int, int] | None:
+        handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+        return min((tuple(nvml.nvmlDeviceGetCudaComputeCapability(h)) for h in handles), default=None)
+
+    return read_nvml(lowest)
 
 
 def _cpu() -> str:
@@ -55,14 +51,11 @@ def _cpu() -> str:
 
 
 def _gpus() -> str | None:
-    try:
-        import pynvml
+    """The GPUs by name and driver; None where NVML names none."""
 
-        pynvml.nvmlInit()
-        count = pynvml.nvmlDeviceGetCount()
-        names = [pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i)) for i in range(count)]
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        pynvml.nvmlShutdown()
-    except Exception:  # noqa: BLE001 - no NVML means no GPU to name
-        return None
-    return f"{count} x {names[0]} (driver {driver})" if names else None
+    def named(nvml) -> str | None:
+        count = nvml.nvmlDeviceGetCount()
+        names = [nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(i)) for i in range(count)]
+        return f"{count} x {names[0]} (driver {nvml.nvmlSystemGetDriverVersion()})" if names else None
+
+    return read_nvml(named)

@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import psutil
 
+from .nvml import open_nvml
+
 MIB = 2**20
 
 
@@ -64,7 +66,7 @@ class VramSampler:
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._thread: threading.Thread | None = None
-        self._nvml, self._nvml_error = _init_nvml(nvml)
+        self._nvml, self._nvml_error = open_nvml(nvml)
 
     def start(self) -> VramSampler:
         """Sample in the background (again, after `pause`)."""
@@ -181,16 +183,6 @@ class VramSampler:
         with self._lock:
             roles = dict(self._roles)
         return tuple(ProcessMemory(p.pid, (p.usedGpuMemory or 0) / MIB, roles.get(p.pid, "other")) for p in running)
-
-
-def _init_nvml(nvml):
-    try:
-        if nvml is None:
-            import pynvml as nvml
-        nvml.nvmlInit()
-        return nvml, None
-    except Exception as exc:  # noqa: BLE001 - a missing library or driver is a value, not a crash
-        return None, f"no NVIDIA GPU is visible ({type(exc).__name__}: {exc})"
 
 
 def _visible_indices(nvml, visible: str | None) -> list[int]:
