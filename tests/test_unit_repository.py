@@ -6,7 +6,7 @@ import subprocess
 
 from tests.conftest import ROOT
 
-ISSUE_NUMBER = re.compile(r"\bissues? ?#?\d+", re.IGNORECASE)
+ISSUE_NUMBER = re.compile(r"\bissues?[ -]?#?\d+", re.IGNORECASE)
 OUTSIDE = re.compile(r"\.\./shared\b")
 
 
