@@ -34,14 +34,10 @@ class UnreadPaints:
         self._unread_since: float | None = None
 
     @classmethod
-    def of_session(cls, session_hash: str | None) -> UnreadPaints:
-        """For the Gradio session whose event is running now."""
-        return cls(lambda: _messages_waiting(session_hash))
-
-    @classmethod
     def of_request(cls, request: gr.Request | None) -> UnreadPaints:
         """For the session of the event that `request` (its handler's gr.Request) runs."""
-        return cls.of_session(request.session_hash if request else None)
+        session_hash = request.session_hash if request else None
+        return cls(lambda: _messages_waiting(session_hash))
 
     def nobody_reads(self) -> bool:
         """True once, at every look for `unread_for_s`, earlier messages were still waiting (a reader
