@@ -15,7 +15,7 @@ import time
 
 import psutil
 
-from bench.many_users import QUESTION, Outcome, Round
+from bench.many_users import QUESTION, Outcome, Round, tokens_shown
 
 LET_GO_AFTER_S = 5.0  # every page told when to send, this far ahead: its own opening work done by then
 # Each person in the room looks at their own page: none of these is a background tab, whose timers and
@@ -27,7 +27,8 @@ EVERY_PAGE_IN_FRONT = (
 )
 
 # In the page: the box filled as typing fills it, Send clicked at `sendAt` (epoch ms), then the Chatbot
-# watched for the reply's first word and for its finish in the stats line; kept as window.chatTimes.
+# watched for the reply's first word and for its finish in the stats line; kept as window.chatTimes with
+# the Chatbot's text then, whose stats line gives the reply's tokens.
 _CHAT_JS = """
 ([message, sendAt]) => {
   const chat = document.querySelector('#chatbot');
@@ -46,8 +47,7 @@ _CHAT_JS = """
     document.querySelector('#send').click();
     const first = await when(() => chat.textContent.includes('word'));
     const whole = await when(() => /· (length|stop)/.test(chat.textContent));
-    const counts = chat.textContent.match(/\\d[\\d,]* tokens/g) || [];
-    return [first, whole, counts.length ? parseInt(counts.pop().replace(/,/g, '')) : 0];
+    return [first, whole, chat.textContent];
   })();
 }
 """
@@ -86,10 +86,10 @@ def _open_page(browser, url: str, tokens: int, viewport: dict):
 
 def _outcome(page, send_at: float) -> Outcome:
     try:
-        first_ms, whole_ms, shown_tokens = page.evaluate("() => window.chatTimes")
+        first_ms, whole_ms, shown = page.evaluate("() => window.chatTimes")
     except Exception as exc:  # noqa: BLE001 - whatever the page met is that user's error, counted
         return Outcome(error=f"{type(exc).__name__}: {exc}"[:200], ended_at=time.time())
-    return Outcome(first_ms / 1000 - send_at, whole_ms / 1000 - send_at, shown_tokens, ended_at=whole_ms / 1000)
+    return Outcome(first_ms / 1000 - send_at, whole_ms / 1000 - send_at, tokens_shown(shown), ended_at=whole_ms / 1000)
 
 
 def _cpu_s(processes: list[psutil.Process]) -> float:

@@ -223,10 +223,10 @@ def chat_knobs_for(tokens: int) -> tuple:
 
 def _reply_tokens(message: dict) -> int:
     """The token count under the finished reply ("... · 64 tokens · ..."), as the engine reported it."""
-    return _tokens_shown(message.get("output"))
+    return tokens_shown(message.get("output"))
 
 
-def _tokens_shown(output) -> int:
+def tokens_shown(output) -> int:
     counts = re.findall(r"(\d[\d,]*) tokens", json.dumps(output))
     return int(counts[-1].replace(",", "")) if counts else 0
 
@@ -246,7 +246,7 @@ def _gradio_client_process(url: str, indexes: list[int], tokens: int, everyone_o
             chat, _ = client.predict(QUESTION.format(index=index), *chat_knobs_for(tokens), api_name="/chat")
         except Exception as exc:  # noqa: BLE001 - whatever a script would meet is that user's error, counted
             return Outcome(error=f"{type(exc).__name__}: {exc}"[:200], ended_at=time.time())
-        return Outcome(None, time.perf_counter() - started, _tokens_shown(chat), ended_at=time.time())
+        return Outcome(None, time.perf_counter() - started, tokens_shown(chat), ended_at=time.time())
 
     with ThreadPoolExecutor(len(indexes)) as pool:
         outcomes = list(pool.map(one, clients, indexes))

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -222,6 +223,17 @@ def wait_for_text(page, elem_id: str, text: str, timeout: float | None = None) -
         f"() => document.getElementById({json.dumps(elem_id)})?.innerText.includes({json.dumps(text)})",
         timeout=timeout,
     )
+
+
+def completion_read_late(endpoint, args, unread_s: float) -> dict:
+    """The completion message of `endpoint`'s event (a `bench.gradio_stream.GradioEndpoint`) as a client that
+    gave up left it: joined for a new session, its event stream left unread for `unread_s`, then read."""
+    session = uuid.uuid4().hex
+    endpoint.join(endpoint.fn_index, args, session)
+    started = time.perf_counter()
+    time.sleep(unread_s)
+    *_, (_, completed) = endpoint.read(session, started)
+    return completed
 
 
 def start_paced_server(log: Path, *options: str) -> tuple[subprocess.Popen, str]:

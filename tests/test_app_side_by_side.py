@@ -1,8 +1,6 @@
 """Side by side through the API: two CPU presets answer one message at once, the vote is blind and kept."""
 
 import json
-import time
-import uuid
 
 import pytest
 from gradio_client import Client
@@ -97,15 +95,14 @@ def test_a_round_whose_client_never_reads_its_stream_is_stopped(console):
     """A client that gave up waiting for its queue join never opens the session's event stream; both sides
     must leave their engines as Stop would, instead of writing their 1,024 tokens each (minutes here)."""
     from bench.gradio_stream import GradioEndpoint
+    from tests.conftest import completion_read_late
 
     url, _ = console
     status, _ = Client(url, verbose=False).predict("cpu-bf16", api_name="/load_side_b")
     assert "**B:** cpu-bf16" in status
-    endpoint, session = GradioEndpoint(url, "side_by_side"), uuid.uuid4().hex
-    endpoint.join(endpoint.fn_index, ("Count from 1 to 1000, one number a line.", False, True, 1024, False), session)
-    started = time.perf_counter()
-    time.sleep(15)  # the client is gone: nothing reads the paints
-    *_, (_, completed) = endpoint.read(session, started)  # read late: the round ended as stopped
+    round_args = ("Count from 1 to 1000, one number a line.", False, True, 1024, False)
+    # read 15 s late: the round ended as stopped
+    completed = completion_read_late(GradioEndpoint(url, "side_by_side"), round_args, unread_s=15)
     round_ = completed["output"]["data"][ROUND]
     assert round_["finished"], json.dumps(round_)[-400:]
     assert round_["left"]["stats"].endswith("stopped") and round_["right"]["stats"].endswith("stopped"), round_

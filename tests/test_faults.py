@@ -215,23 +215,17 @@ def test_sixty_four_chats_at_once_complete_each_with_its_own_history(tmp_path):
 def test_a_chat_whose_client_never_reads_its_stream_is_stopped(tmp_path):
     """A client that gave up waiting for its queue join never opens the session's event stream; its chat
     must leave the engine instead of running to its end (here 4,000 tokens at 20 a second: 200 s)."""
-    import uuid
-
     from bench.gradio_stream import GradioEndpoint, chat_knobs
-    from tests.conftest import start_console, start_paced_server
+    from tests.conftest import completion_read_late, start_console, start_paced_server
 
     server, base_url = start_paced_server(tmp_path / "server.log", "--tokens-per-s", "20")
     console, url = start_console(
         ["--backend", "remote", "--base-url", base_url], tmp_path / "app.log", env={"LMDEPLOY_CONSOLE_UNREAD_S": "2"}
     )
     try:
-        endpoint, session = GradioEndpoint(url, "chat"), uuid.uuid4().hex
         knobs = chat_knobs(GenerationParams(max_new_tokens=4000))
-        endpoint.join(endpoint.fn_index, ("Tell me everything.", *knobs), session)
-        started = time.perf_counter()
-        time.sleep(8)  # the client is gone: nothing reads the paints
-        # what the stream holds now, read late: the chat ended as stopped, long before its 200 s
-        *_, (_, completed) = endpoint.read(session, started)
+        # read 8 s late: the chat ended as stopped, long before its 200 s
+        completed = completion_read_late(GradioEndpoint(url, "chat"), ("Tell me everything.", *knobs), unread_s=8)
         reply = json.dumps(completed["output"])
         assert "stopped" in reply and reply.count("word") < 1000, reply[-400:]
     finally:
@@ -243,10 +237,8 @@ def test_a_chat_whose_client_never_reads_its_stream_is_stopped(tmp_path):
 def test_a_tool_loop_whose_page_never_reads_its_stream_is_stopped(tmp_path):
     """The Tools tab's Run, joined and never read: the model's round (256 tokens at 20 a second here) must
     end with the loop, not write on for nobody."""
-    import uuid
-
     from bench.gradio_stream import GradioEndpoint
-    from tests.conftest import start_console, start_paced_server
+    from tests.conftest import completion_read_late, start_console, start_paced_server
     from tools.scenarios import SCENARIOS
 
     server, base_url = start_paced_server(tmp_path / "server.log", "--tokens-per-s", "20")
@@ -254,14 +246,10 @@ def test_a_tool_loop_whose_page_never_reads_its_stream_is_stopped(tmp_path):
         ["--backend", "remote", "--base-url", base_url], tmp_path / "app.log", env={"LMDEPLOY_CONSOLE_UNREAD_S": "2"}
     )
     try:
-        endpoint, session = GradioEndpoint(url, "run_clicked"), uuid.uuid4().hex
         tools = json.dumps(SCENARIOS["weather"].tools)
-        endpoint.join(
-            endpoint.fn_index, ("What is the weather in Shanghai?", tools, "auto", 1, "{}", False, "console"), session
-        )
-        started = time.perf_counter()
-        time.sleep(8)  # the page is gone: nothing reads the paints
-        *_, (_, completed) = endpoint.read(session, started)  # read late: the loop ended before its round did
+        run = ("What is the weather in Shanghai?", tools, "auto", 1, "{}", False, "console")
+        # read 8 s late: the loop ended before its round did
+        completed = completion_read_late(GradioEndpoint(url, "run_clicked"), run, unread_s=8)
         transcript = json.dumps(completed["output"]["data"][0])
         assert completed["success"] and 0 < transcript.count("word") < 200, transcript[-400:]
     finally:
