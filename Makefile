@@ -17,7 +17,7 @@ test: setup-dev chromium
 	$(PY) -m pytest -m "not gpu" $(PYTEST_ARGS)
 
 test-gpu: setup-dev
-	$(PY) -m pytest -m gpu -rs $(PYTEST_ARGS)
+	$(PY) tests/run_gpu_tier.py $(PYTEST_ARGS)
 
 lint: setup-dev
 	$(PY) -m ruff check .

@@ -169,6 +169,7 @@ async def test_lmdeploys_own_tool_path_forces_a_named_call_and_streams_it(tool_t
         await backend.close()
 
 
+@pytest.mark.gpu_alone
 async def test_close_gives_the_vram_back(embedded_folder):
     before = gpu_used_mib()
     backend = await LmdeployBackend.start(str(embedded_folder), EngineOptions(engine="pytorch"))
@@ -179,6 +180,7 @@ async def test_close_gives_the_vram_back(embedded_folder):
     assert after - before < 256
 
 
+@pytest.mark.gpu_alone
 async def test_a_handed_over_worker_hosts_the_next_engine_and_all_its_memory_comes_back(embedded_folder):
     before = gpu_used_mib()
     first = await LmdeployBackend.start(str(embedded_folder), EngineOptions(engine="pytorch"))

@@ -34,6 +34,7 @@ async def answers_a_sum(console) -> bool:
     return "5" in "".join([d.text async for d in console.backend.stream_chat(request) if isinstance(d, TextDelta)])
 
 
+@pytest.mark.gpu_alone
 async def test_kv_quantization_multiplies_capacity_on_the_pytorch_engine(console):
     tokens = {}
     for name in ("pt-bf16", "pt-kv8", "pt-kv4"):
@@ -44,6 +45,7 @@ async def test_kv_quantization_multiplies_capacity_on_the_pytorch_engine(console
     assert tokens["pt-kv4"] / tokens["pt-bf16"] == pytest.approx(3.55, rel=0.05)
 
 
+@pytest.mark.gpu_alone
 async def test_fp8_and_turboquant_kv_multiply_capacity_on_the_pytorch_engine(console):
     """LMDeploy 0.18's other KV modes: fp8 stores 1 byte an element and no per-token scales (2x);
     TurboQuant keys in 4 bits and values in 2 (4.74x at head_dim 64)."""
@@ -97,6 +99,7 @@ async def test_prefix_caching_reuses_a_long_system_prompt(console, preset):
     assert metrics.prefix_cache_hit_rate > 0  # both engines report it (H200, 2026-11-30: 0.49 on each)
 
 
+@pytest.mark.gpu_alone
 async def test_fp8_weights_quantized_as_the_model_loads(console, random_llama_7b):
     """SmolLM2's 192-wide K and V projections do not fit fp8's 128 x 128 blocks, so the 7B shape
     (random weights: memory only). The checkpoint on disk is the same bf16 one; what the engine
@@ -113,6 +116,7 @@ async def test_fp8_weights_quantized_as_the_model_loads(console, random_llama_7b
     assert bf16 - fp8 > 0.4 * weights_mib, (bf16, fp8)  # half the weights' bytes, less the scales
 
 
+@pytest.mark.gpu_alone
 async def test_turbomind_kv_int8_and_the_int4_guard(console):
     if not console.checks.machine.turbomind:
         pytest.skip("TurboMind's library does not load here")
@@ -126,6 +130,7 @@ async def test_turbomind_kv_int8_and_the_int4_guard(console):
     assert console.state().preset == "tm-kv8"
 
 
+@pytest.mark.gpu_alone
 async def test_breakdown_fits_in_what_the_worker_holds(console):
     await console.switch_preset("pt-kv8")
     details = console.state().info.details
@@ -136,6 +141,7 @@ async def test_breakdown_fits_in_what_the_worker_holds(console):
     assert kv(console)["bytes"] > 0.5 * held  # the KV cache is most of a small model's footprint
 
 
+@pytest.mark.gpu_alone
 async def test_ten_switches_leave_no_vram_behind(console):
     used_after = []
     for i in range(10):

@@ -10,7 +10,7 @@ from presets.store import PresetCatalog
 from telemetry.vram import VramSampler
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.gpu_alone]
 
 
 async def test_two_presets_load_together_and_both_answer():

@@ -11,7 +11,7 @@ from telemetry.vram import VramSampler
 from tests.test_lmdeploy_gpu import turbomind_loads
 from ui.vram_figures import sample_as_json
 
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.gpu_alone]
 
 ENGINES = ["pytorch", pytest.param("turbomind", marks=pytest.mark.skipif(not turbomind_loads(), reason="no TurboMind"))]
 
