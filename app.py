@@ -176,10 +176,10 @@ def _credentials(value: str) -> list[tuple[str, str]]:
 
 def command_line_spec(args: argparse.Namespace, roots):
     """The backend the flags name; a local model path must lie under the model roots."""
-    from backends import KINDS, BackendSpec, EngineOptions
+    from backends import BackendSpec, EngineOptions, kinds_for
 
     model = args.model
-    if model and (args.backend == "auto" or KINDS[args.backend].takes_local_model):
+    if model and any(kind.takes_local_model for kind in kinds_for(args.backend)):
         model = str(roots.resolve(model))
     engine = EngineOptions(engine=args.engine)
     return BackendSpec(args.backend, model=model, base_url=args.base_url, api_key=args.api_key, engine=engine)

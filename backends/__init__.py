@@ -20,6 +20,7 @@ from .base import (
     EngineDetails,
     Finish,
     GenerationParams,
+    KindName,
     ModelLoadError,
     NextTokenLogprobs,
     PromptTooLong,
@@ -36,6 +37,7 @@ from .base import (
 from .cpu_weights import CpuWeights
 from .lmdeploy_config import EngineOptions
 from .redact import hide_credentials
+from .reproduce import cpu_code, lmdeploy_commands, remote_commands
 
 __all__ = [
     "AuthenticationFailed",
@@ -54,6 +56,7 @@ __all__ = [
     "Finish",
     "GenerationParams",
     "KINDS",
+    "KindName",
     "ModelLoadError",
     "NextTokenLogprobs",
     "PromptTooLong",
@@ -70,6 +73,8 @@ __all__ = [
     "create_backend",
     "hide_credentials",
     "kind_of",
+    "kinds_for",
+    "running_kind",
     "usable_gpu_reason",
 ]
 
@@ -93,12 +98,20 @@ class BackendSpec:
 
 @dataclass(frozen=True)
 class BackendKind:
-    """What the console needs to know of a kind of backend before it starts one."""
+    """A kind of backend and what follows from it, so that nothing above backends/ asks for its name."""
 
-    name: str
+    name: KindName
     needs_gpu: bool  # holds GPU memory: the running engine must close before one of these loads
+    # an LMDeploy engine in the console's worker process: LMDeploy's engine options apply (checked
+    # against the model and the card, shown on the engine card), and its raw `pipeline` is the reference
+    lmdeploy_engine: bool
     takes_local_model: bool  # `model` is a folder or file here (not a name the server knows)
+    memory_seen_here: bool  # NVML on this machine sees what its engine holds (not a remote server's)
+    server_parses_tools: bool  # the server's chat template renders tools and its own parser reads calls
+    # of the preset fields that only some kinds read, those this kind reads (the rest must stay unset)
+    preset_fields: frozenset[str]
     start: Callable[[BackendSpec, Callable[[str], None]], Awaitable[Backend]]  # (spec, on_stage)
+    reproduce: Callable[[BackendSpec, BackendInfo], str]  # commands that run it without the console
 
 
 async def create_backend(spec: BackendSpec, on_stage: Callable[[str], None] | None = None) -> tuple[Backend, str]:
@@ -121,6 +134,16 @@ def kind_of(spec: BackendSpec) -> BackendKind:
     if spec.kind == "auto":
         return KINDS["lmdeploy" if usable_gpu_reason() is None else "cpu"]
     return KINDS[spec.kind]
+
+
+def kinds_for(name: BackendKindName) -> tuple[BackendKind, ...]:
+    """The kinds a preset's or a command line's `backend` may start: both of `auto`'s, else its own."""
+    return (KINDS["lmdeploy"], KINDS["cpu"]) if name == "auto" else (KINDS[name],)
+
+
+def running_kind(info: BackendInfo) -> BackendKind | None:
+    """The kind of the engine that runs; None where none does."""
+    return KINDS.get(info.kind)
 
 
 def usable_gpu_reason() -> str | None:
@@ -171,11 +194,41 @@ async def _start_cpu(spec: BackendSpec, on_stage: Callable[[str], None]) -> Back
     return await asyncio.to_thread(CpuBackend, spec.model, spec.engine.tool_parser, spec.cpu_weights)
 
 
-KINDS = {
+KINDS: dict[str, BackendKind] = {
     kind.name: kind
     for kind in (
-        BackendKind("lmdeploy", needs_gpu=True, takes_local_model=True, start=_start_lmdeploy),
-        BackendKind("remote", needs_gpu=False, takes_local_model=False, start=_start_remote),
-        BackendKind("cpu", needs_gpu=False, takes_local_model=True, start=_start_cpu),
+        BackendKind(
+            "lmdeploy",
+            needs_gpu=True,
+            lmdeploy_engine=True,
+            takes_local_model=True,
+            memory_seen_here=True,
+            server_parses_tools=False,
+            preset_fields=frozenset(EngineOptions.model_fields),
+            start=_start_lmdeploy,
+            reproduce=lmdeploy_commands,
+        ),
+        BackendKind(
+            "remote",
+            needs_gpu=False,
+            lmdeploy_engine=False,
+            takes_local_model=False,
+            memory_seen_here=False,
+            server_parses_tools=True,
+            preset_fields=frozenset({"base_url", "api_key_env", "read_timeout_s", "proxy"}),
+            start=_start_remote,
+            reproduce=remote_commands,
+        ),
+        BackendKind(
+            "cpu",
+            needs_gpu=False,
+            lmdeploy_engine=False,
+            takes_local_model=True,
+            memory_seen_here=True,
+            server_parses_tools=False,
+            preset_fields=frozenset({"tool_parser", "cpu_weights"}),
+            start=_start_cpu,
+            reproduce=cpu_code,
+        ),
     )
 }

@@ -10,12 +10,10 @@ import dataclasses
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, TypedDict, runtime_checkable
-
-if TYPE_CHECKING:
-    from .fleet import ProxyClient
+from typing import Literal, Protocol, TypedDict, runtime_checkable
 
 FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
+KindName = Literal["lmdeploy", "remote", "cpu"]  # what `backends.KINDS` can start
 
 
 @dataclass(frozen=True)
@@ -295,7 +293,7 @@ class EngineDetails(TypedDict, total=False):
 class BackendInfo:
     """What the UI header and exports say about the running engine."""
 
-    kind: str  # "lmdeploy", "remote", "cpu", or "none" (no engine runs)
+    kind: KindName | Literal["none"]  # "none": no engine runs
     model: str
     engine: str  # e.g. "pytorch", "turbomind", "transformers (cpu)", "openai-compatible"
     details: EngineDetails = field(default_factory=dict)
@@ -322,7 +320,6 @@ class Backend(Protocol):
     supports_perplexity: bool = False  # score_text works
     supports_logprobs: bool = False  # next_token_logprobs works
     pid: int | None = None  # the local process that holds the engine's GPU memory, where there is one
-    fleet: ProxyClient | None = None  # the nodes behind LMDeploy's proxy, where the backend is one
 
     @property
     def serving(self) -> bool:

@@ -139,11 +139,6 @@ class EngineOptions(BaseModel):
         return [name for name in self.changed() if self.option_meta(name)["pytorch_only"]]
 
 
-def lmdeploy_only_options() -> tuple[str, ...]:
-    """The options only an in-process LMDeploy engine reads (every one but the tool parser)."""
-    return tuple(name for name in EngineOptions.model_fields if name != "tool_parser")
-
-
 def engine_config(options: EngineOptions, engine: Literal["turbomind", "pytorch"]):
     """Build `TurbomindEngineConfig` or `PytorchEngineConfig` for a resolved engine: the options set,
     under LMDeploy's own names; LMDeploy's defaults for the rest."""

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backends import ChatRequest, GenerationParams, TextDelta, Usage, create_backend
+from backends import KINDS, ChatRequest, GenerationParams, TextDelta, Usage, create_backend
 from bench.cli import backend_parser, backend_spec, emit
 from bench.stream_layers import PROMPTS, Batch, ConsoleLayer, GradioChatLayer, Sample, prompts_at_once
 from telemetry.machine import describe_machine
@@ -132,7 +132,7 @@ class BackendLayer:
 def bench_preset(args) -> dict:
     """The console's preset: the same backend, model, engine and KV share as the other layers."""
     preset = {"description": "chat_overhead benchmark", "backend": args.backend, "model": args.model}
-    if args.backend == "lmdeploy":
+    if KINDS[args.backend].lmdeploy_engine:
         preset |= {"engine": args.engine, "cache_max_entry_count": args.cache_max_entry_count}
     return {k: v for k, v in preset.items() if v is not None}
 
@@ -141,7 +141,7 @@ def bench_preset(args) -> dict:
 
 
 async def start_layers(args, params: GenerationParams) -> list:
-    if args.backend == "lmdeploy":
+    if KINDS[args.backend].lmdeploy_engine:
         engine = PipelineLayer(args, params)
         backend = await BackendLayer.start(args, "backend: pipeline in its worker process", params)
         layers = [engine, backend]
@@ -204,7 +204,7 @@ def table(results: list[Results], args) -> str:
         f"`{args.backend}` backend, engine `{args.engine}`: {args.rounds} rounds, each {args.prompts} prompts one "
         f"at a time, then {args.concurrency} at once, layers interleaved; greedy, max_new_tokens "
         f"{args.max_new_tokens}"
-        + (f", cache_max_entry_count {args.cache_max_entry_count} each" if args.backend == "lmdeploy" else "")
+        + (f", cache_max_entry_count {args.cache_max_entry_count} each" if KINDS[args.backend].lmdeploy_engine else "")
         + ". Ratios: median over rounds (lowest-highest round).",
         "",
         describe_machine(),
@@ -235,7 +235,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="another checkout whose console is measured too")
     parser.add_argument("--out")
     args = parser.parse_args()
-    if args.backend == "lmdeploy" and args.cache_max_entry_count is None:
+    if KINDS[args.backend].lmdeploy_engine and args.cache_max_entry_count is None:
         args.cache_max_entry_count = 0.2
     params = GenerationParams(temperature=0, max_new_tokens=args.max_new_tokens)
     report = table(asyncio.run(measure(args, params)), args)

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from backends import create_backend
+from backends import create_backend, kind_of
 from backends.lmdeploy_process import WORKERS
 from bench.cli import emit
 from console.core import Console
@@ -96,7 +96,7 @@ LAYERS = {
 
 async def _build(spec):
     """Build the preset's engine in this process; returns how to close it."""
-    if spec.kind != "lmdeploy":
+    if not kind_of(spec).lmdeploy_engine:
         backend, _ = await create_backend(spec)
         return backend.close
     from lmdeploy import pipeline

@@ -16,6 +16,7 @@ from backends import (
     GenerationParams,
     create_backend,
     kind_of,
+    running_kind,
 )
 from presets.schema import Preset
 from presets.store import PresetCatalog, PresetError
@@ -35,7 +36,6 @@ from .jobs import Job, JobSlot, JobWork
 from .paths import ModelRoots
 from .preset_checks import PresetChecks
 from .replies import Replies
-from .reproduce import reproduce
 from .side_by_side import SideBySide
 
 logger = logging.getLogger(__name__)
@@ -258,14 +258,10 @@ class Console:
     def reproduce(self) -> str:
         """Commands and code that run the current engine without the console."""
         info = self._backend.info()
-        if self._spec is None or info.kind == "none":
+        kind = running_kind(info)
+        if self._spec is None or kind is None:
             return "# no engine is running"
-        model = info.model
-        if info.kind == "cpu":
-            from backends.embedded_model import embedded_hf_folder
-
-            model = self._spec.model or str(embedded_hf_folder())
-        return reproduce(self._spec, model, info.kind, info.engine)
+        return kind.reproduce(self._spec, info)
 
     async def close(self) -> None:
         await self.side_b.close()

@@ -88,13 +88,16 @@ class FleetControl:
     @property
     def proxy(self) -> ProxyClient:
         """The running preset's proxy; BackendUnavailable where the engine is no proxy."""
-        proxy = self._console.backend.fleet
-        if proxy is None:
-            raise BackendUnavailable(
-                "the running preset is not LMDeploy's proxy: switch to one with `proxy: true` "
-                "(the shipped `fleet` preset points at http://127.0.0.1:8000)"
-            )
-        return proxy
+        backend = self._console.backend
+        if "proxy" in backend.info().details:  # a proxy's backend is loaded: its module (and openai) are too
+            from backends.fleet import ProxyBackend
+
+            if isinstance(backend, ProxyBackend):
+                return backend.fleet
+        raise BackendUnavailable(
+            "the running preset is not LMDeploy's proxy: switch to one with `proxy: true` "
+            "(the shipped `fleet` preset points at http://127.0.0.1:8000)"
+        )
 
     async def view(self, max_age_s: float = 0.0) -> FleetView:
         """The proxy's nodes now, or as seen less than `max_age_s` ago."""

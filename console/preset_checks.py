@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
-from backends import KINDS, BackendError, BackendSpec, ModelLoadError, create_backend, usable_gpu_reason
+from backends import BackendError, BackendSpec, ModelLoadError, create_backend, kinds_for, usable_gpu_reason
 from backends.lmdeploy_memory import read_model_config
 from presets import compat
 from presets.schema import Preset
@@ -65,14 +65,14 @@ class PresetChecks:
         spec = preset.to_spec()
         if preset.model and (folder := self.model_dir(preset, source)) is not None:
             spec = dataclasses.replace(spec, model=str(folder))  # the path checked is the path loaded
-        if spec.kind in ("lmdeploy", "auto"):
+        if any(kind.lmdeploy_engine for kind in kinds_for(spec.kind)):
             spec = dataclasses.replace(spec, engine=spec.engine.model_copy(update={"engine": verdict.engine}))
         return spec, verdict.notes
 
     async def unreachable(self, preset: Preset, source: str) -> str | None:
         """Why a remote preset's server cannot be reached now, by connecting as a switch would (then
         letting go); None where it answers, and for every other backend."""
-        if preset.backend != "remote":
+        if any(kind.takes_local_model for kind in kinds_for(preset.backend)):
             return None
         spec, _ = self.spec(preset, source, beside_running=True)
         try:
@@ -107,10 +107,11 @@ class PresetChecks:
         )
 
     def model_dir(self, preset: Preset, source: str) -> Path | None:
-        if preset.backend != "auto" and not KINDS[preset.backend].takes_local_model:
+        kinds = kinds_for(preset.backend)
+        if not any(kind.takes_local_model for kind in kinds):
             return None
-        if not preset.model:
-            if preset.backend == "cpu":
+        if not preset.model:  # the embedded model: LMDeploy's checks read its folder; the CPU reads the GGUF
+            if not any(kind.lmdeploy_engine for kind in kinds):
                 return None
             from backends.embedded_model import embedded_hf_folder
 

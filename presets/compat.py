@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from backends import kinds_for
 from backends.lmdeploy_config import KvQuant
 from backends.lmdeploy_memory import checkpoint_bytes, head_dim, read_model_config
 from backends.lmdeploy_tools import tool_parsers
@@ -54,10 +55,11 @@ def check(preset: Preset, model_dir: Path | None, machine: Machine) -> Verdict:
     notes: list[str] = []
     if preset.tool_parser and preset.tool_parser not in tool_parsers():
         errors.append(f"tool_parser: {preset.tool_parser!r} is not one of LMDeploy's: {', '.join(tool_parsers())}")
-    if preset.backend not in ("lmdeploy", "auto"):
+    kinds = kinds_for(preset.backend)
+    if not any(kind.lmdeploy_engine for kind in kinds):  # what follows is LMDeploy's
         return Verdict(tuple(errors), (), preset.engine)
     if machine.gpu_count == 0:
-        if preset.backend == "lmdeploy":
+        if all(kind.lmdeploy_engine for kind in kinds):  # `auto` falls back to the CPU
             errors.append(
                 f"LMDeploy needs a CUDA GPU and none is usable here ({machine.no_gpu_reason}); use the cpu preset"
             )

@@ -10,8 +10,16 @@ from dataclasses import replace
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from backends import SAMPLING_RANGES, BackendKindName, BackendSpec, CpuWeights, EngineOptions, GenerationParams
-from backends.lmdeploy_config import lmdeploy_only_options
+from backends import (
+    KINDS,
+    SAMPLING_RANGES,
+    BackendKindName,
+    BackendSpec,
+    CpuWeights,
+    EngineOptions,
+    GenerationParams,
+    kinds_for,
+)
 
 
 class _Defaults(BaseModel):
@@ -50,16 +58,20 @@ class Preset(EngineOptions):
 
     @model_validator(mode="after")
     def _fields_fit_the_backend(self) -> Preset:
-        if self.backend in ("remote", "cpu"):
-            misplaced = [f for f in lmdeploy_only_options() if getattr(self, f) != Preset.model_fields[f].default]
-            if misplaced:
-                raise ValueError(f"{', '.join(misplaced)} only apply to the lmdeploy backend, not {self.backend}")
-        if self.backend == "remote" and self.tool_parser:
-            raise ValueError("tool_parser is the server's for the remote backend: `api_server --tool-call-parser`")
-        if self.backend != "cpu" and self.cpu_weights != "fp32":
-            raise ValueError("cpu_weights only applies to the cpu backend; LMDeploy's own is model_format")
-        if self.backend != "remote" and (self.base_url or self.api_key_env or self.read_timeout_s or self.proxy):
-            raise ValueError("base_url, api_key_env, read_timeout_s and proxy only apply to the remote backend")
+        """A field set that this backend does not read is refused, naming the backends that do."""
+        read_here = set().union(*(kind.preset_fields for kind in kinds_for(self.backend)))
+        misplaced: dict[tuple[str, ...], list[str]] = {}  # the backends that read them -> the fields set
+        for name, declared in Preset.model_fields.items():
+            readers = tuple(kind.name for kind in KINDS.values() if name in kind.preset_fields)
+            if readers and name not in read_here and getattr(self, name) != declared.default:
+                misplaced.setdefault(readers, []).append(name)
+        if misplaced:
+            readers, fields = next(iter(misplaced.items()))
+            verb, backends = ("applies" if len(fields) == 1 else "apply"), " and ".join(readers)
+            raise ValueError(
+                f"{_listed(fields)} only {verb} to the {backends} backend{'s' * (len(readers) > 1)}, "
+                f"not {self.backend}{_MISPLACED_HINTS.get(fields[0], '')}"
+            )
         return self
 
     def to_spec(self) -> BackendSpec:
@@ -77,3 +89,13 @@ class Preset(EngineOptions):
             cpu_weights=self.cpu_weights,
         )
         return replace(spec, read_timeout_s=self.read_timeout_s) if self.read_timeout_s else spec
+
+
+_MISPLACED_HINTS = {
+    "tool_parser": ": a server parses with its own (`lmdeploy serve api_server --tool-call-parser`)",
+    "cpu_weights": "; LMDeploy's own is model_format",
+}
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

@@ -139,7 +139,7 @@ def test_compare_takes_a_preset_saved_after_the_console_started(client, user_pre
     late = user_presets / "saved-late.yaml"
     late.write_text("backend: cpu\nmodel_format: awq\n", encoding="utf-8")  # invalid: refused by the check
     try:
-        with pytest.raises(Exception, match="saved-late.yaml: .*model_format only apply to the lmdeploy backend"):
+        with pytest.raises(Exception, match="saved-late.yaml: .*model_format only applies to the lmdeploy backend"):
             client.predict(["cpu", "saved-late"], ["math"], "", 16, 1, False, api_name="/compare")
     finally:
         late.unlink()

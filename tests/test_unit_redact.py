@@ -5,7 +5,6 @@ import openai
 
 from backends.redact import hide_credentials, mask_secret
 from backends.remote import _translate
-from console.reproduce import reproduce
 
 KEY = "sk-live-0123456789"
 URL = "http://bob:s3cret@gpu-box:23333/v1"
@@ -34,7 +33,8 @@ def test_a_short_or_absent_key_masks_nothing():
 
 
 def test_the_reproduce_code_of_a_remote_preset_hides_the_password():
-    from backends import BackendSpec
+    from backends import BackendInfo, BackendSpec
+    from backends.reproduce import remote_commands
 
-    text = reproduce(BackendSpec(kind="remote", base_url=URL), "m", "remote", "openai-compatible")
+    text = remote_commands(BackendSpec(kind="remote", base_url=URL), BackendInfo("remote", "m", "openai-compatible"))
     assert "s3cret" not in text and "http://***@gpu-box:23333/v1" in text

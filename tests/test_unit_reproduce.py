@@ -1,10 +1,14 @@
 import pytest
 
-from backends import BackendInfo, BackendSpec, EngineOptions
+from backends import KINDS, BackendInfo, BackendSpec, EngineOptions
 from console.engine_state import EngineState
-from console.reproduce import reproduce
 from telemetry.vram import GpuReading, ProcessMemory, Sample
 from ui.engine_card import engine_card
+
+
+def reproduce(spec: BackendSpec, model: str, kind: str, engine: str) -> str:
+    """What the console shows for an engine of this kind, model and engine running from `spec`."""
+    return KINDS[kind].reproduce(spec, BackendInfo(kind, model, engine))
 
 
 def test_lmdeploy_commands_carry_the_preset_s_knobs():

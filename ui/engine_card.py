@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backends import running_kind
 from backends.lmdeploy_config import KV_MODES, EngineOptions, KvQuant
 from console.engine_state import EngineState, SwitchReport
 from telemetry.vram import MIB, Sample
@@ -9,7 +10,8 @@ from telemetry.vram import MIB, Sample
 
 def engine_card(state: EngineState, sample: Sample, last_switch: SwitchReport | None) -> str:
     info, details = state.info, state.info.details
-    if info.kind == "none":
+    kind = running_kind(info)
+    if kind is None:
         return f"### No engine running\n{details.get('reason', '')}"
     config = details.get("config", {})
     rows = [
@@ -20,7 +22,7 @@ def engine_card(state: EngineState, sample: Sample, last_switch: SwitchReport | 
     ]
     if details.get("random_weights"):
         rows.append(("weights", "**random** (a stand-in for speed and memory; its answers are noise)"))
-    if info.kind == "lmdeploy":
+    if kind.lmdeploy_engine:  # its options as it runs them, and where its GPU memory goes
         rows += [
             (EngineOptions.option_meta(name)["card"], _option_text(name, value))
             for name, value in config.items()

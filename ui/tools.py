@@ -8,6 +8,7 @@ from contextlib import aclosing
 
 import gradio as gr
 
+from backends import BackendInfo, running_kind
 from backends.tool_prompt import readable
 from console.chat import REPAINT_S
 from console.core import Console
@@ -275,12 +276,16 @@ def _tool_prompt_that_runs(console: Console) -> str:
     """ "model" where the model's template and LMDeploy's parser are used (a preset's tool_parser, or a
     server's own), else "console": picking "model" there would run the console's prompt anyway."""
     info = console.backend.info()
-    return "model" if info.kind == "remote" or info.details.get("tool_parser") else "console"
+    return "model" if _server_parses_tools(info) or info.details.get("tool_parser") else "console"
+
+
+def _server_parses_tools(info: BackendInfo) -> bool:
+    return (kind := running_kind(info)) is not None and kind.server_parses_tools
 
 
 def _support_note(console: Console) -> str:
     info = console.backend.info()
-    if info.kind == "remote":
+    if _server_parses_tools(info):
         return (
             "The server renders the tools with the model's chat template and parses its calls: "
             "`lmdeploy serve api_server` needs `--tool-call-parser` for the model's family (the playground "

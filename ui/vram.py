@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from backends import BackendError, SchedulerMetrics
+from backends import BackendError, SchedulerMetrics, running_kind
 from console.core import Console
 
 from .engine_card import engine_card
@@ -68,7 +68,7 @@ async def _source_note(console: Console, sample) -> str:
         scheduler = f"Scheduler figures: not available ({exc})."
     else:
         scheduler = _scheduler_text(metrics, info.details) if metrics else ""
-    if info.kind == "remote":
+    if (kind := running_kind(info)) and not kind.memory_seen_here:
         where = "The engine runs on a remote server: NVML here cannot see its GPU; these come from its `/metrics`."
         return f"{where}\n\n{scheduler}"
     return "\n\n".join(filter(None, [scheduler, _memory_source(sample)]))
