@@ -356,8 +356,13 @@ class Backend(Protocol):
         await self.close()
 
 
-class BackendError(Exception):
-    """Something the user can act on went wrong; the message says what to do."""
+class Refusal(Exception):
+    """A request the console will not or cannot carry out, for a reason the user can act on: the
+    message says what to do. Every tab shows one as a notice, never as a fault with a traceback."""
+
+
+class BackendError(Refusal):
+    """The engine or its server could not do what was asked; the message says what to do."""
 
 
 class BackendUnavailable(BackendError):

@@ -7,8 +7,10 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+from backends import Refusal
 
-class NotAllowed(PermissionError):
+
+class NotAllowed(Refusal, PermissionError):
     """The user is logged in but not an admin."""
 
 
@@ -19,7 +21,7 @@ OPEN_CONSOLE = (
 )
 
 
-class OverLimit(ValueError):
+class OverLimit(Refusal, ValueError):
     """A request beyond what the operator lets one user ask of a shared engine."""
 
 

@@ -10,17 +10,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from backends import Refusal
+
 from .engine_state import EngineBusy
 
 JobState = Literal["running", "done", "failed", "cancelled"]
 _LOG_LINES = 200
 
 
-class JobBusy(RuntimeError):
+class JobBusy(Refusal, RuntimeError):
     """Another job holds the GPU; the message names it."""
 
 
-class JobFailed(Exception):
+class JobFailed(Refusal):
     """A job ended on a problem the user can act on; the message says what to change."""
 
 

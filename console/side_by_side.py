@@ -15,7 +15,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from backends import Backend, GenerationParams, create_backend, kind_of
+from backends import Backend, GenerationParams, Refusal, create_backend, kind_of
 
 from .chat import ChatSession, Turn, stream_reply
 from .votes import Choice, VoteBook
@@ -68,7 +68,7 @@ class Round:
         return all(not session.streaming() and session.turns[-1].role == "assistant" for session in (self.a, self.b))
 
 
-class NoSideB(Exception):
+class NoSideB(Refusal):
     """Nothing is loaded as side B."""
 
 

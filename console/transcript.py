@@ -6,7 +6,7 @@ import dataclasses
 import json
 from datetime import datetime, timezone
 
-from backends import BackendInfo, GenerationParams
+from backends import BackendInfo, GenerationParams, Refusal
 
 from .chat import ChatSession, ReplyStats, Turn
 
@@ -14,7 +14,7 @@ FORMAT = "lmdeploy-console.chat/1"
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 
 
-class TranscriptError(ValueError):
+class TranscriptError(Refusal, ValueError):
     """An import file that is not a chat this console wrote; the message says what is wrong."""
 
 

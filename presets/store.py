@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from backends import Refusal
 from backends.embedded_model import cache_dir
 
 from .schema import GenerationDefaults, Preset
@@ -20,7 +21,7 @@ USER_PRESETS_ENV = "LMDEPLOY_CONSOLE_PRESETS"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
-class PresetError(ValueError):
+class PresetError(Refusal, ValueError):
     """A preset that cannot be used; the message names the file and the field."""
 
 

@@ -10,13 +10,15 @@ import json
 import random
 from pathlib import Path
 
+from backends import Refusal
+
 # Python's reference manual (pydoc_data, PSF licence): ~200 KB of English, shipped, fixed.
 DEFAULT_TEXT = Path(__file__).resolve().parent / "data" / "calibration.txt"
 MAX_BYTES = 5 * 2**20
 MIN_CHARS = 2_000
 
 
-class CalibrationError(ValueError):
+class CalibrationError(Refusal, ValueError):
     """The calibration file cannot be used; the message says why and what to give instead."""
 
 

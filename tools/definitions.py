@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import jsonschema
 
+from backends import Refusal
+
 # Python's type names, as LMDeploy's own tools example and many tutorials write them ("type": "int"),
 # for JSON Schema's; api_server takes them, so the console does too, and says what it read them as.
 _TYPE_ALIASES = {
@@ -19,7 +21,7 @@ _TYPE_ALIASES = {
 }
 
 
-class ToolDefinitionError(ValueError):
+class ToolDefinitionError(Refusal, ValueError):
     """A tools document that cannot be used; the message says what and where."""
 
 

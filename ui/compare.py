@@ -6,14 +6,14 @@ import time
 
 import gradio as gr
 
+from backends import Refusal
 from compare import report
 from compare.load import MAX_REQUESTS, LoadSettings
 from compare.prompts import builtin_prompts, user_prompts
 from compare.quality import builtin_questions, load_questions
 from compare.runner import CompareSettings, Comparison, run_comparison
-from console.access import NotAllowed
 from console.core import Console
-from console.jobs import Job, JobBusy
+from console.jobs import Job
 
 from .admin_only import AdminOnly
 from .compare_figures import capacity_figure, load_figure, memory_figure, quality_figure, speed_figure
@@ -146,7 +146,7 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
 
         try:
             job = console.start_job("comparison", prepare, user=request.username)
-        except (NotAllowed, ValueError, JobBusy) as exc:
+        except (Refusal, ValueError) as exc:
             raise refused(str(exc)) from exc
         async for views in _followed(job):
             yield views

@@ -11,9 +11,18 @@ logger = logging.getLogger("lmdeploy_console.ui")
 
 
 def refused(message: str) -> gr.Error:
-    """The gr.Error to raise for a request the console will not run, logged in one line."""
+    """The gr.Error to raise for a request the console will not run, where the refusal is the event's
+    whole answer (an API call gets it as its error); logged in one line."""
     logger.warning("refused: %s", message)
     return gr.Error(message, print_exception=False)
+
+
+def notice(outcome: str, refusal: Exception) -> str:
+    """A refusal where the action has a status line of its own: a toast now, and the line saying what
+    did not happen and why (an API call gets the line); logged in one line."""
+    logger.warning("refused: %s", refusal)
+    gr.Warning(str(refusal))
+    return f"**{outcome}:** {refusal}"
 
 
 def whole_number(value, what: str) -> int:

@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING
 import gradio as gr
 import plotly.graph_objects as go
 
-from backends import BackendError, SchedulerMetrics
+from backends import BackendError, Refusal, SchedulerMetrics
 from console.access import NotAllowed
 from console.core import Console
 from console.fleet import FleetView
-from presets.store import PresetError
 
 from .admin_only import AdminOnly
 from .errors import refused
@@ -100,7 +99,7 @@ def build_tab(console: Console, admin: AdminOnly) -> gr.Timer:
     async def add_clicked(url: str, request: gr.Request):
         try:
             models = await console.fleet.add_node(url, user=request.username)
-        except (BackendError, NotAllowed) as exc:
+        except Refusal as exc:
             raise refused(str(exc)) from exc
         return f"Added {url.strip()} (serves {', '.join(models)})."
 
@@ -117,14 +116,14 @@ def build_tab(console: Console, admin: AdminOnly) -> gr.Timer:
             raise refused("pick a node first")
         try:
             await console.fleet.remove_node(url, terminate=shut_down, user=request.username)
-        except (BackendError, NotAllowed) as exc:
+        except Refusal as exc:
             raise refused(str(exc)) from exc
         return f"{'Terminated' if shut_down else 'Removed from the routing:'} {url}."
 
     async def pin_clicked(request: gr.Request):
         try:
             names = await console.fleet.save_node_presets(user=request.username)
-        except (BackendError, PresetError, NotAllowed) as exc:
+        except Refusal as exc:
             raise refused(str(exc)) from exc
         return f"Saved {', '.join(names)}: pick them on the Compare tab."
 

@@ -7,14 +7,14 @@ import dataclasses
 
 import gradio as gr
 
-from backends import BackendError, hide_credentials
-from console.access import NotAllowed
+from backends import BackendError, Refusal, hide_credentials
 from console.core import Console
-from console.engine_state import EngineBusy, SwitchReport
+from console.engine_state import SwitchReport
 from presets.store import PresetError, parse_preset, to_yaml
 
 from .admin_only import AdminOnly
 from .engine_card import engine_card
+from .errors import notice
 
 
 def build_tab(console: Console, admin: AdminOnly) -> tuple:
@@ -72,9 +72,8 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
         try:
             preset = parse_preset(text, "the edited preset")
             path = console.save_preset(name.strip(), preset, replace=bool(replace), user=request.username)
-        except (PresetError, NotAllowed) as exc:
-            gr.Warning(str(exc))
-            return gr.Radio(), f"**Not saved:** {exc}"
+        except Refusal as exc:
+            return gr.Radio(), notice("Not saved", exc)
         return gr.Radio(choices=catalog.names(), value=name.strip()), f"**Saved** to `{path}`."
 
     async def switch_to(name, request: gr.Request):
@@ -89,17 +88,11 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
             yield f"**{stage}**", *engine_views(console)
         try:
             report = await switching
-        except NotAllowed as exc:
-            gr.Warning(str(exc))
-            yield f"**Not allowed:** {exc}", *engine_views(console)
+        except BackendError as exc:  # the load itself failed
+            yield notice("Failed", exc), *engine_views(console)
             return
-        except (PresetError, EngineBusy) as exc:
-            gr.Warning(str(exc))
-            yield f"**Refused** (the running engine is untouched): {exc}", *engine_views(console)
-            return
-        except BackendError as exc:
-            gr.Warning(str(exc))
-            yield f"**Failed:** {exc}", *engine_views(console)
+        except Refusal as exc:
+            yield notice("Refused (the running engine is untouched)", exc), *engine_views(console)
             return
         yield _report_text(report), *engine_views(console)
 
@@ -110,9 +103,8 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
             yield f"**{stage}**", *engine_views(console)
         try:
             await restarting
-        except (BackendError, NotAllowed) as exc:
-            gr.Warning(str(exc))
-            yield f"**Restart failed:** {exc}", *engine_views(console)
+        except Refusal as exc:
+            yield notice("Restart failed", exc), *engine_views(console)
             return
         yield "**Engine restarted.**", *engine_views(console)
 
@@ -204,7 +196,7 @@ def _register_api(console: Console) -> None:
         """Switch the engine to the named preset (admins only); returns the outcome and the new engine status."""
         try:
             report = await console.switch_preset(name, user=request.username)
-        except (PresetError, BackendError, NotAllowed) as exc:
+        except Refusal as exc:
             return {"ok": False, "error": str(exc), "engine_status": engine_status()}
         return {"ok": True, **dataclasses.asdict(report), "engine_status": engine_status()}
 
@@ -225,7 +217,7 @@ def _register_api(console: Console) -> None:
         """Start the last engine again after a crash (admins only); returns the new engine status."""
         try:
             await console.restart(user=request.username)
-        except (BackendError, NotAllowed) as exc:
+        except Refusal as exc:
             return {"ok": False, "error": str(exc), "engine_status": engine_status()}
         return {"ok": True, "engine_status": engine_status()}
 

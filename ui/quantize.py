@@ -7,11 +7,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from backends import BackendError
+from backends import Refusal
 from backends.embedded_model import EMBEDDED_MODEL_NAME, cache_dir, embedded_hf_folder
-from console.access import NotAllowed
 from console.core import Console
-from console.jobs import JobBusy
 from presets.store import PresetError
 from quantize.checks import GROUP_SIZES, plan
 from quantize.job import QuantizeResult, QuantizeSettings, run_quantization
@@ -101,7 +99,7 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
     def check_clicked(*values) -> str:
         try:
             settings = settings_from(*values)
-        except (ValueError, BackendError) as exc:
+        except (Refusal, ValueError) as exc:
             return f"**Cannot start:** {exc}"
         verdict = plan(settings.model, settings.output, settings.group_size, settings.method)
         lines = [f"- **{e}**" for e in verdict.errors] + [f"- {n}" for n in verdict.notes]
@@ -144,7 +142,7 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
 
         try:
             job = console.start_job("quantization", prepare, user=request.username)
-        except (NotAllowed, ValueError, BackendError, JobBusy) as exc:
+        except (Refusal, ValueError) as exc:
             raise refused(str(exc)) from exc
         async for status in follow(job):
             yield status_markdown(status), log_tail(status), gr.skip(), gr.skip(), gr.skip()
@@ -165,7 +163,7 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
     async def switch_clicked(name, request: gr.Request):
         try:
             report = await console.switch_preset(name, user=request.username)
-        except (NotAllowed, PresetError, BackendError) as exc:
+        except Refusal as exc:
             raise refused(str(exc)) from exc
         return f"**Switched to {report.preset}** in {report.load_seconds:.1f} s."
 

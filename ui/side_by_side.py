@@ -9,20 +9,17 @@ import time
 
 import gradio as gr
 
-from backends import BackendError, GenerationParams
-from console.access import NotAllowed, OverLimit
+from backends import GenerationParams, Refusal
 from console.chat import ChatSession, message_problem, repaired_text
 from console.core import Console
-from console.engine_state import EngineBusy
-from console.side_by_side import NoSideB, Round, parting_point, side_a_name
+from console.side_by_side import Round, parting_point, side_a_name
 from console.token_view import SHOWN_ALTERNATIVES, coloured_tokens, literal
 from console.votes import PairTally
-from presets.store import PresetError
 
 from .admin_only import AdminOnly
 from .chat import who_is_asking
 from .downloads import download_folder
-from .errors import refused
+from .errors import notice, refused
 from .preset_lists import preset_dropdown
 from .unread import UnreadPaints
 
@@ -98,9 +95,8 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
         yield f"Loading **{name}** as side B beside the running engine...", gr.skip()
         try:
             load = await pair.load(name or "", user=request.username if request else None)
-        except (NotAllowed, PresetError, EngineBusy, BackendError) as exc:
-            gr.Warning(str(exc))
-            yield _sides_text(console), f"**Side B not loaded:** {exc}"
+        except Refusal as exc:
+            yield _sides_text(console), notice("Side B not loaded", exc)
             return
         yield _sides_text(console), f"**{load.preset}** loaded as side B in {load.load_seconds:.1f} s."
 
@@ -108,17 +104,15 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
         """Close side B and give back its memory (admins)."""
         try:
             await pair.unload(user=request.username if request else None)
-        except NotAllowed as exc:
-            gr.Warning(str(exc))
-            return _sides_text(console), f"**Not allowed:** {exc}"
+        except Refusal as exc:
+            return _sides_text(console), notice("Side B not unloaded", exc)
         return _sides_text(console), "Side B unloaded."
 
     async def switch_side_a(name, request: gr.Request):
         try:
             report = await console.switch_preset(name or "", user=request.username if request else None)
-        except (NotAllowed, PresetError, EngineBusy, BackendError) as exc:
-            gr.Warning(str(exc))
-            return _sides_text(console), f"**Side A not switched:** {exc}"
+        except Refusal as exc:
+            return _sides_text(console), notice("Side A not switched", exc)
         return _sides_text(console), f"Side A is now **{report.preset}** (loaded in {report.load_seconds:.1f} s)."
 
     async def side_by_side(message, blind, greedy, max_new_tokens, token_probabilities, holder, request: gr.Request):
@@ -134,9 +128,8 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
             params = _round_params(console, greedy, max_new_tokens, token_probabilities)
             round_ = pair.start_round(message, "", params, bool(blind))
             slot = console.chat_slots.take(who_is_asking(request))
-        except (ValueError, TypeError, NoSideB, OverLimit) as exc:
-            gr.Warning(str(exc))  # and said under the replies, for the page and the API alike
-            yield *(gr.skip(),) * 4, f"**Not sent:** {exc}", *(gr.skip(),) * 3
+        except (Refusal, ValueError, TypeError) as exc:  # said under the replies, for the page and the API alike
+            yield *(gr.skip(),) * 4, notice("Not sent", exc), *(gr.skip(),) * 3
             return
         holder.round = round_  # only a round that streams: one never sent would hold the page's next
         unread = UnreadPaints.of_request(request)
@@ -162,8 +155,7 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
                 raise ValueError("send a message first: a vote is on the two replies to it")
             winner = pair.vote(round_, choice)
         except ValueError as exc:  # said where the vote's outcome goes, for the page and the API alike
-            gr.Warning(str(exc))
-            return f"**Not counted:** {exc}", gr.skip(), gr.skip(), gr.skip()
+            return notice("Not counted", exc), gr.skip(), gr.skip(), gr.skip()
         left_name, right_name = round_.side_names()
         verdict = "a tie" if winner == "tie" else f"**{winner}**"
         return (
