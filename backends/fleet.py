@@ -23,14 +23,8 @@ from dataclasses import dataclass
 import httpx
 
 from .base import BackendError, BackendInfo, BackendUnavailable, ChatRequest, Delta, SchedulerMetrics, TextScore
-from .remote import (
-    DEFAULT_READ_TIMEOUT_S,
-    RemoteBackend,
-    lmdeploy_series,
-    scheduler_from_series,
-    series_value,
-    server_root,
-)
+from .prometheus import lmdeploy_series, scheduler_from_series, series_value
+from .remote import DEFAULT_READ_TIMEOUT_S, RemoteBackend, server_root
 
 logger = logging.getLogger("lmdeploy_console.fleet")
 _PROBE_TIMEOUT = httpx.Timeout(3.0)

@@ -3,7 +3,7 @@
 import pytest
 
 from backends import BackendError
-from backends.remote import lmdeploy_series, scheduler_from_series
+from backends.prometheus import lmdeploy_series, scheduler_from_series
 
 # The shape LMDeploy 0.18's api_server exposes (lmdeploy/metrics/metrics_processor.py), abridged.
 EXPOSITION = """\
