@@ -1,17 +1,21 @@
 """LMDeploy's pipeline, hosted in a worker process and streamed over a pipe.
 
-See `lmdeploy_worker` for why the engine lives in its own process and for the wire format.
+See `lmdeploy_worker` for why the engine lives in its own process, and `worker_messages` for what
+crosses the pipe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
+from . import worker_messages as wire
 from .base import (
     Backend,
     BackendError,
@@ -25,7 +29,6 @@ from .base import (
     PromptTooLong,
     SchedulerMetrics,
     TextScore,
-    TokenChoice,
     TokenLogprobs,
     Usage,
 )
@@ -34,6 +37,7 @@ from .lmdeploy_process import WORKERS, EngineWorker
 from .tool_calls import CallPieces
 from .tool_prompt import ToolTurn
 
+_Answer = TypeVar("_Answer", wire.Scored, wire.Distributions, wire.SchedulerFigures)
 _CLOSED = "the engine was closed (a preset switch or shutdown); the reply so far is kept"
 _CLOSE_TIMEOUT_S = 30
 
@@ -53,7 +57,7 @@ class LmdeployBackend(Backend):
         self._ids = itertools.count(1)
         self._crashed: str | None = None
         self._closing = False
-        self._closed_cleanly: tuple[float | None, bool] | None = None  # the worker's ("closed", ...) report
+        self._closed_cleanly: wire.Closed | None = None  # the worker's report of a clean close
         self.load_seconds = 0.0
         self._reader = threading.Thread(target=self._read_replies, name="lmdeploy-engine-reader", daemon=True)
         self._reader.start()
@@ -113,75 +117,74 @@ class LmdeployBackend(Backend):
                 'TurboMind\'s guided decoding stopped a forced call after `{"name":` (measured, lmdeploy 0.18). '
                 "Use tool_choice auto, or a preset with engine: pytorch"
             )
-        params = request.params.as_dict()
+        params = request.params
         if turn.tools and self._options.tool_parser and request.tool_prompt == "model":
-            command = ("tools_chat", request.messages, params, request.tools, request.tool_choice)
+            command = functools.partial(wire.ToolsChat, messages=request.messages, params=params,
+                                        tools=request.tools, tool_choice=request.tool_choice)  # fmt: skip
             turn = ToolTurn(request.messages, None, None)  # the worker parses; its text passes through
-        else:
-            command = ("chat", turn.messages, params, turn.response_format)  # guided decoding when forced
+        else:  # guided decoding when a call is forced
+            command = functools.partial(wire.Chat, messages=turn.messages, params=params,
+                                        response_format=turn.response_format)  # fmt: skip
         pieces = CallPieces()
-        async with self._request(*command) as replies:
+        async with self._request(command) as replies:
             while True:
-                kind, *payload = await replies.get()
-                if kind == "text":
-                    for delta in turn.deltas(payload[0]):
-                        yield delta
-                elif kind == "call":
-                    yield pieces.add(*payload)
-                elif kind == "token_logprobs":
-                    yield TokenLogprobs(
-                        tuple(TokenChoice(text, lp, tuple(map(tuple, alts))) for text, lp, alts in payload[0])
-                    )
-                elif kind == "usage":
-                    yield Usage(*payload)
-                elif kind == "finish":
-                    calls = [*turn.finish(), *pieces.whole()]
-                    for call in calls:
-                        yield call
-                    yield Finish("tool_calls" if calls else payload[0])
-                    return
-                else:
-                    raise _error(*payload)
+                match await replies.get():
+                    case wire.Text(_, text):
+                        for delta in turn.deltas(text):
+                            yield delta
+                    case wire.CallPiece(_, index, call_id, name, arguments):
+                        yield pieces.add(index, call_id, name, arguments)
+                    case wire.TokenChoices(_, tokens):
+                        yield TokenLogprobs(tokens)
+                    case wire.Usage(_, prompt, completion, cached):
+                        yield Usage(prompt, completion, cached)
+                    case wire.Finish(_, reason):
+                        calls = [*turn.finish(), *pieces.whole()]
+                        for call in calls:
+                            yield call
+                        yield Finish("tool_calls" if calls else reason)
+                        return
+                    case reply:
+                        raise _error(reply)
 
     async def score_text(self, text: str) -> TextScore:
-        mean_nll, tokens = await self._one_reply("score", text)
-        return TextScore(mean_nll=mean_nll, tokens=tokens)
+        scored = await self._one_reply(functools.partial(wire.Score, text=text), wire.Scored)
+        return TextScore(mean_nll=scored.mean_nll, tokens=scored.tokens)
 
     async def next_token_logprobs(self, text: str, max_tokens: int) -> NextTokenLogprobs:
-        token_ids, logprobs = await self._one_reply("logprobs", text, max_tokens)
-        return NextTokenLogprobs(tuple(token_ids), logprobs)
+        request = functools.partial(wire.Logprobs, text=text, max_tokens=max_tokens)
+        found = await self._one_reply(request, wire.Distributions)
+        return NextTokenLogprobs(tuple(found.token_ids), found.logprobs)
 
     async def scheduler_metrics(self) -> SchedulerMetrics:
         """LMDeploy's scheduler now (`AsyncEngine.get_schedule_metrics`)."""
-        (metrics,) = await self._one_reply("metrics")
-        return SchedulerMetrics(
-            metrics["cache_usage"], metrics["active_seqs"], metrics["waiting_seqs"], metrics["prefix_cache_hit_rate"]
-        )
+        figures = await self._one_reply(wire.Metrics, wire.SchedulerFigures)
+        return SchedulerMetrics(figures.cache_usage, figures.running, figures.waiting, figures.prefix_cache_hit_rate)
 
-    async def _one_reply(self, kind: str, *args) -> list:
-        """A request the worker answers once, with a reply of its own kind (or an error)."""
-        async with self._request(kind, *args) as replies:
-            reply_kind, *payload = await replies.get()
-        if reply_kind != kind:
-            raise _error(*payload)
-        return payload
+    async def _one_reply(self, request: Callable[..., wire.Request], answer: type[_Answer]) -> _Answer:
+        """A request the worker answers once, with an `answer` (or a Failed)."""
+        async with self._request(request) as replies:
+            reply = await replies.get()
+        if not isinstance(reply, answer):
+            raise _error(reply)
+        return reply
 
     @asynccontextmanager
-    async def _request(self, kind: str, *args) -> AsyncIterator[_Replies]:
-        """Send one request to the worker and hand over its replies. Leaving before the
-        last reply (a closed stream, a cancelled task) cancels the request in the worker."""
+    async def _request(self, request: Callable[..., wire.Request]) -> AsyncIterator[_Replies]:
+        """Send one request (`request(rid=...)` builds it) to the worker and hand over its replies.
+        Leaving before the last reply (a closed stream, a cancelled task) cancels it in the worker."""
         if self._crashed:
             raise EngineCrashed(self._crashed)
         rid = next(self._ids)
         replies = _Replies(asyncio.get_running_loop())
         self._streams[rid] = replies
         try:
-            self._send(kind, rid, *args)
+            self._send(request(rid=rid))
             yield replies
         finally:
             self._streams.pop(rid, None)
             if not replies.ended and not self._crashed:
-                self._send("cancel", rid)
+                self._send(wire.Cancel(rid))
 
     async def close(self) -> None:
         await asyncio.to_thread(self._shutdown, False)
@@ -189,9 +192,9 @@ class LmdeployBackend(Backend):
     async def close_for_next_engine(self) -> None:
         await asyncio.to_thread(self._shutdown, True)
 
-    def _send(self, *message) -> None:
+    def _send(self, message) -> None:
         try:
-            self._worker.send(*message)
+            self._worker.send(message)
         except EngineCrashed as exc:
             raise EngineCrashed(self._crashed or str(exc)) from exc
 
@@ -199,13 +202,13 @@ class LmdeployBackend(Backend):
         """Route each reply to its stream until the engine closes; if the worker dies, fail every open stream."""
         while True:
             try:
-                kind, payload = self._worker.conn.recv()
+                message = self._worker.conn.recv()
             except (EOFError, OSError):
                 break
-            if kind == "closed":
-                self._closed_cleanly = payload
+            if isinstance(message, wire.Closed):
+                self._closed_cleanly = message
                 break
-            self._route(payload)
+            self._route(message.replies)
         if self._closing:
             self._crashed = _CLOSED
         else:
@@ -214,15 +217,15 @@ class LmdeployBackend(Backend):
                 f"the LMDeploy engine process ended (exit code {self._worker.process.exitcode}); "
                 "the reply so far is kept. Restart the engine (Presets tab) to go on"
             )
-        for replies in list(self._streams.values()):
-            replies.put(("error", "crashed", self._crashed))
+        for rid, replies in list(self._streams.items()):
+            replies.put(wire.Failed(rid, "crashed", self._crashed))
 
-    def _route(self, replies: list[tuple]) -> None:
+    def _route(self, replies: list[wire.Reply]) -> None:
         """Hand a batch of the worker's replies to their streams, waking each event loop once a batch."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Replies, tuple]]] = {}
-        for rid, *reply in replies:
-            if stream := self._streams.get(rid):
-                by_loop.setdefault(stream.loop, []).append((stream, tuple(reply)))
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Replies, wire.Reply]]] = {}
+        for reply in replies:
+            if stream := self._streams.get(reply.rid):
+                by_loop.setdefault(stream.loop, []).append((stream, reply))
         for loop, deliveries in by_loop.items():
             _Replies.deliver(loop, deliveries)
 
@@ -232,17 +235,19 @@ class LmdeployBackend(Backend):
         self._closing = True
         # Replies still streaming end here, with what they have so far: what the worker does
         # with them on its way out (TurboMind was seen to end one as "length") is not theirs to say.
-        for replies in list(self._streams.values()):
-            replies.put(("error", "crashed", _CLOSED))
+        for rid, replies in list(self._streams.items()):
+            replies.put(wire.Failed(rid, "crashed", _CLOSED))
         if not for_next_engine:
             self._worker.end()
             return
         try:
-            self._send("close")
+            self._send(wire.Close())
         except EngineCrashed:
             pass
         self._reader.join(timeout=_CLOSE_TIMEOUT_S)
-        if self._closed_cleanly and self._worker.may_host_another(*self._closed_cleanly):
+        if self._closed_cleanly and self._worker.may_host_another(
+            self._closed_cleanly.gpu_used_mib, self._closed_cleanly.reusable
+        ):
             WORKERS.keep_idle(self._worker)
         else:
             self._worker.end()
@@ -260,17 +265,15 @@ async def _load_in(worker: EngineWorker, model_path: str, options: EngineOptions
 class _Replies:
     """One request's replies, handed from the reader thread to the requester's event loop."""
 
-    _LAST = ("finish", "error", "score", "logprobs", "metrics")
-
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop, self._queue = loop, asyncio.Queue()
         self.ended = False
 
-    def put(self, reply: tuple) -> None:
+    def put(self, reply: wire.Reply) -> None:
         _Replies.deliver(self.loop, [(self, reply)])
 
     @staticmethod
-    def deliver(loop: asyncio.AbstractEventLoop, deliveries: list[tuple[_Replies, tuple]]) -> None:
+    def deliver(loop: asyncio.AbstractEventLoop, deliveries: list[tuple[_Replies, wire.Reply]]) -> None:
         """Put replies for streams of `loop` from another thread, with one wake-up of that loop: each
         wake-up is a write that may wait up to 5 ms for the GIL while the loop is busy."""
         try:
@@ -279,19 +282,23 @@ class _Replies:
             pass
 
     @staticmethod
-    def _receive_all(deliveries: list[tuple[_Replies, tuple]]) -> None:
+    def _receive_all(deliveries: list[tuple[_Replies, wire.Reply]]) -> None:
         for replies, reply in deliveries:
             replies._queue.put_nowait(reply)
 
-    async def get(self) -> tuple:
+    async def get(self) -> wire.Reply:
         reply = await self._queue.get()
-        self.ended = reply[0] in self._LAST
+        self.ended = isinstance(reply, wire.LAST_REPLIES)
         return reply
 
 
-def _error(kind: str, message: str) -> BackendError:
-    if kind == "prompt_too_long":
-        return PromptTooLong(f"{message} Clear the chat or shorten the message.")
-    if kind == "crashed":
-        return EngineCrashed(message)
-    return BackendError(f"LMDeploy: {message}")
+def _error(reply: wire.Reply) -> BackendError:
+    """The error a request's Failed reply (or a reply it did not expect) stands for."""
+    match reply:
+        case wire.Failed(_, "prompt_too_long", message):
+            return PromptTooLong(f"{message} Clear the chat or shorten the message.")
+        case wire.Failed(_, "crashed", message):
+            return EngineCrashed(message)
+        case wire.Failed(_, _, message):
+            return BackendError(f"LMDeploy: {message}")
+    return BackendError(f"LMDeploy: the worker answered {type(reply).__name__} where it was not expected")

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from . import worker_messages as wire
 from .base import EngineCrashed, ModelLoadError
 from .lmdeploy_config import EngineOptions
 from .lmdeploy_worker import main as worker_main
@@ -43,7 +44,7 @@ class EngineWorker:
     def pid(self) -> int | None:
         return self.process.pid
 
-    def send(self, *message) -> None:
+    def send(self, message: wire.Load | wire.Exit | wire.Close | wire.Request | wire.Cancel) -> None:
         try:
             with self._send_lock:
                 self.conn.send(message)
@@ -52,22 +53,24 @@ class EngineWorker:
 
     def load(self, model_path: str, options: EngineOptions, on_stage: Callable[[str], None]) -> dict:
         """Load an engine (blocking); returns what the worker reports of it, or raises ModelLoadError."""
-        self.send("load", model_path, options)
+        self.send(wire.Load(model_path, options))
         deadline = time.monotonic() + _LOAD_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.conn.poll(0.5):
                 try:
-                    kind, payload = self.conn.recv()
+                    message = self.conn.recv()
                 except (EOFError, OSError):
                     break
-                if kind == "ready":
-                    self.engines_loaded += 1
-                    return payload
-                if kind == "stage":
-                    on_stage(payload)
-                    continue
-                self.process.join(timeout=_EXIT_TIMEOUT_S)  # after a failed load the worker ends itself
-                raise ModelLoadError(f"LMDeploy could not load {model_path}: {payload}")
+                match message:
+                    case wire.Ready(info):
+                        self.engines_loaded += 1
+                        return info
+                    case wire.Stage(text):
+                        on_stage(text)
+                        continue
+                    case wire.LoadFailed(why):
+                        self.process.join(timeout=_EXIT_TIMEOUT_S)  # after a failed load the worker ends itself
+                        raise ModelLoadError(f"LMDeploy could not load {model_path}: {why}")
             if not self.process.is_alive():
                 break
         self.process.join(timeout=1)
@@ -90,7 +93,7 @@ class EngineWorker:
             return
         atexit.unregister(self.end)
         try:
-            self.send("exit")
+            self.send(wire.Exit())
         except EngineCrashed:
             pass
         self.process.join(timeout=_EXIT_TIMEOUT_S)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 
+from . import worker_messages as wire
 from .base import ChatRequest, TextDelta, ToolCall, ToolCallPiece
 from .tool_calls import CallPieces, piece_fields
 
@@ -64,11 +65,11 @@ def tool_parsers() -> list[str]:
     return sorted(ToolParserManager.module_dict)
 
 
-def parsed_replies(message) -> list[tuple]:
+def parsed_replies(rid: int, message) -> list[wire.Text | wire.CallPiece]:
     """The replies for one `DeltaMessage` of LMDeploy's response parser: its text, and the
     pieces of the tool calls it found."""
-    replies = [("text", message.content)] if message.content else []
-    replies += [("call", *piece_fields(call)) for call in message.tool_calls or []]
+    replies: list[wire.Text | wire.CallPiece] = [wire.Text(rid, message.content)] if message.content else []
+    replies += [wire.CallPiece(rid, *piece_fields(call)) for call in message.tool_calls or []]
     return replies
 
 

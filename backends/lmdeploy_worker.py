@@ -21,19 +21,7 @@ against 42-54 in-process, and is now the in-process figure (docs/results.md). Th
 reader thread meets the same with Gradio's loop busy painting, once a pipe message: so
 everything one turn of the engine's loop replies goes as one message.
 
-Wire format over the pipe (tuples, pickled by multiprocessing):
-  parent -> child: ("load", model_path, options) | ("exit",), and while an engine runs:
-                   ("chat", rid, messages, params_dict, response_format)
-                   | ("tools_chat", rid, messages, params_dict, tools, tool_choice)
-                   | ("score", rid, text) | ("logprobs", rid, text, max_tokens) | ("metrics", rid)
-                   | ("cancel", rid) | ("close",) (the engine; the process waits for the next load)
-  child -> parent: ("stage", text) | ("ready", info) | ("load_failed", message) (and the process ends)
-                   | ("replies", [reply, ...]) | ("closed", (gpu_used_mib or None, reusable))
-  where a reply is (rid, "text", str) | (rid, "call", index, id, name, arguments_piece)
-                   | (rid, "usage", prompt, completion, cached)
-                   | (rid, "score", mean_nll, tokens) | (rid, "logprobs", token_ids, float16 array)
-                   | (rid, "metrics", dict)
-                   | (rid, "finish", reason) | (rid, "error", kind, message)
+What crosses the pipe, in both directions, is the messages of `worker_messages`.
 """
 
 from __future__ import annotations
@@ -47,7 +35,8 @@ import threading
 import time
 import traceback
 
-from .base import ChatRequest, GenerationParams
+from . import worker_messages as wire
+from .base import ChatRequest, TokenChoice
 from .lmdeploy_config import EngineOptions, engine_config, generation_config, resolve_engine
 from .lmdeploy_memory import checkpoint_bytes, has_random_weights, kv_bytes_per_block, read_model_config
 from .lmdeploy_tools import parsed_replies, response_parser_class, tool_chat_request
@@ -61,28 +50,27 @@ def main(conn) -> None:
     """Entry point of the worker process (spawned: it imports nothing from the parent)."""
     send_lock = threading.Lock()
 
-    def send(*message):
+    def send(message) -> None:
         with send_lock:
             conn.send(message)
 
-    _import_ahead(lambda stage: send("stage", stage))
+    _import_ahead(lambda stage: send(wire.Stage(stage)))
     try:
-        while (command := _next_command(conn))[0] == "load":
-            _, model_path, options = command
+        while isinstance(load := _next_command(conn), wire.Load):
             try:
-                pipe, info = _load(model_path, options, lambda stage: send("stage", stage))
+                pipe, info = _load(load.model_path, load.options, lambda stage: send(wire.Stage(stage)))
             except BaseException as exc:  # noqa: BLE001 - every load failure goes back as a message
-                send("load_failed", _describe_load_error(exc))
+                send(wire.LoadFailed(_describe_load_error(exc)))
                 break  # a failed load may leave CUDA in any state: the process ends, and its memory with it
-            send("ready", info)
+            send(wire.Ready(info))
             loop = pipe.internal_thread.loop
             outbox = _Outbox(loop, send)
-            answering = _answer_requests(conn, pipe, options, outbox)
+            answering = _answer_requests(conn, pipe, load.options, outbox)
             ended_by, ran_get_logits = asyncio.run_coroutine_threadsafe(answering, loop).result()
             pipe.close()
             del pipe
-            send("closed", (_release_gpu_memory(), not ran_get_logits))
-            if ended_by != "close":
+            send(wire.Closed(_release_gpu_memory(), reusable=not ran_get_logits))
+            if not isinstance(ended_by, wire.Close):
                 break
     finally:
         conn.close()
@@ -98,16 +86,16 @@ def _import_ahead(stage) -> None:
         pass
 
 
-def _next_command(conn) -> tuple:
+def _next_command(conn):
     try:
         return conn.recv()
     except (EOFError, OSError):  # the console went away
-        return ("exit",)
+        return wire.Exit()
 
 
-async def _answer_requests(conn, pipe, options: EngineOptions, outbox: _Outbox) -> tuple[str, bool]:
+async def _answer_requests(conn, pipe, options: EngineOptions, outbox: _Outbox) -> tuple[wire.Close | wire.Exit, bool]:
     """Start a task for each request as it arrives, until the engine is to close; returns what ended it
-    ("close", or "exit" where the process ends too) and whether LMDeploy's get_logits ran: after it,
+    (Close, or Exit where the process ends too) and whether LMDeploy's get_logits ran: after it,
     LMDeploy 0.18's engines garble replies, so that worker is not given another engine.
 
     Runs on the engine's event loop, which reads the pipe itself (see the module's docstring): every
@@ -115,23 +103,22 @@ async def _answer_requests(conn, pipe, options: EngineOptions, outbox: _Outbox) 
     tool_context = _tool_context(pipe, options.tool_parser) if options.tool_parser else None
     loop = asyncio.get_running_loop()
     running: dict[int, asyncio.Task] = {}
-    ended: asyncio.Future[str] = loop.create_future()
+    ended: asyncio.Future[wire.Close | wire.Exit] = loop.create_future()
     ran_get_logits = False
 
     def start_arrived() -> None:
         nonlocal ran_get_logits
         while not ended.done() and conn.poll():
-            kind, *rest = _next_command(conn)
-            if kind in ("close", "exit"):
-                ended.set_result(kind)
-            elif kind == "cancel":
-                if task := running.get(rest[0]):
-                    task.cancel()
-            else:
-                rid, *args = rest
-                ran_get_logits |= kind == "logprobs"
-                running[rid] = loop.create_task(_job(pipe, tool_context, kind, rid, args, outbox.put))
-                running[rid].add_done_callback(lambda _t, rid=rid: running.pop(rid, None))
+            match command := _next_command(conn):
+                case wire.Close() | wire.Exit():
+                    ended.set_result(command)
+                case wire.Cancel(rid):
+                    if task := running.get(rid):
+                        task.cancel()
+                case _:
+                    ran_get_logits |= isinstance(command, wire.Logprobs)
+                    running[command.rid] = loop.create_task(_job(pipe, tool_context, command, outbox.put))
+                    running[command.rid].add_done_callback(lambda _t, rid=command.rid: running.pop(rid, None))
 
     loop.add_reader(conn.fileno(), start_arrived)
     try:
@@ -152,9 +139,9 @@ class _Outbox:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, send):
         self._loop, self._send = loop, send
-        self._pending: list[tuple] = []
+        self._pending: list[wire.Reply] = []
 
-    def put(self, *reply) -> None:
+    def put(self, reply: wire.Reply) -> None:
         if not self._pending:
             self._loop.call_soon(self.flush)
         self._pending.append(reply)
@@ -162,23 +149,23 @@ class _Outbox:
     def flush(self) -> None:
         if self._pending:
             replies, self._pending = self._pending, []
-            self._send("replies", replies)
+            self._send(wire.Replies(replies))
 
 
-def _job(pipe, tool_context, kind: str, rid: int, args: list, send):
+def _job(pipe, tool_context, request: wire.Request, send):
     """The coroutine that answers one request."""
-    if kind == "chat":
-        messages, params, response_format = args
-        return _serve(pipe, rid, messages, generation_config(GenerationParams.from_dict(params), response_format), send)
-    if kind == "tools_chat":
-        messages, params, tools, tool_choice = args
-        chat = ChatRequest(messages, GenerationParams.from_dict(params), tools, tool_choice)
-        return _serve_tools(tool_context, rid, tool_chat_request(pipe.async_engine.model_name, chat), send)
-    if kind == "score":
-        return _score(pipe, rid, args[0], send)
-    if kind == "logprobs":
-        return _logprobs(pipe, rid, args[0], args[1], send)
-    return _metrics(pipe, rid, send)
+    match request:
+        case wire.Chat(rid, messages, params, response_format):
+            return _serve(pipe, rid, messages, generation_config(params, response_format), send)
+        case wire.ToolsChat(rid, messages, params, tools, tool_choice):
+            chat = ChatRequest(messages, params, tools, tool_choice)
+            return _serve_tools(tool_context, rid, tool_chat_request(pipe.async_engine.model_name, chat), send)
+        case wire.Score(rid, text):
+            return _score(pipe, rid, text, send)
+        case wire.Logprobs(rid, text, max_tokens):
+            return _logprobs(pipe, rid, text, max_tokens, send)
+        case wire.Metrics(rid):
+            return _metrics(pipe, rid, send)
 
 
 def _release_gpu_memory() -> float | None:
@@ -251,15 +238,15 @@ def _kv_cache(engine_cfg, engine: str, model_path: str, free_before: int | None)
     }
 
 
-def _token_choices(tokenizer, token_ids: list[int], logprobs: list[dict[int, float]]) -> list:
-    """(text, logprob, [(alternative, logprob), ...]) for each token, as api_server builds its
+def _token_choices(tokenizer, token_ids: list[int], logprobs: list[dict[int, float]]) -> tuple[TokenChoice, ...]:
+    """Each token with its log-probability and the likeliest alternatives, as api_server builds its
     `logprobs` (`serve/openai/chat_completions/logprobs.py`), with texts decoded for reading."""
     choices = []
     for chosen, tops in zip(token_ids, logprobs, strict=False):
         others = sorted(((i, lp) for i, lp in tops.items() if i != chosen), key=lambda pair: -pair[1])
-        alternatives = [(tokenizer.decode([i]), float(lp)) for i, lp in others]
-        choices.append((tokenizer.decode([chosen]), float(tops.get(chosen, float("nan"))), alternatives))
-    return choices
+        alternatives = tuple((tokenizer.decode([i]), float(lp)) for i, lp in others)
+        choices.append(TokenChoice(tokenizer.decode([chosen]), float(tops.get(chosen, float("nan"))), alternatives))
+    return tuple(choices)
 
 
 def _plain(value):
@@ -313,12 +300,12 @@ async def _replying(rid: int, send):
     try:
         yield
     except (asyncio.CancelledError, SafeRunException):  # LMDeploy wraps a cancel in SafeRunException
-        send(rid, "finish", "cancelled")
+        send(wire.Finish(rid, "cancelled"))
     except RequestError as exc:
         kind = "prompt_too_long" if exc.code == ErrorCode.CONTEXT_LENGTH_EXCEEDED else "request"
-        send(rid, "error", kind, exc.message or exc.code.name)
+        send(wire.Failed(rid, kind, exc.message or exc.code.name))
     except Exception as exc:  # noqa: BLE001 - reported to the console, which shows it
-        send(rid, "error", "engine", f"{type(exc).__name__}: {exc}")
+        send(wire.Failed(rid, "engine", f"{type(exc).__name__}: {exc}"))
 
 
 async def _serve(pipe, rid: int, messages: list[dict], gen_config, send) -> None:
@@ -334,7 +321,7 @@ async def _serve(pipe, rid: int, messages: list[dict], gen_config, send) -> None
             # The first text goes at once (TTFT); after that, one message per few tokens
             # instead of one per token: at thousands of tokens/s the pipe is not free.
             if pending and (last_sent is None or now - last_sent >= _COALESCE_S):
-                send(rid, "text", pending)
+                send(wire.Text(rid, pending))
                 pending, last_sent = "", now
             completion, cached = out.generate_token_len, out.cached_tokens
             finish = _FINISH.get(out.finish_reason or "", finish)
@@ -342,11 +329,11 @@ async def _serve(pipe, rid: int, messages: list[dict], gen_config, send) -> None
                 token_ids += out.token_ids[-len(out.logprobs) :]
                 token_logprobs += out.logprobs
         if pending:
-            send(rid, "text", pending)
+            send(wire.Text(rid, pending))
         if token_logprobs:
-            send(rid, "token_logprobs", _token_choices(engine.tokenizer, token_ids, token_logprobs))
-        send(rid, "usage", request.input_token_len, completion, cached)
-        send(rid, "finish", finish)
+            send(wire.TokenChoices(rid, _token_choices(engine.tokenizer, token_ids, token_logprobs)))
+        send(wire.Usage(rid, request.input_token_len, completion, cached))
+        send(wire.Finish(rid, finish))
 
 
 async def _serve_tools(context, rid: int, request, send) -> None:
@@ -358,13 +345,13 @@ async def _serve_tools(context, rid: int, request, send) -> None:
         runner = await ChatRunner.prepare(context, request)
         finish, prompt, completion, cached = "stop", 0, 0, 0
         async for chunk in runner.stream():
-            for reply in parsed_replies(chunk.delta_message):
-                send(rid, *reply)
+            for reply in parsed_replies(rid, chunk.delta_message):
+                send(reply)
             prompt, completion, cached = chunk.input_token_len, chunk.generate_token_len, chunk.cached_tokens
             if chunk.finish_reason:
                 finish = _FINISH.get(chunk.finish_reason, finish)
-        send(rid, "usage", prompt, completion, cached)
-        send(rid, "finish", finish)
+        send(wire.Usage(rid, prompt, completion, cached))
+        send(wire.Finish(rid, finish))
 
 
 async def _score(pipe, rid: int, text: str, send) -> None:
@@ -372,9 +359,9 @@ async def _score(pipe, rid: int, text: str, send) -> None:
     engine = pipe.async_engine
     ids = engine.tokenizer.encode(text)[: engine.session_len - 1]
     try:
-        send(rid, "score", await engine.async_get_ppl(ids), len(ids))
+        send(wire.Scored(rid, await engine.async_get_ppl(ids), len(ids)))
     except Exception as exc:  # noqa: BLE001 - e.g. ValueError with prefix caching on
-        send(rid, "error", "request", f"perplexity: {type(exc).__name__}: {exc}")
+        send(wire.Failed(rid, "request", f"perplexity: {type(exc).__name__}: {exc}"))
 
 
 async def _logprobs(pipe, rid: int, text: str, max_tokens: int, send) -> None:
@@ -388,9 +375,9 @@ async def _logprobs(pipe, rid: int, text: str, max_tokens: int, send) -> None:
         (logits,) = await engine.async_get_logits([ids])
         logprobs = torch.log_softmax(logits.float(), dim=-1).half().cpu().numpy()
     except Exception as exc:  # noqa: BLE001 - e.g. RequestError with prefix caching on
-        send(rid, "error", "request", f"logits: {type(exc).__name__}: {exc}")
+        send(wire.Failed(rid, "request", f"logits: {type(exc).__name__}: {exc}"))
         return
-    send(rid, "logprobs", ids, logprobs)
+    send(wire.Distributions(rid, ids, logprobs))
 
 
 async def _metrics(pipe, rid: int, send) -> None:
@@ -398,10 +385,10 @@ async def _metrics(pipe, rid: int, send) -> None:
     the prefix cache's hit rate."""
     try:
         metrics = await pipe.async_engine.get_schedule_metrics()
-        fields = ("cache_usage", "active_seqs", "waiting_seqs", "prefix_cache_hit_rate")
-        send(rid, "metrics", {k: getattr(metrics, k) for k in fields})
+        figures = (metrics.cache_usage, metrics.active_seqs, metrics.waiting_seqs, metrics.prefix_cache_hit_rate)
+        send(wire.SchedulerFigures(rid, *figures))
     except Exception as exc:  # noqa: BLE001 - the VRAM tab shows it instead of the figures
-        send(rid, "error", "request", f"scheduler metrics: {type(exc).__name__}: {exc}")
+        send(wire.Failed(rid, "request", f"scheduler metrics: {type(exc).__name__}: {exc}"))
 
 
 def _describe_load_error(exc: BaseException) -> str:
