@@ -36,6 +36,7 @@ from .base import (
     Usage,
 )
 from .cpu_weights import CpuWeights
+from .embedded_model import EMBEDDED_MODEL_NAME, embedded_hf_folder, resolve_model_path
 from .lmdeploy_config import EngineOptions
 from .redact import hide_credentials
 from .reproduce import cpu_code, lmdeploy_commands, remote_commands
@@ -49,6 +50,7 @@ __all__ = [
     "BackendSpec",
     "BackendUnavailable",
     "CpuWeights",
+    "EMBEDDED_MODEL_NAME",
     "ChatRequest",
     "Delta",
     "EngineCrashed",
@@ -73,8 +75,10 @@ __all__ = [
     "ToolCallPiece",
     "Usage",
     "create_backend",
+    "embedded_hf_folder",
     "hide_credentials",
     "kind_of",
+    "resolve_model_path",
     "kinds_for",
     "running_kind",
     "usable_gpu_reason",
@@ -166,7 +170,6 @@ def usable_gpu_reason() -> str | None:
 
 
 async def _start_lmdeploy(spec: BackendSpec, on_stage: Callable[[str], None]) -> Backend:
-    from .embedded_model import resolve_model_path
     from .lmdeploy_backend import LmdeployBackend
 
     return await LmdeployBackend.start(str(resolve_model_path(spec.model)), spec.engine, on_stage)

@@ -25,6 +25,8 @@ from transformers import (
     TextStreamer,
 )
 
+from models.folder import has_random_weights
+
 from .base import (
     Backend,
     BackendError,
@@ -45,7 +47,6 @@ from .base import (
 )
 from .cpu_weights import CpuWeights
 from .embedded_model import EMBEDDED_MODEL_NAME, embedded_hf_folder
-from .lmdeploy_memory import has_random_weights
 from .lmdeploy_tools import ParsedTurn
 from .stops import StopMatcher
 from .tool_prompt import ToolTurn

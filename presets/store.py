@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from backends import Refusal
-from backends.embedded_model import cache_dir
+from models.cache import cache_dir
 
 from .schema import GenerationDefaults, Preset
 

@@ -18,9 +18,9 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from backends.lmdeploy_memory import checkpoint_bytes, has_random_weights, mark_random_weights, read_model_config
 from console.core import Console
 from console.jobs import Job, JobFailed
+from models.folder import checkpoint_bytes, has_random_weights, mark_random_weights, read_model_config
 from presets.schema import Preset
 from presets.store import PresetError
 
