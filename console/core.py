@@ -83,12 +83,15 @@ class Console:
     @classmethod
     async def start(cls, spec: BackendSpec, **kwargs) -> Console:
         backend, reason = await create_backend(spec)
-        return cls(backend, reason, spec=spec, **kwargs)
+        console = cls(backend, reason, spec=spec, **kwargs)
+        await console.checks.read_machine()
+        return console
 
     @classmethod
     async def start_preset(cls, name: str, **kwargs) -> Console:
         """Start on a named preset (or a preset file); raises PresetError or BackendError."""
         console = cls(NoEngine("the console is starting"), "starting", **kwargs)
+        await console.checks.read_machine()
         await console._switch(name)
         return console
 

@@ -102,6 +102,11 @@ class PresetChecks:
             g.free_mib + sum(p.used_mib for p in g.processes if giving_back and p.pid == giving_back) for g in gpus
         )
 
+    async def read_machine(self) -> compat.Machine:
+        """Read the machine's facts now, off the event loop, as the console starts: the TurboMind probe
+        takes seconds in a child process, which no page or check should wait for later."""
+        return await asyncio.to_thread(lambda: self.machine)
+
     @cached_property
     def machine(self) -> compat.Machine:
         reason = usable_gpu_reason()
