@@ -14,6 +14,7 @@ run: setup
 
 test: setup-dev chromium
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest -m "not gpu" $(PYTEST_ARGS)
 
 test-gpu: setup-dev
@@ -22,6 +23,7 @@ test-gpu: setup-dev
 lint: setup-dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 bench: setup-dev
 	$(PY) -m bench.chat_overhead $(ARGS)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypedDict, runtime_checkable
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
-KindName = Literal["lmdeploy", "remote", "cpu"]  # what `backends.KINDS` can start
+KindName = Literal["lmdeploy", "remote", "cpu"]
+ToolPrompt = Literal["model", "console"]  # see ChatRequest.tool_prompt  # what `backends.KINDS` can start
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class GenerationParams:
         """From the knobs' values as a form or an API call sends them (a slider's 40.0 for top_k), each
         made the number its declaration takes; TypeError where one is no number."""
         whole = {f.name for f in dataclasses.fields(cls) if f.type == "int"}
-        return cls(**{name: int(v) if name in whole else float(v) for name, v in knobs.items()}, **rest)
+        numbers: dict[str, Any] = {name: int(v) if name in whole else float(v) for name, v in knobs.items()}
+        return cls(**numbers, **rest)
 
     def knob_values(self) -> dict:
         """The sampling knobs by name, in their declared order."""
@@ -158,7 +160,7 @@ class ChatRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
     tools: list[dict] | None = None
     tool_choice: str | dict = "auto"
-    tool_prompt: Literal["model", "console"] = "model"
+    tool_prompt: ToolPrompt = "model"
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,7 @@ class EngineDetails(TypedDict, total=False):
     random_weights: bool  # a stand-in model (bench.random_llama): speed and memory are real, quality is noise
     tool_parser: str | None  # LMDeploy's tool-call parser in use (lmdeploy, cpu)
     base_url: str  # remote
+    proxy: str  # remote: LMDeploy's proxy in front of the nodes
     ignored_params: str  # remote: sampling knobs the server refused
     reason: str  # no engine: why
 
@@ -296,7 +299,7 @@ class BackendInfo:
     kind: KindName | Literal["none"]  # "none": no engine runs
     model: str
     engine: str  # e.g. "pytorch", "turbomind", "transformers (cpu)", "openai-compatible"
-    details: EngineDetails = field(default_factory=dict)
+    details: EngineDetails = field(default_factory=lambda: EngineDetails())
 
 
 @dataclass(frozen=True)
@@ -319,14 +322,18 @@ class Backend(Protocol):
     supports_tools: bool = False
     supports_perplexity: bool = False  # score_text works
     supports_logprobs: bool = False  # next_token_logprobs works
-    pid: int | None = None  # the local process that holds the engine's GPU memory, where there is one
+
+    @property
+    def pid(self) -> int | None:
+        """The local process that holds the engine's GPU memory, where there is one."""
+        return None
 
     @property
     def serving(self) -> bool:
         """False once the engine is known to be gone (its process died): it must be loaded again."""
         return True
 
-    def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
+    def stream_chat(self, request: ChatRequest) -> AsyncGenerator[Delta]:
         """Yield deltas for one reply; closing the iterator early cancels the generation."""
         ...
 

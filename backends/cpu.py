@@ -11,10 +11,11 @@ import gc
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
@@ -93,7 +94,7 @@ class CpuBackend(Backend):
         self._context_len = int(getattr(self._model.config, "max_position_embeddings", 2048))
         self._generate_lock = threading.Lock()
         self._line = ArrivalLine()  # chats take the model in the order they came
-        self._grammar_compiler = None  # built on the first forced tool call
+        self._grammar_compiler: Any = None  # xgrammar's, built on the first forced tool call
         self._tool_parser = tool_parser  # LMDeploy's, for a model whose chat template knows tools
 
     def info(self) -> BackendInfo:
@@ -131,10 +132,11 @@ class CpuBackend(Backend):
 
         return NextTokenLogprobs(tuple(ids[0].tolist()), await asyncio.to_thread(forward))
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[Delta]:
         try:
-            turn = ToolTurn.of(request.messages, request.tools, request.tool_choice)
-            if turn.tools and self._tool_parser and request.tool_prompt == "model":
+            plain = ToolTurn.of(request.messages, request.tools, request.tool_choice)
+            turn: ToolTurn | ParsedTurn = plain
+            if plain.tools and self._tool_parser and request.tool_prompt == "model":
                 turn = ParsedTurn(self._tool_parser, request)
         except ValueError as exc:
             raise BackendError(str(exc)) from exc
@@ -159,9 +161,9 @@ class CpuBackend(Backend):
                     for delta in turn.deltas(piece):
                         yield delta
         final = turn.finish()
-        for delta in final:
-            yield delta
-        calls = [delta for delta in final if isinstance(delta, ToolCall)]
+        for last in final:
+            yield last
+        calls = [last for last in final if isinstance(last, ToolCall)]
         if run.token_logprobs:
             yield TokenLogprobs(run.token_logprobs)
         yield Usage(prompt_tokens=prompt_len, completion_tokens=run.tokens)

@@ -14,10 +14,11 @@ once (`ProxyBackend`), so that the next request goes to a live one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import statistics
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import httpx
@@ -91,29 +92,30 @@ class ProxyClient:
 
     async def _report(self, http: httpx.AsyncClient, url: str, status: dict) -> NodeReport:
         latencies = status.get("latency") or []
-        known = dict(
+        report = functools.partial(
+            NodeReport,
             url=url,
             models=tuple(status.get("models") or ()),
-            role=_ROLES.get(status.get("role"), str(status.get("role", "Hybrid"))),
+            role=_ROLES.get(status.get("role") or 1, str(status.get("role", "Hybrid"))),
             in_flight=int(status.get("unfinished") or 0),
             latency_s=statistics.fmean(latencies) if latencies else None,
         )
         try:
             health = await http.get(f"{url}/health")
         except httpx.HTTPError as exc:
-            return NodeReport(**known, healthy=False, problem=f"no answer ({type(exc).__name__})")
+            return report(healthy=False, problem=f"no answer ({type(exc).__name__})")
         if health.status_code != 200:
-            return NodeReport(**known, healthy=False, problem=f"/health answered {health.status_code}")
+            return report(healthy=False, problem=f"/health answered {health.status_code}")
         try:
             metrics = await http.get(f"{url}/metrics")
         except httpx.HTTPError as exc:
-            return NodeReport(**known, healthy=True, problem=f"/metrics: no answer ({type(exc).__name__})")
+            return report(healthy=True, problem=f"/metrics: no answer ({type(exc).__name__})")
         if metrics.status_code != 200:
-            return NodeReport(**known, healthy=True, problem="no /metrics")  # not an api_server, or --disable-metrics
+            return report(healthy=True, problem="no /metrics")  # not an api_server, or --disable-metrics
         try:
-            return NodeReport(**known, healthy=True, scheduler=scheduler_from_series(lmdeploy_series(metrics.text)))
+            return report(healthy=True, scheduler=scheduler_from_series(lmdeploy_series(metrics.text)))
         except BackendError as exc:
-            return NodeReport(**known, healthy=True, problem=str(exc))
+            return report(healthy=True, problem=str(exc))
 
     async def add(self, node_url: str) -> list[str]:
         """Register a node after checking that it serves models; returns them. The proxy's own answer
@@ -185,7 +187,7 @@ class ProxyBackend(RemoteBackend):
             kind="remote", model=info.model, engine="LMDeploy proxy", details={**info.details, "proxy": self.fleet.url}
         )
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[Delta]:
         """A node that fails before the reply starts is taken out of the routing and the request sent
         again (once); one that fails mid-reply ends the reply with what came, and leaves the routing."""
         for attempt in (1, 2):

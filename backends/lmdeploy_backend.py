@@ -11,9 +11,9 @@ import functools
 import itertools
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from . import worker_messages as wire
 from .base import (
@@ -23,6 +23,7 @@ from .base import (
     ChatRequest,
     Delta,
     EngineCrashed,
+    EngineDetails,
     Finish,
     ModelLoadError,
     NextTokenLogprobs,
@@ -73,20 +74,21 @@ class LmdeployBackend(Backend):
         a spare worker is started for the next switch that cannot reuse this one."""
         on_stage = on_stage or (lambda stage: None)
         started = time.perf_counter()
-        if worker := WORKERS.take_idle():
+        loaded = None
+        if idle := WORKERS.take_idle():
             on_stage(
-                f"reusing the engine worker (LMDeploy imported, CUDA context made; engine {worker.engines_loaded + 1})"
+                f"reusing the engine worker (LMDeploy imported, CUDA context made; engine {idle.engines_loaded + 1})"
             )
             try:
-                info = await _load_in(worker, model_path, options, on_stage)
+                loaded = idle, await _load_in(idle, model_path, options, on_stage)
             except ModelLoadError as exc:
                 on_stage(f"the reused worker failed ({exc}); loading in a fresh process")
-                worker = None
-        if worker is None:
+        if loaded is None:
             worker, spare = await asyncio.to_thread(WORKERS.fresh)
             on_stage("taking the spare engine worker (LMDeploy imported)" if spare else "starting the engine worker")
-            info = await _load_in(worker, model_path, options, on_stage)
+            loaded = worker, await _load_in(worker, model_path, options, on_stage)
         await asyncio.to_thread(WORKERS.prepare_spare)
+        worker, info = loaded
         backend = cls(worker, model_path, options, info)
         backend.load_seconds = time.perf_counter() - started
         return backend
@@ -101,10 +103,10 @@ class LmdeployBackend(Backend):
 
     def info(self) -> BackendInfo:
         details = {**self._engine_info, "load_seconds": round(self.load_seconds, 1), "worker_pid": self.pid}
-        engine = details.pop("engine", self._options.engine)
-        return BackendInfo(kind="lmdeploy", model=self._model_path, engine=engine, details=details)
+        engine = details.pop("engine", self._options.engine)  # the rest is what EngineDetails names
+        return BackendInfo(kind="lmdeploy", model=self._model_path, engine=engine, details=cast(EngineDetails, details))
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[Delta]:
         """With a `tool_parser`, a chat with tools runs through LMDeploy's own tool path (the
         model's chat template and parser); without one, through the console's tool-prompt template."""
         try:
@@ -118,9 +120,10 @@ class LmdeployBackend(Backend):
                 "Use tool_choice auto, or a preset with engine: pytorch"
             )
         params = request.params
+        command: Callable[..., wire.Request]
         if turn.tools and self._options.tool_parser and request.tool_prompt == "model":
             command = functools.partial(wire.ToolsChat, messages=request.messages, params=params,
-                                        tools=request.tools, tool_choice=request.tool_choice)  # fmt: skip
+                                        tools=turn.tools, tool_choice=request.tool_choice)  # fmt: skip
             turn = ToolTurn(request.messages, None, None)  # the worker parses; its text passes through
         else:  # guided decoding when a call is forced
             command = functools.partial(wire.Chat, messages=turn.messages, params=params,
@@ -266,7 +269,8 @@ class _Replies:
     """One request's replies, handed from the reader thread to the requester's event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop, self._queue = loop, asyncio.Queue()
+        self.loop = loop
+        self._queue: asyncio.Queue[wire.Reply] = asyncio.Queue()
         self.ended = False
 
     def put(self, reply: wire.Reply) -> None:

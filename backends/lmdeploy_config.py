@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -65,7 +65,7 @@ def _option(default, card: str, cli: str | None = None, config: bool = True, pyt
     """An engine option: `card` labels it on the status card, `cli` is LMDeploy's command-line flag,
     `config` says whether it is a field of LMDeploy's engine config classes, `pytorch_only` that only
     `PytorchEngineConfig` has it (set, it steers `auto` to the PyTorch engine)."""
-    meta = {"card": card, "cli": cli, "config": config, "pytorch_only": pytorch_only}
+    meta: dict[str, Any] = {"card": card, "cli": cli, "config": config, "pytorch_only": pytorch_only}
     return Field(default, json_schema_extra=meta, **bounds)
 
 
@@ -132,7 +132,9 @@ class EngineOptions(BaseModel):
 
     @classmethod
     def option_meta(cls, name: str) -> dict:
-        return cls.model_fields[name].json_schema_extra
+        meta = cls.model_fields[name].json_schema_extra
+        assert isinstance(meta, dict), name  # every field is declared with _option
+        return meta
 
     def pytorch_only_set(self) -> list[str]:
         """The options set that only the PyTorch engine takes."""

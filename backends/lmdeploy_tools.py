@@ -9,6 +9,7 @@ pure-Python serving code is imported, so all of it runs without a GPU.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from .base import ChatRequest, TextDelta, ToolCall, ToolCallPiece
 from .tool_calls import CallPieces, piece_fields
@@ -20,7 +21,7 @@ def response_parser_class(parser: str) -> type:
     LMDeploy keeps the parser on the class, and the api_server sets it on the shared one."""
     from lmdeploy.serve.parsers import ResponseParserManager
 
-    bound = type(f"ResponseParser_{parser}", (ResponseParserManager.get("default"),), {})
+    bound: Any = type(f"ResponseParser_{parser}", (ResponseParserManager.get("default"),), {})
     bound.set_parsers(tool_parser_name=parser)
     return bound
 
@@ -37,7 +38,7 @@ def tool_chat_request(model: str, request: ChatRequest):
     tools, tool_choice, params = request.tools, request.tool_choice, request.params
     if isinstance(tool_choice, dict):
         name = tool_choice["function"]["name"]
-        tools, tool_choice = [t for t in tools if t["function"]["name"] == name], "required"
+        tools, tool_choice = [t for t in tools or () if t["function"]["name"] == name], "required"
     return ChatCompletionRequest(
         model=model,
         messages=request.messages,
@@ -85,10 +86,10 @@ class ParsedTurn:
         self._calls = CallPieces()
 
     def deltas(self, piece: str, final: bool = False) -> list[TextDelta | ToolCallPiece]:
-        found = []
+        found: list[TextDelta | ToolCallPiece] = []
         for message, _ in self._parser.stream_chunk(piece, [], final=final):
-            for piece in parsed_pieces(message):
-                found.append(TextDelta(piece) if isinstance(piece, str) else self._calls.add(*piece))
+            for parsed in parsed_pieces(message):
+                found.append(TextDelta(parsed) if isinstance(parsed, str) else self._calls.add(*parsed))
         return found
 
     def finish(self) -> list[TextDelta | ToolCallPiece | ToolCall]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import gc
 import os
 import threading
@@ -38,14 +39,20 @@ import traceback
 from models.folder import checkpoint_bytes, has_random_weights, read_model_config
 
 from . import worker_messages as wire
-from .base import ChatRequest, TokenChoice
+from .base import ChatRequest, FinishReason, TokenChoice
 from .lmdeploy_config import EngineOptions, engine_config, generation_config, resolve_engine
 from .lmdeploy_memory import kv_bytes_per_block
 from .lmdeploy_tools import parsed_pieces, response_parser_class, tool_chat_request
 
 _COALESCE_S = 0.005
 _CLOSE_WAIT_S = 5
-_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "abort": "cancelled", "error": "error"}
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "abort": "cancelled",
+    "error": "error",
+}
 
 
 def main(conn) -> None:
@@ -117,10 +124,10 @@ async def _answer_requests(conn, pipe, options: EngineOptions, outbox: _Outbox) 
                 case wire.Cancel(rid):
                     if task := running.get(rid):
                         task.cancel()
-                case _:
+                case wire.Chat() | wire.ToolsChat() | wire.Score() | wire.Logprobs() | wire.Metrics():
                     ran_get_logits |= isinstance(command, wire.Logprobs)
-                    running[command.rid] = loop.create_task(_job(pipe, tool_context, command, outbox.put))
-                    running[command.rid].add_done_callback(lambda _t, rid=command.rid: running.pop(rid, None))
+                    task = running[command.rid] = loop.create_task(_job(pipe, tool_context, command, outbox.put))
+                    task.add_done_callback(functools.partial(_forget, running, command.rid))
 
     loop.add_reader(conn.fileno(), start_arrived)
     try:
@@ -133,6 +140,10 @@ async def _answer_requests(conn, pipe, options: EngineOptions, outbox: _Outbox) 
         await asyncio.wait(list(running.values()), timeout=_CLOSE_WAIT_S)
     outbox.flush()  # the last replies go before the worker says "closed"
     return ended_by, ran_get_logits
+
+
+def _forget(running: dict[int, asyncio.Task], rid: int, _task: asyncio.Task) -> None:
+    running.pop(rid, None)
 
 
 class _Outbox:
@@ -224,9 +235,10 @@ def _kv_cache(engine_cfg, engine: str, model_path: str, free_before: int | None)
     cache_max_entry_count x the free memory left after the weights, which is what the
     estimate repeats.
     """
-    block_size = getattr(engine_cfg, "block_size", None) or getattr(engine_cfg, "cache_block_seq_len", 64)
+    block_size = int(getattr(engine_cfg, "block_size", 0) or getattr(engine_cfg, "cache_block_seq_len", 64))
     per_block = kv_bytes_per_block(read_model_config(model_path), block_size, int(engine_cfg.quant_policy))
-    blocks, source = getattr(engine_cfg, "num_gpu_blocks", 0) or None, "engine"
+    blocks: int | None = getattr(engine_cfg, "num_gpu_blocks", 0) or None
+    source = "engine"
     if engine == "turbomind" and per_block and free_before:
         free_after_weights = free_before - checkpoint_bytes(model_path) / engine_cfg.tp
         blocks, source = int(engine_cfg.cache_max_entry_count * free_after_weights // per_block), "estimate"
@@ -304,8 +316,8 @@ async def _replying(rid: int, send):
     except (asyncio.CancelledError, SafeRunException):  # LMDeploy wraps a cancel in SafeRunException
         send(wire.Finish(rid, "cancelled"))
     except RequestError as exc:
-        kind = "prompt_too_long" if exc.code == ErrorCode.CONTEXT_LENGTH_EXCEEDED else "request"
-        send(wire.Failed(rid, kind, exc.message or exc.code.name))
+        too_long = exc.code == ErrorCode.CONTEXT_LENGTH_EXCEEDED
+        send(wire.Failed(rid, "prompt_too_long" if too_long else "request", exc.message or exc.code.name))
     except Exception as exc:  # noqa: BLE001 - reported to the console, which shows it
         send(wire.Failed(rid, "engine", f"{type(exc).__name__}: {exc}"))
 
@@ -314,7 +326,8 @@ async def _serve(pipe, rid: int, messages: list[dict], gen_config, send) -> None
     engine = pipe.async_engine
     async with _replying(rid, send):
         request = await engine.preprocess(messages=messages, session_id=pipe.session_mgr.get(), gen_config=gen_config)
-        finish, completion, cached = "stop", 0, 0
+        finish: FinishReason = "stop"
+        completion, cached = 0, 0
         pending, last_sent = "", None
         token_ids, token_logprobs = [], []
         async for out in engine.generate(request, stream_response=True):
@@ -345,7 +358,8 @@ async def _serve_tools(context, rid: int, request, send) -> None:
 
     async with _replying(rid, send):
         runner = await ChatRunner.prepare(context, request)
-        finish, prompt, completion, cached = "stop", 0, 0, 0
+        finish: FinishReason = "stop"
+        prompt, completion, cached = 0, 0, 0
         async for chunk in runner.stream():
             for piece in parsed_pieces(chunk.delta_message):
                 send(wire.Text(rid, piece) if isinstance(piece, str) else wire.CallPiece(rid, *piece))

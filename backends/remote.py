@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, Self
 
 import httpx
 import httpx2  # the openai client's HTTP library (its fork of httpx): what its streams raise
@@ -21,7 +22,9 @@ from .base import (
     BackendUnavailable,
     ChatRequest,
     Delta,
+    EngineDetails,
     Finish,
+    FinishReason,
     PromptTooLong,
     SchedulerMetrics,
     TextDelta,
@@ -54,7 +57,12 @@ _OPTIONAL = {
     "logprobs": (("logprobs",), "token probabilities"),
     "top_logprobs": (("logprobs",), "token probabilities"),
 }
-_FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "abort": "cancelled"}
+_FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "abort": "cancelled",
+}
 # api_server's --tool-call-parser names (lmdeploy 0.18), by what the model's name contains
 _TOOL_PARSERS = (
     ("qwen3-coder", "qwen3coder"),
@@ -88,7 +96,7 @@ class RemoteBackend(Backend):
         api_key: str | None = None,
         model: str | None = None,
         read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
-    ) -> RemoteBackend:
+    ) -> Self:
         """Reach the server and pick the model (the first it serves, unless one is named).
         A server silent for `read_timeout_s` during a reply is given up on."""
         api_key = api_key or os.environ.get(API_KEY_ENV) or "none"
@@ -113,13 +121,13 @@ class RemoteBackend(Backend):
         return cls(make_client(), model or served[0], base_url, read_timeout_s)
 
     def info(self) -> BackendInfo:
-        details = {"base_url": self._shown_url}
+        details = EngineDetails(base_url=self._shown_url)
         if self._refused:
             lost = dict.fromkeys(_OPTIONAL[key][1] for key in sorted(self._refused))
             details["ignored_params"] = f"{', '.join(lost)} (the server does not accept them)"
         return BackendInfo(kind="remote", model=self._model, engine="OpenAI-compatible server", details=details)
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[Delta]:
         started = False
         try:
             response = await self._open_stream(request)
@@ -187,7 +195,7 @@ class RemoteBackend(Backend):
             standard.update(tools=request.tools, tool_choice=request.tool_choice)
         # api_server and vLLM read top_k and repetition_penalty and give token logprobs; a stricter server
         # refuses what it does not know, so each refused field is dropped for good after its first refusal
-        optional = {"extra_body": extras | ({"ignore_eos": True} if p.ignore_eos else {})}
+        optional: dict[str, Any] = {"extra_body": extras | ({"ignore_eos": True} if p.ignore_eos else {})}
         if p.logprobs:
             optional.update(logprobs=True, top_logprobs=p.logprobs)
         while True:

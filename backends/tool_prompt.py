@@ -49,7 +49,7 @@ class ToolTurn:
     @classmethod
     def of(cls, messages: list[dict], tools: list[dict] | None, tool_choice: str | dict) -> ToolTurn:
         """ValueError when `tool_choice` names a tool that is not there."""
-        if not wants_tools(tools, tool_choice):
+        if not tools or not wants_tools(tools, tool_choice):
             return cls(messages, None, None)
         return cls(tool_messages(messages, tools), tools, forced_call_schema(tools, tool_choice))
 

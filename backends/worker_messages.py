@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, NamedTuple
 
-from .base import GenerationParams, TokenChoice
+from .base import FinishReason, GenerationParams, TokenChoice
 from .lmdeploy_config import EngineOptions
 
 # --- console -> worker: between engines ------------------------------------------------------
@@ -43,7 +43,7 @@ class ToolsChat(NamedTuple):
     messages: list[dict]
     params: GenerationParams
     tools: list[dict]
-    tool_choice: str | dict | None
+    tool_choice: str | dict
 
 
 class Score(NamedTuple):
@@ -140,7 +140,7 @@ class Usage(NamedTuple):
 
 class Finish(NamedTuple):
     rid: int
-    reason: str  # "stop", "length", "tool_calls", "cancelled", "error"
+    reason: FinishReason
 
 
 class Failed(NamedTuple):

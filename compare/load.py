@@ -180,7 +180,7 @@ async def calibrate_words(backend, prompts: LoadPrompts, target_tokens: int) -> 
     """How many words make a prompt of `target_tokens` tokens on this backend's tokenizer, and the
     tokens that many words gave (within 1% or 2 tokens, else the closest of a few tries)."""
     words = max(1, int(target_tokens * 0.75))
-    best = None
+    best: tuple[int, int] | None = None
     for _ in range(_CALIBRATION_ROUNDS):
         tokens = await _prompt_tokens(backend, prompts.messages(0, words))
         if best is None or abs(tokens - target_tokens) < abs(best[1] - target_tokens):
@@ -188,6 +188,7 @@ async def calibrate_words(backend, prompts: LoadPrompts, target_tokens: int) -> 
         if abs(tokens - target_tokens) <= max(2, target_tokens // 100):
             break
         words = max(1, round(words * target_tokens / tokens))
+    assert best is not None  # the loop ran at least once
     return best
 
 

@@ -9,6 +9,7 @@ import html
 import io
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from console.token_view import coloured_tokens
 
@@ -94,7 +95,7 @@ def rows(comparison: Comparison) -> list[list[str]]:
 
 
 def _cell(result: PresetResult, column: Column) -> str:
-    value = result
+    value: Any = result
     for name in column.path.split("."):
         value = getattr(value, name, None)
     if value is None or value == "":

@@ -255,7 +255,8 @@ async def _measure_preset(
         progress.step(f"prompt {case.name!r}")
         result.outputs.append(await _answer(backend, case, settings.params(logprobs=alternatives)))
     timed = [o for o, c in zip(result.outputs, settings.prompts, strict=True) if not c.tools and o.ttft_ms is not None]
-    result.ttft_ms = statistics.median(o.ttft_ms for o in timed) if timed else None
+    ttfts = [o.ttft_ms for o in timed if o.ttft_ms is not None]
+    result.ttft_ms = statistics.median(ttfts) if ttfts else None
     rates = [o.decode_tps for o in timed if o.decode_tps]
     result.decode_tps = statistics.median(rates) if rates else None
     progress.step(f"{settings.concurrency} requests at once")
@@ -402,7 +403,8 @@ async def _answer(backend, case: PromptCase, params: GenerationParams) -> Prompt
     if case.tools and not backend.supports_tools:
         return PromptOutput(case.name, "", error="n/a: this backend does not take tools")
     request = ChatRequest(case.messages, params, case.tools, case.tool_choice)
-    started, first, pieces, usage, chosen = time.perf_counter(), None, [], Usage(0, 0), ()
+    started, first, pieces, usage = time.perf_counter(), None, [], Usage(0, 0)
+    chosen: tuple[TokenChoice, ...] = ()
     try:
         async for delta in backend.stream_chat(request):
             if isinstance(delta, (TextDelta, ToolCall)):

@@ -56,7 +56,8 @@ class ChatSlots:
     """Chats streaming at once, per user (a log-in name, else an address)."""
 
     def __init__(self, limit: int | None):
-        self._limit, self._held = limit, Counter()
+        self._limit = limit
+        self._held: Counter[str] = Counter()
 
     def take(self, who: str) -> ExitStack:
         """Hold one of `who`'s slots from now (OverLimit where none is free); leaving the returned

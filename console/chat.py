@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -160,7 +160,7 @@ class ChatSession:
     def stop_reply(self) -> bool:
         """Stop the reply streaming into this session, if one is: its backend stream ends now and
         the reply ends itself, keeping its text, with a last paint that says "stopped"."""
-        if not self.streaming():
+        if self.reply_task is None or self.reply_task.done():
             return False
         self.reply_task.cancel()
         return True
@@ -170,7 +170,7 @@ _END = object()
 _REPAINT = object()  # a reason to wait changed: paint it
 
 
-async def _pump(stream: AsyncIterator, into: asyncio.Queue) -> None:
+async def _pump(stream: AsyncGenerator, into: asyncio.Queue) -> None:
     """Move a backend's deltas into a queue. Run as a task of its own so that Stop cancels the
     backend's stream alone, while the reply's generator goes on to paint its own end."""
     try:
@@ -199,7 +199,7 @@ async def stream_reply(
     session: ChatSession,
     pacer: RepaintPacer | None = None,
     why_waiting: Callable[[], Awaitable[str | None]] | None = None,
-) -> AsyncIterator[ChatSession]:
+) -> AsyncGenerator[ChatSession]:
     """Generate the assistant's answer to the session's last user turn, in place.
 
     Yields the session at once (the user's message, the reply waiting for its first token), then
@@ -210,9 +210,9 @@ async def stream_reply(
     paint comes from here, after every earlier one.
     """
     request = ChatRequest(messages=session.model_messages(), params=session.params)
-    reply = Turn("assistant", "", ReplyStats())
+    stats = ReplyStats()
+    reply = Turn("assistant", "", stats)
     session.turns.append(reply)
-    stats = reply.stats
     started = time.perf_counter()
     first_token_at = None
     last_paint = float("-inf")  # the first text paints at once: TTFT is what people watch
@@ -247,7 +247,7 @@ async def stream_reply(
                 if now - last_paint >= pacer.interval():
                     last_paint = now
                     yield session
-        (outcome,) = await asyncio.gather(pump, return_exceptions=True)
+        outcome: BaseException | None = (await asyncio.gather(pump, return_exceptions=True))[0]
         if isinstance(outcome, Exception):  # a CancelledError here is Stop, not a failure
             raise outcome
     except BackendError as exc:

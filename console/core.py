@@ -213,7 +213,8 @@ class Console:
             )
 
         def on_stage(stage: str) -> None:
-            self.switching = self.switching.entered(stage)
+            if self.switching:  # set for the whole switch; the stages come from within it
+                self.switching = self.switching.entered(stage)
 
         try:
             backend, reason = await create_backend(spec, on_stage)

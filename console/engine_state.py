@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from backends import Backend, BackendError, BackendInfo, BackendSpec, BackendUnavailable, GenerationParams
+from backends import Backend, BackendError, BackendInfo, BackendSpec, BackendUnavailable, Delta, GenerationParams
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class NoEngine(Backend):
     def info(self) -> BackendInfo:
         return BackendInfo(kind="none", model="-", engine="no engine running", details={"reason": self.reason})
 
-    async def stream_chat(self, request) -> AsyncIterator:
+    async def stream_chat(self, request) -> AsyncGenerator[Delta]:
         raise BackendUnavailable(self.reason)
         yield  # an async generator, like every backend's stream_chat
 

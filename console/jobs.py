@@ -57,7 +57,8 @@ class Job:
         self._started = time.monotonic()
         self._ended: float | None = None
         self._state: JobState = "running"
-        self._result, self._error = None, None
+        self._result: Any = None
+        self._error: str | None = None
         self._conclusion = "done"
         self._task: asyncio.Task | None = None
 

@@ -65,16 +65,17 @@ class Replies:
     async def _wait_for_switch(self, session: ChatSession) -> AsyncIterator[ChatSession]:
         """A reply that says what it waits for, repainted every second until the switch ends; it is
         taken away then, or kept as stopped if Stop ended the wait."""
-        waiting = Turn("assistant", "", ReplyStats())
+        stats = ReplyStats()
+        waiting = Turn("assistant", "", stats)
         session.turns.append(waiting)
         session.reply_task = asyncio.create_task(self._console.switch_ended.wait())
         while not session.reply_task.done():
             progress = self._console.switching
-            waiting.stats.waiting = f"waits for the engine, {progress.describe()}" if progress else "starting"
+            stats.waiting = f"waits for the engine, {progress.describe()}" if progress else "starting"
             yield session
             await asyncio.wait({session.reply_task}, timeout=1.0)
         if session.reply_task.cancelled():
-            waiting.stats.finish = "stopped"
+            stats.finish = "stopped"
             yield session
             return
         session.turns.remove(waiting)

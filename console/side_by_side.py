@@ -134,6 +134,8 @@ class SideBySide:
     async def stream(self, round_: Round) -> AsyncIterator[Round]:
         """Both replies streaming at once; yields the round whenever either side has something to paint."""
         console = self._console
+        if (side_b := self.backend) is None:  # unloaded since the round was started
+            raise NoSideB("side B was unloaded: load a preset as side B, then send again")
         changed: asyncio.Queue = asyncio.Queue()
 
         async def follow(backend: Backend, session: ChatSession) -> None:
@@ -144,7 +146,7 @@ class SideBySide:
         console.sampler.mark("side by side: generation started")
         sides = [
             asyncio.create_task(follow(console.backend, round_.a)),
-            asyncio.create_task(follow(self.backend, round_.b)),
+            asyncio.create_task(follow(side_b, round_.b)),
         ]
         try:
             while not all(side.done() for side in sides):

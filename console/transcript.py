@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 from backends import BackendInfo, GenerationParams, Refusal
 
@@ -65,7 +66,7 @@ def import_chat(raw: bytes | str) -> ChatSession:
 
 
 def _turn_to_json(turn: Turn) -> dict:
-    item = {"role": turn.role, "content": turn.content}
+    item: dict[str, Any] = {"role": turn.role, "content": turn.content}
     if turn.stats:
         item["stats"] = dataclasses.asdict(turn.stats)
     return item

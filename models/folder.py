@@ -21,7 +21,7 @@ def read_model_config(model_dir: str | Path) -> dict:
 
 
 def has_random_weights(model_dir: str | Path | None) -> bool:
-    return bool(model_dir) and bool(read_model_config(model_dir).get(RANDOM_WEIGHTS_KEY))
+    return model_dir is not None and bool(read_model_config(model_dir).get(RANDOM_WEIGHTS_KEY))
 
 
 def mark_random_weights(model_dir: str | Path) -> None:

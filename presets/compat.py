@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from backends import kinds_for
-from backends.lmdeploy_config import KvQuant
+from backends.lmdeploy_config import Engine, KvQuant
 from backends.lmdeploy_tools import tool_parsers
 from models.folder import checkpoint_bytes, head_dim, read_model_config
 
@@ -42,7 +41,7 @@ class Verdict:
 
     errors: tuple[str, ...]
     notes: tuple[str, ...]
-    engine: Literal["turbomind", "pytorch", "auto"]
+    engine: Engine
 
     @property
     def ok(self) -> bool:
@@ -93,8 +92,8 @@ def check(preset: Preset, model_dir: Path | None, machine: Machine) -> Verdict:
 
 
 def _pick_engine(
-    asked: str, turbomind_loads: bool, turbomind_blockers: list[str], pytorch_blockers: list[str]
-) -> tuple[str, list[str], list[str]]:
+    asked: Engine, turbomind_loads: bool, turbomind_blockers: list[str], pytorch_blockers: list[str]
+) -> tuple[Engine, list[str], list[str]]:
     """The engine that runs (an explicit one, or what `auto` settles on), with errors and notes:
     each engine's blockers refuse it when asked for, and steer `auto` to the other one."""
     if not turbomind_loads:

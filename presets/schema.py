@@ -7,6 +7,7 @@ Converted at the edge: `Preset.to_spec()` gives the `BackendSpec` the backends t
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
@@ -18,6 +19,7 @@ from backends import (
     CpuWeights,
     EngineOptions,
     GenerationParams,
+    KindName,
     kinds_for,
 )
 
@@ -31,14 +33,17 @@ class _Defaults(BaseModel):
 
 # Sampling defaults the Chat tab starts from, one optional field a knob (unset ones keep the console's),
 # each within the bounds GenerationParams enforces, so that the Chat tab takes it.
-GenerationDefaults = create_model(
-    "GenerationDefaults",
-    __base__=_Defaults,
-    **{
-        name: (GenerationParams.__dataclass_fields__[name].type + " | None", Field(None, ge=knob.low, le=knob.high))
-        for name, knob in SAMPLING_RANGES.items()
-    },
-)
+if TYPE_CHECKING:  # the checker sees the base class; the knobs' fields are made from their declarations
+    GenerationDefaults = _Defaults
+else:
+    GenerationDefaults = create_model(
+        "GenerationDefaults",
+        __base__=_Defaults,
+        **{
+            name: (GenerationParams.__dataclass_fields__[name].type + " | None", Field(None, ge=knob.low, le=knob.high))
+            for name, knob in SAMPLING_RANGES.items()
+        },
+    )
 
 
 class Preset(EngineOptions):
@@ -60,7 +65,7 @@ class Preset(EngineOptions):
     def _fields_fit_the_backend(self) -> Preset:
         """A field set that this backend does not read is refused, naming the backends that do."""
         read_here = set().union(*(kind.preset_fields for kind in kinds_for(self.backend)))
-        misplaced: dict[tuple[str, ...], list[str]] = {}  # the backends that read them -> the fields set
+        misplaced: dict[tuple[KindName, ...], list[str]] = {}  # the backends that read them -> the fields set
         for name, declared in Preset.model_fields.items():
             readers = tuple(kind.name for kind in KINDS.values() if name in kind.preset_fields)
             if readers and name not in read_here and getattr(self, name) != declared.default:

@@ -143,6 +143,7 @@ async def _quantize(settings: QuantizeSettings, job: Job) -> None:
     )
     job.report(0.02, f"loading {settings.model.name}")
     tail: deque[str] = deque(maxlen=30)
+    assert process.stdout is not None  # a pipe, as asked above
     try:
         async for line in _lines(process.stdout):
             tail.append(line)

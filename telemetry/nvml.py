@@ -13,7 +13,9 @@ def open_nvml(nvml=None):
     a value, not a crash. `nvml`: a stand-in module with pynvml's functions (the tests' scripted cards)."""
     try:
         if nvml is None:
-            import pynvml as nvml
+            import pynvml
+
+            nvml = pynvml
         nvml.nvmlInit()
         return nvml, None
     except Exception as exc:  # noqa: BLE001 - whatever NVML raises, the console runs on without it

@@ -26,7 +26,7 @@ class ProcessMemory(NamedTuple):
 
 
 class GpuReading(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # NVML's index of the GPU; it shadows tuple.index, which nothing calls
     name: str
     used_mib: float
     total_mib: float

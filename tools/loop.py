@@ -15,6 +15,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from backends import Backend, BackendError, ChatRequest, Finish, GenerationParams, TextDelta, ToolCall, ToolCallPiece
+from backends.base import ToolPrompt
 from backends.tool_prompt import readable, strip_tool_calls
 
 from .toolbox import BUILTIN, ToolOutcome, argument_problem, run_tool
@@ -56,7 +57,7 @@ class ToolConversation:
     live_text: str = ""  # what the model has written so far in the round under way
     live_calls: dict[int, list[str]] = field(default_factory=dict)  # index -> [name, arguments] being written
     finished: bool = False
-    tool_prompt: str = "model"  # see ChatRequest.tool_prompt
+    tool_prompt: ToolPrompt = "model"  # see ChatRequest.tool_prompt
 
     @classmethod
     def start(
@@ -65,7 +66,7 @@ class ToolConversation:
         tools: list[dict],
         tool_choice: str | dict = "auto",
         max_rounds: int = 4,
-        tool_prompt: str = "model",
+        tool_prompt: ToolPrompt = "model",
         notes: tuple[str, ...] = (),
     ):
         """`notes`: what the console read differently in the tool definitions, shown after the prompt."""
@@ -201,7 +202,7 @@ async def run_tool_loop(
     mock_results: dict[str, str] | None = None,
     params: GenerationParams | None = None,
     max_rounds: int = 4,
-    tool_prompt: str = "model",
+    tool_prompt: ToolPrompt = "model",
     notes: tuple[str, ...] = (),
 ) -> ToolRun:
     """Ask, run the calls, repeat without stopping; the whole transcript."""
