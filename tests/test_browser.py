@@ -40,7 +40,7 @@ def reload_console(page) -> None:
 
 
 def screenshot(page, name: str) -> None:
-    """Screenshots for README: written where SCREENSHOT_DIR says (make screenshots)."""
+    """Screenshots for README and docs/guide.md: written where SCREENSHOT_DIR says (make screenshots)."""
     folder = os.environ.get("SCREENSHOT_DIR")
     if folder:
         page.screenshot(path=str(Path(folder) / name), full_page=True)

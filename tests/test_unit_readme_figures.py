@@ -1,4 +1,5 @@
-"""Every figure in README's tables comes from a committed raw output under docs/.
+"""Every figure in the tables of README and its long version (docs/guide.md) comes from a committed raw
+output under docs/.
 
 Each table of figures is mapped to the files it was read from. A figure is backed when a number in
 those files gives it as written: the same value rounded to the figure's decimals, in GiB from MiB,
@@ -40,8 +41,10 @@ MIB_PER_GIB = 1024
 
 def readme_tables() -> dict[str, list[str]]:
     """Each table's rows under its header line, keyed by SOURCES' start of that line where it has one."""
-    tables, current = {}, None
-    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+    tables: dict[str, list[str]] = {}
+    current = None
+    text = "\n\n".join((ROOT / name).read_text(encoding="utf-8") for name in ("README.md", "docs/guide.md"))
+    for line in text.splitlines():
         if line.startswith("|"):
             if current is None:
                 key = next((start for start in SOURCES if line.startswith(start)), line)
@@ -77,7 +80,7 @@ def backed(figure: str, unit: str, numbers: list[float]) -> bool:
 @pytest.mark.parametrize("header", sorted(SOURCES))
 def test_every_figure_of_a_results_table_is_in_its_raw_output(header):
     tables = readme_tables()
-    assert header in tables, f"README no longer has the table {header!r}: update SOURCES"
+    assert header in tables, f"README and docs/guide.md no longer have the table {header!r}: update SOURCES"
     numbers = source_numbers(SOURCES[header])
     unbacked = [
         f"{figure} {unit} in: {row[:80]}"
