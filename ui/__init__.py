@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 
 from console.core import Console
@@ -14,6 +16,7 @@ from .header import engine_header
 from .job_view import job_banner, switch_banner
 from .lean_sessions import start_sessions_without_config_copies
 from .page_ticks import TickBudget
+from .tab_parts import Refresh, TabParts
 from .vram_figures import compact_gauge
 
 TITLE = "LMDeploy Console"
@@ -36,25 +39,14 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         header = gr.Markdown(engine_header(console.state()), elem_id="engine-header")
         gauge = gr.Markdown(compact_gauge(console.sampler.latest()), elem_id="compact-gauge")
         admin = AdminOnly(console)
+        parts: dict[gr.Tab, TabParts] = {}
         with gr.Tabs():
-            with gr.Tab("Chat", id="chat") as chat_tab:
-                preset_knobs = chat.build_tab(console)
-            with gr.Tab("Presets", id="presets") as presets_tab:
-                switch_events, (engine_views, engine_outputs), preset_picker = presets.build_tab(console, admin)
-            with gr.Tab("VRAM", id="vram") as vram_tab:
-                vram_timer = vram.build_tab(console)
-            with gr.Tab("Tools", id="tools") as tools_tab:
-                tools_engine_changed, tools_outputs = tools.build_tab(console)
-            with gr.Tab("Side by side", id="side-by-side") as side_tab:
-                side_a_switch, side_timer, (side_views, side_outputs) = side_by_side.build_tab(console, admin)
-            with gr.Tab("Compare", id="compare") as compare_tab:
-                compare_picker, compare_current_job, compare_views = compare.build_tab(console, admin)
-            with gr.Tab("Quantize", id="quantize") as quantize_tab:
-                quantized, quantize_switch = quantize.build_tab(console, admin)
-            with gr.Tab("Fleet", id="fleet") as fleet_tab:
-                fleet_timer = fleet.build_tab(console, admin)
-        tabs = [chat_tab, presets_tab, vram_tab, tools_tab, side_tab, compare_tab, quantize_tab, fleet_tab]
-        tick_only_while_open(tabs, {vram_tab: vram_timer, fleet_tab: fleet_timer, side_tab: side_timer})
+            for title, tab_id, build_tab in _TABS:
+                with gr.Tab(title, id=tab_id) as tab:
+                    parts[tab] = build_tab(console, admin)
+        tick_only_while_open(list(parts), {tab: part.timer for tab, part in parts.items() if part.timer})
+        preset_knobs = next(part.preset_knobs for part in parts.values() if part.preset_knobs)
+        engine_views = [part.engine_view for part in parts.values() if part.engine_view]
 
         def refresh_header(request: gr.Request):
             banner = "\n\n".join(filter(None, [switch_banner(console.switching), job_banner(console.jobs.current)]))
@@ -62,26 +54,22 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
             header_text = engine_header(console.state()) + f"  \n{who}" + (f"\n\n{banner}" if banner else "")
             return header_text, compact_gauge(console.sampler.latest())
 
-        def refresh_preset_lists():
-            names = console.catalog.names()
-            return gr.Radio(choices=names, value=console.state().preset), gr.CheckboxGroup(choices=names)
-
         # One catalog, read from disk wherever presets are listed: a preset saved on another page (or by
         # a Quantize job) shows up when a page loads or opens the tab, keeping what is ticked there.
-        quantized.then(refresh_preset_lists, outputs=[preset_picker, compare_picker], api_visibility="private")
-        demo.load(refresh_preset_lists, outputs=[preset_picker, compare_picker], api_visibility="private")
-        presets_tab.select(
-            lambda: gr.Radio(choices=console.catalog.names()), outputs=preset_picker, api_visibility="private"
-        )
-        compare_tab.select(
-            lambda: gr.CheckboxGroup(choices=console.catalog.names()), outputs=compare_picker, api_visibility="private"
-        )
-        compare_tab.select(compare_current_job, outputs=compare_views, api_visibility="private")
-        side_tab.select(side_views, outputs=side_outputs, api_visibility="private")
-        for event in [*switch_events, quantize_switch, side_a_switch]:
-            event.then(refresh_header, outputs=[header, gauge], api_visibility="private").then(
-                preset_knobs.follow, inputs=preset_knobs.inputs, outputs=preset_knobs.outputs, api_visibility="private"
-            ).then(tools_engine_changed, outputs=tools_outputs, api_visibility="private")
+        every_list = [listed for part in parts.values() for listed in part.preset_lists]
+        relist_all = Refresh(lambda: _relisted(console, every_list, current=True), every_list)
+        for event in [*(event for part in parts.values() for event in part.catalog_changes), demo]:
+            _then_or_load(event, relist_all)
+        for tab, part in parts.items():
+            if part.preset_lists:
+                relist = functools.partial(_relisted, console, part.preset_lists, current=False)
+                tab.select(relist, outputs=part.preset_lists, api_visibility="private")
+            if part.on_open:
+                tab.select(part.on_open.fn, outputs=part.on_open.outputs, api_visibility="private")
+        after_a_switch = [Refresh(refresh_header, [header, gauge]), preset_knobs.following(), *engine_views]
+        for event in (event for part in parts.values() for event in part.switches):
+            for refresh in after_a_switch:
+                event = _then_or_load(event, refresh)
 
         budget = TickBudget()
         header_timer = gr.Timer(budget.shortest_s)
@@ -115,9 +103,41 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         )
         let_go_of_closed_pages(demo)
         start_sessions_without_config_copies()
-        demo.load(engine_views, outputs=engine_outputs, api_visibility="private")
-        demo.load(tools_engine_changed, outputs=tools_outputs, api_visibility="private")
+        for view in engine_views:
+            _then_or_load(demo, view)
     return demo
+
+
+# (title, id, build): every tab's build_tab takes the console and the admin-only controls, returns its parts
+_TABS = [
+    ("Chat", "chat", lambda console, admin: chat.build_tab(console)),
+    ("Presets", "presets", presets.build_tab),
+    ("VRAM", "vram", lambda console, admin: vram.build_tab(console)),
+    ("Tools", "tools", lambda console, admin: tools.build_tab(console)),
+    ("Side by side", "side-by-side", side_by_side.build_tab),
+    ("Compare", "compare", compare.build_tab),
+    ("Quantize", "quantize", quantize.build_tab),
+    ("Fleet", "fleet", fleet.build_tab),
+]
+
+
+def _then_or_load(event, refresh: Refresh):
+    """Run `refresh` after an event, or as the page loads where `event` is the Blocks itself."""
+    run = event.load if isinstance(event, gr.Blocks) else event.then
+    return run(refresh.fn, inputs=refresh.inputs or None, outputs=refresh.outputs, api_visibility="private")
+
+
+def _relisted(console: Console, lists: list, current: bool):
+    """The catalog's names in each list of presets; `current`: a picker also selects the running preset."""
+    names = console.catalog.names()
+
+    def relist(listed):
+        if not isinstance(listed, gr.Radio):
+            return gr.CheckboxGroup(choices=names)
+        return gr.Radio(choices=names, value=console.state().preset) if current else gr.Radio(choices=names)
+
+    updates = [relist(listed) for listed in lists]
+    return updates[0] if len(updates) == 1 else updates  # Gradio takes one output's value bare
 
 
 def tick_only_while_open(tabs: list[gr.Tab], timers: dict[gr.Tab, gr.Timer]) -> None:

@@ -19,6 +19,7 @@ from console.transcript import TranscriptError, export_chat, import_chat
 from .downloads import download_folder
 from .preset_knobs import PresetKnobs
 from .render import chatbot_messages, display_text, format_stop_words, parse_stop_words
+from .tab_parts import TabParts
 from .unread import UnreadPaints
 
 
@@ -62,10 +63,9 @@ class ChatPainter:
         return tuple(self._chatbot.postprocess([{"role": role, "content": text}]).model_dump())
 
 
-def build_tab(console: Console) -> list:
-    """Lay out the tab inside the current Blocks context and wire its events.
-
-    Returns what keeps the generation knobs on the running preset's settings (`PresetKnobs`)."""
+def build_tab(console: Console) -> TabParts:
+    """Lay out the tab inside the current Blocks context and wire its events; its parts hold what keeps
+    the generation knobs on the running preset's settings (`PresetKnobs`)."""
     defaults = console.state().default_params
     session = gr.State(ChatSession())
     with gr.Row():
@@ -245,7 +245,7 @@ def build_tab(console: Console) -> list:
     upload.upload(
         import_json, [upload, session], [chatbot, session, *knobs, follower.touched], api_visibility="private"
     )
-    return follower
+    return TabParts(preset_knobs=follower)
 
 
 async def _stream(console: Console, state: ChatSession, painter: ChatPainter, request: gr.Request | None):

@@ -21,11 +21,12 @@ from .downloads import download_folder
 from .errors import refused, whole_number
 from .job_view import follow, log_tail, status_markdown
 from .preset_lists import preset_checklist
+from .tab_parts import Refresh, TabParts
 
 
-def build_tab(console: Console, admin: AdminOnly) -> tuple:
-    """Lay out the tab; returns its preset picker (to refresh when presets are added), and how a page
-    that opens the tab shows the comparison running now or the last one (a function and its outputs)."""
+def build_tab(console: Console, admin: AdminOnly) -> TabParts:
+    """Lay out the tab; its parts: its preset picker, and the comparison running now or the last one,
+    shown as the tab opens."""
     prompts = builtin_prompts()
     questions = builtin_questions()
     gr.Markdown(
@@ -171,7 +172,7 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
     inputs += [load_on, load_requests, load_prompt, load_output, load_flight, second_turn, token_probabilities]
     run.click(compare, inputs, views, api_name="compare")
     cancel.click(cancel_job, api_name="cancel_compare")
-    return picked, current_job, views
+    return TabParts(preset_lists=[picked], on_open=Refresh(current_job, views))
 
 
 async def _followed(job: Job):

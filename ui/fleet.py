@@ -16,6 +16,7 @@ from console.fleet import FleetView
 
 from .admin_only import AdminOnly
 from .errors import refused
+from .tab_parts import TabParts
 
 if TYPE_CHECKING:  # the proxy's client imports openai's; the tab needs its type only
     from backends.fleet import NodeReport
@@ -45,8 +46,8 @@ ROUTING_NOTE = (
 )
 
 
-def build_tab(console: Console, admin: AdminOnly) -> gr.Timer:
-    """Lay out the tab; returns its refresh timer, which ticks only while the tab is open (see `ui.tick_only_while_open`)."""
+def build_tab(console: Console, admin: AdminOnly) -> TabParts:
+    """Lay out the tab; its parts: its refresh timer, which ticks only while the tab is open."""
     status = gr.Markdown(elem_id="fleet-status")
     nodes = gr.Dataframe(
         headers=COLUMNS,
@@ -168,7 +169,7 @@ def build_tab(console: Console, admin: AdminOnly) -> gr.Timer:
     gr.api(fleet, api_name="fleet")
     gr.api(fleet_add, api_name="fleet_add")
     gr.api(fleet_remove, api_name="fleet_remove")
-    return timer
+    return TabParts(timer=timer)
 
 
 def _status_line(view: FleetView) -> str:

@@ -17,6 +17,8 @@ import gradio as gr
 from backends import GenerationParams
 from console.core import Console
 
+from .tab_parts import Refresh
+
 
 class PresetKnobs:
     def __init__(self, console: Console, knobs: list, param_values):
@@ -44,6 +46,10 @@ class PresetKnobs:
     @property
     def inputs(self) -> list:
         return [self.seen, self.touched]
+
+    def following(self) -> Refresh:
+        """The knobs following the running preset, as run after a switch made on this page."""
+        return Refresh(self.follow, self.outputs, self.inputs)
 
     def running_marker(self) -> str:
         """The running preset's generation settings as the text the hidden field carries."""

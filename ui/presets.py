@@ -15,11 +15,11 @@ from presets.store import PresetError, parse_preset, to_yaml
 from .admin_only import AdminOnly
 from .engine_card import engine_card
 from .errors import notice
+from .tab_parts import Refresh, TabParts
 
 
-def build_tab(console: Console, admin: AdminOnly) -> tuple:
-    """Lay out the tab; returns its switch events (other views refresh after them), the
-    (function, outputs) that repaint its engine views, for page loads, and the preset picker."""
+def build_tab(console: Console, admin: AdminOnly) -> TabParts:
+    """Lay out the tab; its parts: its switch events, its engine card and reproduce commands, its picker."""
     catalog = console.catalog
     current = console.state().preset
     with gr.Row():
@@ -128,7 +128,11 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
         restart_clicked, None, views, api_visibility="private", concurrency_limit=1, concurrency_id="switch"
     )
     _register_api(console)
-    return [switch_event, back_event, restart_event], (lambda: engine_views(console), [card, reproduce, back]), choice
+    return TabParts(
+        switches=[switch_event, back_event, restart_event],
+        preset_lists=[choice],
+        engine_view=Refresh(lambda: engine_views(console), [card, reproduce, back]),
+    )
 
 
 async def _stages(console: Console, work: asyncio.Task):

@@ -18,13 +18,14 @@ from quantize.methods import METHODS
 from .admin_only import AdminOnly
 from .errors import refused, whole_number
 from .job_view import follow, log_tail, status_markdown
+from .tab_parts import TabParts
 
 EMBEDDED_CHOICE = f"embedded: {EMBEDDED_MODEL_NAME}"
 
 
-def build_tab(console: Console, admin: AdminOnly) -> tuple:
-    """Lay out the tab; returns its events: a quantization ended (a preset may be new), and a
-    switch to the new preset (the engine changed)."""
+def build_tab(console: Console, admin: AdminOnly) -> TabParts:
+    """Lay out the tab; its parts: a quantization ended (a preset may be new), and a switch to the new
+    preset (the engine changed)."""
     no_gpu = console.checks.machine.no_gpu_reason if console.checks.machine.gpu_count == 0 else None
     gr.Markdown(
         "LMDeploy's own quantization (`auto_awq`, `smooth_quant`) in a process of its own. Calibration "
@@ -173,7 +174,7 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
     switched = switch.click(
         switch_clicked, new_preset, result, api_visibility="private", concurrency_limit=1, concurrency_id="switch"
     )
-    return quantized, switched
+    return TabParts(switches=[switched], catalog_changes=[quantized])
 
 
 def _source_choices(console: Console) -> list[str]:

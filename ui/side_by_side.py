@@ -21,6 +21,7 @@ from .chat import who_is_asking
 from .downloads import download_folder
 from .errors import notice, refused
 from .preset_lists import preset_dropdown
+from .tab_parts import Refresh, TabParts
 from .unread import UnreadPaints
 
 SHARED_MACHINE = (
@@ -36,8 +37,8 @@ class RoundHolder:
     round: Round | None = None
 
 
-def build_tab(console: Console, admin: AdminOnly) -> tuple:
-    """Lay out the tab; returns its side-A switch event (the header follows it) and its tally timer."""
+def build_tab(console: Console, admin: AdminOnly) -> TabParts:
+    """Lay out the tab; its parts: its side-A switch event, its tally timer, and the sides as it opens."""
     pair = console.side_b
     names = console.catalog.names()
     gr.Markdown(
@@ -218,7 +219,7 @@ def build_tab(console: Console, admin: AdminOnly) -> tuple:
         return _sides_text(console), _tally_text(pair.votes.tallies())
 
     tally_timer.tick(ticked, outputs=[sides, tally], api_visibility="private", show_progress="hidden")
-    return switched, tally_timer, (refreshed, [sides, tally, pick_a, pick_b])
+    return TabParts(switches=[switched], timer=tally_timer, on_open=Refresh(refreshed, [sides, tally, pick_a, pick_b]))
 
 
 def _round_params(console: Console, greedy, max_new_tokens, token_probabilities) -> GenerationParams:

@@ -26,6 +26,7 @@ from tools.loop import (
 from tools.scenarios import SCENARIOS, tool_choice_value
 
 from .errors import whole_number
+from .tab_parts import Refresh, TabParts
 from .unread import UnreadPaints
 
 _FIRST = next(iter(SCENARIOS))
@@ -35,8 +36,8 @@ TOOL_PROMPTS = [
 ]
 
 
-def build_tab(console: Console) -> tuple:
-    """Lay out the tab; returns (function, output) repainting its note on what the backend supports."""
+def build_tab(console: Console) -> TabParts:
+    """Lay out the tab; its parts: its note on what the running engine does with tools."""
     scenario = SCENARIOS[_FIRST]
     support = gr.Markdown(_support_note(console))
     with gr.Row():
@@ -172,7 +173,7 @@ def build_tab(console: Console) -> tuple:
         """The note on what this engine does with tools, and the tool prompt preselected to what will run."""
         return _support_note(console), gr.Radio(value=_tool_prompt_that_runs(console))
 
-    return engine_changed, [support, tool_prompt]
+    return TabParts(engine_view=Refresh(engine_changed, [support, tool_prompt]))
 
 
 def _conversation(

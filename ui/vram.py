@@ -8,13 +8,14 @@ from backends import BackendError, SchedulerMetrics, running_kind
 from console.core import Console
 
 from .engine_card import engine_card
+from .tab_parts import TabParts
 from .vram_figures import gauge_figure, process_rows, sample_as_json, timeline_figure
 
 WINDOW_S = 600
 
 
-def build_tab(console: Console) -> gr.Timer:
-    """Lay out the tab; returns its refresh timer, which ticks only while the tab is open (see `ui.tick_only_while_open`)."""
+def build_tab(console: Console) -> TabParts:
+    """Lay out the tab; its parts: its refresh timer, which ticks only while the tab is open."""
     sampler = console.sampler
     with gr.Row():
         gauges = gr.Plot(label="Used of total", elem_id="vram-gauges")
@@ -55,7 +56,7 @@ def build_tab(console: Console) -> gr.Timer:
 
     gr.Button("Refresh", size="sm").click(refresh, outputs=outputs, api_visibility="private")
     gr.api(vram, api_name="vram")
-    return timer
+    return TabParts(timer=timer)
 
 
 async def _source_note(console: Console, sample) -> str:
