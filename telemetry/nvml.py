@@ -19,7 +19,8 @@ def open_nvml(nvml=None):
         nvml.nvmlInit()
         return nvml, None
     except Exception as exc:  # noqa: BLE001 - whatever NVML raises, the console runs on without it
-        return None, f"no NVIDIA GPU is visible ({type(exc).__name__}: {exc})"
+        # plain words first: NVML's exception names (NVMLError_LibraryNotFound) mean nothing to most people
+        return None, f"no NVIDIA driver or GPU was found (NVML says: {exc})"
 
 
 def read_nvml(read: Callable[[Any], T]) -> T | None:

@@ -51,7 +51,8 @@ def test_only_the_gpus_cuda_visible_devices_gives_are_read(monkeypatch, visible,
 
 def test_without_nvml_the_sample_says_why_and_keeps_the_rss():
     sample = VramSampler(nvml=ScriptedNvml([], fail_init=True)).sample()
-    assert sample.gpus == () and "Driver Not Loaded" in sample.error
+    assert sample.gpus == () and "no NVIDIA driver or GPU was found" in sample.error
+    assert "Driver Not Loaded" in sample.error and "NVMLError" not in sample.error  # NVML's words, not its class
     assert sample.console_rss_mib > 0
 
 
