@@ -89,6 +89,12 @@ def test_a_reply_coloured_by_token_probability_shows_alternatives_on_hover(page)
     colour.uncheck()
 
 
+def test_the_message_box_is_named_and_stop_says_when_nothing_streams(page):
+    assert page.get_by_role("textbox", name="Message").count() == 1  # what a screen reader announces
+    page.locator("#stop").click()
+    page.get_by_text("Nothing is streaming").wait_for(timeout=10_000)  # the notice shows
+
+
 def test_stop_keeps_the_partial_reply(page):
     set_slider(page, "temperature", 0)  # greedy: a sampled reply was once short enough to end before Stop
     set_slider(page, "max-new-tokens", 4000)
@@ -356,6 +362,8 @@ def test_quantize_tab_checks_and_says_it_needs_a_gpu_here(page):
     page.get_by_role("tab", name="Quantize").click()
     page.locator("#quantize-check").click()
     wait_for_text(page, "quantize-result", "needs a CUDA GPU", timeout=30_000)
+    answer, log = page.locator("#quantize-result").bounding_box(), page.get_by_label("Log").bounding_box()
+    assert answer["y"] < log["y"]  # read under the Check button, not below the log
     result = page.locator("#quantize-result").inner_text()
     assert "only the PyTorch engine will load the result" in result  # group 64 on SmolLM2
     assert page.locator("#quantize-start").is_disabled()

@@ -73,12 +73,16 @@ def build_tab(console: Console) -> TabParts:
             chatbot = gr.Chatbot(label="Chat", height=520, elem_id="chatbot", buttons=["copy", "copy_all"])
             paint = ChatPainter(chatbot)
             with gr.Row():
-                message = gr.Textbox(
-                    placeholder="Type a message and press Enter", show_label=False, scale=5, elem_id="chat-input"
+                message = gr.Textbox(  # the label is the box's name for screen readers
+                    label="Message",
+                    placeholder="Type a message and press Enter",
+                    show_label=False,
+                    scale=5,
+                    elem_id="chat-input",
                 )
                 send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
             with gr.Row():
-                stop = gr.Button("Stop", variant="stop", size="sm", elem_id="stop")
+                stop = gr.Button("Stop", size="sm", elem_id="stop")
                 regenerate = gr.Button("Regenerate", size="sm")
                 edit_last = gr.Button("Edit last message", size="sm")
                 clear = gr.Button("Clear", size="sm")
@@ -164,7 +168,8 @@ def build_tab(console: Console) -> TabParts:
 
     def stop_streaming(state):
         """Stop the reply that is streaming: it keeps its text, and its own last paint says "stopped"."""
-        state.stop_reply()
+        if not state.stop_reply():
+            gr.Info("Nothing is streaming: Stop ends a reply while it is being written.")
 
     def edit(state):
         text = state.rewind_to_last_user()
