@@ -52,8 +52,10 @@ def _where(exc: yaml.YAMLError) -> str:
 
 
 def to_yaml(preset: Preset) -> str:
-    """The preset as YAML holding only what differs from the defaults; what it is and runs first."""
+    """The preset as YAML holding only what differs from the defaults, and always which backend runs it
+    (a reader of a copy should not have to know the default); what it is and runs first."""
     fields = preset.model_dump(mode="json", exclude_defaults=True)
+    fields.setdefault("backend", preset.backend)
     first = {k: fields.pop(k) for k in ("description", "backend", "model") if k in fields}
     return yaml.safe_dump(first | fields, sort_keys=False, allow_unicode=True)
 

@@ -199,6 +199,8 @@ def test_presets_tab_switches_the_engine_and_the_header_follows(page):
     wait_for_text(page, "switch-status", "Switched to cpu-greedy", timeout=120_000)
     wait_for_text(page, "engine-header", "cpu-greedy")
     assert "cpu-greedy" in page.locator("#engine-card").inner_text()
+    for editor in ("#preset-editor", "#reproduce"):  # long lines wrap instead of running off the right edge
+        assert page.locator(f"{editor} .cm-lineWrapping").count() == 1
     page.get_by_label("kv-int4", exact=True).check()
     wait_for_text(page, "preset-about", "Cannot load here")
     screenshot(page, "presets.png")

@@ -93,8 +93,9 @@ def test_unknown_preset_lists_the_known_ones(tmp_path):
         PresetCatalog(user_dir=tmp_path).get("nope")
 
 
-def test_yaml_keeps_only_overrides():
-    assert to_yaml(Preset(quant_policy=4)) == "quant_policy: 4\n"
+def test_yaml_keeps_only_overrides_and_says_which_backend():
+    assert to_yaml(Preset(quant_policy=4)) == "backend: lmdeploy\nquant_policy: 4\n"
+    assert parse_preset(to_yaml(Preset(quant_policy=4)), "a copy") == Preset(quant_policy=4)
 
 
 def test_broken_yaml_says_line_and_column_in_words():

@@ -34,7 +34,10 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
             status = gr.Markdown(elem_id="switch-status")
         with gr.Column(scale=1):
             editor = gr.Code(
-                language="yaml", label="Preset YAML: edit, Check, then Save as a new preset", elem_id="preset-editor"
+                language="yaml",
+                label="Preset YAML: edit, Check, then Save as a new preset",
+                elem_id="preset-editor",
+                wrap_lines=True,  # a long description stays in sight, not past the right edge
             )
             with gr.Row():
                 check = gr.Button("Check", size="sm")
@@ -47,7 +50,13 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
             gr.Markdown("### Running engine")
             card = gr.Markdown(elem_id="engine-card")
         with gr.Column():
-            reproduce = gr.Code(language="shell", label="Reproduce this without the console", interactive=False)
+            reproduce = gr.Code(
+                language="shell",
+                label="Reproduce this without the console",
+                interactive=False,
+                wrap_lines=True,
+                elem_id="reproduce",
+            )
 
     async def show(name, request: gr.Request):
         """What the preset does, whether it loads here, its YAML; Switch only where it can load."""
