@@ -164,3 +164,13 @@ def test_gradio_hardening_as_launched(app_url):
     assert upload.status_code == 413 and "maximum allowed size" in upload.text
     for path in ("/etc/passwd", str(Path(__file__).resolve())):
         assert httpx.get(f"{app_url}gradio_api/file={path}", timeout=30).status_code in (403, 404)
+
+
+def test_nothing_flashes_a_progress_timer_over_the_header(app_url):
+    """Gradio shows a running event's timer ("0.1s") over each of its outputs; the header is refreshed
+    by the page's opening, its ticks and every switch's follow-up, none of which anyone waits for."""
+    config = httpx.get(app_url.rstrip("/") + "/config", timeout=30).json()
+    header = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "engine-header")
+    writers = [d for d in config["dependencies"] if header in d["outputs"]]
+    assert len(writers) >= 3  # the opening, the tick, the follow-up of a switch
+    assert {d["show_progress"] for d in writers} == {"hidden"}

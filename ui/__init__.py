@@ -100,6 +100,7 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
             inputs=preset_knobs.touched,
             outputs=[header, gauge, *preset_knobs.outputs, *admin.outputs],
             api_visibility="private",
+            show_progress="hidden",  # no "0.1s" timer flashing over the header as a page opens
         )
         let_go_of_closed_pages(demo)
         start_sessions_without_config_copies()
@@ -124,7 +125,13 @@ _TABS = [
 def _then_or_load(event, refresh: Refresh):
     """Run `refresh` after an event, or as the page loads where `event` is the Blocks itself."""
     run = event.load if isinstance(event, gr.Blocks) else event.then
-    return run(refresh.fn, inputs=refresh.inputs or None, outputs=refresh.outputs, api_visibility="private")
+    return run(
+        refresh.fn,
+        inputs=refresh.inputs or None,
+        outputs=refresh.outputs,
+        api_visibility="private",
+        show_progress="hidden",  # a page part catching up, not a result anyone waits for
+    )
 
 
 def _relisted(console: Console, lists: list, current: bool):
