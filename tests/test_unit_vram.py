@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from telemetry.vram import VramSampler
+from telemetry.vram import Event, Sample, VramSampler
 from tests.scripted_nvml import ScriptedNvml
 from ui.vram_figures import compact_gauge, gauge_figure, process_rows, sample_as_json, timeline_figure
 
@@ -99,8 +99,16 @@ def test_timeline_has_a_line_per_gpu_and_labels_only_what_matters():
     figure = timeline_figure(sampler.history(), sampler.events())
     assert [trace.name for trace in figure.data] == ["GPU 0 used", "GPU 1 used", "what the console did"]
     assert len(figure.data[2].hovertext) == 42  # every event is in the data and the hover
-    assert [a.text for a in figure.layout.annotations] == ["switch to kv-int8", "engine loaded: kv-int8"]
-    assert len(figure.layout.shapes) == 2  # lines and labels only for switches, loads and jobs
+    # lines and labels only for switches, loads and jobs; these two, moments apart, in one label
+    assert [a.text for a in figure.layout.annotations] == ["switch to kv-int8 → engine loaded: kv-int8"]
+    assert len(figure.layout.shapes) == 1
+
+
+def test_timeline_labels_apart_stay_apart_and_close_ones_share_one():
+    history = [Sample(time_s=t, gpus=(), console_rss_mib=100, error=None) for t in (0.0, 600.0)]
+    events = [Event(10, "switch to a"), Event(14, "engine loaded: a"), Event(300, "switch to b")]
+    figure = timeline_figure(history, events)  # ten minutes: a label is 12 s wide
+    assert [a.text for a in figure.layout.annotations] == ["switch to a → engine loaded: a", "switch to b"]
 
 
 def test_text_views_and_json():

@@ -72,8 +72,9 @@ def timeline_figure(history: list[Sample], events: list[Event], height: int = 34
                 name="what the console did",
             )
         )
-    for event in (e for e in events if not e.label.startswith(_ROUTINE_EVENTS)):
-        moment = datetime.fromtimestamp(event.time_s)
+    span_s = (history[-1].time_s - history[0].time_s) if len(history) > 1 else 0.0
+    for time_s, text in _labels([e for e in events if not e.label.startswith(_ROUTINE_EVENTS)], span_s):
+        moment = datetime.fromtimestamp(time_s)
         figure.add_shape(
             type="line",
             x0=moment,
@@ -87,7 +88,7 @@ def timeline_figure(history: list[Sample], events: list[Event], height: int = 34
             x=moment,
             y=1,
             yref="paper",
-            text=event.label,
+            text=text,
             showarrow=False,
             textangle=-90,
             xanchor="left",
@@ -98,6 +99,20 @@ def timeline_figure(history: list[Sample], events: list[Event], height: int = 34
         height=height, yaxis_title=label, margin={"l": 50, "r": 20, "t": 20, "b": 40}, legend={"orientation": "h"}
     )
     return figure
+
+
+def _labels(events: list[Event], span_s: float) -> list[tuple[float, str]]:
+    """One label per run of events closer together than a label is wide on a timeline spanning `span_s`
+    (a fiftieth of it, a second at least), joined with arrows: a switch's "switch to X" and "engine
+    loaded: X" a few seconds apart would otherwise print over each other."""
+    gap_s = max(span_s / 50, 1.0)
+    runs: list[list[Event]] = []
+    for event in events:
+        if runs and event.time_s - runs[-1][-1].time_s < gap_s:
+            runs[-1].append(event)
+        else:
+            runs.append([event])
+    return [(run[0].time_s, " → ".join(e.label for e in run)) for run in runs]
 
 
 def compact_gauge(sample: Sample) -> str:
