@@ -364,7 +364,7 @@ def test_quantize_tab_checks_and_says_it_needs_a_gpu_here(page):
     page.get_by_role("tab", name="Quantize").click()
     page.locator("#quantize-check").click()
     wait_for_text(page, "quantize-result", "needs a CUDA GPU", timeout=30_000)
-    answer, log = page.locator("#quantize-result").bounding_box(), page.get_by_label("Log").bounding_box()
+    answer, log = page.locator("#quantize-result").bounding_box(), page.locator("#quantize-log").bounding_box()
     assert answer["y"] < log["y"]  # read under the Check button, not below the log
     result = page.locator("#quantize-result").inner_text()
     assert "only the PyTorch engine will load the result" in result  # group 64 on SmolLM2

@@ -61,7 +61,7 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
     admin.reason()
     result = gr.Markdown(elem_id="quantize-result")  # under the buttons: Check's answer is read there
     progress = gr.Markdown(status_markdown(None), elem_id="quantize-progress")
-    log = gr.Textbox(label="Log", lines=8, max_lines=8, autoscroll=True, interactive=False)
+    log = gr.Textbox(label="Log", lines=8, max_lines=8, autoscroll=True, interactive=False, elem_id="quantize-log")
     switch = gr.Button("Switch to the new preset", visible=False, variant="primary")
     new_preset = gr.State()
 
