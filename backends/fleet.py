@@ -29,7 +29,8 @@ from .remote import DEFAULT_READ_TIMEOUT_S, RemoteBackend, server_root
 
 logger = logging.getLogger("lmdeploy_console.fleet")
 _PROBE_TIMEOUT = httpx.Timeout(3.0)
-_ROLES = {1: "Hybrid", 2: "Prefill", 3: "Decode"}  # LMDeploy's EngineRole, which /nodes/status gives as its value
+# LMDeploy's EngineRole, which /nodes/status gives as its value (read from JSON: any value may come)
+_ROLES: dict[object, str] = {1: "Hybrid", 2: "Prefill", 3: "Decode"}
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class ProxyClient:
             NodeReport,
             url=url,
             models=tuple(status.get("models") or ()),
-            role=_ROLES.get(status.get("role") or 1, str(status.get("role", "Hybrid"))),
+            role=_ROLES.get(status.get("role"), str(status.get("role", "Hybrid"))),
             in_flight=int(status.get("unfinished") or 0),
             latency_s=statistics.fmean(latencies) if latencies else None,
         )
