@@ -367,13 +367,27 @@ async def _load_test(backend, info, load: LoadSettings, progress: _Progress, res
 
 
 def _mark_differences(results: list[PresetResult], presets: dict[str, Preset]) -> None:
-    """Say in what each preset differs from the first one picked, as the engine ran it."""
+    """Say in what each preset differs from the first one picked, as the engine ran it; its own generation
+    settings too, said to be unused here (every request of a comparison is greedy)."""
     first = results[0]
     first.differs = "the reference (first picked)"
     for result in results[1:]:
         ran, reference = _settings_ran(result, presets), _settings_ran(first, presets)
-        changed = [f"{key} {ran[key]} vs {reference[key]}" for key in ran if ran[key] != reference.get(key)]
+        changed = _changed(ran, reference)
+        sampling = _changed(_sampling(presets[result.preset]), _sampling(presets[first.preset]))
+        if sampling:
+            changed.append(f"generation {', '.join(sampling)} (not used: Compare decodes greedily)")
         result.differs = ", ".join(changed) or "the same settings"
+
+
+def _changed(ran: dict, reference: dict) -> list[str]:
+    return [f"{key} {ran[key]} vs {reference[key]}" for key in ran if ran[key] != reference.get(key)]
+
+
+def _sampling(preset: Preset) -> dict:
+    """The generation settings the Chat tab would start from under this preset."""
+    applied = preset.generation.apply_to(GenerationParams())
+    return {name: getattr(applied, name) for name in type(preset.generation).model_fields}
 
 
 def _settings_ran(result: PresetResult, presets: dict[str, Preset]) -> dict:

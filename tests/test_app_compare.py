@@ -76,7 +76,8 @@ def test_compare_with_a_load_test_and_both_quality_measures(client):
     assert progress.startswith("Done"), progress
     rows = {row[0]: dict(zip(table["headers"], row, strict=True)) for row in table["data"]}
     cpu, greedy = rows["cpu"], rows["cpu-greedy"]
-    assert greedy["differs from the first"] == "the same settings"  # sampling defaults are not engine settings
+    # the same engine settings; the preset's own sampling named, and said to be unused
+    assert greedy["differs from the first"] == "generation temperature 0.0 vs 0.7 (not used: Compare decodes greedily)"
     # the same weights on the same engine: the same distributions
     assert (cpu["top-1 agreement"], greedy["top-1 agreement"]) == ("100.0%", "100.0%")
     assert float(greedy["mean KL (nats)"]) < 1e-3

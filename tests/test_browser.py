@@ -328,6 +328,24 @@ def test_compare_tab_puts_two_presets_side_by_side(page):
     screenshot(page, "compare.png")
 
 
+def error_badges(page) -> int:
+    """Gradio's red "Error" labels painted over outputs (a status tracker left showing an error)."""
+    return page.evaluate(
+        "() => [...document.querySelectorAll('[data-testid=status-tracker]')]"
+        ".filter(w => !w.classList.contains('hide') && w.querySelector('span.error')).length"
+    )
+
+
+def test_a_refused_comparison_is_one_notice_over_the_tab_as_it_was(page):
+    reload_console(page)
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare-presets").get_by_label("cpu", exact=True).check()  # one preset: Compare needs two
+    page.locator("#compare-run").click()
+    page.wait_for_function("() => document.body.innerText.includes('pick 2 to 4 presets')", timeout=30_000)
+    page.wait_for_timeout(500)  # the badges, where there are any, come with the toast
+    assert error_badges(page) == 0
+
+
 def test_without_a_gpu_the_first_screen_says_what_it_can_show_and_how_to_start(page):
     note = page.locator("#no-gpu-note").inner_text()
     assert "No GPU is usable here" in note and "cpu-int8-dynamic" in note and "Side by side" in note
@@ -378,7 +396,8 @@ def test_tools_step_mode_waits_for_continue_before_running_a_call(page):
     page.locator("#tools-step-mode input").check()
     page.locator("#tools-run").click()
     wait_for_text(page, "tools-pending", '"result": null', timeout=120_000)
-    assert "returned" not in page.locator("#tools-transcript").inner_text().split("What is (3 + 5) x 2?")[-1]
+    after_prompt = page.locator("#tools-transcript").inner_text().split("What is (3 + 5) x 2?")[-1]
+    assert "waiting for you" in after_prompt and "returned" not in after_prompt  # the call shown, not yet run
     page.locator("#tools-continue").click()
     wait_for_text(page, "tools-transcript", "returned", timeout=120_000)
 

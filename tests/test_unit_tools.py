@@ -303,10 +303,39 @@ async def test_step_mode_runs_the_calls_as_the_user_edited_them():
     run_pending(talk, {}, edits_from_json(json.dumps(waiting)))
     results = [s.content for s in talk.run.steps if s.kind == "tool_result"]
     assert results == ["9", '{"status": "shipped"}']
+    # the transcript says what was the user's: the edited arguments, the typed result; the rest is the model's
+    changed = [(s.kind, s.name, s.changed_by_user) for s in talk.run.steps if s.kind.startswith("tool")]
+    assert changed == [
+        ("tool_call", "add", 'arguments edited by you; the model wrote {"a": 3, "b": 5}'),
+        ("tool_result", "add", ""),
+        ("tool_call", "lookup", ""),
+        ("tool_result", "lookup", "typed by you, not run"),
+    ]
     assert talk.messages[-2] == {"role": "tool", "tool_call_id": "c1", "content": "9"}
     written = [talk.live_text async for _ in ask_model(model, talk)]
     assert written[0] == "The answer is 9." and talk.live_text == ""  # streamed, then a step
     assert talk.finished and talk.run.steps[-1].content == "The answer is 9."
+
+
+async def test_calls_waiting_in_step_mode_are_in_the_transcript_and_edits_are_marked_as_the_user_s():
+    from tools.loop import ToolConversation, ask_model, edits_from_json, pending_as_json, run_pending
+    from ui.tools import _talk_views
+
+    model = ScriptedToolModel([ToolCall("c1", "add", '{"a": 3, "b": 5}'), Finish("tool_calls")])
+    talk = ToolConversation.start("What is 3 + 5?", [ADD.spec()], "required")
+    async for _ in ask_model(model, talk):
+        pass
+    transcript = _talk_views(talk)[0]
+    assert transcript[-1]["metadata"]["status"] == "pending"
+    assert transcript[-1]["metadata"]["title"].startswith('Call add {"a": 3, "b": 5}: waiting for you')
+    waiting = json.loads(pending_as_json(talk.pending))
+    waiting[0]["arguments"]["b"] = 6
+    run_pending(talk, {}, edits_from_json(json.dumps(waiting)))
+    call, result = _talk_views(talk)[0][-2:]
+    assert call["metadata"]["title"] == (
+        'Call add {"a": 3, "b": 6} (arguments edited by you; the model wrote {"a": 3, "b": 5})'
+    )
+    assert result["metadata"]["title"] == "add returned 9"
 
 
 def test_edits_that_are_not_the_waiting_calls_say_so():

@@ -31,6 +31,7 @@ class Step:
     content: str
     name: str = ""
     ok: bool = True
+    changed_by_user: str = ""  # step mode: what the user put in place of the model's, in words
 
 
 @dataclass
@@ -133,10 +134,35 @@ def run_pending(
             outcome = ToolOutcome(True, str(edit["result"]))
         else:
             outcome = _run_call(dataclasses.replace(call, arguments=arguments), conversation.tools, mock_results)
-        conversation.run.steps.append(Step("tool_call", arguments, name=call.name or "(malformed)", ok=bool(call.name)))
-        conversation.run.steps.append(Step("tool_result", outcome.content, name=call.name, ok=outcome.ok))
+        edited = _edited(arguments, call.arguments)
+        conversation.run.steps += [
+            Step(
+                "tool_call",
+                arguments,
+                name=call.name or "(malformed)",
+                ok=bool(call.name),
+                changed_by_user=f"arguments edited by you; the model wrote {call.arguments}" if edited else "",
+            ),
+            Step(
+                "tool_result",
+                outcome.content,
+                name=call.name,
+                ok=outcome.ok,
+                changed_by_user="typed by you, not run" if edit.get("result") is not None else "",
+            ),
+        ]
         conversation.messages.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
     conversation.pending = []
+
+
+def _edited(arguments: str, written: str) -> bool:
+    """Whether the user changed a call's arguments (spacing and key order aside, where both are JSON)."""
+    if arguments == written:
+        return False
+    try:
+        return json.loads(arguments) != json.loads(written)
+    except (json.JSONDecodeError, RecursionError):
+        return True
 
 
 def pending_as_json(calls: list[ToolCall]) -> str:

@@ -18,7 +18,7 @@ from console.jobs import Job
 from .admin_only import AdminOnly
 from .compare_figures import capacity_figure, load_figure, memory_figure, quality_figure, speed_figure
 from .downloads import download_folder
-from .errors import refused, whole_number
+from .errors import REFUSABLE_PROGRESS, refused, whole_number
 from .job_view import follow, log_tail, status_markdown
 from .preset_lists import preset_checklist
 from .tab_parts import Refresh, TabParts
@@ -170,7 +170,7 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
     views = [progress, log, table, memory, capacity, speed, quality, load, notes, outputs_view, exports]
     inputs = [picked, prompt_names, own, max_new, concurrency, perplexity, agreement, builtin, own_questions]
     inputs += [load_on, load_requests, load_prompt, load_output, load_flight, second_turn, token_probabilities]
-    run.click(compare, inputs, views, api_name="compare")
+    run.click(compare, inputs, views, api_name="compare", show_progress=REFUSABLE_PROGRESS)
     cancel.click(cancel_job, api_name="cancel_compare")
     return TabParts(preset_lists=[picked], on_open=Refresh(current_job, views))
 

@@ -10,9 +10,15 @@ import gradio as gr
 logger = logging.getLogger("lmdeploy_console.ui")
 
 
+# For an event that raises `refused`: Gradio paints a red "Error" label over every output of an event that
+# raised, on top of what they showed; hidden, the page's answer is the error's toast alone.
+REFUSABLE_PROGRESS = "hidden"
+
+
 def refused(message: str) -> gr.Error:
     """The gr.Error to raise for a request the console will not run, where the refusal is the event's
-    whole answer (an API call gets it as its error); logged in one line."""
+    whole answer (an API call gets it as its error; its event is to have show_progress=REFUSABLE_PROGRESS);
+    logged in one line."""
     logger.warning("refused: %s", message)
     return gr.Error(message, print_exception=False)
 

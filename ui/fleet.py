@@ -15,7 +15,7 @@ from console.core import Console
 from console.fleet import FleetView
 
 from .admin_only import AdminOnly
-from .errors import refused
+from .errors import notice
 from .tab_parts import TabParts
 
 if TYPE_CHECKING:  # the proxy's client imports openai's; the tab needs its type only
@@ -38,6 +38,7 @@ COLUMNS = [
     "prefix hits",
 ]
 REFRESH_S = 2.0
+TICK_FIRST = "tick 'Yes, shut this node's server down' first: terminating stops the node's server"
 SHARED_LOOK_S = 1.5  # pages refreshing within this of a look share it: one look at the nodes, whatever the viewers
 # The proxy has no route that reports it (LMDeploy 0.18): the flag it was started with decides.
 ROUTING_NOTE = (
@@ -97,11 +98,13 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
     timer = gr.Timer(REFRESH_S, active=False)
     timer.tick(refresh_shared, outputs=outputs, api_visibility="private", show_progress="hidden")
 
+    # These answer on the page only (the API has /fleet_add and /fleet_remove): a refusal is a notice in
+    # the outcome line, where the last action's result was.
     async def add_clicked(url: str, request: gr.Request):
         try:
             models = await console.fleet.add_node(url, user=request.username)
         except Refusal as exc:
-            raise refused(str(exc)) from exc
+            return notice("Not added", exc)
         return f"Added {url.strip()} (serves {', '.join(models)})."
 
     async def remove_clicked(url: str | None, request: gr.Request):
@@ -109,23 +112,24 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
 
     async def terminate_clicked(url: str | None, sure: bool, request: gr.Request):
         if not sure:
-            raise refused("tick 'Yes, shut this node's server down' first: terminating stops the node's server")
+            return notice("Not terminated", ValueError(TICK_FIRST))
         return await _remove(url, True, request)
 
     async def _remove(url: str | None, shut_down: bool, request: gr.Request) -> str:
+        outcome = "Not terminated" if shut_down else "Not removed"
         if not url:
-            raise refused("pick a node first")
+            return notice(outcome, ValueError("pick a node first"))
         try:
             await console.fleet.remove_node(url, terminate=shut_down, user=request.username)
         except Refusal as exc:
-            raise refused(str(exc)) from exc
+            return notice(outcome, exc)
         return f"{'Terminated' if shut_down else 'Removed from the routing:'} {url}."
 
     async def pin_clicked(request: gr.Request):
         try:
             names = await console.fleet.save_node_presets(user=request.username)
         except Refusal as exc:
-            raise refused(str(exc)) from exc
+            return notice("Not saved", exc)
         return f"Saved {', '.join(names)}: pick them on the Compare tab."
 
     for button, handler, inputs in (

@@ -16,7 +16,7 @@ from quantize.job import QuantizeResult, QuantizeSettings, run_quantization
 from quantize.methods import METHODS
 
 from .admin_only import AdminOnly
-from .errors import refused, whole_number
+from .errors import REFUSABLE_PROGRESS, notice, refused, whole_number
 from .job_view import follow, log_tail, status_markdown
 from .tab_parts import TabParts
 
@@ -165,11 +165,17 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
         try:
             report = await console.switch_preset(name, user=request.username)
         except Refusal as exc:
-            raise refused(str(exc)) from exc
+            return notice("Not switched", exc)
         return f"**Switched to {report.preset}** in {report.load_seconds:.1f} s."
 
     check.click(check_clicked, inputs, result, api_name="check_quantize")
-    quantized = start.click(quantize, inputs, [progress, log, result, switch, new_preset], api_name="quantize")
+    quantized = start.click(
+        quantize,
+        inputs,
+        [progress, log, result, switch, new_preset],
+        api_name="quantize",
+        show_progress=REFUSABLE_PROGRESS,
+    )
     cancel.click(cancel_clicked, api_name="cancel_quantize")
     switched = switch.click(
         switch_clicked, new_preset, result, api_visibility="private", concurrency_limit=1, concurrency_id="switch"

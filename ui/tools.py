@@ -8,7 +8,7 @@ from contextlib import aclosing
 
 import gradio as gr
 
-from backends import BackendInfo, running_kind
+from backends import BackendInfo, ToolCall, running_kind
 from backends.tool_prompt import readable
 from console.chat import REPAINT_S
 from console.core import Console
@@ -16,6 +16,7 @@ from console.reproduce import curl_snippet, openai_snippet
 from tools.definitions import ToolDefinitionError, ToolDefinitions, parse_tools, tool_names
 from tools.loop import (
     MAX_ROUNDS,
+    Step,
     ToolConversation,
     ToolRun,
     drive,
@@ -246,6 +247,8 @@ def _talk_views(talk: ToolConversation) -> tuple:
         writing = "\n".join(filter(None, [readable(talk.live_text), *calls])) or "(writing…)"
         transcript = [*transcript, {"role": "assistant", "content": f"{writing} ▌"}]
     waiting = bool(talk.pending) and talk.rounds == len(talk.run.wire)
+    if waiting:
+        transcript = [*transcript, *map(_waiting_call, talk.pending)]
     return (
         transcript,
         *wire,
@@ -321,22 +324,40 @@ def _messages(run: ToolRun) -> list[dict]:
         elif step.kind == "assistant":
             rendered.append({"role": "assistant", "content": step.content or "(no text)"})
         elif step.kind == "tool_call":
+            title = _by_user(f"Call {step.name} {_short(step.content)}", step)
             rendered.append(
                 {
                     "role": "assistant",
                     "content": f"```json\n{step.content}\n```",
-                    "metadata": {"title": f"Call {step.name} {_short(step.content)}", "status": "done"},
+                    "metadata": {"title": title, "status": "done"},
                 }
             )
         elif step.kind == "tool_result":
             verb = "returned" if step.ok else "failed:"
-            title = f"{step.name or 'call'} {verb} {_short(step.content)}"
+            title = _by_user(f"{step.name or 'call'} {verb} {_short(step.content)}", step)
             rendered.append({"role": "assistant", "content": step.content, "metadata": {"title": title}})
         elif step.kind == "note":
             rendered.append({"role": "assistant", "content": step.content, "metadata": {"title": "Note"}})
         else:
             rendered.append({"role": "assistant", "content": f"**{step.content}**"})
     return rendered
+
+
+def _waiting_call(call: ToolCall) -> dict:
+    """A call the model made that waits for the user (step mode), as the transcript shows it."""
+    return {
+        "role": "assistant",
+        "content": f"```json\n{call.arguments}\n```",
+        "metadata": {
+            "title": f"Call {call.name or '(malformed)'} {_short(call.arguments)}: waiting for you (edit it below, "
+            "then Continue)",
+            "status": "pending",
+        },
+    }
+
+
+def _by_user(title: str, step: Step) -> str:
+    return f"{title} ({_short(step.changed_by_user, 90)})" if step.changed_by_user else title
 
 
 def _short(text: str, limit: int = 60) -> str:
