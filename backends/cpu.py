@@ -26,7 +26,7 @@ from transformers import (
     TextStreamer,
 )
 
-from models.folder import has_random_weights
+from model_folders.folder import has_random_weights
 
 from .base import (
     Backend,

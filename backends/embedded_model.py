@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from models.cache import cache_dir
+from model_folders.cache import cache_dir
 
 from .base import ModelLoadError
 

@@ -9,7 +9,7 @@ keys in 4 bits and values in 2.
 
 from __future__ import annotations
 
-from models.folder import head_dim
+from model_folders.folder import head_dim
 
 from .lmdeploy_config import KV_MODES, KvQuant
 

@@ -36,7 +36,7 @@ import threading
 import time
 import traceback
 
-from models.folder import checkpoint_bytes, has_random_weights, read_model_config
+from model_folders.folder import checkpoint_bytes, has_random_weights, read_model_config
 
 from . import worker_messages as wire
 from .base import ChatRequest, FinishReason, TokenChoice

@@ -16,7 +16,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from models.folder import RANDOM_WEIGHTS_KEY
+from model_folders.folder import RANDOM_WEIGHTS_KEY
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 SHAPES = {

@@ -21,7 +21,7 @@ from backends import (
     kinds_for,
     usable_gpu_reason,
 )
-from models.folder import read_model_config
+from model_folders.folder import read_model_config
 from presets import compat
 from presets.schema import Preset
 from presets.store import PresetCatalog, PresetError

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from models.cache import cache_dir
+from model_folders.cache import cache_dir
 
 logger = logging.getLogger(__name__)
 

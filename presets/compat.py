@@ -14,7 +14,7 @@ from pathlib import Path
 from backends import kinds_for
 from backends.lmdeploy_config import Engine, KvQuant
 from backends.lmdeploy_tools import tool_parsers
-from models.folder import checkpoint_bytes, head_dim, read_model_config
+from model_folders.folder import checkpoint_bytes, head_dim, read_model_config
 
 from .schema import Preset
 

@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from backends import Refusal
-from models.cache import cache_dir
+from model_folders.cache import cache_dir
 
 from .schema import GenerationDefaults, Preset
 

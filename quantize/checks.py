@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.folder import checkpoint_bytes, read_model_config
+from model_folders.folder import checkpoint_bytes, read_model_config
 from presets.compat import TURBOMIND_AWQ_GROUP
 
 from .methods import METHODS

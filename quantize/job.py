@@ -20,7 +20,7 @@ from pathlib import Path
 
 from console.core import Console
 from console.jobs import Job, JobFailed
-from models.folder import checkpoint_bytes, has_random_weights, mark_random_weights, read_model_config
+from model_folders.folder import checkpoint_bytes, has_random_weights, mark_random_weights, read_model_config
 from presets.schema import Preset
 from presets.store import PresetError
 

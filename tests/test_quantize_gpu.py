@@ -7,7 +7,7 @@ from bench.random_llama import make_random_llama
 from console.core import Console
 from console.engine_state import NoEngine
 from console.jobs import Job
-from models.folder import checkpoint_bytes
+from model_folders.folder import checkpoint_bytes
 from presets.store import PresetCatalog
 from quantize.job import QuantizeSettings, run_quantization
 from tests.test_lmdeploy_gpu import turbomind_loads

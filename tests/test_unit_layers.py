@@ -5,9 +5,9 @@ import ast
 from tests.conftest import ROOT
 from tests.test_unit_repository import tracked_text_files
 
-# docs/architecture.md: app -> ui -> compare/quantize -> console -> tools/presets -> backends/telemetry -> models
+# docs/architecture.md: app -> ui -> compare/quantize -> console -> tools/presets -> backends/telemetry -> model_folders
 FLOORS = {
-    "models": 1,
+    "model_folders": 1,
     "backends": 2,
     "telemetry": 2,
     "tools": 3,

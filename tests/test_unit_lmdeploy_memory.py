@@ -1,5 +1,5 @@
 from backends.lmdeploy_memory import kv_bytes_per_block
-from models.folder import checkpoint_bytes, head_dim
+from model_folders.folder import checkpoint_bytes, head_dim
 
 SMOLLM2 = {"hidden_size": 576, "num_attention_heads": 9, "num_key_value_heads": 3, "num_hidden_layers": 30}
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from backends.lmdeploy_memory import kv_bytes_per_block
-from models.folder import head_dim
+from model_folders.folder import head_dim
 from presets.compat import Machine, check
 from presets.schema import Preset
 from quantize.checks import plan

@@ -9,7 +9,7 @@ import gradio as gr
 
 from backends import EMBEDDED_MODEL_NAME, Refusal, embedded_hf_folder
 from console.core import Console
-from models.cache import cache_dir
+from model_folders.cache import cache_dir
 from presets.store import PresetError
 from quantize.checks import GROUP_SIZES, plan
 from quantize.job import QuantizeResult, QuantizeSettings, run_quantization
