@@ -3,7 +3,9 @@ output length, at most C in flight, until all are done; throughput, TTFT percent
 the engine's scheduler saw (requests running and waiting, KV cache in use) at its busiest.
 
 The point it makes visible: a quantized KV cache holds more requests at once, so more finish
-per second once the cache is what limits the batch.
+per second once the cache is what limits the batch. A sweep runs the load at rising concurrency, as
+vLLM's `bench serve` sweeps and GuideLLM do: throughput against latency, tokens/s per user against
+tokens/s in all, and goodput (requests/s that meet a latency target) at each point.
 """
 
 from __future__ import annotations
@@ -20,8 +22,38 @@ from backends import BackendError, ChatRequest, GenerationParams, TextDelta, Usa
 from .prompts import PERPLEXITY_TEXT
 
 MAX_REQUESTS = 1024
+WAVES_PER_POINT = 4
 _METRICS_INTERVAL_S = 0.2
 _CALIBRATION_ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class GoodputTarget:
+    """What a request must meet to count for goodput: its first token within `ttft_ms`, and then at least
+    `user_tps` tokens/s for its reader (its output tokens over the time from its first token to its end)."""
+
+    ttft_ms: float
+    user_tps: float
+
+    def __post_init__(self):
+        if not (self.ttft_ms > 0 and self.user_tps >= 0):
+            raise ValueError("goodput: the TTFT target must be above 0 ms and the tokens/s per user 0 or more")
+
+    def met_by(self, timing: RequestTiming) -> bool:
+        return (
+            timing.error is None
+            and timing.first_token is not None
+            and (timing.first_token - timing.sent) * 1000 <= self.ttft_ms
+            and (timing.user_tps or 0.0) >= self.user_tps
+        )
+
+
+def parse_sweep(text: str) -> tuple[int, ...]:
+    """ "1, 4, 16, 64" -> (1, 4, 16, 64); ValueError says what is wrong."""
+    parts = [part for part in text.replace(",", " ").split() if part]
+    if not all(part.isascii() and part.isdigit() for part in parts):
+        raise ValueError(f"load test: a sweep is whole numbers of requests in flight, e.g. 1, 4, 16, 64 ({text!r})")
+    return tuple(int(part) for part in parts)
 
 
 @dataclass(frozen=True)
@@ -34,6 +66,8 @@ class LoadSettings:
     prompt_tokens: int = 1024
     output_tokens: int = 256
     concurrency: int | None = None
+    sweep: tuple[int, ...] = ()  # requests in flight at each point of a sweep; empty: one run at `concurrency`
+    goodput: GoodputTarget | None = None
 
     def __post_init__(self):
         if not 1 <= self.requests <= MAX_REQUESTS:
@@ -47,9 +81,28 @@ class LoadSettings:
                 f"load test: requests in flight must be between 1 and the number of requests ({self.requests})"
             )
 
+        if self.sweep and (
+            sorted(set(self.sweep)) != list(self.sweep) or not 1 <= self.sweep[0] <= self.sweep[-1] <= MAX_REQUESTS
+        ):
+            raise ValueError(
+                f"load test: a sweep's points are requests in flight, rising, from 1 to {MAX_REQUESTS} "
+                f"({', '.join(map(str, self.sweep))} given)"
+            )
+
     @property
     def in_flight(self) -> int:
         return self.concurrency or self.requests
+
+    def points(self) -> list[tuple[int, int]]:
+        """(requests in flight, requests sent) for each run: a sweep's point sends WAVES_PER_POINT times its
+        concurrency (at most `requests`), so that each point sees the engine full for a while."""
+        if not self.sweep:
+            return [(self.in_flight, self.requests)]
+        return [(flight, max(flight, min(self.requests, WAVES_PER_POINT * flight))) for flight in self.sweep]
+
+    @property
+    def total_requests(self) -> int:
+        return sum(sent for _, sent in self.points())
 
     def check_fits(self, session_len: int | None, engine: str) -> None:
         """ValueError where one request is longer than the engine's session."""
@@ -70,6 +123,13 @@ class RequestTiming:
     prompt_tokens: int = 0
     output_tokens: int = 0
     error: str | None = None
+
+    @property
+    def user_tps(self) -> float | None:
+        """Tokens/s as its reader saw them after the first: the decode speed one user gets."""
+        if self.first_token is None or self.output_tokens < 2 or self.ended <= self.first_token:
+            return None
+        return (self.output_tokens - 1) / (self.ended - self.first_token)
 
 
 @dataclass(frozen=True)
@@ -92,6 +152,14 @@ class LoadResult:
     peak_kv_usage: float | None  # share of the KV cache's blocks in use at the busiest
     first_error: str | None = None
     prompt_words: int = 0  # words of the offline text per prompt (to send the same load elsewhere)
+    in_flight: int = 0  # requests in flight at most
+    user_tps_p50: float | None = None  # tokens/s one reader gets after the first token, median request
+    goodput_rps: float | None = None  # requests/s meeting the goodput target, where one was set
+
+    @property
+    def tpot_p50_ms(self) -> float | None:
+        """Time per output token after the first, of the median request's speed."""
+        return 1000 / self.user_tps_p50 if self.user_tps_p50 else None
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -118,9 +186,16 @@ def count_waited(timings: list[RequestTiming]) -> int:
     return waited
 
 
-def summarize(timings: list[RequestTiming], peaks: dict, prompt_words: int = 0) -> LoadResult:
+def summarize(
+    timings: list[RequestTiming],
+    peaks: dict,
+    prompt_words: int = 0,
+    in_flight: int = 0,
+    goodput: GoodputTarget | None = None,
+) -> LoadResult:
     """The load test's figures from its requests' timings and the scheduler's peaks."""
     done = [t for t in timings if t.error is None]
+    speeds = [speed for t in done if (speed := t.user_tps) is not None]
     start = min(t.sent for t in timings)
     duration = max(t.ended for t in timings) - start
     ttfts = [(t.first_token - t.sent) * 1000 for t in done if t.first_token is not None]
@@ -143,6 +218,9 @@ def summarize(timings: list[RequestTiming], peaks: dict, prompt_words: int = 0) 
         peak_kv_usage=peaks.get("cache_usage"),
         first_error=errors[0] if errors else None,
         prompt_words=prompt_words,
+        in_flight=in_flight or len(timings),
+        user_tps_p50=percentile(speeds, 50),
+        goodput_rps=sum(map(goodput.met_by, done)) / duration if goodput and duration > 0 else None,
     )
 
 
@@ -224,28 +302,44 @@ async def _watch_scheduler(backend, peaks: dict, stop: asyncio.Event) -> None:
             pass
 
 
-async def run_load(backend, settings: LoadSettings, on_done: Callable[[int], None]) -> LoadResult:
-    """Send the load and wait for all of it; `on_done(n)` after each finished request."""
+async def run_load(backend, settings: LoadSettings, on_done: Callable[[int], None]) -> list[LoadResult]:
+    """Send the load, each point of a sweep in turn, and wait for all of it; `on_done(n)` after each
+    finished request (counted over the whole sweep). One result per point."""
     prompts = LoadPrompts()
     words, _ = await calibrate_words(backend, prompts, settings.prompt_tokens)
-    gate = asyncio.Semaphore(settings.in_flight)
     params = load_params(settings.output_tokens)
     finished = 0
 
-    async def send(index: int) -> RequestTiming:
+    def count_one() -> None:
         nonlocal finished
-        async with gate:
-            timing = await _one_request(backend, ChatRequest(prompts.messages(index, words), params))
         finished += 1
         on_done(finished)
+
+    results = []
+    for in_flight, requests in settings.points():
+        timings, peaks = await _run_point(backend, prompts, words, params, in_flight, requests, count_one)
+        results.append(summarize(timings, peaks, words, in_flight, settings.goodput))
+    return results
+
+
+async def _run_point(
+    backend, prompts: LoadPrompts, words: int, params: GenerationParams, in_flight: int, requests: int, on_done
+) -> tuple[list[RequestTiming], dict]:
+    """`requests` requests, at most `in_flight` at once; their timings and the scheduler's peaks meanwhile."""
+    gate = asyncio.Semaphore(in_flight)
+
+    async def send(index: int) -> RequestTiming:
+        async with gate:
+            timing = await _one_request(backend, ChatRequest(prompts.messages(index, words), params))
+        on_done()
         return timing
 
     peaks: dict = {}
     stop = asyncio.Event()
     watcher = asyncio.create_task(_watch_scheduler(backend, peaks, stop))
     try:
-        timings = await asyncio.gather(*(send(i) for i in range(settings.requests)))
+        timings = await asyncio.gather(*(send(i) for i in range(requests)))
     finally:
         stop.set()
         await watcher
-    return summarize(list(timings), peaks, words)
+    return list(timings), peaks

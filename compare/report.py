@@ -13,6 +13,7 @@ from typing import Any
 
 from console.token_view import coloured_tokens
 
+from .load import WAVES_PER_POINT, LoadSettings
 from .quality import AGREEMENT_TOKENS
 from .runner import Comparison, PresetResult
 
@@ -58,10 +59,12 @@ _LOAD = (
     Column("load: output tok/s", "load.output_tps", 0, "load_note"),
     Column("load: TTFT p50 (ms)", "load.ttft_p50_ms", 0, "load_note"),
     Column("load: TTFT p99 (ms)", "load.ttft_p99_ms", 0, "load_note"),
+    Column("load: time per output token p50 (ms)", "load.tpot_p50_ms", 1, "load_note"),
     Column("load: peak running", "load.peak_running", 0, "load_note"),
     Column("load: peak KV use", "load.peak_kv_usage", "%", "load_note"),
     Column("load: requests that waited", "load.waited", 0, "load_note"),
 )
+_GOODPUT = (Column("load: goodput (req/s)", "load.goodput_rps", 2, "load_note"),)
 
 
 def columns(comparison: Comparison) -> tuple[Column, ...]:
@@ -74,7 +77,8 @@ def columns(comparison: Comparison) -> tuple[Column, ...]:
         (s.second_turn, _SECOND_TURN),
     )
     chosen = _BASE + tuple(column for on, group in optional if on for column in group)
-    return chosen + (_LOAD if s.load else ())
+    load = (_LOAD + (_GOODPUT if s.load.goodput else ())) if s.load else ()
+    return chosen + load
 
 
 def headings(comparison: Comparison) -> list[str]:
@@ -121,13 +125,15 @@ def notes(comparison: Comparison) -> list[str]:
         )
     load = comparison.settings.load
     if load:
-        flight = f"{load.concurrency} at a time" if load.concurrency else "all sent at once"
+        lines.append(_load_note(load))
+    if load and load.goodput:
         lines.append(
-            f"Load test: {load.requests} requests of {load.prompt_tokens:,} prompt tokens (chat template included) "
-            f"and exactly {load.output_tokens:,} output tokens each (EOS ignored), {flight}, greedy. Peak running "
-            "and KV use are LMDeploy's scheduler read every 0.2 s; a request 'waited' if another request "
-            "finished between its sending and its first token."
+            f"Goodput: the requests per second whose first token came within {load.goodput.ttft_ms:,.0f} ms and "
+            f"whose reader then got at least {load.goodput.user_tps:,.1f} tokens/s (output tokens after the first "
+            "over the time from the first to the last)."
         )
+    if any(r.sweep for r in comparison.results):
+        lines.append(sweep_table(comparison))
     failed = [
         f"{r.preset}: {r.load_note}" for r in comparison.results if r.load_note and not r.load_note.startswith("n/a")
     ]
@@ -151,6 +157,70 @@ def notes(comparison: Comparison) -> list[str]:
             "answer after SQuAD normalization (case, punctuation and articles ignored)."
         )
     return lines
+
+
+def _load_note(load: LoadSettings) -> str:
+    each = (
+        f"{load.prompt_tokens:,} prompt tokens (chat template included) and exactly {load.output_tokens:,} output "
+        "tokens each (EOS ignored), greedy"
+    )
+    if load.sweep:
+        runs = (
+            f"Load test, a sweep: at {', '.join(map(str, load.sweep))} requests in flight in turn, each point "
+            f"{WAVES_PER_POINT} times as many requests as it holds in flight (at most {load.requests}), of {each}. "
+            f"The table's load columns are its last point ({load.sweep[-1]} in flight)."
+        )
+    else:
+        flight = f"{load.concurrency} at a time" if load.concurrency else "all sent at once"
+        runs = f"Load test: {load.requests} requests of {each}, {flight}."
+    return (
+        f"{runs} Time per output token is after the first, the median request's. Peak running and KV use are "
+        "LMDeploy's scheduler read every 0.2 s; a request 'waited' if another request finished between its "
+        "sending and its first token."
+    )
+
+
+SWEEP_HEADINGS = (
+    "preset",
+    "in flight",
+    "output tok/s in all",
+    "tok/s per user (p50)",
+    "req/s",
+    "TTFT p50 (ms)",
+    "TTFT p99 (ms)",
+    "goodput (req/s)",
+    "failed",
+)
+
+
+def sweep_rows(comparison: Comparison) -> list[list[str]]:
+    """One row per preset and point of the sweep."""
+    return [
+        [
+            result.preset,
+            str(point.in_flight),
+            _number(point.output_tps, 0),
+            _number(point.user_tps_p50, 1),
+            _number(point.requests_per_s, 2),
+            _number(point.ttft_p50_ms, 0),
+            _number(point.ttft_p99_ms, 0),
+            _number(point.goodput_rps, 2),
+            str(point.failed),
+        ]
+        for result in comparison.results
+        for point in result.sweep
+    ]
+
+
+def sweep_table(comparison: Comparison) -> str:
+    head = "| " + " | ".join(SWEEP_HEADINGS) + " |\n|" + "---|" * len(SWEEP_HEADINGS)
+    return (
+        "**Concurrency sweep**\n\n" + head + "".join("\n| " + " | ".join(row) + " |" for row in sweep_rows(comparison))
+    )
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
 def to_csv(comparison: Comparison) -> str:

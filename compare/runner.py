@@ -120,7 +120,8 @@ class PresetResult:
     random_weights: bool = False
     engine_config: dict = field(default_factory=dict)  # what the engine reported it ran with
     differs: str = ""  # in what this preset differs from the first one picked
-    load: LoadResult | None = None
+    load: LoadResult | None = None  # of a sweep, its last point (the most in flight)
+    sweep: list[LoadResult] = field(default_factory=list)  # a sweep's points, fewest in flight first
     load_note: str = ""
     first_turn_ttft_ms: float | None = None  # the second-turn test: a long system prompt, first sent
     second_turn_ttft_ms: float | None = None  # ... and sent again with another question
@@ -266,7 +267,7 @@ async def _measure_preset(
         progress.step("second turn: the same long system prompt twice")
         await _second_turn(backend, settings, result)
     if settings.load:
-        progress.step(f"load test: {settings.load.requests} requests")
+        progress.step(f"load test: {settings.load.total_requests} requests")
         await _load_test(backend, info, settings.load, progress, result)
     # Last, and the engine is loaded afresh after the job: measured on the H200, LMDeploy 0.18's
     # get_logits leaves the PyTorch engine garbling the replies that follow (11 of 48 questions right
@@ -354,16 +355,20 @@ async def _load_test(backend, info, load: LoadSettings, progress: _Progress, res
         result.load_note = str(exc)
         return
 
+    total = load.total_requests
+
     def on_done(finished: int) -> None:
-        progress.within_step(finished / load.requests, f"load test: {finished} of {load.requests} requests done")
+        progress.within_step(finished / total, f"load test: {finished} of {total} requests done")
 
     try:
-        result.load = await run_load(backend, load, on_done)
+        points = await run_load(backend, load, on_done)
     except BackendError as exc:
         result.load_note = f"the load test could not run: {exc}"
         return
-    if result.load.failed:
-        result.load_note = f"{result.load.failed} requests failed: {result.load.first_error}"
+    result.load, result.sweep = points[-1], points if load.sweep else []
+    if failed := sum(point.failed for point in points):
+        first_error = next(point.first_error for point in points if point.failed)
+        result.load_note = f"{failed} requests failed: {first_error}"
 
 
 def _mark_differences(results: list[PresetResult], presets: dict[str, Preset]) -> None:

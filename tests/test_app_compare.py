@@ -48,6 +48,37 @@ def test_compare_two_cpu_presets_end_to_end(client):
     assert (after["preset"], after["kind"]) == (before["preset"], before["kind"])  # the engine came back
 
 
+def test_a_concurrency_sweep_measures_each_point_with_goodput(client):
+    progress, _log, table, *_figures, notes, _outputs, _exports = client.predict(
+        presets=["cpu", "cpu-greedy"],
+        names=["math"],
+        max_new_tokens=8,
+        with_perplexity=False,
+        with_agreement=False,
+        load_test=True,
+        load_requests=4,
+        load_prompt_tokens=32,
+        load_output_tokens=4,
+        load_sweep="1, 2",
+        goodput_ttft_ms=600_000,  # every request meets it: goodput is then the requests/s
+        goodput_user_tps=0,
+        api_name="/compare",
+    )
+    assert progress.startswith("Done"), progress
+    sweep_rows = [line.split(" | ") for line in notes.splitlines() if line.startswith("| cpu")]
+    assert [(row[0], row[1]) for row in sweep_rows] == [
+        ("| cpu", "1"),
+        ("| cpu", "2"),
+        ("| cpu-greedy", "1"),
+        ("| cpu-greedy", "2"),
+    ]
+    for row in sweep_rows:
+        requests_per_s, goodput, failed = row[4], row[7], row[8]
+        assert float(requests_per_s) > 0 and goodput == requests_per_s and failed == "0 |"
+    rows = [dict(zip(table["headers"], row, strict=True)) for row in table["data"]]
+    assert all(row["load: goodput (req/s)"] == row["load: req/s"] for row in rows)  # the last point's
+
+
 QUESTIONS = "\n".join(
     [
         '{"question": "What is the capital of France?", "answer": "Paris"}',

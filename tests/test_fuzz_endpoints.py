@@ -91,10 +91,13 @@ def test_switch_preset_by_any_name(client, name):
     load_prompt_tokens=NUMBERS,
     load_output_tokens=NUMBERS,
     load_in_flight=NUMBERS,
+    goodput_ttft_ms=NUMBERS,
+    goodput_user_tps=NUMBERS,
     own_prompts=TEXT,
     own_questions=TEXT,
+    load_sweep=TEXT,
 )
-def test_compare_settings(client, own_prompts, own_questions, **numbers):
+def test_compare_settings(client, own_prompts, own_questions, load_sweep, **numbers):
     # one preset: however the rest is read, the comparison is refused before anything runs
     result = answered(
         client,
@@ -103,6 +106,7 @@ def test_compare_settings(client, own_prompts, own_questions, **numbers):
         own_prompts=own_prompts,
         own_questions=own_questions,
         load_test=True,
+        load_sweep=load_sweep,
         **numbers,
         api_name="/compare",
     )
@@ -112,7 +116,7 @@ def test_compare_settings(client, own_prompts, own_questions, **numbers):
 
 # what a refused setting may say: the console's own checks, Gradio's bounds of a page control, and
 # gradio_client's refusal to put an infinite or NaN float into JSON
-REFUSALS = ("pick 2 to 4 presets", "must be", "minimum value", "maximum value", "not JSON compliant")
+REFUSALS = ("pick 2 to 4 presets", "must be", "a sweep", "minimum value", "maximum value", "not JSON compliant")
 
 
 def whole_in(value, low: int, high: int) -> bool:

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from compare import report
-from compare.load import LoadSettings, RequestTiming, summarize
+from compare.load import GoodputTarget, LoadSettings, RequestTiming, summarize
 from compare.prompts import MAX_USER_PROMPTS, builtin_prompts, user_prompts
 from compare.quality import builtin_questions
 from compare.runner import CompareSettings, Comparison, PresetResult, PromptOutput
@@ -155,6 +155,30 @@ def test_charts_show_the_load_test_and_say_why_a_chart_is_empty():
     assert figure.layout.annotations == ()
     empty = quality_figure(result)
     assert empty.layout.annotations[0].text.startswith("n/a: random weights")
+
+
+def test_a_sweep_is_a_table_per_point_two_curves_and_a_goodput_column():
+    from ui.compare_figures import latency_figure, per_user_figure
+
+    target = GoodputTarget(ttft_ms=500, user_tps=4)
+    result = comparison(load=LoadSettings(requests=8, prompt_tokens=64, output_tokens=8, sweep=(1, 2), goodput=target))
+    fp16 = result.results[0]
+    fp16.sweep = [  # one request alone (fast), then two at once (each slower)
+        summarize([RequestTiming(0.0, 0.1, 0.8, 64, 8)], {}, in_flight=1, goodput=target),
+        summarize([RequestTiming(0.0, 0.2, 1.6, 64, 8), RequestTiming(0.0, 0.6, 2.0, 64, 8)], {}, 0, 2, target),
+    ]
+    fp16.load = fp16.sweep[-1]
+    table = dict(zip(report.headings(result), report.rows(result)[0], strict=True))
+    assert table["load: goodput (req/s)"] == "0.50"  # of the two, the one within 500 ms, in 2 s
+    assert table["load: time per output token p50 (ms)"] == "200.0"  # 7 tokens in 1.4 s
+    notes = "\n".join(report.notes(result))
+    assert "at 1, 2 requests in flight in turn" in notes and "within 500 ms" in notes
+    assert "| fp16 | 1 | 10 | 10.0 | 1.25 | 100 | 100 | 1.25 | 0 |" in notes  # 8 tokens in 0.8 s
+    assert "| fp16 | 2 | 8 | 5.0 | 1.00 | 400 | 596 | 0.50 | 0 |" in notes
+    latency = latency_figure(result)
+    assert latency.data[0].x == (100.0, 400.0) and latency.data[0].y == (10.0, 8.0)
+    assert latency.data[0].text == ("1", "2")  # each point labelled with its requests in flight
+    assert per_user_figure(result).data[0].y == pytest.approx((10.0, 5.0))
 
 
 def test_exports_carry_the_machine_settings_and_every_figure():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from backends import NextTokenLogprobs
-from compare.load import LoadSettings, RequestTiming, count_waited, percentile, summarize
+from compare.load import GoodputTarget, LoadSettings, RequestTiming, count_waited, parse_sweep, percentile, summarize
 from compare.quality import agreement, builtin_questions, exact_match, load_questions, normalize, question_messages
 
 
@@ -46,6 +46,33 @@ def test_summary_figures_from_timings_and_scheduler_peaks():
     assert result.waited == 1  # the third: the first ended at 2.0, before its first token at 2.5
     assert (result.peak_running, result.peak_waiting, result.peak_kv_usage) == (2, 1, 0.97)
     assert result.first_error == "the engine was closed"
+
+
+def test_per_user_speed_time_per_token_and_goodput_by_hand():
+    timings = [
+        RequestTiming(0.0, 0.2, 1.2, output_tokens=51),  # 50 tokens after the first in 1 s: 50 tok/s
+        RequestTiming(0.0, 0.5, 2.5, output_tokens=51),  # 25 tok/s
+        RequestTiming(0.0, 1.5, 2.0, output_tokens=51),  # 100 tok/s, but its first token after 1.5 s
+        RequestTiming(0.0, 0.1, 0.2, output_tokens=1),  # one token: no speed after the first
+    ]
+    result = summarize(timings, {}, in_flight=4, goodput=GoodputTarget(ttft_ms=1000, user_tps=30))
+    assert result.user_tps_p50 == 50 and result.tpot_p50_ms == 20
+    assert result.goodput_rps == pytest.approx(1 / 2.5)  # only the first meets both, in 2.5 s
+    assert result.in_flight == 4
+    assert summarize(timings, {}).goodput_rps is None  # no target: no goodput
+
+
+def test_a_sweep_sends_four_waves_a_point_and_reads_as_typed():
+    load = LoadSettings(requests=200, prompt_tokens=64, output_tokens=8, sweep=parse_sweep("1, 4 16,64"))
+    assert load.points() == [(1, 4), (4, 16), (16, 64), (64, 200)]  # at most the requests asked for
+    assert load.total_requests == 284
+    assert LoadSettings(requests=8, concurrency=2).points() == [(2, 8)]  # no sweep: one run
+    with pytest.raises(ValueError, match="whole numbers of requests in flight"):
+        parse_sweep("1, four")
+    with pytest.raises(ValueError, match="rising, from 1 to 1024"):
+        LoadSettings(sweep=(4, 1))
+    with pytest.raises(ValueError, match="rising, from 1 to 1024"):
+        LoadSettings(sweep=(0, 4))
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import gradio as gr
 
 from backends import Refusal
 from compare import report
-from compare.load import MAX_REQUESTS, LoadSettings
+from compare.load import MAX_REQUESTS, WAVES_PER_POINT, GoodputTarget, LoadSettings, parse_sweep
 from compare.prompts import builtin_prompts, user_prompts
 from compare.quality import builtin_questions, load_questions
 from compare.runner import CompareSettings, Comparison, run_comparison
@@ -16,7 +16,15 @@ from console.core import Console
 from console.jobs import Job
 
 from .admin_only import AdminOnly
-from .compare_figures import capacity_figure, load_figure, memory_figure, quality_figure, speed_figure
+from .compare_figures import (
+    capacity_figure,
+    latency_figure,
+    load_figure,
+    memory_figure,
+    per_user_figure,
+    quality_figure,
+    speed_figure,
+)
 from .downloads import download_folder
 from .errors import REFUSABLE_PROGRESS, refused, whole_number
 from .job_view import follow, log_tail, status_markdown
@@ -68,6 +76,16 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
                 256, label="Output tokens each (EOS ignored)", precision=0, minimum=1, elem_id="compare-load-output"
             )
             load_flight = gr.Number(0, label="In flight at most (0: all at once)", precision=0, minimum=0)
+        with gr.Row():
+            load_sweep = gr.Textbox(
+                "",
+                label=f"Concurrency sweep: requests in flight, rising (e.g. 1, 4, 16, 64); each point sends "
+                f"{WAVES_PER_POINT} times that many requests, at most Requests. Empty: one run as above",
+                scale=2,
+                elem_id="compare-load-sweep",
+            )
+            goodput_ttft = gr.Number(0, label="Goodput: first token within (ms; 0: no goodput)", precision=0, minimum=0)
+            goodput_user_tps = gr.Number(0, label="and then tokens/s per user at least", minimum=0)
     with gr.Row():
         second_turn = gr.Checkbox(
             value=False,
@@ -92,6 +110,8 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
         memory, capacity, speed = gr.Plot(), gr.Plot(), gr.Plot()
     with gr.Row():
         quality, load = gr.Plot(), gr.Plot()
+    with gr.Row():
+        latency, per_user = gr.Plot(visible=False), gr.Plot(visible=False)  # a sweep's charts
     outputs_view = gr.HTML(label="Outputs side by side (marked: words that differ from the first preset)")
     exports = gr.File(label="Export: CSV, JSON, Markdown", file_count="multiple", interactive=False)
 
@@ -112,10 +132,15 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
         load_in_flight,
         second_turn,
         token_probabilities,
+        load_sweep,
+        goodput_ttft_ms,
+        goodput_user_tps,
         request: gr.Request,
     ):
         """Compare 2-4 presets on the chosen prompts (admins only), with the quality measures and the
-        load test asked for; `load_in_flight` 0 sends the whole load at once."""
+        load test asked for; `load_in_flight` 0 sends the whole load at once; `load_sweep` ("1, 4, 16")
+        runs it at each of those concurrencies instead; `goodput_ttft_ms` above 0 counts the requests/s
+        within that TTFT and at least `goodput_user_tps` tokens/s per user."""
 
         def prepare():
             cases = [prompts[n] for n in names or []] + user_prompts(own_prompts or "")
@@ -126,6 +151,8 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
                     whole_number(load_prompt_tokens, "load test: prompt tokens"),
                     whole_number(load_output_tokens, "load test: output tokens"),
                     whole_number(load_in_flight, "load test: in flight") or None,
+                    parse_sweep(load_sweep or ""),
+                    _goodput(goodput_ttft_ms, goodput_user_tps),
                 )
                 if load_test
                 else None
@@ -167,9 +194,13 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
     def cancel_job(request: gr.Request):
         console.cancel_job("comparison", user=request.username)
 
-    views = [progress, log, table, memory, capacity, speed, quality, load, notes, outputs_view, exports]
+    views = [
+        *(progress, log, table, memory, capacity, speed, quality, load, latency, per_user),
+        *(notes, outputs_view, exports),
+    ]
     inputs = [picked, prompt_names, own, max_new, concurrency, perplexity, agreement, builtin, own_questions]
     inputs += [load_on, load_requests, load_prompt, load_output, load_flight, second_turn, token_probabilities]
+    inputs += [load_sweep, goodput_ttft, goodput_user_tps]
     run.click(compare, inputs, views, api_name="compare", show_progress=REFUSABLE_PROGRESS)
     cancel.click(cancel_job, api_name="cancel_compare")
     return TabParts(preset_lists=[picked], on_open=Refresh(current_job, views))
@@ -184,7 +215,16 @@ async def _followed(job: Job):
 
 
 def _no_result() -> tuple:
-    return (gr.skip(),) * 9
+    return (gr.skip(),) * 11
+
+
+def _goodput(ttft_ms, user_tps) -> GoodputTarget | None:
+    """The goodput target as typed (any JSON through the API); None while the TTFT target is 0."""
+    try:
+        ttft, speed = float(ttft_ms or 0), float(user_tps or 0)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"goodput: the targets must be numbers ({ttft_ms!r}, {user_tps!r} given)") from exc
+    return GoodputTarget(ttft, speed) if ttft else None
 
 
 def _questions_source(builtin: bool, own: int) -> str:
@@ -194,6 +234,7 @@ def _questions_source(builtin: bool, own: int) -> str:
 
 def _result_views(comparison: Comparison) -> tuple:
     table = {"headers": report.headings(comparison), "data": report.rows(comparison)}
+    swept = any(result.sweep for result in comparison.results)
     return (
         table,
         memory_figure(comparison),
@@ -201,6 +242,8 @@ def _result_views(comparison: Comparison) -> tuple:
         speed_figure(comparison),
         quality_figure(comparison),
         load_figure(comparison),
+        gr.Plot(latency_figure(comparison), visible=swept),
+        gr.Plot(per_user_figure(comparison), visible=swept),
         "\n\n".join(report.notes(comparison)),
         report.outputs_html(comparison),
         _export_files(comparison),

@@ -85,3 +85,36 @@ def load_figure(comparison: Comparison) -> go.Figure:
         )
     )
     return figure.update_layout(yaxis2={"title": "requests", "overlaying": "y", "side": "right", "rangemode": "tozero"})
+
+
+def _sweep_lines(comparison: Comparison, title: str, x: tuple[str, str], y: tuple[str, str]) -> go.Figure:
+    """One line per preset through the sweep's points (each labelled with its requests in flight); `x` and
+    `y` are (axis title, LoadResult field)."""
+    figure = go.Figure()
+    for result in comparison.results:
+        points = [p for p in result.sweep if getattr(p, x[1]) is not None and getattr(p, y[1]) is not None]
+        figure.add_trace(
+            go.Scatter(
+                name=result.preset,
+                x=[getattr(p, x[1]) for p in points],
+                y=[getattr(p, y[1]) for p in points],
+                text=[str(p.in_flight) for p in points],
+                mode="lines+markers+text",
+                textposition="top center",
+                hovertemplate=f"%{{text}} in flight<br>{x[0]} %{{x:,.1f}}<br>{y[0]} %{{y:,.1f}}<extra></extra>",
+            )
+        )
+    return _layout(figure, title, y[0], xaxis_title=x[0])
+
+
+def latency_figure(comparison: Comparison) -> go.Figure:
+    """Throughput against latency as the requests in flight rise: where a preset's line bends up, the
+    engine is full (more in flight only waits longer)."""
+    axes = ("TTFT p50 (ms)", "ttft_p50_ms"), ("output tokens/s in all", "output_tps")
+    return _sweep_lines(comparison, "Throughput against latency (labels: requests in flight)", *axes)
+
+
+def per_user_figure(comparison: Comparison) -> go.Figure:
+    """What each reader gets against what the GPU gives in all: up and to the right is better on both."""
+    axes = ("output tokens/s in all", "output_tps"), ("tokens/s per user (p50)", "user_tps_p50")
+    return _sweep_lines(comparison, "Per user against in all (labels: requests in flight)", *axes)
