@@ -27,6 +27,7 @@ class Column:
     path: str
     digits: int | str = 0
     note: str | None = None  # a PresetResult field whose "n/a: why" replaces an empty cell
+    group: str = "what ran"  # the page's table it is shown in (GROUPS)
 
 
 _BASE = (
@@ -34,37 +35,37 @@ _BASE = (
     Column("engine", "engine"),
     Column("differs from the first", "differs"),
     Column("load (s)", "load_s", 1),
-    Column("GPU used after load (MiB)", "gpu_used_mib"),
-    Column("weights (GiB)", "weights_gib", 3),
-    Column("KV cache reserve (GiB)", "kv_reserve_gib", 2),
-    Column("KV capacity (tokens)", "kv_tokens"),
-    Column("KV tokens per GiB", "kv_tokens_per_gib"),
-    Column("TTFT (ms)", "ttft_ms"),
-    Column("decode tok/s, 1 stream", "decode_tps", 1),
-    Column("tok/s, {streams} streams", "aggregate_tps", 1),
+    Column("GPU used after load (MiB)", "gpu_used_mib", group="memory"),
+    Column("weights (GiB)", "weights_gib", 3, group="memory"),
+    Column("KV cache reserve (GiB)", "kv_reserve_gib", 2, group="memory"),
+    Column("KV capacity (tokens)", "kv_tokens", group="memory"),
+    Column("KV tokens per GiB", "kv_tokens_per_gib", group="memory"),
+    Column("TTFT (ms)", "ttft_ms", group="speed"),
+    Column("decode tok/s, 1 stream", "decode_tps", 1, group="speed"),
+    Column("tok/s, {streams} streams", "aggregate_tps", 1, group="speed"),
 )
-_PERPLEXITY = (Column("perplexity", "perplexity", 3, "perplexity_note"),)
+_PERPLEXITY = (Column("perplexity", "perplexity", 3, "perplexity_note", "quality"),)
 _AGREEMENT = (
-    Column("top-1 agreement", "top1_agreement", "%", "agreement_note"),
-    Column("mean KL (nats)", "mean_kl", 4, "agreement_note"),
+    Column("top-1 agreement", "top1_agreement", "%", "agreement_note", "quality"),
+    Column("mean KL (nats)", "mean_kl", 4, "agreement_note", "quality"),
 )
-_QUESTIONS = (Column("exact match", "exact_match", "%", "exact_match_note"),)
+_QUESTIONS = (Column("exact match", "exact_match", "%", "exact_match_note", "quality"),)
 _SECOND_TURN = (
-    Column("TTFT, long system prompt (ms)", "first_turn_ttft_ms", 0, "second_turn_note"),
-    Column("TTFT, same prompt again (ms)", "second_turn_ttft_ms", 0, "second_turn_note"),
-    Column("prompt tokens from the prefix cache", "second_turn_cached", 0, "second_turn_note"),
+    Column("TTFT, long system prompt (ms)", "first_turn_ttft_ms", 0, "second_turn_note", "speed"),
+    Column("TTFT, same prompt again (ms)", "second_turn_ttft_ms", 0, "second_turn_note", "speed"),
+    Column("prompt tokens from the prefix cache", "second_turn_cached", 0, "second_turn_note", "speed"),
 )
 _LOAD = (
-    Column("load: req/s", "load.requests_per_s", 2, "load_note"),
-    Column("load: output tok/s", "load.output_tps", 0, "load_note"),
-    Column("load: TTFT p50 (ms)", "load.ttft_p50_ms", 0, "load_note"),
-    Column("load: TTFT p99 (ms)", "load.ttft_p99_ms", 0, "load_note"),
-    Column("load: time per output token p50 (ms)", "load.tpot_p50_ms", 1, "load_note"),
-    Column("load: peak running", "load.peak_running", 0, "load_note"),
-    Column("load: peak KV use", "load.peak_kv_usage", "%", "load_note"),
-    Column("load: requests that waited", "load.waited", 0, "load_note"),
+    Column("load: req/s", "load.requests_per_s", 2, "load_note", "load"),
+    Column("load: output tok/s", "load.output_tps", 0, "load_note", "load"),
+    Column("load: TTFT p50 (ms)", "load.ttft_p50_ms", 0, "load_note", "load"),
+    Column("load: TTFT p99 (ms)", "load.ttft_p99_ms", 0, "load_note", "load"),
+    Column("load: time per output token p50 (ms)", "load.tpot_p50_ms", 1, "load_note", "load"),
+    Column("load: peak running", "load.peak_running", 0, "load_note", "load"),
+    Column("load: peak KV use", "load.peak_kv_usage", "%", "load_note", "load"),
+    Column("load: requests that waited", "load.waited", 0, "load_note", "load"),
 )
-_GOODPUT = (Column("load: goodput (req/s)", "load.goodput_rps", 2, "load_note"),)
+_GOODPUT = (Column("load: goodput (req/s)", "load.goodput_rps", 2, "load_note", "load"),)
 
 
 def columns(comparison: Comparison) -> tuple[Column, ...]:
@@ -96,6 +97,42 @@ def rows(comparison: Comparison) -> list[list[str]]:
         else:
             table.append([_cell(result, column) for column in chosen])
     return table
+
+
+GROUPS = {  # the page's tables, in order: what each holds
+    "what ran": "What ran",
+    "memory": "Memory",
+    "speed": "Speed, one request and a few at once",
+    "quality": "Quality against the first preset",
+    "load": "Load test",
+}
+
+
+def tables_html(comparison: Comparison) -> str:
+    """The table as the page shows it: one small table per group of columns, each row a preset, so that it
+    reads without scrolling sideways; the API and the exports keep the one wide table."""
+    chosen, cells = columns(comparison), rows(comparison)
+    headings_now = headings(comparison)
+    parts = []
+    for group, title in GROUPS.items():
+        picked = [i for i, column in enumerate(chosen) if column.group == group and i > 0]
+        if not picked:
+            continue
+        head = "".join(f"<th>{html.escape(_unprefixed(headings_now[i]))}</th>" for i in picked)
+        body = "".join(
+            f"<tr><th>{html.escape(row[0])}</th>{''.join(f'<td>{html.escape(row[i])}</td>' for i in picked)}</tr>"
+            for row in cells
+        )
+        parts.append(
+            f'<h4>{html.escape(title)}</h4><table class="compare-results"><thead><tr><th>preset</th>{head}</tr>'
+            f"</thead><tbody>{body}</tbody></table>"
+        )
+    return "".join(parts)
+
+
+def _unprefixed(heading: str) -> str:
+    """A load column's heading without "load: ": its table says so."""
+    return heading.removeprefix("load: ")
 
 
 def _cell(result: PresetResult, column: Column) -> str:
@@ -149,7 +186,9 @@ def notes(comparison: Comparison) -> list[str]:
         lines.append(
             f"Agreement: each preset's next-token distributions on the first {AGREEMENT_TOKENS} tokens of a fixed "
             "text against the first preset's (LMDeploy's get_logits; transformers' logits on the CPU): the share "
-            "of positions with the same most likely token, and the mean KL(first || this preset) in nats."
+            "of positions with the same most likely token, and the mean KL divergence of this preset's "
+            "next-token probabilities from the first's (in nats: 0 means the same probabilities at every "
+            "position; the larger, the further this preset's guesses moved, even where its top token stayed)."
         )
     if comparison.settings.questions and measured:
         lines.append(

@@ -301,7 +301,7 @@ def test_a_running_comparison_is_seen_by_every_page(page, app_url):
     page.get_by_role("tab", name="Compare").click()
     wait_for_text(page, "compare-progress", "Running", timeout=30_000)
     wait_for_text(page, "compare-progress", "Done", timeout=300_000)
-    wait_for_text(page, "compare-table", "cpu-greedy")
+    wait_for_text(page, "compare-results", "cpu-greedy")
     assert started_elsewhere.result()[0].startswith("Done")
     page.wait_for_function("() => !document.getElementById('engine-header').innerText.includes('is running')")
 
@@ -318,13 +318,21 @@ def test_compare_tab_puts_two_presets_side_by_side(page):
     page.locator("#compare-load").get_by_role("checkbox").check()
     for elem_id, value in (("compare-load-requests", 3), ("compare-load-prompt", 32), ("compare-load-output", 4)):
         page.locator(f"#{elem_id} input[type=number]").fill(str(value))
+    page.locator("#compare-load-sweep textarea").fill("1, 2")
     page.locator("#compare-run").click()
-    # the last job's result may still be on the tab (it shows the last job): wait for this one's columns
-    wait_for_text(page, "compare-table", "top-1 agreement", timeout=180_000)
+    # the last job's result may still be on the tab (it shows the last job): wait for this one's sweep
+    wait_for_text(page, "compare-notes", "Concurrency sweep", timeout=180_000)
     wait_for_text(page, "compare-progress", "Done", timeout=30_000)
-    table = page.locator("#compare-table").inner_text()
-    assert "perplexity" in table and "top-1 agreement" in table and "load: req/s" in table
-    assert "3 requests of 32 prompt tokens" in page.locator("#compare-notes").inner_text()
+    results = page.locator("#compare-results").inner_text()
+    assert "perplexity" in results and "top-1 agreement" in results and "TTFT p50 (ms)" in results
+    assert "at 1, 2 requests in flight in turn" in page.locator("#compare-notes").inner_text()
+    wait_for_text(page, "compare-latency", "Throughput against latency")  # the sweep's chart
+    assert page.locator("#compare-latency").is_visible() and page.locator("#compare-speed").is_visible()
+    assert not page.locator("#compare-capacity").is_visible()  # nothing to show on the CPU: no chart
+    # the results read at 1,400 px without scrolling sideways
+    assert page.evaluate(
+        "() => [...document.querySelectorAll('#compare-results table')].every(t => t.scrollWidth <= t.parentElement.clientWidth)"
+    )
     screenshot(page, "compare.png")
 
 

@@ -1,6 +1,7 @@
 """Comparison settings, prompt parsing, the result table, its exports, and the job slot."""
 
 import asyncio
+import html
 import json
 
 import pytest
@@ -144,17 +145,36 @@ def test_load_and_quality_cells_and_the_notes_that_explain_them():
     assert any("4 requests of 64 prompt tokens" in line and "all sent at once" in line for line in notes)
 
 
-def test_charts_show_the_load_test_and_say_why_a_chart_is_empty():
-    from ui.compare_figures import load_figure, quality_figure
+def test_charts_show_the_load_test_and_no_chart_has_nothing_to_show():
+    from ui.compare_figures import latency_figure, load_figure, quality_figure
 
     result = comparison(load=LoadSettings(requests=4, prompt_tokens=64, output_tokens=8))
+    assert load_figure(result) is None  # no preset's load test ran yet
     result.results[0].load = summarize([RequestTiming(0.0, 0.1, 2.0, 64, 8)], {"running": 1})
     figure = load_figure(result)
     assert [trace.name for trace in figure.data] == ["requests/s", "most requests running at once"]
     assert figure.data[1].y == (1, None)
-    assert figure.layout.annotations == ()
-    empty = quality_figure(result)
-    assert empty.layout.annotations[0].text.startswith("n/a: random weights")
+    assert quality_figure(result) is None and latency_figure(result) is None  # nothing measured, no sweep
+
+
+def test_the_page_groups_the_table_so_that_it_reads_without_scrolling_sideways():
+    result = comparison(load=LoadSettings(requests=4, prompt_tokens=64, output_tokens=8))
+    page = report.tables_html(result)
+    titles = [part.split("</h4>")[0] for part in page.split("<h4>")[1:]]
+    assert titles == [
+        "What ran",
+        "Memory",
+        "Speed, one request and a few at once",
+        "Quality against the first preset",
+        "Load test",
+    ]
+    memory = page.split("<h4>Memory</h4>")[1].split("</table>")[0]
+    assert "<th>weights (GiB)</th>" in memory and "<th>fp16</th><td>33,000</td><td>0.250</td>" in memory
+    load = page.split("<h4>Load test</h4>")[1]
+    assert "<th>req/s</th>" in load and "load:" not in load  # the table's title says what the columns are
+    # every column of the wide table (the API's and the exports') is in one of the page's tables
+    shown = sum(page.count(f"<th>{html.escape(h.removeprefix('load: '))}</th>") for h in report.headings(result)[1:])
+    assert shown == len(report.headings(result)) - 1
 
 
 def test_a_sweep_is_a_table_per_point_two_curves_and_a_goodput_column():

@@ -16,15 +16,7 @@ from console.core import Console
 from console.jobs import Job
 
 from .admin_only import AdminOnly
-from .compare_figures import (
-    capacity_figure,
-    latency_figure,
-    load_figure,
-    memory_figure,
-    per_user_figure,
-    quality_figure,
-    speed_figure,
-)
+from .compare_figures import CHARTS
 from .downloads import download_folder
 from .errors import REFUSABLE_PROGRESS, refused, whole_number
 from .job_view import follow, log_tail, status_markdown
@@ -105,13 +97,16 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
     progress = gr.Markdown(status_markdown(None), elem_id="compare-progress")
     log = gr.Textbox(label="Log", lines=6, max_lines=6, autoscroll=True, interactive=False)
     notes = gr.Markdown(elem_id="compare-notes")
-    table = gr.Dataframe(label="Results", interactive=False, elem_id="compare-table", wrap=True)
+    results = gr.HTML(elem_id="compare-results")  # grouped: memory, speed, quality, load
+    table = gr.Dataframe(visible=False, elem_id="compare-table")  # the one wide table, for the API
+    with gr.Row():  # each shown once it has something to show (CHARTS)
+        memory, capacity, speed = (
+            gr.Plot(visible=False, elem_id=f"compare-{n}") for n in ("memory", "capacity", "speed")
+        )
     with gr.Row():
-        memory, capacity, speed = gr.Plot(), gr.Plot(), gr.Plot()
-    with gr.Row():
-        quality, load = gr.Plot(), gr.Plot()
-    with gr.Row():
-        latency, per_user = gr.Plot(visible=False), gr.Plot(visible=False)  # a sweep's charts
+        quality, load = (gr.Plot(visible=False, elem_id=f"compare-{n}") for n in ("quality", "load-chart"))
+    with gr.Row():  # a sweep's
+        latency, per_user = (gr.Plot(visible=False, elem_id=f"compare-{n}") for n in ("latency", "per-user"))
     outputs_view = gr.HTML(label="Outputs side by side (marked: words that differ from the first preset)")
     exports = gr.File(label="Export: CSV, JSON, Markdown", file_count="multiple", interactive=False)
 
@@ -195,7 +190,7 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
         console.cancel_job("comparison", user=request.username)
 
     views = [
-        *(progress, log, table, memory, capacity, speed, quality, load, latency, per_user),
+        *(progress, log, table, results, memory, capacity, speed, quality, load, latency, per_user),
         *(notes, outputs_view, exports),
     ]
     inputs = [picked, prompt_names, own, max_new, concurrency, perplexity, agreement, builtin, own_questions]
@@ -215,7 +210,7 @@ async def _followed(job: Job):
 
 
 def _no_result() -> tuple:
-    return (gr.skip(),) * 11
+    return (gr.skip(),) * 12
 
 
 def _goodput(ttft_ms, user_tps) -> GoodputTarget | None:
@@ -234,20 +229,19 @@ def _questions_source(builtin: bool, own: int) -> str:
 
 def _result_views(comparison: Comparison) -> tuple:
     table = {"headers": report.headings(comparison), "data": report.rows(comparison)}
-    swept = any(result.sweep for result in comparison.results)
     return (
         table,
-        memory_figure(comparison),
-        capacity_figure(comparison),
-        speed_figure(comparison),
-        quality_figure(comparison),
-        load_figure(comparison),
-        gr.Plot(latency_figure(comparison), visible=swept),
-        gr.Plot(per_user_figure(comparison), visible=swept),
+        report.tables_html(comparison),
+        *(_plot(chart(comparison)) for chart in CHARTS),
         "\n\n".join(report.notes(comparison)),
         report.outputs_html(comparison),
         _export_files(comparison),
     )
+
+
+def _plot(figure) -> gr.Plot:
+    """A chart, or none at all where it has nothing to show (no empty axes)."""
+    return gr.Plot(figure, visible=figure is not None)
 
 
 def _export_files(comparison: Comparison) -> list[str]:

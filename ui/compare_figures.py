@@ -1,4 +1,5 @@
-"""Bar charts of a comparison: pure functions of its results, tested without an engine."""
+"""Charts of a comparison: pure functions of its results, tested without an engine; None where a chart
+would have nothing to show."""
 
 from __future__ import annotations
 
@@ -26,14 +27,10 @@ def _layout(figure: go.Figure, title: str, unit: str, **extra) -> go.Figure:
 
 
 def _bars(
-    comparison: Comparison,
-    title: str,
-    series: dict[str, str],
-    unit: str,
-    stacked: bool = False,
-    nothing: str = "n/a on these backends",
-) -> go.Figure:
-    """One bar per preset and series; a chart with nothing measured says why instead of an empty axis."""
+    comparison: Comparison, title: str, series: dict[str, str], unit: str, stacked: bool = False
+) -> go.Figure | None:
+    """One bar per preset and series; None where nothing was measured (the page then shows no chart, not an
+    empty axis: the table's cells say why)."""
     measured = [r for r in comparison.results if not r.error]
     names = [r.preset for r in measured]
     figure = go.Figure()
@@ -43,36 +40,37 @@ def _bars(
         empty = empty and all(v is None for v in values)
         figure.add_trace(go.Bar(name=label, x=names, y=[v if v is not None else 0 for v in values]))
     if empty:
-        figure.add_annotation(text=nothing, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+        return None
     return _layout(figure, title, unit, barmode="stack" if stacked else "group")
 
 
-def memory_figure(comparison: Comparison) -> go.Figure:
+def memory_figure(comparison: Comparison) -> go.Figure | None:
     series = {"weights": "weights_gib", "KV cache reserve": "kv_reserve_gib"}
     return _bars(comparison, "Memory by use (the weights on CPU backends)", series, "GiB", stacked=True)
 
 
-def capacity_figure(comparison: Comparison) -> go.Figure:
+def capacity_figure(comparison: Comparison) -> go.Figure | None:
     series = {"KV capacity (tokens)": "kv_tokens", "tokens per GiB of reserve": "kv_tokens_per_gib"}
     return _bars(comparison, "KV cache capacity", series, "tokens")
 
 
-def speed_figure(comparison: Comparison) -> go.Figure:
+def speed_figure(comparison: Comparison) -> go.Figure | None:
     n = comparison.settings.concurrency
     series = {"1 stream (decode)": "decode_tps", f"{n} streams (aggregate)": "aggregate_tps"}
     return _bars(comparison, "Speed", series, "tokens/s")
 
 
-def quality_figure(comparison: Comparison) -> go.Figure:
+def quality_figure(comparison: Comparison) -> go.Figure | None:
     series = {"top-1 agreement with the first preset": "top1_agreement", "exact match": "exact_match"}
-    nothing = "n/a: random weights, or no quality measure was asked for or given by these backends"
-    return _bars(comparison, "Quality against the first preset", series, "share", nothing=nothing)
+    return _bars(comparison, "Quality against the first preset", series, "share")
 
 
-def load_figure(comparison: Comparison) -> go.Figure:
+def load_figure(comparison: Comparison) -> go.Figure | None:
     """Requests per second beside the most requests the engine ran at once: a bigger KV cache in
     tokens lets more run together, and then more finish per second."""
     figure = _bars(comparison, "Load test", {"requests/s": "load.requests_per_s"}, "requests/s")
+    if figure is None:
+        return None
     measured = [r for r in comparison.results if not r.error]
     figure.add_trace(
         go.Scatter(
@@ -87,9 +85,11 @@ def load_figure(comparison: Comparison) -> go.Figure:
     return figure.update_layout(yaxis2={"title": "requests", "overlaying": "y", "side": "right", "rangemode": "tozero"})
 
 
-def _sweep_lines(comparison: Comparison, title: str, x: tuple[str, str], y: tuple[str, str]) -> go.Figure:
+def _sweep_lines(comparison: Comparison, title: str, x: tuple[str, str], y: tuple[str, str]) -> go.Figure | None:
     """One line per preset through the sweep's points (each labelled with its requests in flight); `x` and
-    `y` are (axis title, LoadResult field)."""
+    `y` are (axis title, LoadResult field); None without a sweep."""
+    if not any(result.sweep for result in comparison.results):
+        return None
     figure = go.Figure()
     for result in comparison.results:
         points = [p for p in result.sweep if getattr(p, x[1]) is not None and getattr(p, y[1]) is not None]
@@ -107,14 +107,25 @@ def _sweep_lines(comparison: Comparison, title: str, x: tuple[str, str], y: tupl
     return _layout(figure, title, y[0], xaxis_title=x[0])
 
 
-def latency_figure(comparison: Comparison) -> go.Figure:
+def latency_figure(comparison: Comparison) -> go.Figure | None:
     """Throughput against latency as the requests in flight rise: where a preset's line bends up, the
     engine is full (more in flight only waits longer)."""
     axes = ("TTFT p50 (ms)", "ttft_p50_ms"), ("output tokens/s in all", "output_tps")
     return _sweep_lines(comparison, "Throughput against latency (labels: requests in flight)", *axes)
 
 
-def per_user_figure(comparison: Comparison) -> go.Figure:
+def per_user_figure(comparison: Comparison) -> go.Figure | None:
     """What each reader gets against what the GPU gives in all: up and to the right is better on both."""
     axes = ("output tokens/s in all", "output_tps"), ("tokens/s per user (p50)", "user_tps_p50")
     return _sweep_lines(comparison, "Per user against in all (labels: requests in flight)", *axes)
+
+
+CHARTS = (  # in the page's order
+    memory_figure,
+    capacity_figure,
+    speed_figure,
+    quality_figure,
+    load_figure,
+    latency_figure,
+    per_user_figure,
+)
