@@ -300,6 +300,10 @@ def test_a_running_comparison_is_seen_by_every_page(page, app_url):
     wait_for_text(page, "engine-header", "A comparison is running", timeout=60_000)  # on every tab
     page.get_by_role("tab", name="Compare").click()
     wait_for_text(page, "compare-progress", "Running", timeout=30_000)
+    # the form shows what the running job was started with, not the page's defaults
+    page.wait_for_function("() => document.querySelector('#compare-max-new input[type=number]').value === '8'")
+    assert page.locator("#compare-presets").get_by_label("cpu-greedy", exact=True).is_checked()
+    assert not page.locator("#compare-prompts").get_by_label("short story", exact=True).is_checked()
     wait_for_text(page, "compare-progress", "Done", timeout=300_000)
     wait_for_text(page, "compare-results", "cpu-greedy")
     assert started_elsewhere.result()[0].startswith("Done")
@@ -307,6 +311,7 @@ def test_a_running_comparison_is_seen_by_every_page(page, app_url):
 
 
 def test_compare_tab_puts_two_presets_side_by_side(page):
+    reload_console(page)  # the form as a new page has it (the test before left another job's in it)
     page.get_by_role("tab", name="Compare").click()
     presets = page.locator("#compare-presets")
     presets.get_by_label("cpu", exact=True).check()

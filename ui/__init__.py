@@ -65,7 +65,12 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
                 relist = functools.partial(_relisted, console, part.preset_lists, current=False)
                 tab.select(relist, outputs=part.preset_lists, api_visibility="private")
             if part.on_open:
-                tab.select(part.on_open.fn, outputs=part.on_open.outputs, api_visibility="private")
+                tab.select(
+                    part.on_open.fn,
+                    outputs=part.on_open.outputs,
+                    api_visibility="private",
+                    show_progress="hidden",  # it follows a running job: no overlay over the form meanwhile
+                )
         after_a_switch = [Refresh(refresh_header, [header, gauge]), preset_knobs.following(), *engine_views]
         for event in (event for part in parts.values() for event in part.switches):
             for refresh in after_a_switch:

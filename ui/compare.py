@@ -171,20 +171,29 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
             job = console.start_job("comparison", prepare, user=request.username)
         except (Refusal, ValueError) as exc:
             raise refused(str(exc)) from exc
+        form = (presets, names, own_prompts, max_new_tokens, requests_at_once, with_perplexity, with_agreement)
+        form += (with_builtin_questions, own_questions, load_test, load_requests, load_prompt_tokens)
+        form += (load_output_tokens, load_in_flight, second_turn, token_probabilities, load_sweep, goodput_ttft_ms)
+        started.update(job=job, form=(*form, goodput_user_tps))
         async for views in _followed(job):
             yield views
         if job.status().state == "failed":
             raise refused(job.status().error)
 
+    started: dict = {"job": None, "form": ()}  # the last comparison and the form it was started with
+
     async def current_job():
-        """The comparison running now, followed to its end, or the last one's result: the job lives on
-        the server, so a page opened or reloaded meanwhile sees it too."""
+        """The comparison running now, followed to its end under the form it was started with, or the last
+        one's result: the job lives on the server, so a page opened or reloaded meanwhile sees it too."""
         job = console.jobs.current
+        untouched = (gr.skip(),) * len(inputs)
         if job is None or job.kind != "comparison":
-            yield gr.skip(), gr.skip(), *_no_result()
+            yield gr.skip(), gr.skip(), *_no_result(), *untouched
             return
-        async for views in _followed(job):
-            yield views
+        if started["job"] is job and not job.status().finished:  # once it ends, the form is the page's again
+            yield (gr.skip(),) * len(views) + started["form"]
+        async for shown in _followed(job):
+            yield *shown, *untouched
 
     def cancel_job(request: gr.Request):
         console.cancel_job("comparison", user=request.username)
@@ -198,7 +207,7 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
     inputs += [load_sweep, goodput_ttft, goodput_user_tps]
     run.click(compare, inputs, views, api_name="compare", show_progress=REFUSABLE_PROGRESS)
     cancel.click(cancel_job, api_name="cancel_compare")
-    return TabParts(preset_lists=[picked], on_open=Refresh(current_job, views))
+    return TabParts(preset_lists=[picked], on_open=Refresh(current_job, views + inputs))
 
 
 async def _followed(job: Job):
