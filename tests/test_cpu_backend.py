@@ -142,6 +142,30 @@ async def test_lmdeploys_qwen_parser_on_the_cpu_forces_and_reads_a_call(tool_tem
     assert next(s for s in run.steps if s.kind == "tool_result").ok
 
 
+# what each playground scenario's first call must be, run as the Tools tab runs it on the embedded model
+FIRST_CALLS = {
+    "add and multiply: (3 + 5) x 2": ("add", {"a": 3, "b": 5}),
+    "weather": ("get_weather", {"city": "Shanghai"}),
+    "unit conversion": ("convert_units", {"value": 26.2, "from_unit": "mi", "to_unit": "km"}),
+    "current time": ("current_time", {"utc_offset_hours": 8}),
+    "your own tool (schema only)": ("lookup_order", {"order_id": "A-1042"}),
+}
+
+
+async def test_each_tools_scenario_gets_its_first_call_right_from_the_small_model(cpu_backend):
+    from tools.loop import run_tool_loop
+    from tools.scenarios import SCENARIOS, tool_choice_value
+
+    assert set(FIRST_CALLS) == set(SCENARIOS)
+    for name, (tool, arguments) in FIRST_CALLS.items():
+        scenario = SCENARIOS[name]
+        choice = tool_choice_value(scenario.tool_choice)
+        run = await run_tool_loop(cpu_backend, scenario.prompt, scenario.tools, choice, scenario.mock_results)
+        call, result = [step for step in run.steps if step.kind in ("tool_call", "tool_result")][:2]
+        assert (call.name, json.loads(call.content)) == (tool, arguments), name
+        assert result.ok, (name, result.content)
+
+
 async def test_a_chat_that_waits_hears_its_place_in_line_then_is_answered(cpu_backend):
     first = cpu_backend.stream_chat(ChatRequest(ask("Count to fifty."), GREEDY))
     await anext(first)  # the first chat holds the model

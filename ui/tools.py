@@ -24,7 +24,7 @@ from tools.loop import (
     pending_as_json,
     run_pending,
 )
-from tools.scenarios import SCENARIOS, tool_choice_value
+from tools.scenarios import SCENARIOS, Scenario, tool_choice_value
 
 from .errors import whole_number
 from .tab_parts import Refresh, TabParts
@@ -44,6 +44,7 @@ def build_tab(console: Console) -> TabParts:
     with gr.Row():
         with gr.Column(scale=1):
             picked = gr.Dropdown(list(SCENARIOS), value=_FIRST, label="Scenario")
+            small_model = gr.Markdown(_small_model_note(scenario), elem_id="tools-scenario-note")
             tools_json = gr.Code(
                 json.dumps(scenario.tools, indent=2),
                 language="json",
@@ -94,8 +95,9 @@ def build_tab(console: Console) -> TabParts:
         chosen = SCENARIOS.get(name) if isinstance(name, str) else None
         if chosen is None:  # the name is not shown back: it came from a client, not from the list
             gr.Warning(f"No such scenario: pick one of {', '.join(SCENARIOS)}.")
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return (
+            _small_model_note(chosen),
             json.dumps(chosen.tools, indent=2),
             json.dumps(chosen.mock_results, indent=2),
             chosen.prompt,
@@ -155,7 +157,7 @@ def build_tab(console: Console) -> TabParts:
             pass
         return talk.run.as_json()
 
-    picked.change(load_scenario, picked, [tools_json, mocks, prompt, choice], api_visibility="private")
+    picked.change(load_scenario, picked, [small_model, tools_json, mocks, prompt, choice], api_visibility="private")
     tools_json.blur(refresh_choices, [tools_json, choice], choice, api_visibility="private")
     views = [transcript, wire, curl, python, pending, go_on, conversation]
     run.click(
@@ -260,6 +262,10 @@ def _talk_views(talk: ToolConversation) -> tuple:
 
 def _no_step() -> tuple:
     return gr.Code("", visible=False), gr.Button(visible=False), None
+
+
+def _small_model_note(scenario: Scenario) -> str:
+    return f"*On a small model:* {scenario.small_model}" if scenario.small_model else ""
 
 
 def choices_for(tools_text: str, current: str) -> tuple[list[str], str] | None:
