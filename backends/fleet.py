@@ -25,7 +25,7 @@ import httpx
 
 from .base import BackendError, BackendInfo, BackendUnavailable, ChatRequest, Delta, SchedulerMetrics, TextScore
 from .prometheus import lmdeploy_series, scheduler_from_series, series_value
-from .remote import DEFAULT_READ_TIMEOUT_S, RemoteBackend, server_root
+from .remote import DEFAULT_READ_TIMEOUT_S, RemoteBackend, served_models, server_root
 
 logger = logging.getLogger("lmdeploy_console.fleet")
 _PROBE_TIMEOUT = httpx.Timeout(3.0)
@@ -168,6 +168,10 @@ class ProxyClient:
             raise BackendError(f"the proxy refused {route} for {node_url}: {response.text[:200]}")
 
 
+ADD_A_NODE = "add an api_server on the Fleet tab (Manage nodes), or with /fleet_add"
+NO_NODE_YET = "(no node yet)"
+
+
 class ProxyBackend(RemoteBackend):
     """Chat, tools and Compare through the proxy; perplexity and scheduler figures from the nodes."""
 
@@ -177,20 +181,32 @@ class ProxyBackend(RemoteBackend):
     async def connect_proxy(
         cls, base_url: str, api_key: str | None, model: str | None, read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
     ) -> ProxyBackend:
-        backend = await cls.connect(base_url, api_key, model, read_timeout_s)
+        # a proxy with no node yet is a fleet being set up: its nodes are added on the Fleet tab
+        backend = await cls.connect(base_url, api_key, model, read_timeout_s, models_may_come_later=True)
         backend.fleet = ProxyClient(base_url, backend._client.api_key)
         await backend.fleet.node_table()  # a plain api_server has no /nodes/status: say so now, not on the Fleet tab
         return backend
 
     def info(self) -> BackendInfo:
         info = super().info()
+        model = info.model or NO_NODE_YET
         return BackendInfo(
-            kind="remote", model=info.model, engine="LMDeploy proxy", details={**info.details, "proxy": self.fleet.url}
+            kind="remote", model=model, engine="LMDeploy proxy", details={**info.details, "proxy": self.fleet.url}
         )
+
+    async def _pick_model(self) -> None:
+        """The model the nodes serve, read once the first node is there (the proxy had none at the switch)."""
+        if self._model:
+            return
+        served = await served_models(self._client, self._base_url)
+        if not served:
+            raise BackendUnavailable(f"the proxy at {self.fleet.url} has no node yet: {ADD_A_NODE}")
+        self._model = served[0]
 
     async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[Delta]:
         """A node that fails before the reply starts is taken out of the routing and the request sent
         again (once); one that fails mid-reply ends the reply with what came, and leaves the routing."""
+        await self._pick_model()
         for attempt in (1, 2):
             started = False
             try:

@@ -76,6 +76,14 @@ _TOOL_PARSERS = (
 )
 
 
+async def served_models(client: AsyncOpenAI, base_url: str) -> list[str]:
+    """The models the server lists (`/v1/models`); its errors as the console's."""
+    try:
+        return [m.id async for m in client.models.list()]
+    except openai.APIError as exc:
+        raise _translate(exc, base_url, client.api_key) from exc
+
+
 class RemoteBackend(Backend):
     """Streams chat completions from a server through the `openai` client."""
 
@@ -96,9 +104,12 @@ class RemoteBackend(Backend):
         api_key: str | None = None,
         model: str | None = None,
         read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        *,
+        models_may_come_later: bool = False,
     ) -> Self:
-        """Reach the server and pick the model (the first it serves, unless one is named).
-        A server silent for `read_timeout_s` during a reply is given up on."""
+        """Reach the server and pick the model (the first it serves, unless one is named; none yet where
+        `models_may_come_later`: a proxy before its first node). A server silent for `read_timeout_s`
+        during a reply is given up on."""
         api_key = api_key or os.environ.get(API_KEY_ENV) or "none"
 
         def make_client() -> AsyncOpenAI:
@@ -108,17 +119,15 @@ class RemoteBackend(Backend):
         # first used it, and the console chats from another loop than the one it started in.
         probe = make_client()
         try:
-            served = [m.id async for m in probe.models.list()]
-        except openai.APIError as exc:
-            raise _translate(exc, base_url, api_key) from exc
+            served = await served_models(probe, base_url)
         finally:
             await probe.close()
         shown = hide_credentials(base_url)
         if model and served and model not in served:
             raise BackendError(f"{shown} does not serve {model!r}; it serves: {', '.join(served)}")
-        if not (model or served):
+        if not (model or served or models_may_come_later):
             raise BackendError(f"{shown} lists no models; name one with --model")
-        return cls(make_client(), model or served[0], base_url, read_timeout_s)
+        return cls(make_client(), model or (served[0] if served else ""), base_url, read_timeout_s)
 
     def info(self) -> BackendInfo:
         details = EngineDetails(base_url=self._shown_url)

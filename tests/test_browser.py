@@ -466,6 +466,9 @@ def test_fleet_tab_shows_the_proxy_s_nodes_and_an_admin_removes_and_terminates_o
         reload_console(page)
         page.get_by_role("tab", name="Fleet").click()
         wait_for_text(page, "fleet-status", "2 node(s), 2 healthy", timeout=30_000)
+        nodes = page.locator("#fleet-nodes table")
+        assert nodes.evaluate("t => t.scrollWidth <= t.parentElement.clientWidth")  # no scrolling sideways at 1,400 px
+        assert "tokens made" in nodes.inner_text()
         page.wait_for_timeout(4000)  # the chats under way: a few timeline points
         for job in busy:
             job.result()

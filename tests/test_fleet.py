@@ -128,6 +128,27 @@ def test_the_console_runs_on_the_proxy_and_its_fleet_endpoints_work(fleet_proxy,
         client.predict("cpu", api_name="/switch_preset")
 
 
+async def test_a_fleet_starts_from_a_proxy_with_no_node_and_chats_once_one_is_added(fleet_nodes, tmp_path):
+    from backends.fleet import NO_NODE_YET
+    from tests.conftest import free_port, start_proxy, stop_process
+
+    process, url = start_proxy(free_port(), tmp_path / "proxy.log")
+    try:
+        backend = await ProxyBackend.connect_proxy(f"{url}/v1", None, None)  # what a switch to its preset does
+        try:
+            assert backend.info().model == NO_NODE_YET
+            with pytest.raises(BackendUnavailable, match="has no node yet: add an api_server on the Fleet tab"):
+                await reply(backend, chat("What is 2+3?"))
+            node = next(iter(fleet_nodes))
+            await backend.fleet.add(node)  # what the Fleet tab's Add node does
+            assert await reply(backend, chat("What is 2+3?"))
+            assert backend.info().model == (await backend.fleet.reports())[0].models[0]
+        finally:
+            await backend.close()
+    finally:
+        stop_process(process)
+
+
 async def test_a_proxy_that_went_away_is_named_in_the_error(fleet_nodes, tmp_path):
     from tests.conftest import free_port, start_proxy, stop_process
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import html
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -27,14 +28,14 @@ COLUMNS = [
     "role",
     "health",
     "in flight",
-    "latency s",
+    "latency (s)",
     "KV used",
     "running",
     "waiting",
-    "TTFT ms",
-    "ms/token",
-    "prompt tok",
-    "gen tok",
+    "TTFT (ms)",
+    "ms per token",
+    "prompt tokens",
+    "tokens made",
     "prefix hits",
 ]
 REFRESH_S = 2.0
@@ -50,12 +51,8 @@ ROUTING_NOTE = (
 def build_tab(console: Console, admin: AdminOnly) -> TabParts:
     """Lay out the tab; its parts: its refresh timer, which ticks only while the tab is open."""
     status = gr.Markdown(elem_id="fleet-status")
-    nodes = gr.Dataframe(
-        headers=COLUMNS,
-        label="Nodes (in flight and latency: the proxy's; the rest: each node's own /metrics)",
-        interactive=False,
-        elem_id="fleet-nodes",
-    )
+    gr.Markdown("Nodes (in flight and latency: the proxy's; the rest: each node's own /metrics)")
+    nodes = gr.HTML(elem_id="fleet-nodes")  # a plain table: its columns take the width their figures need
     timeline = gr.Plot(label="Requests in flight per node (the proxy's count)", elem_id="fleet-timeline")
     gone = gr.Markdown(elem_id="fleet-gone")
     with gr.Accordion("Manage nodes (admins)", open=False) as manage:
@@ -77,8 +74,8 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
         try:
             view = await console.fleet.view(max_age_s)
         except BackendError as exc:
-            return f"**No fleet:** {exc}", [], None, ""
-        return _status_line(view), [_row(node) for node in view.nodes], _timeline(view), _gone_lines(view)
+            return f"**No fleet:** {exc}", "", None, ""
+        return _status_line(view), _nodes_html(view), _timeline(view), _gone_lines(view)
 
     async def node_choices():
         """The node picker's choices: read when the admin section opens and after each action, not on
@@ -185,6 +182,14 @@ def _status_line(view: FleetView) -> str:
     )
 
 
+def _nodes_html(view: FleetView) -> str:
+    head = "".join(f"<th>{html.escape(column)}</th>" for column in COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in _row(node)) + "</tr>" for node in view.nodes
+    )
+    return f'<table class="fleet-nodes"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
 def _row(node: NodeReport) -> list:
     """A node's line in the table: the figures `/fleet` gives, formatted."""
     figures = _node_json(node)
@@ -230,13 +235,31 @@ def _node_json(node: NodeReport) -> dict:
 def _timeline(view: FleetView) -> go.Figure:
     figure = go.Figure()
     urls = dict.fromkeys(url for _, counts in view.history for url in counts)
-    for url in urls:
+    most = 0
+    for index, url in enumerate(urls):
         points = [(datetime.datetime.fromtimestamp(t), counts[url]) for t, counts in view.history if url in counts]
+        most = max([most, *(count for _, count in points)])
         figure.add_trace(
-            go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", line_shape="hv", name=url)
+            go.Scatter(
+                x=[p[0] for p in points],
+                y=[p[1] for p in points],
+                mode="lines",
+                line_shape="hv",
+                # nodes at the same count draw over each other: a dash and width of their own keep each in sight
+                line={"dash": _DASHES[index % len(_DASHES)], "width": 2 + 2 * (index % 2)},
+                name=url,
+            )
         )
-    figure.update_layout(height=280, margin=dict(l=40, r=10, t=10, b=30), yaxis_title="in flight")
+    figure.update_layout(
+        height=280,
+        margin=dict(l=40, r=10, t=10, b=30),
+        yaxis={"title": "in flight", "range": [-0.2, most + 1], "dtick": max(1, (most + 1) // 5)},
+        legend={"orientation": "h", "y": -0.2},
+    )
     return figure
+
+
+_DASHES = ("solid", "dash", "dot", "dashdot")
 
 
 def _gone_lines(view: FleetView) -> str:
