@@ -433,6 +433,17 @@ def test_an_exported_chat_imports_with_its_messages_and_knobs(page, tmp_path):
     page.wait_for_function("() => document.querySelector('#max-new-tokens input').value === '77'")
 
 
+def test_one_click_of_export_downloads_the_chat(page):
+    reload_console(page)
+    page.locator("#chat-input textarea").fill("Say hello.")
+    page.locator("#chat-input textarea").press("Enter")
+    wait_for_text(page, "chatbot", "tok/s", timeout=120_000)
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_role("button", name="Export JSON").click()
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert exported["messages"][0]["content"] == "Say hello."
+
+
 def test_a_50_mb_chat_import_is_refused_and_the_chat_kept(page, tmp_path):
     reload_console(page)
     page.get_by_role("tab", name="Chat").click()

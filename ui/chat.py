@@ -91,7 +91,7 @@ def build_tab(console: Console) -> TabParts:
                 upload = gr.UploadButton(
                     "Import JSON", file_types=[".json"], type="binary", size="sm", elem_id="import-chat"
                 )
-                exported = gr.File(label="Exported chat", visible=False, interactive=False)
+                exported = gr.File(label="Exported chat", visible=False, interactive=False, elem_id="exported-chat")
         with gr.Column(scale=1):
             system = gr.Textbox("", label="System prompt", lines=3)
             with gr.Accordion("Generation", open=True):
@@ -245,7 +245,9 @@ def build_tab(console: Console) -> TabParts:
     edit_last.click(edit, session, [chatbot, session, message], api_name="edit_last")
     clear.click(clear_chat, session, [chatbot, session], api_name="clear")
     chatbot.clear(clear_chat, session, [chatbot, session], api_visibility="private")  # its own trash icon
-    export.click(export_json, session, exported, api_name="export_chat")
+    export.click(export_json, session, exported, api_name="export_chat").then(
+        None, js=DOWNLOAD_EXPORTED, api_visibility="private"
+    )
     # an imported chat brings its own settings: the page keeps them as its user's through a switch
     upload.upload(
         import_json, [upload, session], [chatbot, session, *knobs, follower.touched], api_visibility="private"
@@ -265,6 +267,10 @@ async def _stream(console: Console, state: ChatSession, painter: ChatPainter, re
     error = state.turns[-1].stats.error
     if error:
         gr.Warning(error)
+
+
+# One click of Export downloads the file: its chip (the file's link) is clicked for the user once it is there.
+DOWNLOAD_EXPORTED = "() => document.querySelector('#exported-chat a[download]')?.click()"
 
 
 def _slider(name: str, defaults: GenerationParams) -> gr.Slider:
