@@ -171,10 +171,12 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
             job = console.start_job("comparison", prepare, user=request.username)
         except (Refusal, ValueError) as exc:
             raise refused(str(exc)) from exc
-        form = (presets, names, own_prompts, max_new_tokens, requests_at_once, with_perplexity, with_agreement)
-        form += (with_builtin_questions, own_questions, load_test, load_requests, load_prompt_tokens)
-        form += (load_output_tokens, load_in_flight, second_turn, token_probabilities, load_sweep, goodput_ttft_ms)
-        started.update(job=job, form=(*form, goodput_user_tps))
+        form = (  # the inputs in their order: what a page opened meanwhile shows
+            presets, names, own_prompts, max_new_tokens, requests_at_once, with_perplexity, with_agreement,
+            with_builtin_questions, own_questions, load_test, load_requests, load_prompt_tokens, load_output_tokens,
+            load_in_flight, second_turn, token_probabilities, load_sweep, goodput_ttft_ms, goodput_user_tps,
+        )  # fmt: skip
+        started.update(job=job, form=form)
         async for views in _followed(job):
             yield views
         if job.status().state == "failed":
