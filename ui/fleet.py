@@ -77,14 +77,15 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
             return f"**No fleet:** {exc}", "", None, ""
         return _status_line(view), _nodes_html(view), _timeline(view), _gone_lines(view)
 
-    async def node_choices():
+    async def node_choices(current: str | None = None):
         """The node picker's choices: read when the admin section opens and after each action, not on
-        every refresh (that would close the list under the admin's pointer)."""
+        every refresh (that would close the list under the admin's pointer); the node picked stays
+        picked while it is still there (a refused Terminate leaves it for the confirmed one)."""
         try:
-            view = await console.fleet.view(SHARED_LOOK_S)
-            return gr.Dropdown(choices=[node.url for node in view.nodes], value=None)
+            urls = [node.url for node in (await console.fleet.view(SHARED_LOOK_S)).nodes]
         except BackendError:
-            return gr.Dropdown(choices=[], value=None)
+            urls = []
+        return gr.Dropdown(choices=urls, value=current if current in urls else None)
 
     outputs = [status, nodes, timeline, gone]
     manage.expand(node_choices, outputs=picked, api_visibility="private")
@@ -137,7 +138,7 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
     ):
         button.click(handler, inputs=inputs, outputs=outcome, api_visibility="private").then(
             refresh, outputs=outputs, api_visibility="private"
-        ).then(node_choices, outputs=picked, api_visibility="private")
+        ).then(node_choices, inputs=picked, outputs=picked, api_visibility="private")
 
     async def fleet() -> dict:
         """The proxy's nodes now: health, requests in flight, latency and each node's own metrics; the nodes that left."""
