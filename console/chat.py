@@ -215,7 +215,7 @@ async def stream_reply(
     session.turns.append(reply)
     started = time.perf_counter()
     first_token_at = None
-    last_paint = float("-inf")  # the first text paints at once: TTFT is what people watch
+    last_paint = float("-inf")  # the first text paints at once (below): TTFT is what people watch
     pacer = pacer or RepaintPacer()
     deltas: asyncio.Queue = asyncio.Queue()
     pump = session.reply_task = asyncio.create_task(_pump(backend.stream_chat(request), deltas))
@@ -229,6 +229,7 @@ async def stream_reply(
                         first_token_at = time.perf_counter()
                         stats.ttft_ms = (first_token_at - started) * 1000
                         stats.waiting = None
+                        last_paint = float("-inf")  # a "waiting" paint just before must not hold it back
                         if telling:
                             telling.cancel()
                     reply.content += delta.text

@@ -173,6 +173,24 @@ async def test_a_reply_that_waits_says_why_and_is_repainted_when_that_changes():
     assert [painted.turns[-1].stats.finish async for painted in stream] == ["stopped"]
 
 
+async def test_the_first_text_paints_at_once_even_right_after_a_waiting_paint():
+    session = session_with()
+    reasons = iter(["waiting: the engine is full: 37 requests wait in its queue"] + [None] * 100)
+
+    async def why_waiting():
+        return next(reasons)
+
+    backend = ScriptedBackend(["first", " rest"], delay_s=1.3)  # the first text 0.3 s after the reason's paint
+    pacer = RepaintPacer(min_interval_s=10)  # as when hundreds stream: seconds between one reply's paints
+    stream = stream_reply(backend, session, pacer, why_waiting=why_waiting)
+    await anext(stream)  # the question
+    await anext(stream)  # the reason, a second on
+    painted = await asyncio.wait_for(anext(stream), timeout=1.0)
+    assert painted.turns[-1].content == "first"
+    session.stop_reply()
+    [_ async for _ in stream]
+
+
 async def test_the_console_says_a_full_engine_holds_the_reply_back():
     from backends import SchedulerMetrics
     from console.core import Console
