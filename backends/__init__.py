@@ -35,7 +35,7 @@ from .base import (
     ToolCallPiece,
     Usage,
 )
-from .cpu_weights import CpuWeights
+from .cpu_options import CpuKvCache, CpuWeights
 from .embedded_model import EMBEDDED_MODEL_NAME, embedded_hf_folder, resolve_model_path
 from .lmdeploy_config import EngineOptions
 from .redact import hide_credentials
@@ -50,6 +50,7 @@ __all__ = [
     "BackendSpec",
     "BackendUnavailable",
     "ChatRequest",
+    "CpuKvCache",
     "CpuWeights",
     "Delta",
     "EMBEDDED_MODEL_NAME",
@@ -99,7 +100,8 @@ class BackendSpec:
     engine: EngineOptions = field(default_factory=EngineOptions)
     read_timeout_s: float = 300.0  # remote: how long a silent server may keep a reply waiting
     proxy: bool = False  # remote: `base_url` is LMDeploy's proxy (`lmdeploy serve proxy`) in front of api_servers
-    cpu_weights: CpuWeights = "fp32"  # cpu: how the weights are held (see `backends.cpu_weights`)
+    cpu_weights: CpuWeights = "fp32"  # cpu: how the weights are held (see `backends.cpu_options`)
+    cpu_kv_cache: CpuKvCache = "full"  # cpu: how the KV cache is held (see `backends.cpu_options`)
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ async def _start_cpu(spec: BackendSpec, on_stage: Callable[[str], None]) -> Back
         from .cpu import CpuBackend
     except ImportError as exc:
         raise ModelLoadError(f"the cpu backend needs torch and transformers: {_INSTALL_HINT}") from exc
-    return await asyncio.to_thread(CpuBackend, spec.model, spec.engine.tool_parser, spec.cpu_weights)
+    return await asyncio.to_thread(CpuBackend, spec.model, spec.engine.tool_parser, spec.cpu_weights, spec.cpu_kv_cache)
 
 
 KINDS: dict[str, BackendKind] = {
@@ -231,7 +233,7 @@ KINDS: dict[str, BackendKind] = {
             takes_local_model=True,
             memory_seen_here=True,
             server_parses_tools=False,
-            preset_fields=frozenset({"tool_parser", "cpu_weights"}),
+            preset_fields=frozenset({"tool_parser", "cpu_weights", "cpu_kv_cache"}),
             start=_start_cpu,
             reproduce=cpu_code,
         ),

@@ -46,13 +46,14 @@ from .base import (
     ToolCall,
     Usage,
 )
-from .cpu_weights import CpuWeights
+from .cpu_options import KV_BITS, KV_GROUP, RESIDUAL_TOKENS, CpuKvCache, CpuWeights, kv_bytes_per_token
 from .embedded_model import EMBEDDED_MODEL_NAME, embedded_hf_folder
 from .lmdeploy_tools import ParsedTurn
 from .stops import StopMatcher
 from .tool_prompt import ToolTurn
 
 _DONE = object()
+_SCORED_CHUNK = 32  # tokens a forward pass takes when scoring through a quantized KV cache
 _LOAD_DTYPE = {"bf16": torch.bfloat16}  # the others load in fp32 (int8: quantized once loaded)
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,13 @@ class CpuBackend(Backend):
     supports_perplexity = True
     supports_logprobs = True
 
-    def __init__(self, model_path: str | None = None, tool_parser: str | None = None, weights: CpuWeights = "fp32"):
+    def __init__(
+        self,
+        model_path: str | None = None,
+        tool_parser: str | None = None,
+        weights: CpuWeights = "fp32",
+        kv_cache: CpuKvCache = "full",
+    ):
         # The embedded GGUF is converted once and cached: a folder loads in ~1 s, the GGUF in ~25 s.
         path = Path(model_path) if model_path else embedded_hf_folder()
         if not path.exists():
@@ -87,8 +94,10 @@ class CpuBackend(Backend):
             raise ModelLoadError(f"could not load {str(path)!r} on the CPU: {exc}") from exc
         self._model.eval()
         self._model = _quantized(self._model, weights)
-        self._weights = weights
+        self._weights, self._kv_cache = weights, kv_cache
         self._weights_bytes = weights_bytes(self._model)
+        if kv_cache != "full":
+            _build_quantized_cache_kernels(self._new_cache())
         self._path = path
         self._name = EMBEDDED_MODEL_NAME if not model_path else path.name.removesuffix(".gguf")
         self._context_len = int(getattr(self._model.config, "max_position_embeddings", 2048))
@@ -101,11 +110,12 @@ class CpuBackend(Backend):
         return BackendInfo(
             kind="cpu",
             model=self._name,
-            engine=f"transformers (CPU, {self._weights})",
+            engine=f"transformers (CPU, {self._weights}{'' if self._kv_cache == 'full' else f', KV {self._kv_cache}'})",
             details={
                 "context_tokens": self._context_len,
                 "torch_threads": torch.get_num_threads(),
                 "weights_bytes": self._weights_bytes,
+                "kv_bytes_per_token": self._kv_bytes_per_token(),
                 "tool_parser": self._tool_parser,
                 "random_weights": has_random_weights(self._path),
             },
@@ -118,8 +128,8 @@ class CpuBackend(Backend):
             raise BackendError("perplexity needs a text of at least two tokens")
 
         def forward() -> float:
-            with self._generate_lock, torch.inference_mode():
-                return float(self._model(input_ids=ids, labels=ids).loss)
+            logits = self._logits(ids)
+            return float(torch.nn.functional.cross_entropy(logits[:-1].float(), ids[0, 1:]))
 
         return TextScore(mean_nll=await asyncio.to_thread(forward), tokens=int(ids.shape[1]))
 
@@ -127,10 +137,42 @@ class CpuBackend(Backend):
         ids = self._tokenizer(text, return_tensors="pt")["input_ids"][:, : min(max_tokens, self._context_len)]
 
         def forward():
-            with self._generate_lock, torch.inference_mode():
-                return torch.log_softmax(self._model(input_ids=ids).logits[0].float(), dim=-1).half().numpy()
+            return torch.log_softmax(self._logits(ids).float(), dim=-1).half().numpy()
 
         return NextTokenLogprobs(tuple(ids[0].tolist()), await asyncio.to_thread(forward))
+
+    def _logits(self, ids):
+        """The model's logits at each position of `ids`. With a quantized KV cache the text goes in
+        chunks, each attending to the earlier ones through the cache, as a reply's tokens do: in one
+        forward pass every position would see exact keys and values, and the quantization would not show."""
+        with self._generate_lock, torch.inference_mode():
+            if self._kv_cache == "full":
+                return self._model(input_ids=ids).logits[0]
+            cache = self._new_cache()
+            chunks = ids.split(_SCORED_CHUNK, dim=1)
+            return torch.cat([self._model(input_ids=chunk, past_key_values=cache).logits[0] for chunk in chunks])
+
+    def _new_cache(self):
+        """A fresh KV cache for one request; None is transformers' own (exact keys and values)."""
+        if self._kv_cache == "full":
+            return None
+        from transformers.cache_utils import QuantizedCache
+
+        return QuantizedCache(
+            backend="quanto",
+            config=self._model.config,
+            nbits=KV_BITS[self._kv_cache],
+            q_group_size=KV_GROUP,
+            residual_length=RESIDUAL_TOKENS,
+        )
+
+    def _kv_bytes_per_token(self) -> float:
+        config = self._model.config
+        heads = config.num_attention_heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        float_bytes = torch.finfo(_LOAD_DTYPE.get(self._weights, torch.float32)).bits // 8
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        return kv_bytes_per_token(config.num_hidden_layers, kv_heads, head_dim, float_bytes, self._kv_cache)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[Delta]:
         try:
@@ -262,6 +304,7 @@ class CpuBackend(Backend):
                     streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([_Cancelled()]),
                     logits_processor=[run.constraint] if run.constraint else None,
+                    past_key_values=self._new_cache(),
                     pad_token_id=self._tokenizer.eos_token_id,
                     # the model's own scores, before temperature and top-k/p: its confidence in each token
                     output_logits=params.logprobs > 0,
@@ -329,6 +372,21 @@ def _quantized(model, weights: CpuWeights):
 
         quantize_(model, Int8WeightOnlyConfig())
     return model
+
+
+def _build_quantized_cache_kernels(cache) -> None:
+    """Quantize a few values through `cache` now, so that a missing package or a failed build of
+    optimum-quanto's C++ kernels (once per machine, ~40 s on 2 cores) refuses the preset as it loads,
+    not the first chat."""
+    try:
+        layer = cache.layers[0]
+        layer._quantize(torch.zeros(1, 1, KV_GROUP, KV_GROUP), axis=layer.axis_key)
+    except Exception as exc:  # noqa: BLE001 - ImportError, or the compiler's failure as torch reports it
+        raise ModelLoadError(
+            f"a quantized KV cache on the CPU needs optimum-quanto, which builds its kernels with a C++ compiler "
+            f"on first use ({type(exc).__name__}: {exc}); install the console's requirements and g++, or pick "
+            "the cpu preset"
+        ) from exc
 
 
 def weights_bytes(model) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .base import BackendInfo
+from .cpu_options import KV_BITS, KV_GROUP, RESIDUAL_TOKENS
 from .lmdeploy_config import EngineOptions
 from .redact import hide_credentials
 
@@ -78,9 +79,17 @@ def cpu_code(spec: BackendSpec, info: BackendInfo) -> str:
         "quantize_(chat.model, Int8WeightOnlyConfig())\n",
     }.get(weights, "")
     imports = "import torch\n" if weights == "int8-dynamic" else ""
+    kv_cache = (
+        ""
+        if spec.cpu_kv_cache == "full"
+        else ',\n    cache_implementation="quantized",  # optimum-quanto; its kernels build on first use\n'
+        f'    cache_config={{"backend": "quanto", "nbits": {KV_BITS[spec.cpu_kv_cache]}, '
+        f'"q_group_size": {KV_GROUP}, "residual_length": {RESIDUAL_TOKENS}}},\n'
+    )
     return f"""# Python, transformers on the CPU
 {imports}from transformers import pipeline
 
 chat = pipeline("text-generation", model={model!r}, device="cpu"{dtype}){quantize}
-print(chat([{{"role": "user", "content": "What is 2+3?"}}], max_new_tokens=64)[0]["generated_text"][-1])
+reply = chat([{{"role": "user", "content": "What is 2+3?"}}], max_new_tokens=64{kv_cache})
+print(reply[0]["generated_text"][-1])
 """

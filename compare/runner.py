@@ -106,6 +106,7 @@ class PresetResult:
     weights_gib: float | None = None
     kv_reserve_gib: float | None = None
     kv_tokens: int | None = None
+    kv_bytes_per_token: float | None = None  # a backend that grows its cache per token (the CPU) says so
     ttft_ms: float | None = None
     decode_tps: float | None = None
     aggregate_tps: float | None = None
@@ -132,7 +133,10 @@ class PresetResult:
 
     @property
     def kv_tokens_per_gib(self) -> float | None:
-        """KV capacity per GiB of reserve: what KV quantization changes, whatever the reserve."""
+        """KV capacity per GiB of reserve, or of cache where the cache grows with the tokens: what KV
+        quantization changes, whatever the reserve."""
+        if self.kv_bytes_per_token:
+            return GIB / self.kv_bytes_per_token
         return self.kv_tokens / self.kv_reserve_gib if self.kv_tokens and self.kv_reserve_gib else None
 
 
@@ -415,6 +419,7 @@ def _fill_engine_figures(result: PresetResult, info, load_s: float, gpu_used_mib
     result.weights_gib = weights / GIB if weights else None
     result.kv_reserve_gib = kv["bytes"] / GIB if kv.get("bytes") else None
     result.kv_tokens = kv.get("tokens")
+    result.kv_bytes_per_token = info.details.get("kv_bytes_per_token")
 
 
 async def _answer(backend, case: PromptCase, params: GenerationParams) -> PromptOutput:

@@ -16,6 +16,7 @@ from backends import (
     SAMPLING_RANGES,
     BackendKindName,
     BackendSpec,
+    CpuKvCache,
     CpuWeights,
     EngineOptions,
     GenerationParams,
@@ -58,7 +59,8 @@ class Preset(EngineOptions):
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     read_timeout_s: float | None = Field(None, ge=1, le=3600)  # remote: give up on a server silent this long
     proxy: bool = False  # remote: base_url is LMDeploy's proxy; the Fleet tab shows its nodes
-    cpu_weights: CpuWeights = "fp32"  # cpu: how the weights are held (see `backends.cpu_weights`)
+    cpu_weights: CpuWeights = "fp32"  # cpu: how the weights are held (see `backends.cpu_options`)
+    cpu_kv_cache: CpuKvCache = "full"  # cpu: how the KV cache is held (see `backends.cpu_options`)
     generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
 
     @model_validator(mode="after")
@@ -92,6 +94,7 @@ class Preset(EngineOptions):
             engine=engine,
             proxy=self.proxy,
             cpu_weights=self.cpu_weights,
+            cpu_kv_cache=self.cpu_kv_cache,
         )
         return replace(spec, read_timeout_s=self.read_timeout_s) if self.read_timeout_s else spec
 
@@ -99,6 +102,7 @@ class Preset(EngineOptions):
 _MISPLACED_HINTS = {
     "tool_parser": ": a server parses with its own (`lmdeploy serve api_server --tool-call-parser`)",
     "cpu_weights": "; LMDeploy's own is model_format",
+    "cpu_kv_cache": "; LMDeploy's own is quant_policy",
 }
 
 

@@ -62,6 +62,8 @@ def _readable(key: str, value):
     """A detail as the rest of the card shows it: byte counts in MiB/GiB."""
     if value is None:  # e.g. no tool parser: the console's own tool prompt serves
         return "none"
+    if key.endswith("_bytes_per_token"):
+        return f"{value / 2**10:.1f} KiB"
     if key.endswith("_bytes") and isinstance(value, int):
         return f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:,.0f} MiB"
     return value
