@@ -195,3 +195,43 @@ async def test_each_cpu_weights_mode_holds_its_weights_as_it_claims_and_still_an
     for int8 in ("int8-dynamic", "int8-weight-only"):
         assert 0.3 * held["fp32"] < held[int8] < 0.5 * held["fp32"]
     assert all(reply.strip() for reply in replies.values())
+
+
+@pytest.mark.parametrize("kv_cache", ["int4", "int2"])
+async def test_each_kv_cache_mode_holds_a_token_in_the_bytes_it_claims_and_changes_the_scores(kv_cache):
+    """The cache the backend makes holds a long text's keys and values in the bytes per token its info
+    claims (within the exact window of the newest tokens), a fraction of fp32's; and perplexity, scored
+    through that cache, differs from the exact cache's."""
+    import torch
+
+    from backends.cpu import CpuBackend
+
+    text = "The history of the printing press begins in the fifteenth century. " * 60  # 780 tokens
+    exact = CpuBackend()
+    full_claim, full_score = exact.info().details["kv_bytes_per_token"], await exact.score_text(text)
+    await exact.close()
+    backend = CpuBackend(kv_cache=kv_cache)
+    claim = backend.info().details["kv_bytes_per_token"]
+    assert backend.info().engine == f"transformers (CPU, fp32, KV {kv_cache})"
+    cache, ids = backend._new_cache(), backend._tokenizer(text, return_tensors="pt")["input_ids"][:, :600]
+    assert ids.shape[1] == 600
+    with torch.inference_mode():
+        backend._model(input_ids=ids[:, :500], past_key_values=cache)  # the prompt: all quantized
+        for position in range(500, 600):  # then token by token, as a reply grows: these stay exact
+            backend._model(input_ids=ids[:, position : position + 1], past_key_values=cache)
+    held = sum(_bytes_of(getattr(layer, name)) for layer in cache.layers for name in _CACHE_TENSORS)
+    assert held == pytest.approx(500 * claim + 100 * full_claim, rel=0.02)
+    assert claim < full_claim / 6
+    score = await backend.score_text(text)
+    assert score.tokens == full_score.tokens and score.mean_nll != pytest.approx(full_score.mean_nll, rel=1e-4)
+    await backend.close()
+
+
+_CACHE_TENSORS = ("keys", "values", "_quantized_keys", "_quantized_values")
+
+
+def _bytes_of(tensor) -> int:
+    """A tensor's bytes; quanto's quantized tensor by the tensors it is made of (data, scale, zero point)."""
+    if hasattr(tensor, "__tensor_flatten__"):
+        return sum(_bytes_of(getattr(tensor, name)) for name in tensor.__tensor_flatten__()[0])
+    return tensor.numel() * tensor.element_size()

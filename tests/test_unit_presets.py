@@ -12,6 +12,7 @@ def test_the_issue_s_presets_ship():
         *("fp16", "cache-0.4", "kv-int8", "kv-int4", "kv-fp8", "kv-turboquant", "prefix-cache", "fp8-weights"),
         *("awq", "awq-kv-int4", "remote", "fleet", "cpu"),
         *("cpu-bf16", "cpu-int8-dynamic", "cpu-int8-weight-only"),  # one change each, for a machine with no GPU
+        *("cpu-kv-int4", "cpu-kv-int2"),
     }
 
 
@@ -28,11 +29,18 @@ def test_shipped_presets_map_onto_engine_options():
     assert catalog.get("awq").to_spec().engine.model_format == "awq"
     assert catalog.get("cpu").to_spec().kind == "cpu"
     assert catalog.get("cpu-int8-weight-only").to_spec().cpu_weights == "int8-weight-only"
+    kv2 = catalog.get("cpu-kv-int2").to_spec()
+    assert (kv2.cpu_weights, kv2.cpu_kv_cache) == ("fp32", "int2")  # the cache alone changes
 
 
 def test_cpu_weights_belong_to_the_cpu_backend():
     with pytest.raises(ValueError, match="cpu_weights only applies to the cpu backend"):
         Preset(backend="lmdeploy", cpu_weights="bf16")
+
+
+def test_a_cpu_kv_cache_mode_belongs_to_the_cpu_backend_and_names_lmdeploy_s_own():
+    with pytest.raises(ValueError, match="cpu_kv_cache only applies to the cpu backend, not lmdeploy; .*quant_policy"):
+        Preset(backend="lmdeploy", cpu_kv_cache="int4")
 
 
 def test_remote_preset_reads_its_key_from_the_named_variable(monkeypatch):

@@ -63,6 +63,13 @@ def test_the_cpu_snippet_holds_the_weights_as_the_preset_does(weights, shown):
         assert "dtype=" not in text and "quantiz" not in text
 
 
+@pytest.mark.parametrize("kv_cache", ["int4", "int2"])
+def test_the_cpu_snippet_quantizes_the_kv_cache_as_the_preset_does(kv_cache):
+    text = reproduce(BackendSpec("cpu", cpu_kv_cache=kv_cache), "/m", "cpu", "any")
+    compile(text.split("# Python", 1)[1].split("\n", 1)[1], "snippet", "exec")
+    assert 'cache_implementation="quantized"' in text and f'"nbits": {kv_cache[-1]}' in text
+
+
 def test_engine_card_breaks_the_worker_memory_down():
     gib = 2**30
     info = BackendInfo(

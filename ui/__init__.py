@@ -24,7 +24,7 @@ _WITHOUT_A_GPU = (
     "**No GPU is usable here** ({reason}), so the LMDeploy presets (KV-cache quantization, AWQ, TurboMind, "
     "tensor parallelism) cannot load. What this machine shows: the CPU presets, each changing one thing about "
     "the embedded model. Open **Side by side**, load `cpu-int8-dynamic` as side B and ask both the same "
-    "question; or tick `cpu`, `cpu-bf16` and `cpu-int8-weight-only` on **Compare**."
+    "question; or tick `cpu`, `cpu-bf16` and `cpu-kv-int4` on **Compare** (weights halved, KV cache a sixth)."
 )
 
 
