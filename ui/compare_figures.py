@@ -50,7 +50,10 @@ def memory_figure(comparison: Comparison) -> go.Figure | None:
 
 
 def capacity_figure(comparison: Comparison) -> go.Figure | None:
-    series = {"KV capacity (tokens)": "kv_tokens", "tokens per GiB of reserve": "kv_tokens_per_gib"}
+    series = {
+        "KV capacity (tokens)": "kv_tokens",
+        "tokens per GiB (of the reserve; of the cache on the CPU)": "kv_tokens_per_gib",
+    }
     return _bars(comparison, "KV cache capacity", series, "tokens")
 
 
