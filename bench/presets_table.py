@@ -4,6 +4,8 @@
     python -m bench.presets_table --dir bench/gpu_presets pt-bf16 pt-kv8 pt-kv4 pt-awq --out docs/gpu-runs/x
     python -m bench.presets_table --dir bench/gpu_presets tm-7b-cache04 tm-7b-kv8 tm-7b-kv4 tm-7b-awq \\
         --load 256:1024:256 --no-agreement --out docs/gpu-runs/y
+    python -m bench.presets_table --dir bench/gpu_presets tm-7b-bf16 tm-7b-cache04 tm-7b-kv8 tm-7b-kv4 \
+        --load 256:1024:256 --sweep 1,4,16,64,256 --goodput 1000:20 --no-agreement --out docs/gpu-runs/z
 
 The same job the Compare tab runs (switch, warm up, greedy prompts, N at once, perplexity,
 next-token agreement with the first preset, exact match on questions, a load test); prints its
@@ -19,7 +21,7 @@ import time
 from pathlib import Path
 
 from compare import report
-from compare.load import LoadSettings
+from compare.load import GoodputTarget, LoadSettings, parse_sweep
 from compare.prompts import builtin_prompts
 from compare.quality import builtin_questions, load_questions
 from compare.runner import CompareSettings, run_comparison
@@ -30,12 +32,14 @@ from presets.store import PresetCatalog
 from telemetry.vram import VramSampler
 
 
-def load_settings(text: str | None) -> LoadSettings | None:
-    """REQUESTS:PROMPT_TOKENS:OUTPUT_TOKENS[:IN_FLIGHT] -> LoadSettings."""
+def load_settings(text: str | None, sweep: str | None, goodput: str | None) -> LoadSettings | None:
+    """REQUESTS:PROMPT_TOKENS:OUTPUT_TOKENS[:IN_FLIGHT], a sweep's "1,4,16" and goodput's TTFT_MS:USER_TPS
+    -> the LoadSettings the Compare tab would make of the same fields."""
     if not text:
         return None
     numbers = [int(part) for part in text.split(":")]
-    return LoadSettings(*numbers[:3], numbers[3] if len(numbers) > 3 else None)
+    target = GoodputTarget(*map(float, goodput.split(":"))) if goodput else None
+    return LoadSettings(*numbers[:3], numbers[3] if len(numbers) > 3 else None, parse_sweep(sweep or ""), target)
 
 
 def questions(source: str | None) -> tuple[tuple, str]:
@@ -60,7 +64,7 @@ async def run(args) -> str:
         agreement=args.agreement,
         questions=asked,
         questions_source=source,
-        load=load_settings(args.load),
+        load=load_settings(args.load, args.sweep, args.goodput),
         second_turn=args.second_turn,
     )
     job = Job("comparison", lambda job: run_comparison(console, settings, job))
@@ -89,6 +93,8 @@ def main() -> None:
     parser.add_argument("--no-agreement", dest="agreement", action="store_false")
     parser.add_argument("--questions", help="'builtin', or a JSONL file of {question, answer} lines")
     parser.add_argument("--load", help="a load test: REQUESTS:PROMPT_TOKENS:OUTPUT_TOKENS[:IN_FLIGHT]")
+    parser.add_argument("--sweep", help="with --load: requests in flight at each point, e.g. 1,4,16,64,256")
+    parser.add_argument("--goodput", help="with --load: the target TTFT_MS:TOKENS_PER_S_PER_USER, e.g. 1000:20")
     parser.add_argument(
         "--second-turn", action="store_true", help="TTFT of a long system prompt sent twice (prefix caching)"
     )
