@@ -333,7 +333,9 @@ def test_compare_tab_puts_two_presets_side_by_side(page):
     assert "at 1, 2 requests in flight in turn" in page.locator("#compare-notes").inner_text()
     wait_for_text(page, "compare-latency", "Throughput against latency")  # the sweep's chart
     assert page.locator("#compare-latency").is_visible() and page.locator("#compare-speed").is_visible()
-    assert not page.locator("#compare-capacity").is_visible()  # nothing to show on the CPU: no chart
+    # the CPU's KV cache has no reserve, but a token's bytes: tokens per GiB, and no bars of zeros beside them
+    assert page.locator("#compare-capacity").is_visible()
+    assert "KV capacity (tokens)" not in page.locator("#compare-capacity").inner_text()
     # the results read at 1,400 px without scrolling sideways
     assert page.evaluate(
         "() => [...document.querySelectorAll('#compare-results table')].every(t => t.scrollWidth <= t.parentElement.clientWidth)"

@@ -157,6 +157,19 @@ def test_charts_show_the_load_test_and_no_chart_has_nothing_to_show():
     assert quality_figure(result) is None and latency_figure(result) is None  # nothing measured, no sweep
 
 
+def test_a_cpu_preset_s_capacity_chart_is_its_tokens_per_gib_alone():
+    """The CPU has no KV reserve or capacity, but says a token's cache bytes: the chart shows that series only."""
+    from ui.compare_figures import capacity_figure
+
+    result = comparison()
+    for preset in result.results:
+        preset.kv_tokens = preset.kv_reserve_gib = None
+        preset.kv_bytes_per_token = 46_080
+    figure = capacity_figure(result)
+    assert [trace.name for trace in figure.data] == ["tokens per GiB (of the reserve; of the cache on the CPU)"]
+    assert figure.data[0].y[0] == pytest.approx(2**30 / 46_080)
+
+
 def test_the_page_groups_the_table_so_that_it_reads_without_scrolling_sideways():
     result = comparison(load=LoadSettings(requests=4, prompt_tokens=64, output_tokens=8))
     page = report.tables_html(result)

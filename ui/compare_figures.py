@@ -29,17 +29,16 @@ def _layout(figure: go.Figure, title: str, unit: str, **extra) -> go.Figure:
 def _bars(
     comparison: Comparison, title: str, series: dict[str, str], unit: str, stacked: bool = False
 ) -> go.Figure | None:
-    """One bar per preset and series; None where nothing was measured (the page then shows no chart, not an
-    empty axis: the table's cells say why)."""
+    """One bar per preset and series, a series only where something of it was measured; None where nothing
+    was (the page then shows no chart, not an empty axis or a legend of zeros: the table's cells say why)."""
     measured = [r for r in comparison.results if not r.error]
     names = [r.preset for r in measured]
     figure = go.Figure()
-    empty = True
     for label, path in series.items():
         values = [_value(r, path) for r in measured]
-        empty = empty and all(v is None for v in values)
-        figure.add_trace(go.Bar(name=label, x=names, y=[v if v is not None else 0 for v in values]))
-    if empty:
+        if any(v is not None for v in values):
+            figure.add_trace(go.Bar(name=label, x=names, y=[v if v is not None else 0 for v in values]))
+    if not figure.data:
         return None
     return _layout(figure, title, unit, barmode="stack" if stacked else "group")
 
