@@ -283,7 +283,7 @@ class EngineDetails(TypedDict, total=False):
     worker_pid: int | None  # lmdeploy: the process holding the engine's GPU memory
     context_tokens: int  # cpu: the model's context length
     torch_threads: int  # cpu
-    kv_bytes_per_token: float  # cpu: a token's keys and values in the cache, past the quantized cache's exact window
+    kv_bytes_per_token: float | None  # cpu: a token's keys and values, past a quantized cache's exact window
     weights_bytes: int  # the checkpoint's weight files
     random_weights: bool  # a stand-in model (bench.random_llama): speed and memory are real, quality is noise
     tool_parser: str | None  # LMDeploy's tool-call parser in use (lmdeploy, cpu)

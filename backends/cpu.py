@@ -26,7 +26,7 @@ from transformers import (
     TextStreamer,
 )
 
-from model_folders.folder import has_random_weights
+from model_folders.folder import has_random_weights, head_dim
 
 from .base import (
     Backend,
@@ -96,6 +96,7 @@ class CpuBackend(Backend):
         self._model = _quantized(self._model, weights)
         self._weights, self._kv_cache = weights, kv_cache
         self._weights_bytes = weights_bytes(self._model)
+        self._kv_bytes_per_token = _kv_bytes_per_token(self._model.config, weights, kv_cache)
         if kv_cache != "full":
             _build_quantized_cache_kernels(self._new_cache())
         self._path = path
@@ -115,7 +116,7 @@ class CpuBackend(Backend):
                 "context_tokens": self._context_len,
                 "torch_threads": torch.get_num_threads(),
                 "weights_bytes": self._weights_bytes,
-                "kv_bytes_per_token": self._kv_bytes_per_token(),
+                "kv_bytes_per_token": self._kv_bytes_per_token,
                 "tool_parser": self._tool_parser,
                 "random_weights": has_random_weights(self._path),
             },
@@ -165,14 +166,6 @@ class CpuBackend(Backend):
             q_group_size=KV_GROUP,
             residual_length=RESIDUAL_TOKENS,
         )
-
-    def _kv_bytes_per_token(self) -> float:
-        config = self._model.config
-        heads = config.num_attention_heads
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-        float_bytes = torch.finfo(_LOAD_DTYPE.get(self._weights, torch.float32)).bits // 8
-        kv_heads = getattr(config, "num_key_value_heads", None) or heads
-        return kv_bytes_per_token(config.num_hidden_layers, kv_heads, head_dim, float_bytes, self._kv_cache)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[Delta]:
         try:
@@ -372,6 +365,18 @@ def _quantized(model, weights: CpuWeights):
 
         quantize_(model, Int8WeightOnlyConfig())
     return model
+
+
+def _kv_bytes_per_token(config, weights: CpuWeights, kv_cache: CpuKvCache) -> float | None:
+    """A token's keys and values in the cache (they are in the float type the weights load in), or None
+    when the config lacks the sizes."""
+    sizes = config.to_dict()
+    layers, heads, dim = sizes.get("num_hidden_layers"), sizes.get("num_attention_heads"), head_dim(sizes)
+    if not (layers and heads and dim):
+        return None
+    float_bytes = torch.finfo(_LOAD_DTYPE.get(weights, torch.float32)).bits // 8
+    kv_heads = sizes.get("num_key_value_heads") or heads
+    return kv_bytes_per_token(layers, kv_heads, dim, float_bytes, kv_cache)
 
 
 def _build_quantized_cache_kernels(cache) -> None:
