@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from tests.run_gpu_tier import by_cases, outcomes, report
+from tests.run_gpu_tier import by_cases, crowded_out, outcomes, report
 
 PASSED = ("passed", "")
 
@@ -26,6 +26,25 @@ def test_a_tier_of_skips_fails_and_says_why(tmp_path, capsys):
 def test_passes_with_expected_failures_and_skips(tmp_path):
     results = {"t.py::a": PASSED, "t.py::b": ("xfailed", "135M model"), "t.py::c": ("skipped", "one GPU")}
     assert report(results, set(results), tmp_path) == 0
+
+
+def test_only_cases_that_ran_out_of_gpu_memory_are_run_again_alone():
+    results = {
+        "t.py::oom": ("failed", "LMDeploy could not load m: OutOfMemoryError: CUDA out of memory. Tried to allocate"),
+        "t.py::wrong": ("failed", "assert '5' in 'four'"),
+        "t.py::ok": PASSED,
+        "t.py::known": ("xfailed", "out of memory on a small card"),
+    }
+    assert crowded_out(results) == ["t.py::oom"]
+
+
+def test_a_case_run_again_alone_is_named_so_and_judged_by_that_run(tmp_path, capsys):
+    results = {"t.py::a": PASSED, "t.py::oom": PASSED}
+    assert report(results, set(results), tmp_path, retried=["t.py::oom"]) == 0
+    assert "PASSED   t.py::oom  [ran out of GPU memory beside other engines; this is its run alone]" in (
+        capsys.readouterr().out
+    )
+    assert report({**results, "t.py::oom": ("failed", "out of memory")}, set(results), tmp_path, ["t.py::oom"]) == 1
 
 
 def test_files_with_most_cases_start_first():
