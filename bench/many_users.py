@@ -22,7 +22,8 @@ For each count of users and reply length:
 - the engine alone: the same count of streaming chats sent straight to it.
 
 Each row: errors, wall time, median TTFT (the console: its first paint carrying reply text), median
-time to the whole reply, output tokens/s in all (tokens as the engine counted them), CPU seconds.
+time to the whole reply, output tokens/s in all (tokens as the engine counted them), the median reply's
+paints (pages only), CPU seconds.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Outcome:
     tokens: int = 0
     error: str | None = None
     ended_at: float = 0.0  # time.time() when the reply was whole (or failed)
+    paints: int | None = None  # the reply's paints the page received, where the client counts them
 
 
 @dataclass(frozen=True)
@@ -202,14 +204,16 @@ async def _one_user(page: Page, index: int, tokens: int, session: PageSession) -
     try:
         values = iter((QUESTION.format(index=index), *chat_knobs_for(tokens)))
         data = [None if i in page.state_ids else next(values) for i in page.chat_inputs]
-        ttft = None
+        ttft, paints = None, 0
         async for elapsed, message in session.event(page.chat_fn, data):
-            if message.get("msg") == "process_generating" and ttft is None and carries_reply_text(message):
-                ttft = elapsed
+            if message.get("msg") == "process_generating":
+                paints += 1
+                if ttft is None and carries_reply_text(message):
+                    ttft = elapsed
             if message.get("msg") == "process_completed":
                 if not message.get("success"):
                     return Outcome(error=str((message.get("output") or {}).get("error")), ended_at=time.time())
-                return Outcome(ttft, elapsed, _reply_tokens(message), ended_at=time.time())
+                return Outcome(ttft, elapsed, _reply_tokens(message), ended_at=time.time(), paints=paints + 1)
         return Outcome(error="the event stream ended without completing", ended_at=time.time())
     except (httpx.HTTPError, ValueError) as exc:
         return Outcome(error=f"{type(exc).__name__}: {exc}", ended_at=time.time())
@@ -409,9 +413,12 @@ def row(layer: str, users: int, tokens: int, measured: Round) -> str:
         return f"{statistics.median(values) * 1000:,.0f}" if values else "n/a"
 
     console_cpu = "" if measured.console_cpu_s is None else f"{measured.console_cpu_s:.1f}"
+    counted = [o.paints for o in done if o.paints is not None]
+    paints = f"{statistics.median(counted):g}" if counted else ""
     return (
         f"| {layer} | {users} | {tokens} | {len(measured.outcomes) - len(done)} | {wall:.2f} | {ms(ttfts)} | "
-        f"{ms(wholes)} | {produced / wall if wall else 0:,.0f} | {measured.clients_cpu_s:.1f} | {console_cpu} |"
+        f"{ms(wholes)} | {produced / wall if wall else 0:,.0f} | {paints} | {measured.clients_cpu_s:.1f} | "
+        f"{console_cpu} |"
     )
 
 
@@ -464,8 +471,8 @@ def run(args) -> str:
         f"({', '.join(f'from every {timer[1]:g} s' for timer in page.timers) or 'none'}). {describe_machine()}",
         "",
         "| layer | users | reply tokens | errors | wall (s) | median TTFT (ms) | median whole reply (ms) "
-        "| output tok/s in all | clients' CPU (s) | console's CPU (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| output tok/s in all | paints a reply | clients' CPU (s) | console's CPU (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for users, tokens in rounds:
         lines.append(row("console", users, tokens, through_console[users, tokens]))
@@ -475,17 +482,18 @@ def run(args) -> str:
             lines.append(row("console, gradio_client", users, tokens, scripted))
             errors = sorted({o.error for o in scripted.outcomes if o.error})[:3]
             if errors:
-                lines.append(f"|  | gradio_client's first errors: {'; '.join(errors)} |  |  |  |  |  |  |  |  |")
+                lines.append(f"|  | gradio_client's first errors: {'; '.join(errors)} |  |  |  |  |  |  |  |  |  |")
         lines.append(row(alone, users, tokens, by_itself[users, tokens]))
         errors = sorted({o.error for o in through_console[users, tokens].outcomes if o.error})[:3]
         if errors:
-            lines.append(f"|  | first errors: {'; '.join(errors)} |  |  |  |  |  |  |  |  |")
+            lines.append(f"|  | first errors: {'; '.join(errors)} |  |  |  |  |  |  |  |  |  |")
     lines += [
         "",
         "Wall: from the moment every user was let go (every page already open) to the last whole reply. "
         "Clients' CPU: the client processes' CPU seconds over that time (for Chromium pages: the browser's "
         "processes'; for the raw pipeline: its process's, engine threads included); console's CPU: the console "
-        "process's over the same time.",
+        "process's over the same time. Paints a reply: the median reply's paints as its page received them, "
+        "its last (the finished reply) included.",
     ]
     return "\n".join(lines)
 
