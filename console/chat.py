@@ -175,7 +175,7 @@ class ChatSession:
 
 
 _END = object()
-_REPAINT = object()  # a reason to wait changed: paint it
+_REPAINT = object()  # paint, with no delta: the first paint is due, or a reason to wait changed
 
 
 async def _pump(stream: AsyncGenerator, into: asyncio.Queue) -> None:
@@ -257,6 +257,7 @@ async def stream_reply(
                 now = time.perf_counter()
                 if now - last_paint >= pacer.interval():
                     last_paint = now
+                    first_paint.cancel()  # the question is on screen now
                     yield session
         outcome: BaseException | None = (await asyncio.gather(pump, return_exceptions=True))[0]
         if isinstance(outcome, Exception):  # a CancelledError here is Stop, not a failure

@@ -215,6 +215,17 @@ async def test_when_many_stream_the_question_paints_with_the_first_text():
         [_ async for _ in stream]
 
 
+async def test_when_many_stream_a_reply_that_painted_its_first_text_is_not_painted_again_for_its_question():
+    pacer = RepaintPacer(min_interval_s=0.04, budget_per_s=100)
+    async with AsyncExitStack() as others:
+        for _ in range(399):  # 400 replies: each may repaint every 4 s; a question waits at most 1 s
+            await others.enter_async_context(pacer.streaming())
+        session = session_with()
+        backend = ScriptedBackend([f"w{i} " for i in range(10)], delay_s=0.2)  # text from 0.2 s to 2 s
+        paints = [painted.turns[-1].content async for painted in stream_reply(backend, session, pacer)]
+        assert paints == ["w0 ", session.turns[-1].content]  # the first text, then the end
+
+
 async def test_when_many_stream_a_silent_engine_still_lets_the_question_paint():
     pacer = RepaintPacer(min_interval_s=0.04, budget_per_s=100)
     async with AsyncExitStack() as others:
