@@ -402,6 +402,17 @@ def raw_pipeline_rounds(model: str, engine: str, rounds: list[tuple[int, int]]) 
             process.kill()
 
 
+COLUMNS = (
+    "layer", "users", "reply tokens", "errors", "wall (s)", "median TTFT (ms)", "median whole reply (ms)",
+    "output tok/s in all", "paints a reply", "clients' CPU (s)", "console's CPU (s)",
+)  # fmt: skip
+
+
+def note_row(text: str) -> str:
+    """A line of words under a round's row, in the table's second column."""
+    return f"|  | {text} |" + "  |" * (len(COLUMNS) - 2)
+
+
 def row(layer: str, users: int, tokens: int, measured: Round) -> str:
     done = [o for o in measured.outcomes if o.error is None]
     ttfts = [o.ttft_s for o in done if o.ttft_s is not None]
@@ -470,9 +481,8 @@ def run(args) -> str:
         f"Console with {behind}; {args.processes} client processes; the pages' timers ticking "
         f"({', '.join(f'from every {timer[1]:g} s' for timer in page.timers) or 'none'}). {describe_machine()}",
         "",
-        "| layer | users | reply tokens | errors | wall (s) | median TTFT (ms) | median whole reply (ms) "
-        "| output tok/s in all | paints a reply | clients' CPU (s) | console's CPU (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + " --- |" * len(COLUMNS),
     ]
     for users, tokens in rounds:
         lines.append(row("console", users, tokens, through_console[users, tokens]))
@@ -482,11 +492,11 @@ def run(args) -> str:
             lines.append(row("console, gradio_client", users, tokens, scripted))
             errors = sorted({o.error for o in scripted.outcomes if o.error})[:3]
             if errors:
-                lines.append(f"|  | gradio_client's first errors: {'; '.join(errors)} |  |  |  |  |  |  |  |  |  |")
+                lines.append(note_row(f"gradio_client's first errors: {'; '.join(errors)}"))
         lines.append(row(alone, users, tokens, by_itself[users, tokens]))
         errors = sorted({o.error for o in through_console[users, tokens].outcomes if o.error})[:3]
         if errors:
-            lines.append(f"|  | first errors: {'; '.join(errors)} |  |  |  |  |  |  |  |  |  |")
+            lines.append(note_row(f"first errors: {'; '.join(errors)}"))
     lines += [
         "",
         "Wall: from the moment every user was let go (every page already open) to the last whole reply. "

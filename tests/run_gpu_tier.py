@@ -88,15 +88,15 @@ def main() -> int:
     files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*_gpu.py"))
     expected = collected("gpu", files)
 
-    def side_by_side(file: str) -> int:
+    def side_by_side(file: str) -> dict[str, tuple[str, str]]:
         name = Path(file).stem
-        return run_logged(pytest_command(SIDE_BY_SIDE, [file], logs / f"{name}.xml", extra), logs / f"{name}.log")
+        run_logged(pytest_command(SIDE_BY_SIDE, [file], logs / f"{name}.xml", extra), logs / f"{name}.log")
+        return outcomes(logs / f"{name}.xml")
 
-    with ThreadPoolExecutor(args.streams) as pool:
-        list(pool.map(side_by_side, by_cases(collected(SIDE_BY_SIDE, files))))
     results = {}
-    for junit in sorted(logs.glob("*.xml")):
-        results.update(outcomes(junit))
+    with ThreadPoolExecutor(args.streams) as pool:
+        for found in pool.map(side_by_side, by_cases(collected(SIDE_BY_SIDE, files))):
+            results.update(found)
     retried = crowded_out(results)
     run_logged(pytest_command(ALONE, files, logs / "alone.xml", extra), logs / "alone.log")
     results.update(outcomes(logs / "alone.xml"))
