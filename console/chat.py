@@ -31,7 +31,6 @@ from telemetry.timing import decode_rate
 MAX_MESSAGE_CHARS = 100_000  # ~25k tokens: past any context this console serves well, far below abuse
 REPAINT_S = 0.04
 REPAINTS_PER_S = 100  # what Gradio sustains for the whole app, measured
-FIRST_PAINT_WAIT_S = 1.0  # under load a question waits at most this long to be on screen
 
 
 class RepaintPacer:
@@ -48,13 +47,6 @@ class RepaintPacer:
 
     def interval(self) -> float:
         return max(self.min_interval_s, self.active / self.budget_per_s)
-
-    def first_paint_wait_s(self) -> float:
-        """How long a new reply's first paint (its question, the reply waiting) may wait for the first text,
-        so that the two go out as one paint: not at all while the budget is not shared; when it is, one
-        repaint interval, at most `FIRST_PAINT_WAIT_S`."""
-        interval = self.interval()
-        return 0.0 if interval <= self.min_interval_s else min(interval, FIRST_PAINT_WAIT_S)
 
     @asynccontextmanager
     async def streaming(self):
@@ -175,7 +167,7 @@ class ChatSession:
 
 
 _END = object()
-_REPAINT = object()  # paint, with no delta: the first paint is due, or a reason to wait changed
+_REPAINT = object()  # a reason to wait changed: paint it
 
 
 async def _pump(stream: AsyncGenerator, into: asyncio.Queue) -> None:
@@ -210,11 +202,9 @@ async def stream_reply(
 ) -> AsyncGenerator[ChatSession]:
     """Generate the assistant's answer to the session's last user turn, in place.
 
-    Yields the session first with the user's message and the reply waiting for its first token: at
-    once, or, while many replies share the repaint budget, with the first text where that comes within
-    `pacer.first_paint_wait_s()` (every paint then costs all the replies, and the question and the
-    first text go out as one). Then whenever there is something new to paint, at most as often as the
-    pacer allows (every 40 ms for a lone reply).
+    Yields the session at once (the user's message, the reply waiting for its first token), then
+    whenever there is something new to paint, at most as often as the pacer allows (every 40 ms
+    for a lone reply).
     A backend error ends the reply with the error recorded in its stats; the text so far and
     the rest of the chat are kept. `ChatSession.stop_reply` ends it as "stopped", and its last
     paint comes from here, after every earlier one.
@@ -230,7 +220,7 @@ async def stream_reply(
     deltas: asyncio.Queue = asyncio.Queue()
     pump = session.reply_task = asyncio.create_task(_pump(backend.stream_chat(request), deltas))
     telling = asyncio.create_task(_tell_why_waiting(why_waiting, stats, deltas)) if why_waiting else None
-    first_paint = asyncio.get_running_loop().call_later(pacer.first_paint_wait_s(), deltas.put_nowait, _REPAINT)
+    yield session  # the user's message and a waiting reply, at once: a long prefill must not hide them
     try:
         async with pacer.streaming():
             while (delta := await deltas.get()) is not _END:
@@ -257,7 +247,6 @@ async def stream_reply(
                 now = time.perf_counter()
                 if now - last_paint >= pacer.interval():
                     last_paint = now
-                    first_paint.cancel()  # the question is on screen now
                     yield session
         outcome: BaseException | None = (await asyncio.gather(pump, return_exceptions=True))[0]
         if isinstance(outcome, Exception):  # a CancelledError here is Stop, not a failure
@@ -267,7 +256,6 @@ async def stream_reply(
         stats.refused = isinstance(exc, PromptTooLong) and not reply.content
     finally:
         # if the consumer went away (a closed page), the generation must not go on
-        first_paint.cancel()
         if telling:
             telling.cancel()
         pump.cancel()

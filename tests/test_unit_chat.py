@@ -26,7 +26,7 @@ async def test_reply_is_assembled_and_repaints_are_coalesced():
     paints = await collect(ScriptedBackend(chunks), session, repaint_s=10)
     reply = session.turns[-1]
     assert reply.role == "assistant" and reply.content == "".join(chunks)
-    assert paints == 2  # inside one repaint period: the question with the text already there, then the end
+    assert paints == 3  # inside one repaint period: the question at once, the first text at once, then the end
 
 
 async def test_stats_come_from_the_stream():
@@ -201,48 +201,3 @@ async def test_the_console_says_a_full_engine_holds_the_reply_back():
 
     console = Console(FullEngine(["x"]), "test")
     assert await console.replies.why_waiting() == "waiting: the engine is full: 37 requests wait in its queue"
-
-
-async def test_when_many_stream_the_question_paints_with_the_first_text():
-    pacer = RepaintPacer(min_interval_s=0.04, budget_per_s=100)
-    async with AsyncExitStack() as others:
-        for _ in range(199):  # 200 replies: each may repaint every 2 s
-            await others.enter_async_context(pacer.streaming())
-        session = session_with()
-        stream = stream_reply(ScriptedBackend(["first", " rest"], delay_s=0.2), session, pacer)
-        first = await asyncio.wait_for(anext(stream), timeout=5)
-        assert [t.role for t in first.turns] == ["user", "assistant"] and first.turns[-1].content == "first"
-        [_ async for _ in stream]
-
-
-async def test_when_many_stream_a_reply_that_painted_its_first_text_is_not_painted_again_for_its_question():
-    pacer = RepaintPacer(min_interval_s=0.04, budget_per_s=100)
-    async with AsyncExitStack() as others:
-        for _ in range(399):  # 400 replies: each may repaint every 4 s; a question waits at most 1 s
-            await others.enter_async_context(pacer.streaming())
-        session = session_with()
-        backend = ScriptedBackend([f"w{i} " for i in range(10)], delay_s=0.2)  # text from 0.2 s to 2 s
-        paints = [painted.turns[-1].content async for painted in stream_reply(backend, session, pacer)]
-        assert paints == ["w0 ", session.turns[-1].content]  # the first text, then the end
-
-
-async def test_when_many_stream_a_silent_engine_still_lets_the_question_paint():
-    pacer = RepaintPacer(min_interval_s=0.04, budget_per_s=100)
-    async with AsyncExitStack() as others:
-        for _ in range(199):
-            await others.enter_async_context(pacer.streaming())
-        session = session_with()
-        stream = stream_reply(ScriptedBackend(["late"], delay_s=30), session, pacer)  # no first token for 30 s
-        first = await asyncio.wait_for(anext(stream), timeout=5)
-        assert chatbot_messages(first)[-1]["content"] == "<sub>waiting for the first token…</sub>"
-        session.stop_reply()
-        assert [painted.turns[-1].stats.finish async for painted in stream] == ["stopped"]
-
-
-def test_a_first_paint_waits_only_while_the_repaint_budget_is_shared():
-    pacer = RepaintPacer(min_interval_s=0.04, budget_per_s=100)
-    assert pacer.first_paint_wait_s() == 0.0  # alone: the question is on screen at once
-    pacer.active = 50
-    assert pacer.first_paint_wait_s() == 0.5  # one repaint interval
-    pacer.active = 1000
-    assert pacer.first_paint_wait_s() == 1.0  # never more than a second
