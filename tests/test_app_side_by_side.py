@@ -106,3 +106,37 @@ def test_a_round_whose_client_never_reads_its_stream_is_stopped(console):
     round_ = completed["output"]["data"][ROUND]
     assert round_["finished"], json.dumps(round_)[-400:]
     assert round_["left"]["stats"].endswith("stopped") and round_["right"]["stats"].endswith("stopped"), round_
+
+
+def test_a_room_voting_at_once_gets_each_vote_counted_for_its_own_round(console):
+    """Eight visitors of one link each run a blind round and vote "left" at the same time: each is told the
+    sides of its own round, the tally gains exactly the eight votes, each for the preset that visitor saw on
+    the left, and any page reads the room's tally."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, votes = console
+    Client(url, verbose=False).predict("cpu-bf16", api_name="/load_side_b")
+    pair = ("cpu", "cpu-bf16")
+
+    def wins() -> tuple[int, int]:
+        kept = [t for t in VoteBook(votes).tallies() if (t.first, t.second) == pair]
+        return (kept[0].first_wins, kept[0].second_wins) if kept else (0, 0)
+
+    def visitor(number: int) -> str:
+        client = Client(url, verbose=False)
+        round_ = send(client, f"Say the number {number}.", max_new_tokens=16)[ROUND]
+        assert round_["finished"] and round_["left"]["preset"] is None, round_  # still blind
+        revealed, _, left_title, right_title = client.predict("left", api_name="/vote")
+        assert "your vote for" in revealed, revealed
+        left, right = left_title.removeprefix("### Left: "), right_title.removeprefix("### Right: ")
+        assert {left, right} == set(pair)
+        return left
+
+    before = wins()
+    with ThreadPoolExecutor(8) as room:
+        lefts = list(room.map(visitor, range(8)))
+    after = wins()
+    assert (after[0] - before[0], after[1] - before[1]) == (lefts.count("cpu"), lefts.count("cpu-bf16"))
+    (listed,) = [row for row in Client(url, verbose=False).predict(api_name="/side_by_side_votes")
+                 if (row["first"], row["second"]) == pair]  # fmt: skip
+    assert (listed["first_wins"], listed["second_wins"]) == after
