@@ -9,7 +9,8 @@ again beside A (what changing one side costs). Per side: load seconds, the memor
 worker's GPU memory where it has one, else its weights), the KV reserve, the memory besides the
 KV reserve (weights, activations, CUDA context: what must match the side loaded alone; the KV
 reserve is a share of the memory free when a side loads, so B's is smaller beside A), and the
-round's TTFT and decode rate (the two share the machine: not Compare's clean figures).
+round's TTFT and decode rate (the two share the machine: not Compare's clean figures); then side B's
+load stage by stage, alone, beside A and again (where a load beside A spends its time).
 """
 
 from __future__ import annotations
@@ -37,26 +38,28 @@ class Held:
     memory_mib: float
     kind: str  # "GPU" or "weights"
     kv_mib: float | None
+    stages: tuple[tuple[str, float], ...]  # the load's (stage, seconds), in order
 
     @property
     def beside_kv_mib(self) -> float:
         return self.memory_mib - (self.kv_mib or 0)
 
 
-def held(console: Console, backend, load_s: float) -> Held:
+def held(console: Console, backend, load_s: float, stages: tuple[tuple[str, float], ...]) -> Held:
     sample = console.sampler.sample()
     info = backend.info()
     kv = (info.details.get("kv_cache") or {}).get("bytes")
     gpu = sum(p.used_mib for g in sample.gpus for p in g.processes if backend.pid and p.pid == backend.pid)
     if gpu:
-        return Held(load_s, gpu, "GPU", kv / MIB if kv else None)
-    return Held(load_s, (info.details.get("weights_bytes") or 0) / MIB, "weights", None)
+        return Held(load_s, gpu, "GPU", kv / MIB if kv else None, stages)
+    return Held(load_s, (info.details.get("weights_bytes") or 0) / MIB, "weights", None, stages)
 
 
 async def alone(catalog: PresetCatalog, name: str) -> Held:
     console = await Console.start_preset(name, catalog=catalog, sampler=VramSampler())
     try:
-        return held(console, console.backend, console.last_switch.load_seconds)
+        switch = console.last_switch
+        return held(console, console.backend, switch.load_seconds, switch.stages)
     finally:
         await console.close()
 
@@ -64,18 +67,22 @@ async def alone(catalog: PresetCatalog, name: str) -> Held:
 async def side_by_side(catalog: PresetCatalog, a: str, b: str, max_new_tokens: int):
     console = await Console.start_preset(a, catalog=catalog, sampler=VramSampler())
     try:
-        load_a = console.last_switch.load_seconds
+        switch_a = console.last_switch
         load = await console.side_b.load(b)
-        side_b = held(console, console.side_b.backend, load.load_seconds)
-        side_a = held(console, console.backend, load_a)  # read once B shares the card
+        side_b = held(console, console.side_b.backend, load.load_seconds, load.stages)
+        side_a = held(console, console.backend, switch_a.load_seconds, switch_a.stages)  # read once B shares the card
         params = GenerationParams(temperature=0.0, max_new_tokens=max_new_tokens)
         round_ = console.side_b.start_round(MESSAGE, "", params, blind=False)
         async for _ in console.side_b.stream(round_):
             pass
         reload = await console.side_b.load(b)
-        return side_a, side_b, round_, reload.load_seconds, load.notes
+        return side_a, side_b, round_, reload, load.notes
     finally:
         await console.close()
+
+
+def stages_text(stages: tuple[tuple[str, float], ...]) -> str:
+    return ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in stages) or "-"
 
 
 def table(rows: list[str]) -> str:
@@ -107,11 +114,13 @@ async def run(args) -> str:
         pair = f"{a} + {b}"
         started = time.monotonic()
         lone_a, lone_b = await alone(catalog, a), await alone(catalog, b)
-        side_a, side_b, round_, reload_s, fit = await side_by_side(catalog, a, b, args.max_new_tokens)
+        side_a, side_b, round_, reload, fit = await side_by_side(catalog, a, b, args.max_new_tokens)
         rows.append(row(pair, "A", a, lone_a, side_a, None, round_.a))
-        rows.append(row(pair, "B", b, lone_b, side_b, reload_s, round_.b))
+        rows.append(row(pair, "B", b, lone_b, side_b, reload.load_seconds, round_.b))
         notes.append(
-            f"- {pair}: B's fit check said: {'; '.join(fit) or 'nothing'} ({time.monotonic() - started:.0f} s)"
+            f"- {pair}: B's fit check said: {'; '.join(fit) or 'nothing'} ({time.monotonic() - started:.0f} s). "
+            f"B's load, stage by stage: alone: {stages_text(lone_b.stages)}; beside A: {stages_text(side_b.stages)}; "
+            f"again: {stages_text(reload.stages)}"
         )
         print(rows[-2], rows[-1], notes[-1], sep="\n", flush=True)
     return table(rows) + "\n\n" + "\n".join(notes)

@@ -15,9 +15,10 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from backends import Backend, GenerationParams, Refusal, create_backend, kind_of
+from backends import Backend, BackendSpec, GenerationParams, Refusal, create_backend, kind_of
 
 from .chat import ChatSession, Turn, stream_reply
+from .engine_state import SwitchProgress
 from .votes import Choice, VoteBook
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class SideLoad:
     preset: str
     load_seconds: float
     notes: tuple[str, ...]
+    stages: tuple[tuple[str, float], ...] = ()  # (stage, seconds), in order: where the load's time went
 
 
 @dataclass
@@ -80,7 +82,7 @@ class SideBySide:
         self.votes = votes or VoteBook()
         self.backend: Backend | None = None
         self.loaded: SideLoad | None = None
-        self.loading: str | None = None  # the preset side B is loading, while it loads
+        self.loading: SwitchProgress | None = None  # side B's load, stage by stage, while it runs
         self._lock = asyncio.Lock()
 
     async def load(self, name: str, *, user: str | None = None) -> SideLoad:
@@ -95,18 +97,29 @@ class SideBySide:
             spec, notes = console.checks.spec(preset, console.catalog.locate(name).name, beside_running=True)
             if kind_of(spec).needs_gpu:  # its GPU memory goes to the new side B
                 await self._close_b()
-            self.loading, started = name, time.perf_counter()
             console.sampler.mark(f"side B: loading {name}")
-            try:
-                backend, _ = await create_backend(spec)
-            finally:
-                self.loading = None
+            backend, loaded = await self._start(name, spec, notes)
             await self._close_b()
-            self.backend = backend
-            self.loaded = SideLoad(name, time.perf_counter() - started, notes)
+            self.backend, self.loaded = backend, loaded
             console.sampler.name_process(backend.pid, SIDE_B_ROLE)
             console.sampler.mark(f"side B loaded: {name}")
             return self.loaded
+
+    async def _start(self, name: str, spec: BackendSpec, notes: tuple[str, ...]) -> tuple[Backend, SideLoad]:
+        """Start side B's engine; while it loads, `loading` says which stage it is in, and since when."""
+        started = time.monotonic()
+        progress = self.loading = SwitchProgress(f"loading {name}", started, (("starting the engine", started),))
+
+        def on_stage(stage: str) -> None:  # called from the loading thread
+            nonlocal progress
+            progress = self.loading = progress.entered(stage)
+
+        try:
+            backend, _ = await create_backend(spec, on_stage)
+        finally:
+            self.loading = None
+        ended = time.monotonic()
+        return backend, SideLoad(name, ended - started, notes, progress.durations(ended))
 
     async def unload(self, *, user: str | None = None) -> None:
         self._console.access.require_admin(user, "unload side B")

@@ -254,3 +254,22 @@ async def test_a_preset_that_differs_in_generation_settings_only_keeps_the_runni
     await console.switch_preset("inside-greedy", fresh=True)  # fresh: loaded anew all the same
     assert console.backend is not engine
     await console.close()
+
+
+async def test_side_b_keeps_its_load_stage_by_stage(tmp_path):
+    """Side B's load is told stage by stage as a switch is (the page shows the stage while it loads): kept with
+    the load, in order, the stages' seconds adding up to the load's."""
+    from tests.conftest import start_paced_server, stop_process
+
+    server, base_url = start_paced_server(tmp_path / "paced.log")
+    try:
+        (tmp_path / "served.yaml").write_text(f"backend: remote\nbase_url: {base_url}\n")
+        console = await Console.start_preset("served", catalog=PresetCatalog(user_dir=tmp_path))
+        try:
+            loaded = await console.side_b.load("served")
+        finally:
+            await console.close()
+    finally:
+        stop_process(server)
+    assert [stage for stage, _ in loaded.stages] == ["starting the engine", "connecting to the server"]
+    assert sum(seconds for _, seconds in loaded.stages) == pytest.approx(loaded.load_seconds)

@@ -310,7 +310,7 @@ def _sides_text(console: Console) -> str:
     state, pair = console.state(), console.side_b
     a = f"**A:** {side_a_name(console)} ({state.info.engine}){_memory(console, console.backend)}"
     if pair.loading:
-        b = f"**B:** loading {pair.loading}..."
+        b = f"**B:** {pair.loading.describe()}"
     elif pair.loaded and pair.backend:
         info = pair.backend.info()
         notes = "; ".join(pair.loaded.notes)
