@@ -34,7 +34,7 @@ class SideLoad:
     preset: str
     load_seconds: float
     notes: tuple[str, ...]
-    stages: tuple[tuple[str, float], ...] = ()  # (stage, seconds), in order: where the load's time went
+    stages: tuple[tuple[str, float], ...]  # (stage, seconds), in order: where the load's time went
 
 
 @dataclass
