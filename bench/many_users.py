@@ -62,6 +62,10 @@ class Outcome:
     error: str | None = None
     ended_at: float = 0.0  # time.time() when the reply was whole (or failed)
     paints: int | None = None  # the reply's paints the page received, where the client counts them
+    # pages only: when the question was painted (the chat event running in the console), and the
+    # console's own TTFT under the reply (from its request to the engine's first token)
+    question_s: float | None = None
+    inside_ttft_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -204,16 +208,21 @@ async def _one_user(page: Page, index: int, tokens: int, session: PageSession) -
     try:
         values = iter((QUESTION.format(index=index), *chat_knobs_for(tokens)))
         data = [None if i in page.state_ids else next(values) for i in page.chat_inputs]
-        ttft, paints = None, 0
+        ttft, question, paints = None, None, 0
         async for elapsed, message in session.event(page.chat_fn, data):
             if message.get("msg") == "process_generating":
                 paints += 1
+                question = elapsed if question is None else question
                 if ttft is None and carries_reply_text(message):
                     ttft = elapsed
             if message.get("msg") == "process_completed":
                 if not message.get("success"):
                     return Outcome(error=str((message.get("output") or {}).get("error")), ended_at=time.time())
-                return Outcome(ttft, elapsed, _reply_tokens(message), ended_at=time.time(), paints=paints + 1)
+                output = message.get("output")
+                return Outcome(
+                    ttft, elapsed, tokens_shown(output), ended_at=time.time(), paints=paints + 1,
+                    question_s=question, inside_ttft_s=ttft_shown(output),
+                )  # fmt: skip
         return Outcome(error="the event stream ended without completing", ended_at=time.time())
     except (httpx.HTTPError, ValueError) as exc:
         return Outcome(error=f"{type(exc).__name__}: {exc}", ended_at=time.time())
@@ -225,14 +234,16 @@ def chat_knobs_for(tokens: int) -> tuple:
     return chat_knobs(GenerationParams(max_new_tokens=tokens))
 
 
-def _reply_tokens(message: dict) -> int:
-    """The token count under the finished reply ("... · 64 tokens · ..."), as the engine reported it."""
-    return tokens_shown(message.get("output"))
-
-
 def tokens_shown(output) -> int:
+    """The token count under the finished reply ("... · 64 tokens · ..."), as the engine reported it."""
     counts = re.findall(r"(\d[\d,]*) tokens", json.dumps(output))
     return int(counts[-1].replace(",", "")) if counts else 0
+
+
+def ttft_shown(output) -> float | None:
+    """The TTFT under the finished reply ("TTFT 812 ms · ..."), in seconds: the console's own measure."""
+    found = re.findall(r"TTFT (\d[\d,]*) ms", json.dumps(output))
+    return int(found[-1].replace(",", "")) / 1000 if found else None
 
 
 def _gradio_client_process(url: str, indexes: list[int], tokens: int, everyone_open) -> tuple[list[Outcome], float]:
@@ -403,8 +414,9 @@ def raw_pipeline_rounds(model: str, engine: str, rounds: list[tuple[int, int]]) 
 
 
 COLUMNS = (
-    "layer", "users", "reply tokens", "errors", "wall (s)", "median TTFT (ms)", "median whole reply (ms)",
-    "output tok/s in all", "paints a reply", "clients' CPU (s)", "console's CPU (s)",
+    "layer", "users", "reply tokens", "errors", "wall (s)", "median TTFT (ms)", "median question painted (ms)",
+    "median TTFT inside the console (ms)", "median whole reply (ms)", "output tok/s in all", "paints a reply",
+    "clients' CPU (s)", "console's CPU (s)",
 )  # fmt: skip
 
 
@@ -416,6 +428,8 @@ def note_row(text: str) -> str:
 def row(layer: str, users: int, tokens: int, measured: Round) -> str:
     done = [o for o in measured.outcomes if o.error is None]
     ttfts = [o.ttft_s for o in done if o.ttft_s is not None]
+    questions = [o.question_s for o in done if o.question_s is not None]
+    inside = [o.inside_ttft_s for o in done if o.inside_ttft_s is not None]
     wholes = [o.whole_s for o in done]
     produced = sum(o.tokens for o in done)
     wall = measured.wall_s
@@ -427,8 +441,8 @@ def row(layer: str, users: int, tokens: int, measured: Round) -> str:
     counted = [o.paints for o in done if o.paints is not None]
     paints = f"{statistics.median(counted):g}" if counted else ""
     return (
-        f"| {layer} | {users} | {tokens} | {len(measured.outcomes) - len(done)} | {wall:.2f} | {ms(ttfts)} | "
-        f"{ms(wholes)} | {produced / wall if wall else 0:,.0f} | {paints} | {measured.clients_cpu_s:.1f} | "
+        f"| {layer} | {users} | {tokens} | {len(measured.outcomes) - len(done)} | {wall:.2f} | {ms(ttfts)} | {ms(questions)} | "
+        f"{ms(inside)} | {ms(wholes)} | {produced / wall if wall else 0:,.0f} | {paints} | {measured.clients_cpu_s:.1f} | "
         f"{console_cpu} |"
     )
 
@@ -503,7 +517,10 @@ def run(args) -> str:
         "Clients' CPU: the client processes' CPU seconds over that time (for Chromium pages: the browser's "
         "processes'; for the raw pipeline: its process's, engine threads included); console's CPU: the console "
         "process's over the same time. Paints a reply: the median reply's paints as its page received them, "
-        "its last (the finished reply) included.",
+        "its last (the finished reply) included. Where a page's TTFT goes (pages only): question painted, when "
+        "its first paint came (the chat event running in the console, its request sent to the engine); TTFT "
+        "inside the console, the console's own figure under the reply, from that request to the engine's "
+        "first token as the console read it; the rest is painting that token and delivering the paint.",
     ]
     return "\n".join(lines)
 
