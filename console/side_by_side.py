@@ -95,8 +95,8 @@ class SideBySide:
         async with self._lock:
             preset = console.catalog.get(name)
             spec, notes = console.checks.spec(preset, console.catalog.locate(name).name, beside_running=True)
-            if kind_of(spec).needs_gpu:  # its GPU memory goes to the new side B
-                await self._close_b()
+            if kind_of(spec).needs_gpu:  # its GPU memory, and its worker with LMDeploy imported, go to the new B
+                await self._close_b(handing_over=True)
             console.sampler.mark(f"side B: loading {name}")
             backend, loaded = await self._start(name, spec, notes)
             await self._close_b()
@@ -191,10 +191,11 @@ class SideBySide:
         round_.voted = choice
         return winner
 
-    async def _close_b(self) -> None:
+    async def _close_b(self, handing_over: bool = False) -> None:
+        """Close side B; `handing_over`: another GPU engine loads right after (it may reuse B's worker)."""
         backend, self.backend, self.loaded = self.backend, None, None
         if backend is not None:
-            await backend.close()
+            await (backend.close_for_next_engine() if handing_over else backend.close())
             self._console.sampler.mark("side B closed")
 
 
