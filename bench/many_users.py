@@ -62,8 +62,9 @@ class Outcome:
     error: str | None = None
     ended_at: float = 0.0  # time.time() when the reply was whole (or failed)
     paints: int | None = None  # the reply's paints the page received, where the client counts them
-    # pages only: when the question was painted (the chat event running in the console), and the
+    # pages only: when the console answered the chat's queue join, when the question was painted (the chat event running in the console), and the
     # console's own TTFT under the reply (from its request to the engine's first token)
+    joined_s: float | None = None
     question_s: float | None = None
     inside_ttft_s: float | None = None
 
@@ -126,12 +127,14 @@ class PageSession:
         self._failure = "closed"
 
     async def event(self, fn: int, data: list):
-        """Join the queue for one event; yield (seconds, message) for each of its messages."""
+        """Join the queue for one event; yield (seconds, message) for each of its messages, the first a
+        {"msg": "joined"} of this client's own once the console answered the join."""
         started = time.perf_counter()
         join = {"data": data, "fn_index": fn, "session_hash": self.session, "event_data": None, "trigger_id": None}
         response = await self.http.post(f"{self.page.url}/gradio_api/queue/join", json=join)
         response.raise_for_status()
         event_id = response.json()["event_id"]
+        yield time.perf_counter() - started, {"msg": "joined"}
         if event_id not in self._completed:
             self._open.add(event_id)
         if self._reader is None or self._reader.done():
@@ -208,8 +211,10 @@ async def _one_user(page: Page, index: int, tokens: int, session: PageSession) -
     try:
         values = iter((QUESTION.format(index=index), *chat_knobs_for(tokens)))
         data = [None if i in page.state_ids else next(values) for i in page.chat_inputs]
-        ttft, question, paints = None, None, 0
+        ttft, joined, question, paints = None, None, None, 0
         async for elapsed, message in session.event(page.chat_fn, data):
+            if message.get("msg") == "joined":
+                joined = elapsed
             if message.get("msg") == "process_generating":
                 paints += 1
                 question = elapsed if question is None else question
@@ -221,7 +226,7 @@ async def _one_user(page: Page, index: int, tokens: int, session: PageSession) -
                 output = message.get("output")
                 return Outcome(
                     ttft, elapsed, tokens_shown(output), ended_at=time.time(), paints=paints + 1,
-                    question_s=question, inside_ttft_s=ttft_shown(output),
+                    joined_s=joined, question_s=question, inside_ttft_s=ttft_shown(output),
                 )  # fmt: skip
         return Outcome(error="the event stream ended without completing", ended_at=time.time())
     except (httpx.HTTPError, ValueError) as exc:
@@ -414,7 +419,8 @@ def raw_pipeline_rounds(model: str, engine: str, rounds: list[tuple[int, int]]) 
 
 
 COLUMNS = (
-    "layer", "users", "reply tokens", "errors", "wall (s)", "median TTFT (ms)", "median question painted (ms)",
+    "layer", "users", "reply tokens", "errors", "wall (s)", "median TTFT (ms)", "median join answered (ms)",
+    "median question painted (ms)",
     "median TTFT inside the console (ms)", "median whole reply (ms)", "output tok/s in all", "paints a reply",
     "clients' CPU (s)", "console's CPU (s)",
 )  # fmt: skip
@@ -428,6 +434,7 @@ def note_row(text: str) -> str:
 def row(layer: str, users: int, tokens: int, measured: Round) -> str:
     done = [o for o in measured.outcomes if o.error is None]
     ttfts = [o.ttft_s for o in done if o.ttft_s is not None]
+    joins = [o.joined_s for o in done if o.joined_s is not None]
     questions = [o.question_s for o in done if o.question_s is not None]
     inside = [o.inside_ttft_s for o in done if o.inside_ttft_s is not None]
     wholes = [o.whole_s for o in done]
@@ -441,7 +448,7 @@ def row(layer: str, users: int, tokens: int, measured: Round) -> str:
     counted = [o.paints for o in done if o.paints is not None]
     paints = f"{statistics.median(counted):g}" if counted else ""
     return (
-        f"| {layer} | {users} | {tokens} | {len(measured.outcomes) - len(done)} | {wall:.2f} | {ms(ttfts)} | {ms(questions)} | "
+        f"| {layer} | {users} | {tokens} | {len(measured.outcomes) - len(done)} | {wall:.2f} | {ms(ttfts)} | {ms(joins)} | {ms(questions)} | "
         f"{ms(inside)} | {ms(wholes)} | {produced / wall if wall else 0:,.0f} | {paints} | {measured.clients_cpu_s:.1f} | "
         f"{console_cpu} |"
     )
@@ -463,15 +470,16 @@ def run(args) -> str:
         behind, alone = ("bench/paced_server.py (no model)" if args.paced else base_url), "server alone"
         options = ["--backend", "remote", "--base-url", base_url]
     rounds = [(users, tokens) for tokens in args.tokens for users in args.users]
-    program = ("bench/profiled_console.py",) if args.profile else ("app.py",)
-    env = {"CONSOLE_PROFILE": str(Path(args.profile).resolve())} if args.profile else None
+    watched = args.profile or args.trace  # the file the console writes what it saw of the last round to
+    program = ("bench/profiled_console.py" if args.profile else "bench/traced_console.py",) if watched else ("app.py",)
+    env = {"CONSOLE_PROFILE": str(Path(watched).resolve())} if watched else None
     console, url = start_console(options, folder / "console.log", env=env, timeout_s=900, program=program)
     through_console, through_client, through_chromium = {}, {}, {}
     try:
         page = read_page(url)
         for users, tokens in rounds:
             through_console[users, tokens] = console_round(
-                page, console.pid, users, tokens, args.processes, bool(args.profile)
+                page, console.pid, users, tokens, args.processes, bool(watched)
             )
             if args.gradio_client:
                 through_client[users, tokens] = console_round(
@@ -548,10 +556,16 @@ def main() -> None:
         help="with --paced: also each round with every user a Chromium page (bench/browser_users.py), to check "
         "the protocol clients against the real thing",
     )
-    parser.add_argument(
+    watch = parser.add_mutually_exclusive_group()
+    watch.add_argument(
         "--profile",
         help="run the console under a CPU profiler (bench/profiled_console.py) and write where its time went "
         "in the last round to this file; its figures are then the profiler's, not the console's",
+    )
+    watch.add_argument(
+        "--trace",
+        help="run the console with each chat's steps timed (bench/traced_console.py: the join's arrival, "
+        "Gradio's queue, the chat's code, its first paint written) and write them for the last round to this file",
     )
     args = parser.parse_args()
     if args.chromium and not args.paced:
