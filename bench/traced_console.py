@@ -9,8 +9,10 @@ Between SIGUSR1 and SIGUSR2 it notes, for every Chat-tab message (the `chat` and
 - the chat's own code began (`ui.chat`'s reply stream),
 - its first paint (the question) was handed to the page's event stream (`Queue.send_message`),
 - the page asked for its event stream, which began (its HTTP response started),
-- the event stream wrote that paint to the page's connection (ASGI send).
-SIGUSR2 writes each step's first, median and last time, in ms from the first join's arrival, to
+- the event stream wrote that paint to the page's connection (ASGI send);
+and, for the whole console, each hand-off of work to a worker thread and back (`anyio.to_thread.run_sync`,
+which FastAPI and Gradio use for plain functions), by function: each one waits for the GIL while the event
+loop holds it. SIGUSR2 writes each step's first, median and last time, in ms from the first join's arrival, to
 $CONSOLE_PROFILE as a markdown table (`bench.many_users --trace` sends both signals around a round).
 Unlike a profiler it costs the console next to nothing, so the round's own figures stand beside it.
 """
@@ -24,6 +26,7 @@ import signal
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -49,12 +52,12 @@ class Trace:
         self.on = False
         self.chats: dict[str, dict[str, float]] = {}  # session -> step -> when (its first time)
         self.joins: dict[str, float] = {}  # session -> when its last join arrived (the chat's, once it is pushed)
-        self.answers: dict[str, float] = {}  # session -> when its last join was answered
+        self.hand_offs: Counter[str] = Counter()  # function -> times it ran in a worker thread
 
     def start(self, *_) -> None:
         self.chats.clear()
         self.joins.clear()
-        self.answers.clear()
+        self.hand_offs.clear()
         self.on = True
 
     def note(self, session: str | None, step: str, when: float | None = None) -> None:
@@ -83,6 +86,9 @@ class Trace:
                 lines.append(
                     f"| {meaning} | {len(times)} | {times[0]:,.0f} | {statistics.median(times):,.0f} | {times[-1]:,.0f} |"
                 )
+        lines += ["", f"Hand-offs to a worker thread and back: {sum(self.hand_offs.values())}", ""]
+        lines += ["| function | times |", "| --- | ---: |"]
+        lines += [f"| `{name}` | {times} |" for name, times in self.hand_offs.most_common()]
         return "\n".join(lines) + "\n"
 
     def write(self, *_) -> None:
@@ -176,10 +182,26 @@ def _trace_the_chat(chat_module) -> None:
     chat_module._stream = traced_stream
 
 
+def _count_hand_offs(to_thread) -> None:
+    """Every call of `to_thread.run_sync` (Starlette's and Gradio's hand-offs go through it), by function."""
+    run_sync = to_thread.run_sync
+
+    async def counted(function, *args, **kwargs):
+        if TRACE.on:
+            named = getattr(function, "func", function)  # Starlette hands over a functools.partial
+            TRACE.hand_offs[getattr(named, "__qualname__", type(named).__name__)] += 1
+        return await run_sync(function, *args, **kwargs)
+
+    to_thread.run_sync = counted
+
+
 if __name__ == "__main__":
     signal.signal(signal.SIGUSR1, TRACE.start)
     signal.signal(signal.SIGUSR2, TRACE.write)
     sys.path.insert(0, str(ROOT))
+    import anyio.to_thread
+
+    _count_hand_offs(anyio.to_thread)  # before Gradio's modules import it by name
     import gradio.queueing
     import gradio.routes
 
