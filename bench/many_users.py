@@ -62,8 +62,8 @@ class Outcome:
     error: str | None = None
     ended_at: float = 0.0  # time.time() when the reply was whole (or failed)
     paints: int | None = None  # the reply's paints the page received, where the client counts them
-    # pages only: when the console answered the chat's queue join, when the question was painted (the chat event running in the console), and the
-    # console's own TTFT under the reply (from its request to the engine's first token)
+    # pages only: when the console answered the chat's queue join, when the question was painted (the chat
+    # event running in the console), and the console's own TTFT under the reply (its request to the first token)
     joined_s: float | None = None
     question_s: float | None = None
     inside_ttft_s: float | None = None
@@ -448,9 +448,9 @@ def row(layer: str, users: int, tokens: int, measured: Round) -> str:
     counted = [o.paints for o in done if o.paints is not None]
     paints = f"{statistics.median(counted):g}" if counted else ""
     return (
-        f"| {layer} | {users} | {tokens} | {len(measured.outcomes) - len(done)} | {wall:.2f} | {ms(ttfts)} | {ms(joins)} | {ms(questions)} | "
-        f"{ms(inside)} | {ms(wholes)} | {produced / wall if wall else 0:,.0f} | {paints} | {measured.clients_cpu_s:.1f} | "
-        f"{console_cpu} |"
+        f"| {layer} | {users} | {tokens} | {len(measured.outcomes) - len(done)} | {wall:.2f} | {ms(ttfts)} | "
+        f"{ms(joins)} | {ms(questions)} | {ms(inside)} | {ms(wholes)} | {produced / wall if wall else 0:,.0f} | "
+        f"{paints} | {measured.clients_cpu_s:.1f} | {console_cpu} |"
     )
 
 
@@ -525,10 +525,11 @@ def run(args) -> str:
         "Clients' CPU: the client processes' CPU seconds over that time (for Chromium pages: the browser's "
         "processes'; for the raw pipeline: its process's, engine threads included); console's CPU: the console "
         "process's over the same time. Paints a reply: the median reply's paints as its page received them, "
-        "its last (the finished reply) included. Where a page's TTFT goes (pages only): question painted, when "
-        "its first paint came (the chat event running in the console, its request sent to the engine); TTFT "
-        "inside the console, the console's own figure under the reply, from that request to the engine's "
-        "first token as the console read it; the rest is painting that token and delivering the paint.",
+        "its last (the finished reply) included. Where a page's TTFT goes (pages only): join answered, when "
+        "the console answered the chat's queue join; question painted, when its first paint came (the chat "
+        "event running in the console, its request sent to the engine); TTFT inside the console, the console's "
+        "own figure under the reply, from that request to the engine's first token as the console read it; the "
+        "rest is painting that token and delivering the paint.",
     ]
     return "\n".join(lines)
 
