@@ -60,9 +60,9 @@ class Trace:
         self.hand_offs.clear()
         self.on = True
 
-    def note(self, session: str | None, step: str, when: float | None = None) -> None:
+    def note(self, session: str | None, step: str) -> None:
         if self.on and session in self.chats:
-            self.chats[session].setdefault(step, when or time.monotonic())
+            self.chats[session].setdefault(step, time.monotonic())
 
     def chat_pushed(self, session: str) -> None:
         if self.on:
@@ -70,7 +70,7 @@ class Trace:
             self.note(session, "pushed")
 
     def table(self) -> str:
-        complete = [steps for steps in self.chats.values() if "arrived" in steps]
+        complete = list(self.chats.values())  # each from its push on, with its join's arrival
         if not complete:
             return "No chat was traced.\n"
         zero = min(steps["arrived"] for steps in complete)
