@@ -308,7 +308,10 @@ def start_proxy(port: int, log: Path) -> tuple[subprocess.Popen, str]:
     """`lmdeploy serve proxy` on 127.0.0.1:`port`, with no node yet; returns it and its URL once it answers.
     The caller stops it."""
     command = [sys.executable, "-m", "lmdeploy", "serve", "proxy", "--server-name", "127.0.0.1"]
-    process = start_process([*command, "--server-port", str(port), "--disable-cache-status"], log)
+    # the proxy's own health check (every 90 s) would race the console's, which a test watches take a dead
+    # node out: a day apart, it never runs while they do
+    no_own_check = {"LMDEPLOY_CONTROLLER_HEART_BEAT_EXPIRATION": str(24 * 3600)}
+    process = start_process([*command, "--server-port", str(port), "--disable-cache-status"], log, no_own_check)
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/nodes/status", process, log)
     return process, url
