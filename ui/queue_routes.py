@@ -35,7 +35,7 @@ def _checks_inline(router, inline: dict) -> bool:
     for route in router.routes:
         if getattr(route, "path", None) in QUEUE_PATHS:
             for index, declared in enumerate(route.dependencies):
-                if (check := declared.dependency) is not None and check.__name__ in INLINE_CHECKS:
+                if getattr(check := declared.dependency, "__name__", None) in INLINE_CHECKS:
                     coroutine = inline.setdefault(check, _as_coroutine(check))
                     route.dependencies[index] = dataclasses.replace(declared, dependency=coroutine)
                     changed = True
