@@ -159,7 +159,8 @@ def _trace_the_queue(queue_class) -> None:
         return await push(self, body, request, username)
 
     async def traced_process_events(self, events, *args, **kwargs):
-        TRACE.note(events[0].session_hash, "started")
+        if _is_chat(events[0].fn):  # not the same page's header tick, which may start meanwhile
+            TRACE.note(events[0].session_hash, "started")
         return await process_events(self, events, *args, **kwargs)
 
     def traced_send_message(self, event, message):
