@@ -70,8 +70,8 @@ class LmdeployBackend(Backend):
         """Load the engine in the idle worker where there is one, else in the spare or a new worker
         process, and wait until it is ready (or say why it is not); `on_stage` hears each stage of the
         load as the worker reaches it (from another thread). A reused worker that fails to load gets one
-        retry in a fresh process: the failure may be the reused process's, not the preset's. Once loaded,
-        a spare worker is started for the next switch that cannot reuse this one."""
+        retry in a fresh process: the failure may be the reused process's, not the preset's. A spare worker
+        starts as the load does (`WorkerPool`), for the next load that cannot reuse this one."""
         on_stage = on_stage or (lambda stage: None)
         started = time.perf_counter()
         loaded = None
@@ -79,6 +79,7 @@ class LmdeployBackend(Backend):
             on_stage(
                 f"reusing the engine worker (LMDeploy imported, CUDA context made; engine {idle.engines_loaded + 1})"
             )
+            await asyncio.to_thread(WORKERS.prepare_spare)
             try:
                 loaded = idle, await _load_in(idle, model_path, options, on_stage)
             except ModelLoadError as exc:
@@ -87,7 +88,6 @@ class LmdeployBackend(Backend):
             worker, spare = await asyncio.to_thread(WORKERS.fresh)
             on_stage("taking the spare engine worker (LMDeploy imported)" if spare else "starting the engine worker")
             loaded = worker, await _load_in(worker, model_path, options, on_stage)
-        await asyncio.to_thread(WORKERS.prepare_spare)
         worker, info = loaded
         backend = cls(worker, model_path, options, info)
         backend.load_seconds = time.perf_counter() - started

@@ -138,14 +138,18 @@ class WorkerPool:
         timer.start()
 
     def fresh(self) -> tuple[EngineWorker, bool]:
-        """A worker with no engine yet: the spare where one is ready (True), else a new one (False)."""
+        """A worker with no engine yet: the spare where one is ready (True), else a new one (False).
+        The next spare starts at once: its imports then overlap this worker's load, so a second load
+        right after (side B's, after side A's) finds LMDeploy imported instead of waiting for it."""
         with self._lock:
             spare, self._spare = self._spare, None
         if spare is not None and not self.enabled:  # reuse turned off since it was started
             spare.end()
             spare = None
         spare = _alive(spare)
-        return (spare, True) if spare else (EngineWorker(), False)
+        worker = (spare, True) if spare else (EngineWorker(), False)
+        self.prepare_spare()
+        return worker
 
     def prepare_spare(self) -> None:
         """Start a spare worker unless one is ready (its imports run while the engine serves)."""

@@ -5,25 +5,27 @@
 
 For each pair A, B: A alone, B alone (each in a fresh console, then closed), then A running with B
 loaded beside it (`console.side_b.load`), one greedy message answered by both at once, and B loaded
-again beside A (what changing one side costs). Per side: load seconds, the memory it holds (its
-worker's GPU memory where it has one, else its weights), the KV reserve, the memory besides the
-KV reserve (weights, activations, CUDA context: what must match the side loaded alone; the KV
-reserve is a share of the memory free when a side loads, so B's is smaller beside A), and the
-round's TTFT and decode rate (the two share the machine: not Compare's clean figures); then side B's
-load stage by stage, alone, beside A and again (where a load beside A spends its time).
+again beside A (what changing one side costs); then B alone once more with the KV reserve it had
+beside A (the "same reserve" row). Per side: load seconds, the memory it holds (its worker's GPU
+memory where it has one, else its weights), the KV reserve, the memory besides the KV reserve
+(weights, activations, CUDA context: what must match the side loaded alone; the KV reserve is a
+share of the memory free when a side loads, so B's is smaller beside A), and the round's TTFT and
+decode rate (the two share the machine: not Compare's clean figures); then side B's load stage by
+stage, alone, beside A and again (where a load beside A spends its time).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from backends import GenerationParams
 from console.core import Console
-from presets.store import PresetCatalog
+from presets.store import PresetCatalog, to_yaml
 from telemetry.vram import VramSampler
 
 MIB = 2**20
@@ -62,6 +64,19 @@ async def alone(catalog: PresetCatalog, name: str) -> Held:
         return held(console, console.backend, switch.load_seconds, switch.stages)
     finally:
         await console.close()
+
+
+async def alone_with_reserve(catalog: PresetCatalog, name: str, lone: Held, beside: Held, folder: Path) -> Held | None:
+    """`name` loaded alone with the KV reserve it had beside A: its share of the free memory scaled by the
+    two reserves (each is that share of the memory free after the weights load), so that what a side holds
+    beside its reserve can be set against the same preset with the same reserve, not a larger one."""
+    if not (lone.kv_mib and beside.kv_mib):
+        return None
+    preset = catalog.get(name)
+    share = (preset.cache_max_entry_count or 0.8) * beside.kv_mib / lone.kv_mib  # LMDeploy's own default 0.8
+    path = folder / f"{name}-reserve-beside-a.yaml"
+    path.write_text(to_yaml(preset.model_copy(update={"cache_max_entry_count": round(share, 4)})), encoding="utf-8")
+    return await alone(catalog, str(path))
 
 
 async def side_by_side(catalog: PresetCatalog, a: str, b: str, max_new_tokens: int):
@@ -115,8 +130,12 @@ async def run(args) -> str:
         started = time.monotonic()
         lone_a, lone_b = await alone(catalog, a), await alone(catalog, b)
         side_a, side_b, round_, reload, fit = await side_by_side(catalog, a, b, args.max_new_tokens)
+        with tempfile.TemporaryDirectory() as folder:
+            same_reserve = await alone_with_reserve(catalog, b, lone_b, side_b, Path(folder))
         rows.append(row(pair, "A", a, lone_a, side_a, None, round_.a))
         rows.append(row(pair, "B", b, lone_b, side_b, reload.load_seconds, round_.b))
+        if same_reserve is not None:
+            rows.append(row(pair, "B, same reserve alone", b, same_reserve, side_b, None, round_.b))
         notes.append(
             f"- {pair}: B's fit check said: {'; '.join(fit) or 'nothing'} ({time.monotonic() - started:.0f} s). "
             f"B's load, stage by stage: alone: {stages_text(lone_b.stages)}; beside A: {stages_text(side_b.stages)}; "

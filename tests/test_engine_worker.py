@@ -56,9 +56,23 @@ def test_a_spare_worker_is_started_ahead_and_handed_out_once():
     pool.prepare_spare()  # one spare at a time
     spare, was_spare = pool.fresh()
     assert was_spare and spare.process.is_alive()
+    pool.enabled = False  # ends the spare that handing this one out started
     another, was_spare = pool.fresh()
     assert not was_spare and another is not spare
     for worker in (spare, another):
+        worker.end()
+        assert worker.process.exitcode == 0
+
+
+def test_handing_out_a_worker_starts_the_next_spare_at_once():
+    pool = WorkerPool()
+    first, was_spare = pool.fresh()
+    assert not was_spare  # none was ready
+    second, was_spare = pool.fresh()  # a load right after the first: the spare started with it
+    assert was_spare and second is not first and second.process.is_alive()
+    pool.enabled = False
+    third, _ = pool.fresh()
+    for worker in (first, second, third):
         worker.end()
         assert worker.process.exitcode == 0
 
