@@ -43,11 +43,13 @@ def serve(demo, login_hours: float | None = None, **launch_options) -> None:
     runs with; the benchmarks serve their bare Gradio apps through it too, so both are served alike."""
     from starlette.middleware import Middleware
 
+    from ui.in_the_loop import keep_in_the_loop
     from ui.login_page import LOGIN_KEPT_H, ApiInfoOnlyAfterLogin, LoginThrottle
     from ui.queue_routes import queue_routes_first
     from ui.request_text import LoneSurrogatesRepaired
 
     lighten_gradio_bookkeeping()
+    keep_in_the_loop()
     blocks_thread = not launch_options.pop("prevent_thread_lock", False)
     demo.queue(
         max_size=EVENTS_AT_ONCE,

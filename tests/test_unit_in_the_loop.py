@@ -1,0 +1,52 @@
+"""A streaming event starts and ends without a hand-off to a worker thread; a plain function still runs in one."""
+
+import anyio.to_thread
+import gradio as gr
+import gradio.queueing
+from gradio_client import Client
+
+from app import serve
+from tests.conftest import free_port
+from ui.in_the_loop import keep_in_the_loop
+
+
+def _record_hand_offs(monkeypatch) -> list[str]:
+    """The name of every function handed to a worker thread from now on (Gradio's blocks and its queue)."""
+    handed_off = []
+    for module in (anyio.to_thread, gradio.queueing):
+        to_thread = module.run_sync
+
+        async def recorded(function, *args, _to_thread=to_thread, **kwargs):
+            handed_off.append(getattr(function, "__name__", repr(function)))
+            return await _to_thread(function, *args, **kwargs)
+
+        monkeypatch.setattr(module, "run_sync", recorded)
+    return handed_off
+
+
+def test_a_streaming_event_starts_and_ends_in_the_event_loop(monkeypatch):
+    handed_off = _record_hand_offs(monkeypatch)
+    keep_in_the_loop()
+    with gr.Blocks() as demo:
+        text, streamed, upper = gr.Textbox(), gr.Textbox(), gr.Textbox()
+
+        async def count(prefix):
+            for i in range(3):
+                yield f"{prefix} {i}"
+
+        def shout(words):
+            return words.upper()
+
+        text.submit(count, text, streamed, api_name="count")
+        text.change(shout, text, upper, api_name="shout")
+    port = free_port()
+    serve(demo, prevent_thread_lock=True, server_port=port)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        assert client.predict("n", api_name="/count") == "n 2"
+        assert client.predict("hi", api_name="/shout") == "HI"
+    finally:
+        demo.close()
+    assert "count" not in handed_off  # the generator made in the loop
+    assert "compute_analytics_summary" not in handed_off  # at each event's end
+    assert "shout" in handed_off  # a plain function still runs in a worker thread
