@@ -1,11 +1,8 @@
-"""The queue's routes are tried first, the app keeps every route it had, and their log-in check runs in
-the event loop."""
+"""The queue's routes are tried first, and the app keeps every route it had."""
 
-import anyio.to_thread
 import gradio as gr
 from gradio.routes import App
 from starlette.routing import Match
-from starlette.testclient import TestClient
 
 from ui.queue_routes import queue_routes_first
 
@@ -60,27 +57,3 @@ def test_reordering_keeps_every_route_and_what_answers_it():
     queue_routes_first(app)
 
     assert {probe: _routes_tried_until(app.router, *probe)[-1] for probe in probes} == answering
-
-
-def _queue_requests(client):
-    body = {"data": [""], "fn_index": 0, "session_hash": "s1", "event_data": None, "trigger_id": None}
-    return client.post("/gradio_api/queue/join", json=body), client.get("/gradio_api/queue/data?session_hash=s1")
-
-
-def test_the_queue_routes_check_the_login_in_the_event_loop_and_still_refuse_without_one(monkeypatch):
-    app = _app()
-    queue_routes_first(app)
-    app.auth, app.get_blocks().auth_message = {"ada": "secret"}, None  # as launch(auth=...) sets them
-    handed_off = []
-    run_sync = anyio.to_thread.run_sync
-
-    async def recorded(function, *args, **kwargs):
-        handed_off.append(getattr(function, "func", function).__name__)
-        return await run_sync(function, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", recorded)
-    with TestClient(app) as client:
-        join, stream = _queue_requests(client)
-    assert join.status_code == stream.status_code == 401
-    assert join.json()["detail"]["error"] == "Not authenticated"
-    assert "login_check" not in handed_off  # checked without a worker thread
