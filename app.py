@@ -145,9 +145,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--login-hours", type=float, default=12.0, help="how long a log-in lasts before the page asks again"
     )
+    parser.add_argument(
+        "--room-processes",
+        type=int,
+        default=1,
+        help="serve the pages from this many console processes behind one address, each page kept on one, "
+        "for a room chatting at once; needs --backend "
+        "remote, since they share one engine server, and nobody can switch presets from them",
+    )
     args = parser.parse_args(argv)
     if not args.login_hours > 0:  # also NaN
         parser.error("--login-hours takes a number of hours above 0, e.g. 12")
+    if args.room_processes < 1:
+        parser.error("--room-processes takes 1 or more")
+    if args.room_processes > 1 and args.backend != "remote":
+        parser.error(
+            "--room-processes shares one engine among its processes through a server: start one (e.g. "
+            "`lmdeploy serve api_server MODEL`) and give --backend remote --base-url http://HOST:23333/v1"
+        )
     return args
 
 
@@ -222,8 +237,9 @@ def check_sharing(args: argparse.Namespace, auth) -> str | None:
 
 
 def access_policy(args: argparse.Namespace, auth):
-    """Admins must be users who can log in; without log-ins, a console others can reach has no admin."""
-    from console.access import AccessPolicy
+    """Admins must be users who can log in; without log-ins, a console others can reach has no admin;
+    in a room of several processes nobody changes the engine."""
+    from console.access import AccessPolicy, room_engine_fixed
 
     users = {user for user, _ in auth or []}
     unknown = sorted(set(args.admin) - users)
@@ -231,7 +247,11 @@ def access_policy(args: argparse.Namespace, auth):
         raise SystemExit(f"--admin {', '.join(unknown)}: not a user of --auth")
     reachable = args.share or listens_beyond_this_machine(args.server_name)
     return AccessPolicy(
-        logins=bool(auth), admins=frozenset(args.admin), reachable_by_others=reachable, limits=usage_limits(args, auth)
+        logins=bool(auth),
+        admins=frozenset(args.admin),
+        reachable_by_others=reachable,
+        limits=usage_limits(args, auth),
+        engine_fixed=room_engine_fixed(args.room_processes) if args.room_processes > 1 else None,
     )
 
 
@@ -247,10 +267,51 @@ def usage_limits(args: argparse.Namespace, auth):
     return UsageLimits(**chosen)
 
 
+def serve_room(args: argparse.Namespace, argv: list[str]) -> None:
+    """The room's address: its member processes (this program with the same flags) behind the router."""
+    from room.members import Members
+
+    members = Members(Path(__file__), argv, args.room_processes)
+    print(f"Starting {args.room_processes} console processes for the room ...", flush=True)
+    members.start()
+    try:
+        asyncio.run(_route_room(members, args))
+    finally:
+        members.stop()
+
+
+async def _route_room(members, args: argparse.Namespace) -> None:
+    from room.router import Router
+
+    await Router(members.members, members.alive).serve(args.server_name, args.server_port)
+    print(f"Running on http://{args.server_name}:{args.server_port}/ ({args.room_processes} processes)", flush=True)
+    if args.share:
+        print(f"Public link: {await asyncio.to_thread(open_share_link, args.server_port)}", flush=True)
+    await members.keep_running()
+
+
+def open_share_link(port: int) -> str:
+    """A public Gradio link to this machine's `port`, made as Gradio's launch(share=True) makes one."""
+    import secrets
+    from urllib.parse import urlparse, urlunparse
+
+    from gradio import networking
+
+    url = networking.setup_tunnel("127.0.0.1", port, secrets.token_urlsafe(32), None, None)
+    return urlunparse(("https",) + urlparse(url)[1:])
+
+
 def main(argv: list[str] | None = None) -> None:
+    from room.members import member_place
+
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     auth = load_auth(args.auth)
     warning = check_sharing(args, auth)
+    place = member_place()
+    if args.room_processes > 1 and place is None:
+        serve_room(args, argv)
+        return
     # The console never downloads weights: on an air-gapped server a hub lookup only hangs.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -282,9 +343,10 @@ def main(argv: list[str] | None = None) -> None:
     demo = build(console, warning)
     serve(
         demo,
-        server_name=args.server_name,
-        server_port=args.server_port,
-        share=args.share,
+        # a room's member listens on this machine only, behind the room's address
+        server_name="127.0.0.1" if place else args.server_name,
+        server_port=place[2] if place else args.server_port,
+        share=args.share and not place,
         auth=auth,
         auth_message=SLOWDOWN_NOTICE if auth else None,
         login_hours=args.login_hours,
@@ -294,7 +356,9 @@ def main(argv: list[str] | None = None) -> None:
         prevent_thread_lock=True,
     )
     print(f"Running on {demo.local_url}", flush=True)
-    if demo.share_url:
+    if place:
+        print(f"(console process {place[0] + 1} of {place[1]} of the room)", flush=True)
+    elif demo.share_url:
         print(f"Public link: {demo.share_url}", flush=True)
     else:
         print("For a public link, start it with --share and --auth (README: Sharing).", flush=True)

@@ -15,7 +15,7 @@ import time
 
 import psutil
 
-from bench.many_users import QUESTION, Outcome, Round, tokens_shown
+from bench.many_users import QUESTION, Outcome, Round, cpu_seconds, tokens_shown
 
 LET_GO_AFTER_S = 5.0  # every page told when to send, this far ahead: its own opening work done by then
 # Each person in the room looks at their own page: none of these is a background tab, whose timers and
@@ -53,21 +53,20 @@ _CHAT_JS = """
 """
 
 
-def chromium_round(url: str, users: int, tokens: int, console_pid: int) -> Round:
+def chromium_round(url: str, users: int, tokens: int, console: list[psutil.Process]) -> Round:
     """`users` pages opened (each asking for `tokens`-token replies), then every chat sent at once."""
     from tests.conftest import CHROMIUM_VIEWPORT, open_chromium
 
     with open_chromium(*EVERY_PAGE_IN_FRONT) as browser:
         pages = [_open_page(browser, url, tokens, CHROMIUM_VIEWPORT) for _ in range(users)]
         browser_processes = [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name()]
-        console = psutil.Process(console_pid)
         send_at = time.time() + LET_GO_AFTER_S
         for index, page in enumerate(pages):
             page.evaluate(_CHAT_JS, [QUESTION.format(index=index), send_at * 1000])
         time.sleep(max(0.0, send_at - time.time()))
-        cpu, console_cpu = _cpu_s(browser_processes), sum(console.cpu_times()[:2])
+        cpu, console_cpu = cpu_seconds(browser_processes), cpu_seconds(console)
         outcomes = [_outcome(page, send_at) for page in pages]
-        cpu, console_cpu = _cpu_s(browser_processes) - cpu, sum(console.cpu_times()[:2]) - console_cpu
+        cpu, console_cpu = cpu_seconds(browser_processes) - cpu, cpu_seconds(console) - console_cpu
     wall = max(o.ended_at for o in outcomes) - send_at
     return Round(outcomes, wall, cpu, console_cpu)
 
@@ -90,13 +89,3 @@ def _outcome(page, send_at: float) -> Outcome:
     except Exception as exc:  # noqa: BLE001 - whatever the page met is that user's error, counted
         return Outcome(error=f"{type(exc).__name__}: {exc}"[:200], ended_at=time.time())
     return Outcome(first_ms / 1000 - send_at, whole_ms / 1000 - send_at, tokens_shown(shown), ended_at=whole_ms / 1000)
-
-
-def _cpu_s(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        try:
-            total += sum(process.cpu_times()[:2])
-        except psutil.NoSuchProcess:
-            continue
-    return total

@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.cookiejar as http_cookiejar
 import json
 import multiprocessing
 import re
 import signal
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -120,6 +122,8 @@ class PageSession:
     def __init__(self, http: httpx.AsyncClient, page: Page):
         self.http, self.page = http, page
         self.session = uuid.uuid4().hex
+        # a browser's own cookies (a room's router pins each browser with one); the shared client keeps none
+        self._cookies: dict[str, str] = {}
         self._messages: dict[str, asyncio.Queue] = {}
         self._open: set[str] = set()  # joined, not completed
         self._completed: set[str] = set()  # completed, not yet read to the end by its caller
@@ -131,7 +135,8 @@ class PageSession:
         {"msg": "joined"} of this client's own once the console answered the join."""
         started = time.perf_counter()
         join = {"data": data, "fn_index": fn, "session_hash": self.session, "event_data": None, "trigger_id": None}
-        response = await self.http.post(f"{self.page.url}/gradio_api/queue/join", json=join)
+        response = await self.http.post(f"{self.page.url}/gradio_api/queue/join", json=join, headers=self._headers())
+        self._cookies.update(response.cookies)
         response.raise_for_status()
         event_id = response.json()["event_id"]
         yield time.perf_counter() - started, {"msg": "joined"}
@@ -154,6 +159,11 @@ class PageSession:
         messages = [message async for _, message in self.event(fn, data)]
         return messages[-1]
 
+    def _headers(self) -> dict[str, str]:
+        return (
+            {"cookie": "; ".join(f"{name}={value}" for name, value in self._cookies.items())} if self._cookies else {}
+        )
+
     def _inbox(self, event_id: str) -> asyncio.Queue:
         return self._messages.setdefault(event_id, asyncio.Queue())
 
@@ -161,7 +171,8 @@ class PageSession:
         try:
             while self._open:
                 url = f"{self.page.url}/gradio_api/queue/data?session_hash={self.session}"
-                async with self.http.stream("GET", url) as stream:
+                async with self.http.stream("GET", url, headers=self._headers()) as stream:
+                    self._cookies.update(stream.cookies)
                     async for line in stream.aiter_lines():
                         if not line.startswith("data:"):
                             continue
@@ -282,6 +293,7 @@ def _client_process(page: Page, indexes: list[int], tokens: int, everyone_open) 
         # connection lost as the server closed it; this client avoids the race instead
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=2.0)
         async with httpx.AsyncClient(timeout=httpx.Timeout(60, read=900), limits=limits) as http:
+            http.cookies.jar.set_policy(http_cookiejar.DefaultCookiePolicy(allowed_domains=[]))  # each page its own
             sessions = await asyncio.gather(*(_open_page(http, page) for _ in indexes))
             ticking = [asyncio.create_task(_tick(session, *timer)) for session in sessions for timer in page.timers]
             await asyncio.to_thread(everyone_open.wait)
@@ -309,14 +321,35 @@ class Round:
     console_cpu_s: float | None = None
 
 
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            total += sum(process.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def console_processes(console: subprocess.Popen, room: bool) -> list[psutil.Process]:
+    """The processes whose CPU is the console's: in a room, the router's and its console processes'."""
+    process = psutil.Process(console.pid)
+    return [process, *process.children(recursive=True)] if room else [process]
+
+
 def console_round(
-    page: Page, console_pid: int, users: int, tokens: int, processes: int, profile: bool, gradio_client: bool = False
+    page: Page,
+    console: list[psutil.Process],
+    users: int,
+    tokens: int,
+    processes: int,
+    profile: bool,
+    gradio_client: bool = False,
 ) -> Round:
     """Every user's page opened (`gradio_client`: every user's Client made), then every chat let go at
     once; timed from then. `profile`: the console is bench/profiled_console.py, told to profile the
     chats alone."""
     shares = [share for k in range(processes) if (share := list(range(users))[k::processes])]
-    console = psutil.Process(console_pid)
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, context.Pool(len(shares)) as pool:
         everyone_open = manager.Barrier(len(shares) + 1)
@@ -324,13 +357,13 @@ def console_round(
         pending = pool.starmap_async(speak, [(where, share, tokens, everyone_open) for share in shares])
         everyone_open.wait(timeout=1800)
         start_at = time.time()
-        console_cpu = sum(console.cpu_times()[:2])
+        console_cpu = cpu_seconds(console)
         if profile:
-            console.send_signal(signal.SIGUSR1)
+            console[0].send_signal(signal.SIGUSR1)
         results = pending.get()
-        console_cpu = sum(console.cpu_times()[:2]) - console_cpu
+        console_cpu = cpu_seconds(console) - console_cpu
         if profile:
-            console.send_signal(signal.SIGUSR2)
+            console[0].send_signal(signal.SIGUSR2)
             time.sleep(5)  # the profile written
     outcomes = [outcome for share, _ in results for outcome in share]
     wall = max(o.ended_at for o in outcomes) - start_at
@@ -469,6 +502,10 @@ def run(args) -> str:
     else:
         behind, alone = ("bench/paced_server.py (no model)" if args.paced else base_url), "server alone"
         options = ["--backend", "remote", "--base-url", base_url]
+    room = args.room_processes > 1
+    if room:
+        options += ["--room-processes", str(args.room_processes)]
+        behind += f", {args.room_processes} console processes behind one address"
     rounds = [(users, tokens) for tokens in args.tokens for users in args.users]
     watched = args.profile or args.trace  # the file the console writes what it saw of the last round to
     program = ("bench/profiled_console.py" if args.profile else "bench/traced_console.py",) if watched else ("app.py",)
@@ -477,18 +514,17 @@ def run(args) -> str:
     through_console, through_client, through_chromium = {}, {}, {}
     try:
         page = read_page(url)
+        measured = console_processes(console, room)
         for users, tokens in rounds:
-            through_console[users, tokens] = console_round(
-                page, console.pid, users, tokens, args.processes, bool(watched)
-            )
+            through_console[users, tokens] = console_round(page, measured, users, tokens, args.processes, bool(watched))
             if args.gradio_client:
                 through_client[users, tokens] = console_round(
-                    page, console.pid, users, tokens, args.processes, False, gradio_client=True
+                    page, measured, users, tokens, args.processes, False, gradio_client=True
                 )
             if args.chromium:
                 from bench.browser_users import chromium_round
 
-                through_chromium[users, tokens] = chromium_round(url, users, tokens, console.pid)
+                through_chromium[users, tokens] = chromium_round(url, users, tokens, measured)
         if args.model:
             stop_process(console)  # the GPU is the raw pipeline's alone
             by_itself = raw_pipeline_rounds(args.model, args.engine, rounds)
@@ -544,6 +580,13 @@ def main() -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[64])
     parser.add_argument("--tokens", type=int, nargs="+", default=[64])
     parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument(
+        "--room-processes",
+        type=int,
+        default=1,
+        help="with --paced or --base-url: the console started with --room-processes N (its CPU then the router's "
+        "and its processes' together)",
+    )
     parser.add_argument("--out")
     parser.add_argument(
         "--gradio-client",
@@ -569,6 +612,10 @@ def main() -> None:
         "Gradio's queue, the chat's code, its first paint written) and write them for the last round to this file",
     )
     args = parser.parse_args()
+    if args.room_processes > 1 and (args.model or args.profile or args.trace):
+        parser.error(
+            "--room-processes needs a server behind the console (--paced or --base-url), and no --profile/--trace"
+        )
     if args.chromium and not args.paced:
         parser.error("--chromium needs --paced: a page tells the reply from its question by the paced server's words")
     emit(run(args), args.out)

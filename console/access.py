@@ -73,27 +73,40 @@ class ChatSlots:
         return release
 
 
+def room_engine_fixed(processes: int) -> str:
+    """Why nobody changes the engine from a console served by several processes: each holds its own
+    engine state, so a switch in one would leave the others' pages on the old engine."""
+    return (
+        f"this console serves its room from {processes} processes in front of one engine server "
+        "(--room-processes); to change the engine, restart that server with other flags"
+    )
+
+
 @dataclass(frozen=True)
 class AccessPolicy:
     """`logins`: the console asks for a log-in. `admins`: who may change the engine; with
     log-ins and no admins named, every user who can log in is one. Without log-ins, the
     console is private (it listens on this machine only) and its one user is the admin, unless
-    others can reach it (a public link, or an address other machines reach): then nobody is."""
+    others can reach it (a public link, or an address other machines reach): then nobody is.
+    `engine_fixed`: why nobody may change the engine whoever they are (room_engine_fixed)."""
 
     logins: bool = False
     admins: frozenset[str] = frozenset()
     reachable_by_others: bool = False
     limits: UsageLimits = field(default_factory=UsageLimits)
+    engine_fixed: str | None = None
 
     def is_admin(self, username: str | None) -> bool:
+        if self.engine_fixed:
+            return False
         if not self.logins:
             return not self.reachable_by_others
         return not self.admins or username in self.admins
 
     def require_admin(self, username: str | None, action: str) -> None:
         if not self.is_admin(username):
-            if not self.logins:
-                raise NotAllowed(f"nobody can {action} here: {OPEN_CONSOLE}")
+            if self.engine_fixed or not self.logins:
+                raise NotAllowed(f"nobody can {action} here: {self.engine_fixed or OPEN_CONSOLE}")
             who = repr(username) if username else "a user who has not logged in"
             raise NotAllowed(f"only admins can {action}; {who} is not one (admins are named with --admin)")
 
@@ -102,8 +115,8 @@ class AccessPolicy:
         who = username or "you"
         if self.is_admin(username):
             return f"{who}: may chat, switch presets, compare, quantize and manage the fleet"
-        if not self.logins:
-            return f"{who}: may chat, use the tools and watch the VRAM; {OPEN_CONSOLE}"
+        if self.engine_fixed or not self.logins:
+            return f"{who}: may chat, use the tools and watch the VRAM; {self.engine_fixed or OPEN_CONSOLE}"
         return (
             f"{who}: may chat, use the tools and watch the VRAM, not switch presets, compare, quantize or "
             "manage the fleet (admins only)"

@@ -16,6 +16,7 @@ FLOORS = {
     "compare": 5,
     "quantize": 5,
     "ui": 6,
+    "room": 6,
     "app": 7,
 }
 

@@ -1,0 +1,1 @@
+"""A room: several console processes behind one address (`app.py --room-processes N`)."""

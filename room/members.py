@@ -1,0 +1,93 @@
+"""The console processes of a room: `app.py` with the operator's own flags, each on a port of this
+machine, started together and started again when one ends."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .router import Member
+
+MEMBER_ENV = "LMDEPLOY_CONSOLE_ROOM_MEMBER"  # "K/N:PORT": this process is member K of N, serving PORT
+_READY_TIMEOUT_S = 600
+_RESTART_PAUSE_S = 2.0
+
+
+def member_place() -> tuple[int, int, int] | None:
+    """(K, N, port) where this process is a member of a room, else None."""
+    value = os.environ.get(MEMBER_ENV)
+    if not value:
+        return None
+    place, port = value.split(":")
+    index, count = place.split("/")
+    return int(index), int(count), int(port)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Members:
+    """`count` console processes running `program` with `argv` (the flags the operator gave; each
+    member is told its place and port through MEMBER_ENV)."""
+
+    def __init__(self, program: Path, argv: list[str], count: int):
+        self._command = [sys.executable, str(program), *argv]
+        self.members = [Member("127.0.0.1", _free_port()) for _ in range(count)]
+        self._processes: list[subprocess.Popen | None] = [None] * count
+
+    def alive(self, index: int) -> bool:
+        process = self._processes[index]
+        return process is not None and process.poll() is None
+
+    def start(self) -> None:
+        """Starts every member and waits until each listens (SystemExit where one ends first)."""
+        for index in range(len(self.members)):
+            self._start(index)
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        for index, member in enumerate(self.members):
+            while not _listening(member.port):
+                if not self.alive(index):
+                    self.stop()
+                    raise SystemExit(f"room process {index + 1} ended while starting; its output is above")
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise SystemExit(f"room process {index + 1} did not start listening in {_READY_TIMEOUT_S} s")
+                time.sleep(0.2)
+
+    def _start(self, index: int) -> None:
+        place = f"{index}/{len(self.members)}:{self.members[index].port}"
+        self._processes[index] = subprocess.Popen(self._command, env={**os.environ, MEMBER_ENV: place})
+
+    async def keep_running(self) -> None:
+        """Starts again any member that ended (its pages reload into another meanwhile)."""
+        while True:
+            await asyncio.sleep(_RESTART_PAUSE_S)
+            for index, process in enumerate(self._processes):
+                if process is not None and process.poll() is not None:
+                    print(f"room process {index + 1} ended (exit {process.returncode}); starting it again", flush=True)
+                    self._start(index)
+
+    def stop(self) -> None:
+        for process in self._processes:
+            if process is not None and process.poll() is None:
+                process.terminate()
+        for process in self._processes:
+            if process is not None:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
