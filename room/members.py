@@ -48,10 +48,12 @@ class Members:
         self._command = [sys.executable, str(program), *argv]
         self.members = [Member("127.0.0.1", _free_port()) for _ in range(count)]
         self._processes: list[subprocess.Popen | None] = [None] * count
+        self._listening = [False] * count
 
     def alive(self, index: int) -> bool:
+        """Whether member `index` runs and listens: may take clients."""
         process = self._processes[index]
-        return process is not None and process.poll() is None
+        return self._listening[index] and process is not None and process.poll() is None
 
     def start(self) -> None:
         """Starts every member and waits until each listens (SystemExit where one ends first)."""
@@ -60,26 +62,31 @@ class Members:
         deadline = time.monotonic() + _READY_TIMEOUT_S
         for index, member in enumerate(self.members):
             while not _listening(member.port):
-                if not self.alive(index):
+                if self._processes[index].poll() is not None:
                     self.stop()
                     raise SystemExit(f"room process {index + 1} ended while starting; its output is above")
                 if time.monotonic() > deadline:
                     self.stop()
                     raise SystemExit(f"room process {index + 1} did not start listening in {_READY_TIMEOUT_S} s")
                 time.sleep(0.2)
+            self._listening[index] = True
 
     def _start(self, index: int) -> None:
         place = f"{index}/{len(self.members)}:{self.members[index].port}"
+        self._listening[index] = False
         self._processes[index] = subprocess.Popen(self._command, env={**os.environ, MEMBER_ENV: place})
 
     async def keep_running(self) -> None:
-        """Starts again any member that ended (its pages reload into another meanwhile)."""
+        """Starts again any member that ended (its pages reload into another meanwhile), and lets it
+        take clients once it listens."""
         while True:
             await asyncio.sleep(_RESTART_PAUSE_S)
             for index, process in enumerate(self._processes):
                 if process is not None and process.poll() is not None:
                     print(f"room process {index + 1} ended (exit {process.returncode}); starting it again", flush=True)
                     self._start(index)
+                elif not self._listening[index]:
+                    self._listening[index] = await asyncio.to_thread(_listening, self.members[index].port)
 
     def stop(self) -> None:
         for process in self._processes:

@@ -3,9 +3,10 @@
 A Gradio app keeps a page's state, its queue and its log-in in the process that served it, so every
 request of a page must reach the same process: its queue join, its event stream, its heartbeat,
 its uploads. The router pins a client with a cookie on its first response (browsers and
-gradio_client send cookies back); a request without one that names a Gradio session (the join's
-body, the event stream's query, the heartbeat's path) goes where that session's hash points, so that
-a client which keeps no cookies still has its join and its event stream on one process.
+gradio_client send cookies back), and a Gradio session (named in the join's body, the event
+stream's query, the heartbeat's path) to where its first request went, so that a client that keeps
+no cookies, or shares one jar among many sessions, still has a session's join and event stream on
+one process.
 
 It reads only what routing needs: a request's head, and the small JSON body of a queue join or a
 cancel that carries no cookie. Everything else is copied as it comes, so a streaming reply costs it
@@ -20,6 +21,7 @@ import asyncio
 import json
 import re
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
@@ -30,6 +32,7 @@ _PIN_NAME = PIN_COOKIE.encode()
 _HEAD_LIMIT = 64 * 1024
 _PEEKED_BODY_LIMIT = 1024 * 1024  # a join's body: its inputs; a chat message is far below this
 _CHUNK = 64 * 1024
+_SESSIONS_KEPT = 65536  # a closed page's session is forgotten once this many newer ones were seen
 _SESSION_IN_PATH = re.compile(r"/(?:heartbeat|stream)/([^/?]+)")
 _BODIES_WITH_SESSION = ("/queue/join", "/cancel")
 # Headers of one hop (RFC 9110 7.6.1): the router's connection to a process is its own
@@ -223,31 +226,44 @@ def response_head_for_client(head: bytes, pin: int | None, keep_alive: bool) -> 
 
 class Router:
     """Serves one address, forwarding each request to one of `members` (console processes on this
-    machine). `alive(k)` says whether member k may take new clients; a pinned client whose member
+    machine). `alive(k)` says whether member k may take new clients; a client pinned to a member that
     is down is pinned to another."""
 
     def __init__(self, members: list[Member], alive: Callable[[int], bool] = lambda k: True):
         self.members = members
         self._alive = alive
         self._next = count()
-        self.open_connections = 0
+        # where each Gradio session was sent: a client whose cookie changed between its join and its event
+        # stream (one cookie jar shared by many sessions) still finds its session
+        self._sessions: OrderedDict[str, int] = OrderedDict()
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
         return await asyncio.start_server(self._client, host, port, limit=_HEAD_LIMIT, backlog=2048)
 
-    def choose(self, pinned: int | None, session: str | None) -> tuple[int, bool]:
-        """The member for a request, and whether the client must be (re)pinned to it."""
-        if pinned is not None and pinned < len(self.members) and self._alive(pinned):
-            return pinned, False
+    def choose(self, pinned: int | None, session: str | None) -> int:
+        """The member for a request: its session's, else its cookie's, else a new one."""
+        member = self._sessions.get(session) if session else None
+        if member is None or not self._alive(member):
+            member = pinned if self._up(pinned) else self._new_member(session)
+        if session:
+            self._sessions[session] = member
+            self._sessions.move_to_end(session)
+            if len(self._sessions) > _SESSIONS_KEPT:
+                self._sessions.popitem(last=False)
+        return member
+
+    def _up(self, member: int | None) -> bool:
+        return member is not None and member < len(self.members) and self._alive(member)
+
+    def _new_member(self, session: str | None) -> int:
         up = [k for k in range(len(self.members)) if self._alive(k)] or list(range(len(self.members)))
-        if session is not None:
-            return up[zlib.crc32(session.encode()) % len(up)], True
-        return up[next(self._next) % len(up)], True
+        if session is not None:  # the same member for a session's every request, even unseen before
+            return up[zlib.crc32(session.encode()) % len(up)]
+        return up[next(self._next) % len(up)]
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         incoming = Incoming(reader)
         client_host = (writer.get_extra_info("peername") or ("",))[0]
-        self.open_connections += 1
         try:
             while (head := await incoming.head()) is not None:
                 request = Request.parse(head)
@@ -258,7 +274,6 @@ class Router:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            self.open_connections -= 1
             writer.close()
 
     async def _one_request(
@@ -268,10 +283,10 @@ class Router:
         pinned = request.pinned()
         body = b""
         session = request.session_in_target()
-        if pinned is None and session is None and request.carries_session_in_body():
+        if session is None and request.carries_session_in_body():
             body = await incoming.exactly(request.content_length)
             session = session_in_body(body)
-        member, pin = self.choose(pinned, session)
+        member = self.choose(pinned, session)
         try:
             up_reader, up_writer = await asyncio.open_connection(self.members[member].host, self.members[member].port)
         except OSError:
@@ -284,7 +299,8 @@ class Router:
                 return False
             if not body:
                 await _copy_body(request, incoming, up_writer)
-            return await _respond(up_reader, writer, incoming, member if pin else None, not request.wants_close)
+            pin = member if member != pinned else None
+            return await _respond(up_reader, writer, incoming, pin, not request.wants_close)
         finally:
             up_writer.close()
 

@@ -178,16 +178,20 @@ def test_more_chats_than_gradios_forty_run_at_once(embedded_folder, tmp_path):
 
 
 @pytest.mark.remote
-def test_sixty_four_chats_at_once_complete_each_with_its_own_history(tmp_path):
+@pytest.mark.parametrize("room_processes", [1, 2])
+def test_sixty_four_chats_at_once_complete_each_with_its_own_history(tmp_path, room_processes):
     """The class on one link, functionally: 64 pages, each with two turns of its own, sent together
-    to a console in front of a paced server (no model: nothing here measures speed)."""
+    to a console in front of a paced server (no model: nothing here measures speed); also to a room
+    of two console processes, through one client whose cookie jar all 64 pages share."""
     import uuid
 
     from bench.gradio_stream import GradioEndpoint, chat_knobs
     from tests.conftest import start_console, start_paced_server
 
     server, base_url = start_paced_server(tmp_path / "server.log", "--tokens-per-s", "200")
-    console, url = start_console(["--backend", "remote", "--base-url", base_url], tmp_path / "app.log")
+    console, url = start_console(
+        ["--backend", "remote", "--base-url", base_url, "--room-processes", str(room_processes)], tmp_path / "app.log"
+    )
     try:
         endpoint = GradioEndpoint(url, "chat")
         knobs = chat_knobs(GenerationParams(max_new_tokens=16))

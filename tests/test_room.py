@@ -1,0 +1,184 @@
+"""A room: console processes behind one address (room/), each page kept on one of them."""
+
+import asyncio
+import threading
+import time
+
+import httpx
+import psutil
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
+from gradio_client import Client
+
+import app
+from room.members import MEMBER_ENV
+from room.router import PIN_COOKIE, Member, Router, response_head_for_client
+from room.router import Request as RoutedRequest
+from tests.conftest import free_port, start_console, start_paced_server, stop_process
+
+
+def request(head: str) -> RoutedRequest:
+    return RoutedRequest.parse(head.replace("\n", "\r\n").encode() + b"\r\n\r\n")
+
+
+def test_a_client_stays_pinned_to_its_process_and_moves_when_that_one_is_down():
+    down = set()
+    router = Router([Member("127.0.0.1", 1), Member("127.0.0.1", 2)], alive=lambda k: k not in down)
+    first, second = router.choose(None, None), router.choose(None, None)
+    assert {first, second} == {0, 1}  # new clients spread over the processes
+    assert router.choose(1, None) == 1
+    down.add(1)
+    assert router.choose(1, None) == 0
+
+
+def test_a_sessions_every_request_reaches_one_process_whatever_cookie_it_carries():
+    router = Router([Member("127.0.0.1", port) for port in (1, 2, 3)])
+    where = router.choose(None, "abc123")  # the join, no cookie yet
+    others = [k for k in range(3) if k != where]
+    assert router.choose(others[0], "abc123") == where  # its event stream, a jar's cookie from another session
+    assert router.choose(others[1], None) == others[1]
+
+
+def test_where_a_request_names_its_session():
+    assert request("GET /gradio_api/queue/data?session_hash=s1 HTTP/1.1").session_in_target() == "s1"
+    assert request("GET /gradio_api/heartbeat/s2 HTTP/1.1").session_in_target() == "s2"
+    join = request("POST /gradio_api/queue/join HTTP/1.1\nContent-Length: 40")
+    assert join.session_in_target() is None and join.carries_session_in_body()
+    assert request(f"GET / HTTP/1.1\nCookie: a=b; {PIN_COOKIE}=3; c=d").pinned() == 3
+
+
+def test_only_a_forwarder_on_this_machine_may_name_the_clients_address():
+    spoofed = request("GET / HTTP/1.1\nX-Forwarded-For: 10.9.9.9\nConnection: keep-alive")
+    assert b"x-forwarded-for: 203.0.113.5" in spoofed.upstream_head("203.0.113.5")
+    assert b"10.9.9.9" not in spoofed.upstream_head("203.0.113.5")
+    assert b"x-forwarded-for: 10.9.9.9" in spoofed.upstream_head("127.0.0.1")  # e.g. the share link's tunnel
+    assert b"connection: close" in spoofed.upstream_head("203.0.113.5")
+
+
+def test_a_response_carries_the_pin_and_keeps_the_connection_only_where_its_end_is_known():
+    framed = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n"
+    head, close = response_head_for_client(framed, pin=1, keep_alive=True)
+    assert f"set-cookie: {PIN_COOKIE}=1; Path=/".encode() in head and b"connection: keep-alive" in head and not close
+    unframed = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n"
+    assert response_head_for_client(unframed, pin=None, keep_alive=True)[1]
+
+
+class Upstream:
+    """A real HTTP server (uvicorn) behind a real router, on this machine's ports."""
+
+    def __init__(self):
+        self.stream_closed = threading.Event()
+        api = FastAPI()
+
+        @api.post("/echo")
+        async def echo(incoming: Request):
+            body = await incoming.body()
+            return {"bytes": len(body), "forwarded": incoming.client.host}
+
+        @api.get("/forever")
+        async def forever(incoming: Request):
+            async def chunks():
+                try:
+                    while True:
+                        yield b"data: tick\n\n"
+                        await asyncio.sleep(0.05)
+                finally:
+                    self.stream_closed.set()
+
+            return StreamingResponse(chunks(), media_type="text/event-stream")
+
+        self.port, router_port = free_port(), free_port()
+        self.server = uvicorn.Server(uvicorn.Config(api, port=self.port, log_level="warning"))
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        asyncio.run_coroutine_threadsafe(self.server.serve(), self.loop)
+        router = Router([Member("127.0.0.1", self.port)])
+        asyncio.run_coroutine_threadsafe(router.serve("127.0.0.1", router_port), self.loop).result(10)
+        self.url = f"http://127.0.0.1:{router_port}"
+        while not self.server.started:
+            time.sleep(0.05)
+
+    def close(self):
+        self.server.should_exit = True
+        time.sleep(0.3)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture
+def upstream():
+    served = Upstream()
+    yield served
+    served.close()
+
+
+def test_bodies_pass_through_whole_and_a_connection_serves_request_after_request(upstream):
+    def chunked():
+        yield b"x" * 100_000
+        yield b"y" * 23
+
+    with httpx.Client(base_url=upstream.url) as http:
+        assert http.post("/echo", content=b"z" * 3_000_000).json()["bytes"] == 3_000_000
+        answer = http.post("/echo", content=chunked(), headers={"x-forwarded-for": "198.51.100.7"}).json()
+        assert answer == {"bytes": 100_023, "forwarded": "198.51.100.7"}  # uvicorn trusts its local forwarder
+        assert PIN_COOKIE in http.cookies
+
+
+def test_a_client_that_leaves_mid_stream_ends_the_stream_behind_the_router(upstream):
+    with httpx.Client(base_url=upstream.url) as http, http.stream("GET", "/forever") as stream:
+        next(stream.iter_lines())
+    assert upstream.stream_closed.wait(5)
+
+
+def test_a_room_needs_an_engine_server_its_processes_share():
+    with pytest.raises(SystemExit):
+        app.parse_args(["--room-processes", "2"])
+    policy = app.access_policy(app.parse_args(["--backend", "remote", "--room-processes", "4"]), auth=[("ann", "pw")])
+    assert not policy.is_admin("ann") and "4 processes" in policy.what_they_may_do("ann")
+
+
+@pytest.fixture(scope="module")
+def room(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("room")
+    server, base_url = start_paced_server(folder / "server.log", "--tokens-per-s", "200")
+    (folder / "users").write_text("ann:ann-pw\nbob:bob-pw\n")
+    options = ["--backend", "remote", "--base-url", base_url, "--room-processes", "2", "--auth", str(folder / "users")]
+    console, url = start_console([*options, "--admin", "ann"], folder / "app.log")
+    yield console, url
+    stop_process(console)
+    stop_process(server)
+
+
+def pinned_to(client: Client) -> int:
+    return int(client.cookies[PIN_COOKIE])
+
+
+@pytest.mark.remote
+def test_a_room_spreads_its_users_over_its_processes_and_nobody_switches_the_engine(room):
+    _, url = room
+    users = [Client(url, auth=("bob", "bob-pw"), verbose=False) for _ in range(4)]
+    assert {pinned_to(user) for user in users} == {0, 1}
+    for index, user in enumerate(users):  # each logged in where it is pinned, and its history its own
+        chatbot, _ = user.predict(message=f"question {index}", max_new_tokens=8, api_name="/chat")
+        assert [turn["content"][0]["text"] for turn in chatbot][0] == f"question {index}"
+    ann = Client(url, auth=("ann", "ann-pw"), verbose=False)
+    refused = ann.predict("cpu", api_name="/switch_preset")
+    assert not refused["ok"] and "2 processes in front of one engine server" in refused["error"]
+
+
+@pytest.mark.remote
+def test_a_room_process_that_ends_is_started_again_and_its_users_move(room):
+    console, url = room
+    members = psutil.Process(console.pid).children()
+    assert len(members) == 2
+    bob = Client(url, auth=("bob", "bob-pw"), verbose=False)
+    gone = next(m for m in members if m.environ()[MEMBER_ENV].startswith(f"{pinned_to(bob)}/"))
+    gone.kill()
+    gone.wait(10)
+    moved = Client(url, auth=("bob", "bob-pw"), verbose=False)  # a reloaded page: pinned to the other one
+    assert moved.predict(message="still here?", max_new_tokens=4, api_name="/chat")[0]
+    deadline = time.monotonic() + 120
+    while len([m for m in psutil.Process(console.pid).children() if m.is_running()]) < 2:
+        assert time.monotonic() < deadline, "the ended room process was not started again"
+        time.sleep(1)
