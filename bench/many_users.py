@@ -560,7 +560,7 @@ def run(args) -> str:
         "Wall: from the moment every user was let go (every page already open) to the last whole reply. "
         "Clients' CPU: the client processes' CPU seconds over that time (for Chromium pages: the browser's "
         "processes'; for the raw pipeline: its process's, engine threads included); console's CPU: the console "
-        "process's over the same time. Paints a reply: the median reply's paints as its page received them, "
+        "process's over the same time (in a room: its router's and its processes' together). Paints a reply: the median reply's paints as its page received them, "
         "its last (the finished reply) included. Where a page's TTFT goes (pages only): join answered, when "
         "the console answered the chat's queue join; question painted, when its first paint came (the chat "
         "event running in the console, its request sent to the engine); TTFT inside the console, the console's "

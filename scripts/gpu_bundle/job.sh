@@ -1,0 +1,13 @@
+# Sourced by a GPU run's run.sh after stage.sh: the bundle's environment, $R for results, `step` to run
+# and log one step (a step that fails is logged and the next one runs), and machine.txt (card, versions,
+# commit) written once.
+export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+R=/tmp/results M=/tmp/models SMOL=/tmp/models/SmolLM2-135M-Instruct
+mkdir -p $R
+step() { echo "=== $(date +%T) $1" >> $R/steps.log; shift; "$@"; echo "    rc=$? at $(date +%T)" >> $R/steps.log; }
+{
+  echo "commit ${COMMIT:-unknown}"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv
+  nproc
+  python3 -c "import sys, torch, lmdeploy, transformers, gradio; print(sys.version.split()[0], torch.__version__, lmdeploy.__version__, transformers.__version__, gradio.__version__)"
+} > $R/machine.txt 2>&1
