@@ -40,6 +40,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,7 +322,7 @@ class Round:
     console_cpu_s: float | None = None
 
 
-def cpu_seconds(processes: list[psutil.Process]) -> float:
+def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
     total = 0.0
     for process in processes:
         try:
@@ -337,23 +338,23 @@ def console_processes(console: subprocess.Popen, room: bool) -> list[psutil.Proc
     return [process, *process.children(recursive=True)] if room else [process]
 
 
-def console_round(
-    page: Page,
-    console: list[psutil.Process],
+def spread_round(
+    speak: Callable,
+    where,
     users: int,
     tokens: int,
     processes: int,
-    profile: bool,
-    gradio_client: bool = False,
+    console: Sequence[psutil.Process] = (),
+    profile: bool = False,
 ) -> Round:
-    """Every user's page opened (`gradio_client`: every user's Client made), then every chat let go at
-    once; timed from then. `profile`: the console is bench/profiled_console.py, told to profile the
-    chats alone."""
+    """`users` clients spread over `processes` processes, each running `speak(where, its users, tokens,
+    everyone_open)`: every client ready (a page opened, a Client made), then every chat let go at once;
+    timed from then. `console`: the processes whose CPU is counted as the console's; `profile`: the
+    console is bench/profiled_console.py, told to profile the chats alone."""
     shares = [share for k in range(processes) if (share := list(range(users))[k::processes])]
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, context.Pool(len(shares)) as pool:
         everyone_open = manager.Barrier(len(shares) + 1)
-        speak, where = (_gradio_client_process, page.url) if gradio_client else (_client_process, page)
         pending = pool.starmap_async(speak, [(where, share, tokens, everyone_open) for share in shares])
         everyone_open.wait(timeout=1800)
         start_at = time.time()
@@ -367,10 +368,16 @@ def console_round(
             time.sleep(5)  # the profile written
     outcomes = [outcome for share, _ in results for outcome in share]
     wall = max(o.ended_at for o in outcomes) - start_at
-    return Round(outcomes, wall, sum(cpu for _, cpu in results), console_cpu)
+    return Round(outcomes, wall, sum(cpu for _, cpu in results), console_cpu if console else None)
 
 
-async def _server_alone(base_url: str, model: str, users: int, tokens: int) -> Round:
+def _server_process(
+    where: tuple[str, str], indexes: list[int], tokens: int, everyone_open
+) -> tuple[list[Outcome], float]:
+    """A process of clients of the OpenAI-compatible server itself (`where`: its base URL and model),
+    their chats let go once every process is ready."""
+    base_url, model = where
+
     async def one(http: httpx.AsyncClient, index: int) -> Outcome:
         body = {
             "model": model,
@@ -393,11 +400,15 @@ async def _server_alone(base_url: str, model: str, users: int, tokens: int) -> R
             return Outcome(error=f"{type(exc).__name__}: {exc}", ended_at=time.time())
         return Outcome(ttft, time.perf_counter() - started, used, ended_at=time.time())
 
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    cpu, started = time.process_time(), time.time()
-    async with httpx.AsyncClient(timeout=httpx.Timeout(60, read=900), limits=limits) as http:
-        outcomes = await asyncio.gather(*(one(http, i) for i in range(users)))
-    return Round(list(outcomes), max(o.ended_at for o in outcomes) - started, time.process_time() - cpu)
+    async def run():
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(60, read=900), limits=limits) as http:
+            await asyncio.to_thread(everyone_open.wait)
+            cpu = time.process_time()
+            outcomes = await asyncio.gather(*(one(http, i) for i in indexes))
+            return list(outcomes), time.process_time() - cpu
+
+    return asyncio.run(run())
 
 
 def _raw_pipeline(conn, model: str, engine: str, rounds: list[tuple[int, int]]) -> None:
@@ -516,10 +527,12 @@ def run(args) -> str:
         page = read_page(url)
         measured = console_processes(console, room)
         for users, tokens in rounds:
-            through_console[users, tokens] = console_round(page, measured, users, tokens, args.processes, bool(watched))
+            through_console[users, tokens] = spread_round(
+                _client_process, page, users, tokens, args.processes, measured, bool(watched)
+            )
             if args.gradio_client:
-                through_client[users, tokens] = console_round(
-                    page, measured, users, tokens, args.processes, False, gradio_client=True
+                through_client[users, tokens] = spread_round(
+                    _gradio_client_process, page.url, users, tokens, args.processes, measured
                 )
             if args.chromium:
                 from bench.browser_users import chromium_round
@@ -530,7 +543,7 @@ def run(args) -> str:
             by_itself = raw_pipeline_rounds(args.model, args.engine, rounds)
         else:
             model = httpx.get(f"{base_url}/models", timeout=30).json()["data"][0]["id"]
-            by_itself = {r: asyncio.run(_server_alone(base_url, model, *r)) for r in rounds}
+            by_itself = {r: spread_round(_server_process, (base_url, model), *r, args.processes) for r in rounds}
     finally:
         stop_process(console)
         if server:

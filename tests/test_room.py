@@ -182,3 +182,30 @@ def test_a_room_process_that_ends_is_started_again_and_its_users_move(room):
     while len([m for m in psutil.Process(console.pid).children() if m.is_running()]) < 2:
         assert time.monotonic() < deadline, "the ended room process was not started again"
         time.sleep(1)
+
+
+@pytest.mark.browser
+def test_pages_in_a_room_log_in_chat_and_see_why_nobody_switches(room):
+    from tests.conftest import CHROMIUM_VIEWPORT, open_chromium, wait_for_text
+
+    _, url = room
+    with open_chromium() as browser:
+        pinned = set()
+        for index in range(2):
+            visitor = browser.new_context(viewport=CHROMIUM_VIEWPORT)  # a browser of its own: its own cookies
+            page = visitor.new_page()
+            page.goto(url)
+            page.get_by_label("username").fill("bob")
+            page.get_by_label("password").fill("bob-pw")
+            page.get_by_role("button", name="Login").click()
+            wait_for_text(page, "engine-header", "bob: may chat", timeout=60_000)
+            assert "2 processes in front of one engine server" in page.locator("#engine-header").inner_text()
+            page.locator("#chat-input textarea").fill(f"room question {index}")
+            page.locator("#chat-input textarea").press("Enter")
+            wait_for_text(page, "chatbot", "word word", timeout=60_000)
+            assert f"room question {index}" in page.locator("#chatbot").inner_text()
+            page.get_by_role("tab", name="Presets").click()
+            assert page.locator("#switch-preset").is_disabled()
+            pinned |= {c["value"] for c in visitor.cookies() if c["name"] == PIN_COOKIE}
+            visitor.close()
+        assert pinned == {"0", "1"}
