@@ -82,7 +82,7 @@ def serve(demo, login_hours: float | None = None, **launch_options) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from backends import KINDS
+    from backends import KINDS, kinds_for
     from backends.remote import API_KEY_ENV, DEFAULT_BASE_URL
 
     parser = argparse.ArgumentParser(prog="app.py", description="A web console for LMDeploy.")
@@ -158,7 +158,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--login-hours takes a number of hours above 0, e.g. 12")
     if args.room_processes < 1:
         parser.error("--room-processes takes 1 or more")
-    if args.room_processes > 1 and args.backend != "remote":
+    if args.room_processes > 1 and not all(kind.engine_outside for kind in kinds_for(args.backend)):
         parser.error(
             "--room-processes shares one engine among its processes through a server: start one (e.g. "
             "`lmdeploy serve api_server MODEL`) and give --backend remote --base-url http://HOST:23333/v1"

@@ -115,6 +115,7 @@ class BackendKind:
     lmdeploy_engine: bool
     takes_local_model: bool  # `model` is a folder or file here (not a name the server knows)
     memory_seen_here: bool  # NVML on this machine sees what its engine holds (not a remote server's)
+    engine_outside: bool  # the engine is a server of its own, which several console processes can share
     server_parses_tools: bool  # the server's chat template renders tools and its own parser reads calls
     # of the preset fields that only some kinds read, those this kind reads (the rest must stay unset)
     preset_fields: frozenset[str]
@@ -210,6 +211,7 @@ KINDS: dict[str, BackendKind] = {
             lmdeploy_engine=True,
             takes_local_model=True,
             memory_seen_here=True,
+            engine_outside=False,
             server_parses_tools=False,
             preset_fields=frozenset(EngineOptions.model_fields),
             start=_start_lmdeploy,
@@ -221,6 +223,7 @@ KINDS: dict[str, BackendKind] = {
             lmdeploy_engine=False,
             takes_local_model=False,
             memory_seen_here=False,
+            engine_outside=True,
             server_parses_tools=True,
             preset_fields=frozenset({"base_url", "api_key_env", "read_timeout_s", "proxy"}),
             start=_start_remote,
@@ -232,6 +235,7 @@ KINDS: dict[str, BackendKind] = {
             lmdeploy_engine=False,
             takes_local_model=True,
             memory_seen_here=True,
+            engine_outside=False,
             server_parses_tools=False,
             preset_fields=frozenset({"tool_parser", "cpu_weights", "cpu_kv_cache"}),
             start=_start_cpu,

@@ -5,7 +5,7 @@ import ast
 from tests.conftest import ROOT
 from tests.test_unit_repository import tracked_text_files
 
-# docs/architecture.md: app -> ui -> compare/quantize -> console -> tools/presets -> backends/telemetry -> model_folders
+# docs/architecture.md: app -> ui/room -> compare/quantize -> console -> tools/presets -> backends/telemetry -> model_folders
 FLOORS = {
     "model_folders": 1,
     "backends": 2,
