@@ -317,11 +317,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from backends import BackendError
     from console.core import Console
+    from console.log_ins import SLOWDOWN_NOTICE
     from console.paths import ModelRoots
     from presets.store import PresetError
     from telemetry.vram import VramSampler
     from ui import build
-    from ui.login_page import SLOWDOWN_NOTICE
 
     roots = ModelRoots(args.model_root)
     access = access_policy(args, auth)

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from itertools import count
 from urllib.parse import parse_qs, urlsplit
 
+from console.log_ins import FailedLogIns, log_in_keys, too_many
+
 PIN_COOKIE = "lmdeploy_console_process"
 _PIN_NAME = PIN_COOKIE.encode()
 _HEAD_LIMIT = 64 * 1024
@@ -178,10 +180,28 @@ class Request:
             and self.content_length <= _PEEKED_BODY_LIMIT
         )
 
+    def client_address(self, peer: str) -> str:
+        """The visitor's address: the peer's, unless the peer is a forwarder on this machine (the public
+        link's tunnel) that names the visitor."""
+        forwarded = self.header(b"x-forwarded-for") if peer in _TRUSTED_FORWARDERS else None
+        hops = [hop.strip().decode("latin-1") for hop in (forwarded or b"").split(b",")]
+        # the nearest hop that is no forwarder of this machine's, as uvicorn reads the header
+        return next((hop for hop in reversed(hops) if hop and hop not in _TRUSTED_FORWARDERS), peer)
+
+    def is_log_in(self) -> bool:
+        return (
+            self.method == "POST"
+            and self.path == "/login"
+            and not self.chunked
+            and self.content_length <= _PEEKED_BODY_LIMIT
+        )
+
     def upstream_head(self, client_host: str) -> bytes:
         """This request's head for a process: on a connection of its own, closed after the
         response, and with the client's address for the process's per-address limits."""
         kept = [(k, v) for k, v in self.headers if k not in _HOP_BY_HOP and k != b"x-forwarded-for"]
+        if self.chunked:  # where both are sent, the chunks say where the body ends (RFC 9112 6.3)
+            kept = [(k, v) for k, v in kept if k != b"content-length"]
         forwarded = self.header(b"x-forwarded-for") if client_host in _TRUSTED_FORWARDERS else None
         kept.append((b"x-forwarded-for", forwarded or client_host.encode()))
         if self.upgrade:
@@ -191,6 +211,10 @@ class Request:
         lines = [f"{self.method} {self.target} {self.version}".encode("latin-1")]
         lines += [name + b": " + value for name, value in kept]
         return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def log_in_user(form: bytes) -> str:
+    return parse_qs(form.decode("utf-8", "replace")).get("username", [""])[0]
 
 
 def session_in_body(body: bytes) -> str | None:
@@ -236,6 +260,8 @@ class Router:
         # where each Gradio session was sent: a client whose cookie changed between its join and its event
         # stream (one cookie jar shared by many sessions) still finds its session
         self._sessions: OrderedDict[str, int] = OrderedDict()
+        # counted here too: each process sees only the tries sent to it
+        self.failed_log_ins = FailedLogIns()
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
         return await asyncio.start_server(self._client, host, port, limit=_HEAD_LIMIT, backlog=2048)
@@ -281,11 +307,21 @@ class Router:
     ) -> bool:
         """Forwards one request and its response; False where the client's connection is done."""
         pinned = request.pinned()
-        body = b""
+        body, on_status = b"", None
         session = request.session_in_target()
         if session is None and request.carries_session_in_body():
             body = await incoming.exactly(request.content_length)
             session = session_in_body(body)
+        elif request.is_log_in():
+            body = await incoming.exactly(request.content_length)
+            keys = log_in_keys(log_in_user(body), request.client_address(client_host))
+            if (wait := self.failed_log_ins.wait_s(keys)) > 0:
+                _answer(writer, 429, json.dumps({"detail": too_many(wait)}), "application/json")
+                return False
+
+            def on_status(status: int) -> None:
+                self.failed_log_ins.record(keys, succeeded=status < 400)
+
         member = self.choose(pinned, session)
         try:
             up_reader, up_writer = await asyncio.open_connection(self.members[member].host, self.members[member].port)
@@ -300,7 +336,7 @@ class Router:
             if not body:
                 await _copy_body(request, incoming, up_writer)
             pin = member if member != pinned else None
-            return await _respond(up_reader, writer, incoming, pin, not request.wants_close)
+            return await _respond(up_reader, writer, incoming, pin, not request.wants_close, on_status)
         finally:
             up_writer.close()
 
@@ -336,15 +372,19 @@ async def _respond(
     incoming: Incoming,
     pin: int | None,
     keep_alive: bool,
+    on_status: Callable[[int], None] | None,
 ) -> bool:
     """Copies the process's response to the client until the process closes it, or the client
     does (a page closed mid-stream: the process then sees its event stream end, as without the
-    router). Returns whether the client's connection can take another request."""
+    router); `on_status` hears the response's status. Returns whether the client's connection can
+    take another request."""
     try:
         head = await up_reader.readuntil(b"\r\n\r\n")
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
         _answer(writer, 502, "the console's process ended its answer early; try again\n")
         return False
+    if on_status is not None:
+        on_status(int(head.split(b" ", 2)[1]))
     head, close = response_head_for_client(head, pin, keep_alive)
     writer.write(head)
     copying = asyncio.ensure_future(_copy(up_reader, writer))
@@ -384,11 +424,11 @@ async def _both_ways(incoming: Incoming, writer, up_reader, up_writer) -> None:
     await asyncio.wait(tasks)
 
 
-def _answer(writer: asyncio.StreamWriter, status: int, text: str) -> None:
-    reason = {400: "Bad Request", 502: "Bad Gateway", 503: "Service Unavailable"}[status]
+def _answer(writer: asyncio.StreamWriter, status: int, text: str, content_type: str = "text/plain") -> None:
+    reason = {400: "Bad Request", 429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Unavailable"}[status]
     body = text.encode()
     writer.write(
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}; charset=utf-8\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
         + body
     )

@@ -120,7 +120,7 @@ def test_a_log_in_lasts_as_long_as_it_is_set_to(embedded_folder, tmp_path):
 def test_guessing_passwords_slows_down_and_the_page_says_so(guarded_url):
     import httpx
 
-    from ui.login_page import FREE_TRIES
+    from console.log_ins import FREE_TRIES
 
     login = f"{guarded_url.rstrip('/')}/login"
     assert "wrong passwords" in httpx.get(guarded_url).text  # the notice on the log-in page

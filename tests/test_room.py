@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from gradio_client import Client
 
 import app
+from console.log_ins import FREE_TRIES
 from room.members import MEMBER_ENV
 from room.router import PIN_COOKIE, Member, Router, response_head_for_client
 from room.router import Request as RoutedRequest
@@ -173,13 +174,15 @@ def test_a_room_process_that_ends_is_started_again_and_its_users_move(room):
     members = psutil.Process(console.pid).children()
     assert len(members) == 2
     bob = Client(url, auth=("bob", "bob-pw"), verbose=False)
-    gone = next(m for m in members if m.environ()[MEMBER_ENV].startswith(f"{pinned_to(bob)}/"))
+    ended = pinned_to(bob)
+    gone = next(m for m in members if m.environ()[MEMBER_ENV].startswith(f"{ended}/"))
     gone.kill()
     gone.wait(10)
     moved = Client(url, auth=("bob", "bob-pw"), verbose=False)  # a reloaded page: pinned to the other one
+    assert pinned_to(moved) != ended
     assert moved.predict(message="still here?", max_new_tokens=4, api_name="/chat")[0]
     deadline = time.monotonic() + 120
-    while len([m for m in psutil.Process(console.pid).children() if m.is_running()]) < 2:
+    while pinned_to(Client(url, auth=("bob", "bob-pw"), verbose=False)) != ended:  # started again, taking users
         assert time.monotonic() < deadline, "the ended room process was not started again"
         time.sleep(1)
 
@@ -209,3 +212,18 @@ def test_pages_in_a_room_log_in_chat_and_see_why_nobody_switches(room):
             pinned |= {c["value"] for c in visitor.cookies() if c["name"] == PIN_COOKIE}
             visitor.close()
         assert pinned == {"0", "1"}
+
+
+@pytest.mark.remote
+def test_guessing_passwords_slows_down_across_the_rooms_processes(room):
+    """Each try goes to the next process (no cookie kept), so each process alone sees fewer than the free
+    tries; the router counts them all."""
+    _, url = room
+    login = f"{url.rstrip('/')}/login"
+    guesser = {"x-forwarded-for": "192.0.2.77"}  # an address of its own: the other tests log in from here
+    answers = [
+        httpx.post(login, data={"username": "eve", "password": "guess"}, headers=guesser).status_code for _ in range(7)
+    ]
+    assert answers[:FREE_TRIES] == [400] * FREE_TRIES and answers[-1] == 429
+    refused = httpx.post(login, data={"username": "eve", "password": "guess"}, headers=guesser)
+    assert "too many failed log-ins: try again in" in refused.json()["detail"]

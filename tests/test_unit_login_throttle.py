@@ -1,12 +1,12 @@
 """Failed log-ins slow down per user and per address; a success clears the count."""
 
+from console.log_ins import FREE_TRIES, LONGEST_WAIT_S, FailedLogIns
 from tests.conftest import Clock
-from ui.login_page import FREE_TRIES, LONGEST_WAIT_S, LoginThrottle
 
 
 def test_waits_grow_past_the_free_tries_per_user_and_per_address():
     clock = Clock(100.0)
-    throttle = LoginThrottle(app=None, clock=clock)
+    throttle = FailedLogIns(clock)
     bob_here = ["user:bob", "addr:10.0.0.1"]
     for _ in range(FREE_TRIES):
         assert throttle.wait_s(bob_here) == 0

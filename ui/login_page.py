@@ -10,6 +10,8 @@ import re
 import time
 import urllib.parse
 
+from console.log_ins import FailedLogIns, log_in_keys, too_many
+
 _API_INFO = re.compile(rb"window\.gradio_api_info = .*?;</script>", re.DOTALL)
 _NOTHING = b'window.gradio_api_info = {"named_endpoints": {}, "unnamed_endpoints": {}};</script>'
 _PAGES = ("/", "")  # the console is one page
@@ -43,43 +45,19 @@ class ApiInfoOnlyAfterLogin:
         await self.app(scope, receive, send_without_api_info)
 
 
-FREE_TRIES = 5  # wrong passwords before log-ins slow down, per user and per address
-LONGEST_WAIT_S = 60.0
-SLOWDOWN_NOTICE = (
-    f"After {FREE_TRIES} wrong passwords for a user, or from one address, each further try must wait "
-    f"longer: 1 s, then 2, 4, ... up to {LONGEST_WAIT_S:.0f} s."
-)
-
-
 LOGIN_KEPT_H = 12.0  # a log-in lasts a working day; a link shared with a class is not open to it for ever
 
 
 class LoginThrottle:
-    """Failed log-ins slow down per user and per address: past FREE_TRIES failures, a try before the
+    """Failed log-ins slow down per user and per address (`console.log_ins`): a try before the
     wait has passed is answered 429 with the seconds left, and reaches no password check. A log-in
     that succeeds clears its user's and its address's count, and lasts `login_kept_s`: then Gradio
     forgets its token (Gradio's own last until the console stops) and the page asks again."""
 
     def __init__(self, app, clock=time.monotonic, login_kept_s: float = LOGIN_KEPT_H * 3600):
         self.app, self._clock, self.login_kept_s = app, clock, login_kept_s
-        self._failures: dict[str, tuple[int, float]] = {}  # "user:NAME" / "addr:IP" -> (count, last failure)
+        self.failures = FailedLogIns(clock)
         self._given: dict[str, float] = {}  # log-in token -> when it was given
-
-    def wait_s(self, keys: list[str]) -> float:
-        """Seconds before the next try is heard, for the most failed of these keys."""
-        waits = []
-        for key in keys:
-            count, last = self._failures.get(key, (0, 0.0))
-            if count >= FREE_TRIES:
-                waits.append(min(2.0 ** (count - FREE_TRIES), LONGEST_WAIT_S) - (self._clock() - last))
-        return max([0.0, *waits])
-
-    def record(self, keys: list[str], succeeded: bool) -> None:
-        for key in keys:
-            if succeeded:
-                self._failures.pop(key, None)
-            else:
-                self._failures[key] = (self._failures.get(key, (0, 0.0))[0] + 1, self._clock())
 
     def forget_old_log_ins(self, tokens: dict) -> None:
         """Take the tokens given longer ago than a log-in lasts out of Gradio's `tokens`."""
@@ -105,9 +83,9 @@ class LoginThrottle:
             if not message.get("more_body"):
                 break
         user = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("username", [""])[0]
-        keys = [f"user:{user}", f"addr:{(scope.get('client') or ('?',))[0]}"]
-        if (wait := self.wait_s(keys)) > 0:
-            await _answer_429(send, f"too many failed log-ins: try again in {wait:.0f} s")
+        keys = log_in_keys(user, (scope.get("client") or ("?",))[0])
+        if (wait := self.failures.wait_s(keys)) > 0:
+            await _answer_429(send, too_many(wait))
             return
         replay = iter(messages)
 
@@ -116,7 +94,7 @@ class LoginThrottle:
 
         async def watch(message):
             if message["type"] == "http.response.start":
-                self.record(keys, succeeded=message["status"] < 400)
+                self.failures.record(keys, succeeded=message["status"] < 400)
             await send(message)
 
         await self.app(scope, replayed, watch)
