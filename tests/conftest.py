@@ -217,6 +217,17 @@ def open_console(page, url: str) -> None:
     wait_for_text(page, "engine-header", "may chat", timeout=60_000)
 
 
+def log_in_page(page, url: str, user: str, password: str) -> str:
+    """Log in on the console's log-in page as a person would; returns the header's text once the
+    console's page names the user."""
+    page.goto(url)
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+    wait_for_text(page, "engine-header", f"{user}: may chat", timeout=60_000)
+    return page.locator("#engine-header").inner_text()
+
+
 def wait_for_text(page, elem_id: str, text: str, timeout: float | None = None) -> None:
     """Wait until the element's text contains `text` (Playwright's default timeout unless given, in ms)."""
     page.wait_for_function(

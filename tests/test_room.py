@@ -189,7 +189,7 @@ def test_a_room_process_that_ends_is_started_again_and_its_users_move(room):
 
 @pytest.mark.browser
 def test_pages_in_a_room_log_in_chat_and_see_why_nobody_switches(room):
-    from tests.conftest import CHROMIUM_VIEWPORT, open_chromium, wait_for_text
+    from tests.conftest import CHROMIUM_VIEWPORT, log_in_page, open_chromium, wait_for_text
 
     _, url = room
     with open_chromium() as browser:
@@ -197,12 +197,7 @@ def test_pages_in_a_room_log_in_chat_and_see_why_nobody_switches(room):
         for index in range(2):
             visitor = browser.new_context(viewport=CHROMIUM_VIEWPORT)  # a browser of its own: its own cookies
             page = visitor.new_page()
-            page.goto(url)
-            page.get_by_label("username").fill("bob")
-            page.get_by_label("password").fill("bob-pw")
-            page.get_by_role("button", name="Login").click()
-            wait_for_text(page, "engine-header", "bob: may chat", timeout=60_000)
-            assert "2 processes in front of one engine server" in page.locator("#engine-header").inner_text()
+            assert "2 processes in front of one engine server" in log_in_page(page, url, "bob", "bob-pw")
             page.locator("#chat-input textarea").fill(f"room question {index}")
             page.locator("#chat-input textarea").press("Enter")
             wait_for_text(page, "chatbot", "word word", timeout=60_000)
