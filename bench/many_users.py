@@ -320,6 +320,7 @@ class Round:
     wall_s: float
     clients_cpu_s: float
     console_cpu_s: float | None = None
+    router_cpu_s: float | None = None  # a room's router, of console_cpu_s
 
 
 def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
@@ -358,17 +359,20 @@ def spread_round(
         pending = pool.starmap_async(speak, [(where, share, tokens, everyone_open) for share in shares])
         everyone_open.wait(timeout=1800)
         start_at = time.time()
-        console_cpu = cpu_seconds(console)
+        router = console[:1] if len(console) > 1 else ()  # a room: its router, then its processes
+        console_cpu, router_cpu = cpu_seconds(console), cpu_seconds(router)
         if profile:
             console[0].send_signal(signal.SIGUSR1)
         results = pending.get()
-        console_cpu = cpu_seconds(console) - console_cpu
+        console_cpu, router_cpu = cpu_seconds(console) - console_cpu, cpu_seconds(router) - router_cpu
         if profile:
             console[0].send_signal(signal.SIGUSR2)
             time.sleep(5)  # the profile written
     outcomes = [outcome for share, _ in results for outcome in share]
     wall = max(o.ended_at for o in outcomes) - start_at
-    return Round(outcomes, wall, sum(cpu for _, cpu in results), console_cpu if console else None)
+    return Round(
+        outcomes, wall, sum(cpu for _, cpu in results), console_cpu if console else None, router_cpu if router else None
+    )
 
 
 def _server_process(
@@ -489,6 +493,8 @@ def row(layer: str, users: int, tokens: int, measured: Round) -> str:
         return f"{statistics.median(values) * 1000:,.0f}" if values else "n/a"
 
     console_cpu = "" if measured.console_cpu_s is None else f"{measured.console_cpu_s:.1f}"
+    if measured.router_cpu_s is not None:
+        console_cpu += f" (router {measured.router_cpu_s:.1f})"
     counted = [o.paints for o in done if o.paints is not None]
     paints = f"{statistics.median(counted):g}" if counted else ""
     return (
@@ -573,7 +579,7 @@ def run(args) -> str:
         "Wall: from the moment every user was let go (every page already open) to the last whole reply. "
         "Clients' CPU: the client processes' CPU seconds over that time (for Chromium pages: the browser's "
         "processes'; for the raw pipeline: its process's, engine threads included); console's CPU: the console "
-        "process's over the same time (in a room: its router's and its processes' together). Paints a reply: the median reply's paints as its page received them, "
+        "process's over the same time (in a room: its router's and its processes' together, the router's in brackets). Paints a reply: the median reply's paints as its page received them, "
         "its last (the finished reply) included. Where a page's TTFT goes (pages only): join answered, when "
         "the console answered the chat's queue join; question painted, when its first paint came (the chat "
         "event running in the console, its request sent to the engine); TTFT inside the console, the console's "
