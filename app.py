@@ -269,12 +269,16 @@ def usage_limits(args: argparse.Namespace, auth):
 
 def serve_room(args: argparse.Namespace, argv: list[str]) -> None:
     """The room's address: its member processes (this program with the same flags) behind the router."""
+    import signal
+
     from room.members import Members
 
     members = Members(Path(__file__), argv, args.room_processes)
+    # a kill's SIGTERM ends the room as Ctrl-C does, its processes with it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"Starting {args.room_processes} console processes for the room ...", flush=True)
-    members.start()
     try:
+        members.start()
         asyncio.run(_route_room(members, args))
     finally:
         members.stop()
@@ -302,7 +306,7 @@ def open_share_link(port: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from room.members import member_place
+    from room.members import end_with_the_room, member_place
 
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -312,6 +316,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.room_processes > 1 and place is None:
         serve_room(args, argv)
         return
+    if place:
+        end_with_the_room()
     # The console never downloads weights: on an air-gapped server a hub lookup only hangs.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

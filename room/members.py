@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +28,19 @@ def member_place() -> tuple[int, int, int] | None:
     place, port = value.split(":")
     index, count = place.split("/")
     return int(index), int(count), int(port)
+
+
+def end_with_the_room() -> None:
+    """In a member: end this process (as a kill would ask) once the room's process is gone, however it
+    ended; a member left behind would hold its port and its share of the engine's server."""
+    room = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == room:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="end-with-the-room", daemon=True).start()
 
 
 def _free_port() -> int:

@@ -1,6 +1,7 @@
 """A room: console processes behind one address (room/), each page kept on one of them."""
 
 import asyncio
+import signal
 import threading
 import time
 
@@ -222,3 +223,21 @@ def test_guessing_passwords_slows_down_across_the_rooms_processes(room):
     assert answers[:FREE_TRIES] == [400] * FREE_TRIES and answers[-1] == 429
     refused = httpx.post(login, data={"username": "eve", "password": "guess"}, headers=guesser)
     assert "too many failed log-ins: try again in" in refused.json()["detail"]
+
+
+@pytest.mark.remote
+@pytest.mark.parametrize("ending", [signal.SIGTERM, signal.SIGKILL])
+def test_the_rooms_processes_end_with_it_however_it_ends(tmp_path, ending):
+    server, base_url = start_paced_server(tmp_path / "server.log")
+    try:
+        console, _ = start_console(
+            ["--backend", "remote", "--base-url", base_url, "--room-processes", "2"], tmp_path / "app.log"
+        )
+        members = psutil.Process(console.pid).children()
+        assert len(members) == 2
+        console.send_signal(ending)
+        console.wait(30)
+        _, left = psutil.wait_procs(members, timeout=15)
+        assert not left
+    finally:
+        stop_process(server)
