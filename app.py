@@ -276,9 +276,7 @@ def serve_room(args: argparse.Namespace, argv: list[str]) -> None:
     members = Members(Path(__file__), argv, args.room_processes)
     # a kill's SIGTERM ends the room as Ctrl-C does, its processes with it
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"Starting {args.room_processes} console processes for the room ...", flush=True)
     try:
-        members.start()
         asyncio.run(_route_room(members, args))
     finally:
         members.stop()
@@ -287,7 +285,14 @@ def serve_room(args: argparse.Namespace, argv: list[str]) -> None:
 async def _route_room(members, args: argparse.Namespace) -> None:
     from room.router import Router
 
-    await Router(members.members, members.alive).serve(args.server_name, args.server_port)
+    try:  # the address first: no process started for a port already taken
+        await Router(members.members, members.alive).serve(args.server_name, args.server_port)
+    except OSError as exc:
+        raise SystemExit(
+            f"cannot listen on {args.server_name}:{args.server_port} ({exc}); choose another --server-port"
+        ) from None
+    print(f"Starting {args.room_processes} console processes for the room ...", flush=True)
+    await asyncio.to_thread(members.start)
     print(f"Running on http://{args.server_name}:{args.server_port}/ ({args.room_processes} processes)", flush=True)
     if args.share:
         print(f"Public link: {await asyncio.to_thread(open_share_link, args.server_port)}", flush=True)

@@ -326,7 +326,7 @@ class Router:
         try:
             up_reader, up_writer = await asyncio.open_connection(self.members[member].host, self.members[member].port)
         except OSError:
-            _answer(writer, 503, "this console's process is restarting; reload the page in a few seconds\n")
+            _answer(writer, 503, "this console's process is starting; reload the page in a few seconds\n")
             return False
         try:
             up_writer.write(request.upstream_head(client_host) + body)

@@ -77,7 +77,8 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout_s: flo
             with urllib.request.urlopen(url, timeout=2):
                 return
         except OSError as exc:
-            if getattr(exc, "code", None):  # an HTTP error status means the server is up
+            # an HTTP error status means the server is up, but for 503: a room whose processes still start
+            if getattr(exc, "code", None) not in (None, 503):
                 return
             time.sleep(0.5)
     raise RuntimeError(f"{url} did not come up in {timeout_s} s:\n{log.read_text()[-3000:]}")

@@ -241,3 +241,26 @@ def test_the_rooms_processes_end_with_it_however_it_ends(tmp_path, ending):
         assert not left
     finally:
         stop_process(server)
+
+
+def test_a_room_on_a_port_already_taken_says_so_before_starting_anything(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ended = subprocess.run(
+            [sys.executable, "app.py", "--backend", "remote", "--room-processes", "2", "--server-port", str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert ended.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in ended.stderr and "choose another --server-port" in ended.stderr
+    assert "Starting" not in ended.stdout
