@@ -16,6 +16,7 @@ from pathlib import Path
 from .router import Member
 
 MEMBER_ENV = "LMDEPLOY_CONSOLE_ROOM_MEMBER"  # "K/N:PORT": this process is member K of N, serving PORT
+ROOM_PID_ENV = "LMDEPLOY_CONSOLE_ROOM_PID"  # the room's process, which its members end with
 _READY_TIMEOUT_S = 600
 _RESTART_PAUSE_S = 2.0
 
@@ -33,7 +34,7 @@ def member_place() -> tuple[int, int, int] | None:
 def end_with_the_room() -> None:
     """In a member: end this process (as a kill would ask) once the room's process is gone, however it
     ended; a member left behind would hold its port and its share of the engine's server."""
-    room = os.getppid()
+    room = int(os.environ[ROOM_PID_ENV])  # not getppid(): the room may have ended before this process got here
 
     def watch() -> None:
         while os.getppid() == room:
@@ -89,7 +90,8 @@ class Members:
     def _start(self, index: int) -> None:
         place = f"{index}/{len(self.members)}:{self.members[index].port}"
         self._listening[index] = False
-        self._processes[index] = subprocess.Popen(self._command, env={**os.environ, MEMBER_ENV: place})
+        room = {MEMBER_ENV: place, ROOM_PID_ENV: str(os.getpid())}
+        self._processes[index] = subprocess.Popen(self._command, env={**os.environ, **room})
 
     async def keep_running(self) -> None:
         """Starts again any member that ended (its pages reload into another meanwhile), and lets it

@@ -2,6 +2,7 @@
 
 import asyncio
 import signal
+import sys
 import threading
 import time
 
@@ -246,7 +247,6 @@ def test_the_rooms_processes_end_with_it_however_it_ends(tmp_path, ending):
 def test_a_room_on_a_port_already_taken_says_so_before_starting_anything(tmp_path):
     import socket
     import subprocess
-    import sys
 
     from tests.conftest import ROOT
 
@@ -264,3 +264,21 @@ def test_a_room_on_a_port_already_taken_says_so_before_starting_anything(tmp_pat
     assert ended.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in ended.stderr and "choose another --server-port" in ended.stderr
     assert "Starting" not in ended.stdout
+
+
+@pytest.mark.remote
+def test_processes_still_starting_end_with_a_room_killed_meanwhile(tmp_path):
+    from tests.conftest import start_process
+
+    command = [sys.executable, "app.py", "--backend", "remote", "--room-processes", "2"]
+    room = start_process([*command, "--server-port", str(free_port())], tmp_path / "app.log")
+    try:
+        deadline = time.monotonic() + 60
+        while len(members := psutil.Process(room.pid).children()) < 2:
+            assert time.monotonic() < deadline, (tmp_path / "app.log").read_text()
+            time.sleep(0.05)
+        room.kill()  # before they listen: before they have even imported Gradio
+        _, left = psutil.wait_procs(members, timeout=120)
+        assert not left
+    finally:
+        stop_process(room)
