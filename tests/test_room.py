@@ -270,7 +270,8 @@ def test_a_room_on_a_port_already_taken_says_so_before_starting_anything(tmp_pat
 def test_processes_still_starting_end_with_a_room_killed_meanwhile(tmp_path):
     from tests.conftest import start_process
 
-    command = [sys.executable, "app.py", "--backend", "remote", "--room-processes", "2"]
+    server, base_url = start_paced_server(tmp_path / "server.log")
+    command = [sys.executable, "app.py", "--backend", "remote", "--base-url", base_url, "--room-processes", "2"]
     room = start_process([*command, "--server-port", str(free_port())], tmp_path / "app.log")
     try:
         deadline = time.monotonic() + 60
@@ -282,3 +283,4 @@ def test_processes_still_starting_end_with_a_room_killed_meanwhile(tmp_path):
         assert not left
     finally:
         stop_process(room)
+        stop_process(server)
