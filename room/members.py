@@ -73,12 +73,11 @@ class Members:
 
     def start(self) -> None:
         """Starts every member and waits until each listens (SystemExit where one ends first)."""
-        for index in range(len(self.members)):
-            self._start(index)
+        started = [self._start(index) for index in range(len(self.members))]
         deadline = time.monotonic() + _READY_TIMEOUT_S
-        for index, member in enumerate(self.members):
+        for index, (member, process) in enumerate(zip(self.members, started, strict=True)):
             while not _listening(member.port):
-                if self._processes[index].poll() is not None:
+                if process.poll() is not None:
                     self.stop()
                     raise SystemExit(f"room process {index + 1} ended while starting; its output is above")
                 if time.monotonic() > deadline:
@@ -87,11 +86,12 @@ class Members:
                 time.sleep(0.2)
             self._listening[index] = True
 
-    def _start(self, index: int) -> None:
+    def _start(self, index: int) -> subprocess.Popen:
         place = f"{index}/{len(self.members)}:{self.members[index].port}"
         self._listening[index] = False
         room = {MEMBER_ENV: place, ROOM_PID_ENV: str(os.getpid())}
-        self._processes[index] = subprocess.Popen(self._command, env={**os.environ, **room})
+        process = self._processes[index] = subprocess.Popen(self._command, env={**os.environ, **room})
+        return process
 
     async def keep_running(self) -> None:
         """Starts again any member that ended (its pages reload into another meanwhile), and lets it

@@ -204,8 +204,8 @@ class Request:
             kept = [(k, v) for k, v in kept if k != b"content-length"]
         forwarded = self.header(b"x-forwarded-for") if client_host in _TRUSTED_FORWARDERS else None
         kept.append((b"x-forwarded-for", forwarded or client_host.encode()))
-        if self.upgrade:
-            kept += [(b"connection", b"upgrade"), (b"upgrade", self.header(b"upgrade"))]
+        if upgrade := self.header(b"upgrade"):
+            kept += [(b"connection", b"upgrade"), (b"upgrade", upgrade)]
         else:
             kept.append((b"connection", b"close"))
         lines = [f"{self.method} {self.target} {self.version}".encode("latin-1")]
@@ -270,7 +270,7 @@ class Router:
         """The member for a request: its session's, else its cookie's, else a new one."""
         member = self._sessions.get(session) if session else None
         if member is None or not self._alive(member):
-            member = pinned if self._up(pinned) else self._new_member(session)
+            member = pinned if pinned is not None and self._up(pinned) else self._new_member(session)
         if session:
             self._sessions[session] = member
             self._sessions.move_to_end(session)
@@ -278,8 +278,8 @@ class Router:
                 self._sessions.popitem(last=False)
         return member
 
-    def _up(self, member: int | None) -> bool:
-        return member is not None and member < len(self.members) and self._alive(member)
+    def _up(self, member: int) -> bool:
+        return member < len(self.members) and self._alive(member)
 
     def _new_member(self, session: str | None) -> int:
         up = [k for k in range(len(self.members)) if self._alive(k)] or list(range(len(self.members)))
@@ -393,8 +393,8 @@ async def _respond(
     for task in (copying, client_gone):
         task.cancel()
     await asyncio.wait({copying, client_gone})  # the client's reader free again for its next request
-    if not copying.cancelled() and copying.exception() is not None:
-        raise copying.exception()
+    if not copying.cancelled() and (failed := copying.exception()) is not None:
+        raise failed
     return not close and not incoming.closed
 
 
