@@ -150,8 +150,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=1,
         help="serve the pages from this many console processes behind one address, each page kept on one, "
-        "for a room chatting at once; needs --backend "
-        "remote, since they share one engine server, and nobody can switch presets from them",
+        "for a room chatting at once; they share one engine server (--backend remote), and nobody can "
+        "switch presets from them",
     )
     args = parser.parse_args(argv)
     if not args.login_hours > 0:  # also NaN
