@@ -8,11 +8,12 @@ stream's query, the heartbeat's path) to where its first request went, so that a
 no cookies, or shares one jar among many sessions, still has a session's join and event stream on
 one process.
 
-It reads only what routing needs: a request's head, and the small JSON body of a queue join or a
-cancel that carries no cookie. Everything else is copied as it comes, so a streaming reply costs it
-one read and one write a chunk: far less than the Gradio process behind it spends on that chunk.
-Each request goes to its process on a connection of its own, closed after the response, so the
-response's end is where the process closes it.
+It reads only what it needs: a request's head, the small body of a queue join or a cancel (its
+session), and a log-in's form (its user: failed log-ins are counted here for the whole room, since each
+process sees only the tries sent to it). Everything else is copied as it comes, so a streaming reply
+costs it one read and one write a chunk: far less than the Gradio process behind it spends on that
+chunk. Each request goes to its process on a connection of its own, closed after the response, so the
+response's end is where the process closes it; the visitor's address goes along (X-Forwarded-For).
 """
 
 from __future__ import annotations
