@@ -284,3 +284,35 @@ def test_processes_still_starting_end_with_a_room_killed_meanwhile(tmp_path):
     finally:
         stop_process(room)
         stop_process(server)
+
+
+@pytest.mark.remote
+def test_each_visitor_of_a_room_keeps_its_own_chat_limit(tmp_path):
+    """Behind the router every visitor connects from 127.0.0.1: the limit per address holds for each
+    visitor's own address, not for the room as one (a server 10 minutes from its first token keeps a chat
+    streaming, holding its slot)."""
+    server, base_url = start_paced_server(tmp_path / "server.log", "--ttft-ms", "600000")
+    options = ["--backend", "remote", "--base-url", base_url, "--room-processes", "2", "--chats-at-once", "1"]
+    console, url = start_console(options, tmp_path / "app.log")
+
+    def visitor(address: str) -> Client:  # all on process 0, each from its own address
+        return Client(url, headers={"x-forwarded-for": address}, httpx_kwargs={"cookies": {PIN_COOKIE: "0"}})
+
+    try:
+        first = visitor("198.51.100.1")
+        streaming = first.submit(message="Tell me a story.", max_new_tokens=8, api_name="/chat")
+        deadline = time.monotonic() + 60
+        while not streaming.outputs():  # its first paint: the chat holds its visitor's slot
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        same_address = visitor("198.51.100.1").predict(message="Me again.", max_new_tokens=8, api_name="/chat")
+        assert same_address == ([], "Me again.")  # refused, the message kept
+        other = visitor("198.51.100.2").submit(message="And me.", max_new_tokens=8, api_name="/chat")
+        while not other.outputs():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert other.outputs()[0][0][0]["content"][0]["text"] == "And me."  # taken: streaming, waiting
+        first.predict(api_name="/stop")
+    finally:
+        stop_process(console)
+        stop_process(server)
