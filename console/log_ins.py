@@ -4,7 +4,9 @@ processes buys no more of them."""
 
 from __future__ import annotations
 
+import json
 import time
+from urllib.parse import parse_qs
 
 FREE_TRIES = 5  # wrong passwords before log-ins slow down, per user and per address
 LONGEST_WAIT_S = 60.0
@@ -14,12 +16,16 @@ SLOWDOWN_NOTICE = (
 )
 
 
-def log_in_keys(user: str, address: str) -> list[str]:
+def log_in_keys(form: bytes, address: str) -> list[str]:
+    """What a log-in's tries are counted by: the user its form names, and the address it came from."""
+    user = parse_qs(form.decode("utf-8", "replace")).get("username", [""])[0]
     return [f"user:{user}", f"addr:{address}"]
 
 
 def too_many(wait_s: float) -> str:
-    return f"too many failed log-ins: try again in {wait_s:.0f} s"
+    """The JSON body of the 429 that answers a try before its wait has passed (the log-in page shows
+    its detail)."""
+    return json.dumps({"detail": f"too many failed log-ins: try again in {wait_s:.0f} s"})
 
 
 class FailedLogIns:

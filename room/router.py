@@ -214,10 +214,6 @@ class Request:
         return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
-def log_in_user(form: bytes) -> str:
-    return parse_qs(form.decode("utf-8", "replace")).get("username", [""])[0]
-
-
 def session_in_body(body: bytes) -> str | None:
     try:
         found = json.loads(body).get("session_hash")
@@ -315,9 +311,9 @@ class Router:
             session = session_in_body(body)
         elif request.is_log_in():
             body = await incoming.exactly(request.content_length)
-            keys = log_in_keys(log_in_user(body), request.client_address(client_host))
+            keys = log_in_keys(body, request.client_address(client_host))
             if (wait := self.failed_log_ins.wait_s(keys)) > 0:
-                _answer(writer, 429, json.dumps({"detail": too_many(wait)}), "application/json")
+                _answer(writer, 429, too_many(wait), "application/json")
                 return False
 
             def on_status(status: int) -> None:

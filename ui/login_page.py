@@ -5,10 +5,8 @@ a log-in; after the log-in, the same page carries it whole."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
-import urllib.parse
 
 from console.log_ins import FailedLogIns, log_in_keys, too_many
 
@@ -82,8 +80,7 @@ class LoginThrottle:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        user = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("username", [""])[0]
-        keys = log_in_keys(user, (scope.get("client") or ("?",))[0])
+        keys = log_in_keys(body, (scope.get("client") or ("?",))[0])
         if (wait := self.failures.wait_s(keys)) > 0:
             await _answer_429(send, too_many(wait))
             return
@@ -102,8 +99,8 @@ class LoginThrottle:
             self._given[token] = self._clock()
 
 
-async def _answer_429(send, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
+async def _answer_429(send, text: str) -> None:
+    body = text.encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 429, "headers": headers})
     await send({"type": "http.response.body", "body": body})
