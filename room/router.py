@@ -174,12 +174,7 @@ class Request:
         return next(iter(parse_qs(urlsplit(self.target).query).get("session_hash", [])), None)
 
     def carries_session_in_body(self) -> bool:
-        return (
-            self.method == "POST"
-            and self.path.endswith(_BODIES_WITH_SESSION)
-            and not self.chunked
-            and self.content_length <= _PEEKED_BODY_LIMIT
-        )
+        return self._small_post() and self.path.endswith(_BODIES_WITH_SESSION)
 
     def client_address(self, peer: str) -> str:
         """The visitor's address: the peer's, unless the peer is a forwarder on this machine (the public
@@ -190,12 +185,11 @@ class Request:
         return next((hop for hop in reversed(hops) if hop and hop not in _TRUSTED_FORWARDERS), peer)
 
     def is_log_in(self) -> bool:
-        return (
-            self.method == "POST"
-            and self.path == "/login"
-            and not self.chunked
-            and self.content_length <= _PEEKED_BODY_LIMIT
-        )
+        return self._small_post() and self.path == "/login"
+
+    def _small_post(self) -> bool:
+        """A POST whose body the router may read whole before passing it on."""
+        return self.method == "POST" and not self.chunked and self.content_length <= _PEEKED_BODY_LIMIT
 
     def upstream_head(self, client_host: str) -> bytes:
         """This request's head for a process: on a connection of its own, closed after the
