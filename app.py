@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
         demo,
         # a room's member listens on this machine only, behind the room's address
         server_name="127.0.0.1" if place else args.server_name,
-        server_port=place[2] if place else args.server_port,
+        server_port=place.port if place else args.server_port,
         share=args.share and not place,
         auth=auth,
         auth_message=SLOWDOWN_NOTICE if auth else None,
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"Running on {demo.local_url}", flush=True)
     if place:
-        print(f"(console process {place[0] + 1} of {place[1]} of the room)", flush=True)
+        print(f"(console process {place.position + 1} of {place.members} of the room)", flush=True)
     elif demo.share_url:
         print(f"Public link: {demo.share_url}", flush=True)
     else:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from .router import Member
 
@@ -21,14 +22,22 @@ _READY_TIMEOUT_S = 600
 _RESTART_PAUSE_S = 2.0
 
 
-def member_place() -> tuple[int, int, int] | None:
-    """(K, N, port) where this process is a member of a room, else None."""
+class Place(NamedTuple):
+    """A member's place in its room: member `position` (from 0) of `members`, listening on `port`."""
+
+    position: int
+    members: int
+    port: int
+
+
+def member_place() -> Place | None:
+    """Where this process is a member of a room, else None."""
     value = os.environ.get(MEMBER_ENV)
     if not value:
         return None
     place, port = value.split(":")
     index, count = place.split("/")
-    return int(index), int(count), int(port)
+    return Place(int(index), int(count), int(port))
 
 
 def end_with_the_room() -> None:
