@@ -82,7 +82,7 @@ def serve(demo, login_hours: float | None = None, **launch_options) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from backends import KINDS, kinds_for
+    from backends import KINDS
     from backends.remote import API_KEY_ENV, DEFAULT_BASE_URL
 
     parser = argparse.ArgumentParser(prog="app.py", description="A web console for LMDeploy.")
@@ -150,20 +150,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=1,
         help="serve the pages from this many console processes behind one address, each page kept on one, "
-        "for a room chatting at once; they share one engine server (--backend remote), and nobody can "
-        "switch presets from them",
+        "for a room chatting at once; they share one engine (a process of its own, or the server of "
+        "--backend remote), and nobody can switch presets from them",
     )
     args = parser.parse_args(argv)
     if not args.login_hours > 0:  # also NaN
         parser.error("--login-hours takes a number of hours above 0, e.g. 12")
     if args.room_processes < 1:
         parser.error("--room-processes takes 1 or more")
-    if args.room_processes > 1 and not all(kind.engine_outside for kind in kinds_for(args.backend)):
-        parser.error(
-            "--room-processes shares one engine among its processes through a server: start one (e.g. "
-            "`lmdeploy serve api_server MODEL`) and give --backend remote --base-url http://HOST:23333/v1"
-        )
     return args
+
+
+def room_shares_a_server(args: argparse.Namespace) -> bool:
+    """Whether a room's processes each reach the engine's own server (--backend remote), rather than an
+    engine host the room starts for them."""
+    from backends import kinds_for
+
+    return args.preset is None and all(kind.engine_outside for kind in kinds_for(args.backend))
 
 
 def load_auth(values: list[str] | str | None) -> list[tuple[str, str]] | None:
@@ -273,7 +276,7 @@ def serve_room(args: argparse.Namespace, argv: list[str]) -> None:
 
     from room.members import Members
 
-    members = Members(Path(__file__), argv, args.room_processes)
+    members = Members(Path(__file__), argv, args.room_processes, host_the_engine=not room_shares_a_server(args))
     # a kill's SIGTERM ends the room as Ctrl-C does, its processes with it
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -310,41 +313,54 @@ def open_share_link(port: int) -> str:
     return urlunparse(("https",) + urlparse(url)[1:])
 
 
+async def start_console(args: argparse.Namespace, roots, access, sampler):
+    """The Console on the engine the flags name: a preset, or --backend/--model/--engine."""
+    from console.core import Console
+
+    if args.preset:
+        return await Console.start_preset(args.preset, sampler=sampler, model_roots=roots, access=access)
+    return await Console.start(command_line_spec(args, roots), sampler=sampler, model_roots=roots, access=access)
+
+
 def main(argv: list[str] | None = None) -> None:
-    from room.members import end_with_the_room, member_place
+    from room.members import end_with_the_room, hosts_the_engine, member_place, room_engine
 
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     auth = load_auth(args.auth)
     warning = check_sharing(args, auth)
-    place = member_place()
-    if args.room_processes > 1 and place is None:
+    place, hosting = member_place(), hosts_the_engine()
+    if args.room_processes > 1 and not (place or hosting):
         serve_room(args, argv)
         return
-    if place:
+    if place or hosting:
         end_with_the_room()
     # The console never downloads weights: on an air-gapped server a hub lookup only hangs.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from backends import BackendError
-    from console.core import Console
     from console.log_ins import SLOWDOWN_NOTICE
     from console.paths import ModelRoots
+    from console.room_engine import host_engine, join_engine
     from presets.store import PresetError
     from telemetry.vram import VramSampler
     from ui import build
 
     roots = ModelRoots(args.model_root)
     access = access_policy(args, auth)
-    sampler = VramSampler().start()
+    engine = room_engine()
     print(f"Starting {'preset ' + args.preset if args.preset else 'the ' + args.backend + ' backend'} ...", flush=True)
     try:
-        if args.preset:
-            console = asyncio.run(Console.start_preset(args.preset, sampler=sampler, model_roots=roots, access=access))
-        else:
+        if hosting and engine:  # until its engine stops serving; the room then starts it again
+            asyncio.run(host_engine(start_console(args, roots, access, VramSampler()), engine.path, engine.key))
+            sys.exit("the room's engine stopped serving")
+        sampler = VramSampler().start()
+        if place and engine:
             console = asyncio.run(
-                Console.start(command_line_spec(args, roots), sampler=sampler, model_roots=roots, access=access)
+                join_engine(engine.path, engine.key, sampler=sampler, model_roots=roots, access=access)
             )
+        else:
+            console = asyncio.run(start_console(args, roots, access, sampler))
     except (BackendError, PresetError, ValueError) as exc:
         sys.exit(f"error: {exc}")
     for name, problem in console.catalog.problems().items():  # listed on the Presets tab as invalid too

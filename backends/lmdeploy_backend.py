@@ -33,6 +33,7 @@ from .base import (
     TokenLogprobs,
     Usage,
 )
+from .batches import Inbox, route
 from .lmdeploy_config import EngineOptions
 from .lmdeploy_process import WORKERS, EngineWorker
 from .tool_calls import CallPieces
@@ -54,7 +55,7 @@ class LmdeployBackend(Backend):
     def __init__(self, worker: EngineWorker, model_path: str, options: EngineOptions, engine_info: dict):
         self._worker, self._model_path, self._options = worker, model_path, options
         self._engine_info = engine_info
-        self._streams: dict[int, _Replies] = {}
+        self._streams: dict[int, Inbox] = {}
         self._ids = itertools.count(1)
         self._crashed: str | None = None
         self._closing = False
@@ -173,13 +174,13 @@ class LmdeployBackend(Backend):
         return reply
 
     @asynccontextmanager
-    async def _request(self, request: Callable[..., wire.Request]) -> AsyncIterator[_Replies]:
+    async def _request(self, request: Callable[..., wire.Request]) -> AsyncIterator[Inbox]:
         """Send one request (`request(rid=...)` builds it) to the worker and hand over its replies.
         Leaving before the last reply (a closed stream, a cancelled task) cancels it in the worker."""
         if self._crashed:
             raise EngineCrashed(self._crashed)
         rid = next(self._ids)
-        replies = _Replies(asyncio.get_running_loop())
+        replies = Inbox(asyncio.get_running_loop(), wire.LAST_REPLIES)
         self._streams[rid] = replies
         try:
             self._send(request(rid=rid))
@@ -211,7 +212,7 @@ class LmdeployBackend(Backend):
             if isinstance(message, wire.Closed):
                 self._closed_cleanly = message
                 break
-            self._route(message.replies)
+            route(self._streams, message.replies)
         if self._closing:
             self._crashed = _CLOSED
         else:
@@ -222,15 +223,6 @@ class LmdeployBackend(Backend):
             )
         for rid, replies in list(self._streams.items()):
             replies.put(wire.Failed(rid, "crashed", self._crashed))
-
-    def _route(self, replies: list[wire.Reply]) -> None:
-        """Hand a batch of the worker's replies to their streams, waking each event loop once a batch."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Replies, wire.Reply]]] = {}
-        for reply in replies:
-            if stream := self._streams.get(reply.rid):
-                by_loop.setdefault(stream.loop, []).append((stream, reply))
-        for loop, deliveries in by_loop.items():
-            _Replies.deliver(loop, deliveries)
 
     def _shutdown(self, for_next_engine: bool) -> None:
         if self._closing:
@@ -263,37 +255,6 @@ async def _load_in(worker: EngineWorker, model_path: str, options: EngineOptions
     except BaseException:
         worker.kill()
         raise
-
-
-class _Replies:
-    """One request's replies, handed from the reader thread to the requester's event loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop = loop
-        self._queue: asyncio.Queue[wire.Reply] = asyncio.Queue()
-        self.ended = False
-
-    def put(self, reply: wire.Reply) -> None:
-        _Replies.deliver(self.loop, [(self, reply)])
-
-    @staticmethod
-    def deliver(loop: asyncio.AbstractEventLoop, deliveries: list[tuple[_Replies, wire.Reply]]) -> None:
-        """Put replies for streams of `loop` from another thread, with one wake-up of that loop: each
-        wake-up is a write that may wait up to 5 ms for the GIL while the loop is busy."""
-        try:
-            loop.call_soon_threadsafe(_Replies._receive_all, deliveries)
-        except RuntimeError:  # its event loop is closed (the console is exiting): nobody is reading
-            pass
-
-    @staticmethod
-    def _receive_all(deliveries: list[tuple[_Replies, wire.Reply]]) -> None:
-        for replies, reply in deliveries:
-            replies._queue.put_nowait(reply)
-
-    async def get(self) -> wire.Reply:
-        reply = await self._queue.get()
-        self.ended = isinstance(reply, wire.LAST_REPLIES)
-        return reply
 
 
 def _error(reply: wire.Reply) -> BackendError:

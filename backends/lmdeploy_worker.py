@@ -40,6 +40,7 @@ from model_folders.folder import checkpoint_bytes, has_random_weights, read_mode
 
 from . import worker_messages as wire
 from .base import ChatRequest, FinishReason, TokenChoice
+from .batches import Outbox
 from .lmdeploy_config import EngineOptions, engine_config, generation_config, resolve_engine
 from .lmdeploy_memory import kv_bytes_per_block
 from .lmdeploy_tools import parsed_pieces, response_parser_class, tool_chat_request
@@ -73,7 +74,7 @@ def main(conn) -> None:
                 break  # a failed load may leave CUDA in any state: the process ends, and its memory with it
             send(wire.Ready(info))
             loop = pipe.internal_thread.loop
-            outbox = _Outbox(loop, send)
+            outbox = Outbox(loop, lambda replies: send(wire.Replies(replies)))
             answering = _answer_requests(conn, pipe, load.options, outbox)
             ended_by, ran_get_logits = asyncio.run_coroutine_threadsafe(answering, loop).result()
             pipe.close()
@@ -102,7 +103,7 @@ def _next_command(conn):
         return wire.Exit()
 
 
-async def _answer_requests(conn, pipe, options: EngineOptions, outbox: _Outbox) -> tuple[wire.Close | wire.Exit, bool]:
+async def _answer_requests(conn, pipe, options: EngineOptions, outbox: Outbox) -> tuple[wire.Close | wire.Exit, bool]:
     """Start a task for each request as it arrives, until the engine is to close; returns what ended it
     (Close, or Exit where the process ends too) and whether LMDeploy's get_logits ran: after it,
     LMDeploy 0.18's engines garble replies, so that worker is not given another engine.
@@ -144,25 +145,6 @@ async def _answer_requests(conn, pipe, options: EngineOptions, outbox: _Outbox) 
 
 def _forget(running: dict[int, asyncio.Task], rid: int, _task: asyncio.Task) -> None:
     running.pop(rid, None)
-
-
-class _Outbox:
-    """Replies to the console, sent together: what the engine's loop replies in one turn (one decode step
-    for every stream) goes as one pipe message, sent at the start of the next turn."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, send):
-        self._loop, self._send = loop, send
-        self._pending: list[wire.Reply] = []
-
-    def put(self, reply: wire.Reply) -> None:
-        if not self._pending:
-            self._loop.call_soon(self.flush)
-        self._pending.append(reply)
-
-    def flush(self) -> None:
-        if self._pending:
-            replies, self._pending = self._pending, []
-            self._send(wire.Replies(replies))
 
 
 def _job(pipe, tool_context, request: wire.Request, send):

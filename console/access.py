@@ -77,8 +77,8 @@ def room_engine_fixed(processes: int) -> str:
     """Why nobody changes the engine from a console served by several processes: each holds its own
     engine state, so a switch in one would leave the others' pages on the old engine."""
     return (
-        f"this console serves its room from {processes} processes in front of one engine server "
-        "(--room-processes); to change the engine, restart that server with other flags"
+        f"this console serves its room from {processes} processes sharing one engine (--room-processes); "
+        "to change the engine, start the room again with other flags"
     )
 
 

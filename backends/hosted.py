@@ -1,0 +1,330 @@
+"""One engine shared by the console processes of a room: a host process serves its backend over a socket
+of this machine (`EngineHost`), and each console process talks to it through `HostedBackend`, a backend
+like any other.
+
+Why: a room spreads its pages over several console processes (one process is one core), and an engine
+loaded in each would hold the model, and its GPU memory, once per process. The host runs the engine the
+operator's flags name, in-process (the CPU engine) or in its worker (LMDeploy), so a room on a GPU
+needs no `lmdeploy serve api_server` in front of it, and the CPU engine's line is one line for the room.
+
+What crosses the socket: a request (`Ask`) or its cancel (`Cancel`) one way, and batches of replies the
+other way, everything one turn of the host's event loop replies to one process as one message (as the
+engine worker's pipe does, `batches`). Each process is greeted with what the engine is (`Greeting`).
+The socket is a file in a folder only this user can open, and the connection is authenticated with a key
+the room hands its processes: what crosses is pickled, which must only come from the room itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import logging
+import os
+import socket
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client, Connection, Listener
+from typing import Any, Literal, NamedTuple
+
+from .base import (
+    Backend,
+    BackendError,
+    BackendInfo,
+    BackendUnavailable,
+    ChatRequest,
+    Delta,
+    EngineCrashed,
+    NextTokenLogprobs,
+    Refusal,
+    SchedulerMetrics,
+    TextScore,
+)
+from .batches import Inbox, Outbox, route
+
+logger = logging.getLogger(__name__)
+
+Method = Literal["stream_chat", "score_text", "next_token_logprobs", "scheduler_metrics"]
+_METHODS = frozenset(Method.__args__)  # type: ignore[attr-defined]
+_CAPABILITIES = ("supports_tools", "supports_perplexity", "supports_logprobs")
+_CONNECT_TIMEOUT_S = 10.0
+_WATCH_EVERY_S = 1.0
+ENGINE_STARTING_AGAIN = (
+    "the room's engine process ended and is starting again; the reply so far is kept. Send again in a minute"
+)
+
+
+class Greeting(NamedTuple):
+    """What a connecting process is told first: the engine, and what the host's caller adds (`about`)."""
+
+    info: BackendInfo
+    capabilities: dict[str, bool]
+    pid: int | None
+    about: Any
+
+
+class Ask(NamedTuple):
+    """Run backend `method` with `args`: a stream's deltas come back one `Answer` each, a call's value
+    as one; then `Ended`, or `Failed` instead."""
+
+    rid: int
+    method: Method
+    args: tuple
+
+
+class Cancel(NamedTuple):
+    rid: int
+
+
+class Answer(NamedTuple):
+    rid: int
+    value: Any
+
+
+class Ended(NamedTuple):
+    rid: int
+
+
+class Failed(NamedTuple):
+    rid: int
+    error: Refusal
+
+
+class EngineHost:
+    """Serves `backend` to every process that connects with the room's key, until the engine stops
+    serving (its worker died): the host then ends, and the room starts it again with a fresh engine."""
+
+    def __init__(self, backend: Backend, about: Any):
+        self._backend = backend
+        self._greeting = Greeting(
+            backend.info(), {name: getattr(backend, name) for name in _CAPABILITIES}, backend.pid, about
+        )
+
+    async def serve(self, path: str, key: bytes) -> None:
+        if os.path.exists(path):  # left by a host that ended: a new listener cannot bind over it
+            os.unlink(path)
+        listener = Listener(path, family="AF_UNIX", authkey=key)
+        loop = asyncio.get_running_loop()
+        stopped = threading.Event()
+        accepting = threading.Thread(
+            target=self._accept, args=(listener, loop, stopped), name="engine-host-accept", daemon=True
+        )
+        accepting.start()
+        try:
+            while self._backend.serving:
+                await asyncio.sleep(_WATCH_EVERY_S)
+            logger.error("the engine stopped serving; the room's engine host ends so that the room starts it again")
+        finally:
+            stopped.set()
+            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as waking:
+                waking.connect(path)  # closing a listener does not wake an accept() waiting on it; a caller does
+            accepting.join(timeout=_CONNECT_TIMEOUT_S)
+            listener.close()
+
+    def _accept(self, listener: Listener, loop: asyncio.AbstractEventLoop, stopped: threading.Event) -> None:
+        while not stopped.is_set():
+            try:
+                connection = listener.accept()
+            except (OSError, EOFError, AuthenticationError) as exc:  # a wrong key, a client gone mid-handshake
+                if not stopped.is_set():
+                    logger.warning("refused a connection to the engine host: %s", exc)
+                continue
+            loop.call_soon_threadsafe(_Served, self._backend, connection, self._greeting)
+
+
+class _Served:
+    """One connected console process: its requests, each a task on the host's loop, and its replies."""
+
+    def __init__(self, backend: Backend, connection: Connection, greeting: Greeting):
+        self._backend, self._connection = backend, connection
+        loop = asyncio.get_running_loop()
+        self._outbox = Outbox(loop, self._send)
+        self._running: dict[int, asyncio.Task] = {}
+        self._send(greeting)
+        loop.add_reader(connection.fileno(), self._read)
+
+    def _read(self) -> None:
+        try:
+            while self._connection.poll():
+                match self._connection.recv():
+                    case Ask(rid, method, args) if method in _METHODS:
+                        task = self._running[rid] = asyncio.get_running_loop().create_task(
+                            self._answer(rid, method, args)
+                        )
+                        task.add_done_callback(functools.partial(self._forget, rid))
+                    case Cancel(rid) if rid in self._running:
+                        self._running[rid].cancel()
+        except (EOFError, OSError):
+            self._drop()
+
+    async def _answer(self, rid: int, method: Method, args: tuple) -> None:
+        try:
+            if method == "stream_chat":
+                async for delta in self._backend.stream_chat(*args):
+                    self._outbox.put(Answer(rid, delta))
+            else:
+                self._outbox.put(Answer(rid, await getattr(self._backend, method)(*args)))
+        except Refusal as exc:
+            # an engine that stopped serving ends the host (`serve`), and the room starts both again
+            error = _portable(exc) if self._backend.serving else EngineCrashed(ENGINE_STARTING_AGAIN)
+            self._outbox.put(Failed(rid, error))
+        except Exception as exc:  # a fault: reported to the process that asked, kept in the host's log
+            logger.exception("the engine host's %s failed", method)
+            self._outbox.put(Failed(rid, BackendError(f"unexpected {type(exc).__name__}: {exc}")))
+        else:
+            self._outbox.put(Ended(rid))
+
+    def _forget(self, rid: int, _task: asyncio.Task) -> None:
+        self._running.pop(rid, None)
+
+    def _send(self, message) -> None:
+        try:
+            self._connection.send(message)
+        except OSError:  # the process went away; its requests end with it
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._connection.closed:
+            return
+        asyncio.get_running_loop().remove_reader(self._connection.fileno())
+        self._connection.close()
+        for task in self._running.values():
+            task.cancel()
+
+
+class HostedBackend(Backend):
+    """The room's engine, seen from one console process. A lost host (it ended, and the room starts it
+    again) fails the replies streaming at that moment; the next request connects to the new one."""
+
+    def __init__(self, path: str, key: bytes):
+        self._path, self._key = path, key
+        self._connection: Connection | None = None
+        self._greeting: Greeting | None = None
+        self._inboxes: dict[int, Inbox] = {}
+        self._ids = itertools.count(1)
+        self._connecting = asyncio.Lock()
+
+    @classmethod
+    async def connect(cls, path: str, key: bytes) -> HostedBackend:
+        backend = cls(path, key)
+        await asyncio.to_thread(backend._connect)
+        return backend
+
+    @property
+    def greeting(self) -> Greeting:
+        assert self._greeting is not None  # set by connect()
+        return self._greeting
+
+    @property
+    def pid(self) -> int | None:
+        return self.greeting.pid
+
+    @property
+    def serving(self) -> bool:
+        return self._connection is not None
+
+    def info(self) -> BackendInfo:
+        return self.greeting.info
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[Delta]:
+        async with self._asking("stream_chat", request) as inbox:
+            while not isinstance(reply := await inbox.get(), Ended):
+                yield _answer(reply)
+
+    async def score_text(self, text: str) -> TextScore:
+        return await self._call("score_text", text)
+
+    async def next_token_logprobs(self, text: str, max_tokens: int) -> NextTokenLogprobs:
+        return await self._call("next_token_logprobs", text, max_tokens)
+
+    async def scheduler_metrics(self) -> SchedulerMetrics | None:
+        return await self._call("scheduler_metrics")
+
+    async def close(self) -> None:
+        if connection := self._connection:
+            self._connection = None
+            connection.close()
+
+    async def _call(self, method: Method, *args):
+        async with self._asking(method, *args) as inbox:
+            value = _answer(await inbox.get())
+            _answer(await inbox.get())  # its Ended
+            return value
+
+    @asynccontextmanager
+    async def _asking(self, method: Method, *args) -> AsyncIterator[Inbox]:
+        """Send one request and hand over its replies; leaving before its end cancels it in the host."""
+        connection = self._connection or await self._reconnect()
+        rid = next(self._ids)
+        inbox = self._inboxes[rid] = Inbox(asyncio.get_running_loop(), (Ended, Failed))
+        try:
+            self._send(connection, Ask(rid, method, args))
+            yield inbox
+        finally:
+            self._inboxes.pop(rid, None)
+            if not inbox.ended and self._connection is connection:
+                self._send(connection, Cancel(rid))
+
+    async def _reconnect(self) -> Connection:
+        async with self._connecting:
+            if self._connection is None:
+                await asyncio.to_thread(self._connect)
+        assert self._connection is not None
+        return self._connection
+
+    def _connect(self) -> None:
+        try:
+            connection = _client(self._path, self._key)
+            self._greeting = connection.recv()
+        except (OSError, EOFError, AuthenticationError) as exc:
+            raise BackendUnavailable(f"the room's engine is not answering ({exc}); send again in a minute") from exc
+        # the capabilities of the engine the host runs
+        self.supports_tools, self.supports_perplexity, self.supports_logprobs = (
+            self._greeting.capabilities[name] for name in _CAPABILITIES
+        )
+        self._connection = connection
+        threading.Thread(target=self._read, args=(connection,), name="engine-host-reader", daemon=True).start()
+
+    def _send(self, connection: Connection, message) -> None:
+        try:
+            connection.send(message)
+        except OSError as exc:
+            raise EngineCrashed(ENGINE_STARTING_AGAIN) from exc
+
+    def _read(self, connection: Connection) -> None:
+        """Route each batch of replies to its request until the host goes; then fail what was open."""
+        while True:
+            try:
+                replies = connection.recv()
+            except (EOFError, OSError):
+                break
+            route(self._inboxes, replies)
+        if self._connection is connection:
+            self._connection = None
+        route(self._inboxes, [Failed(rid, EngineCrashed(ENGINE_STARTING_AGAIN)) for rid in list(self._inboxes)])
+
+
+def _client(path: str, key: bytes) -> Connection:
+    """A connection to the host; OSError where nothing listens there or it does not answer in time."""
+    connection = Client(path, family="AF_UNIX", authkey=key)
+    if not connection.poll(_CONNECT_TIMEOUT_S):
+        connection.close()
+        raise TimeoutError(f"the engine host at {path} did not greet in {_CONNECT_TIMEOUT_S:g} s")
+    return connection
+
+
+def _portable(error: Refusal) -> Refusal:
+    """The error as the asking process can unpickle it: the backends' own kinds keep theirs."""
+    return error if type(error).__module__ == Refusal.__module__ else BackendError(str(error))
+
+
+def _answer(reply: Answer | Ended | Failed):
+    match reply:
+        case Failed(_, error):
+            raise error
+        case Answer(_, value):
+            return value
+    return None
