@@ -280,7 +280,10 @@ class HostedBackend(Backend):
             connection = _client(self._path, self._key)
             self._greeting = connection.recv()
         except (OSError, EOFError, AuthenticationError) as exc:
-            raise BackendUnavailable(f"the room's engine is not answering ({exc}); send again in a minute") from exc
+            raise BackendUnavailable(
+                f"the room's engine is not answering ({exc}); the room starts it again when it ends: send again "
+                "in a minute"
+            ) from exc
         # the capabilities of the engine the host runs
         self.supports_tools, self.supports_perplexity, self.supports_logprobs = (
             self._greeting.capabilities[name] for name in _CAPABILITIES

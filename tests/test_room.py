@@ -16,7 +16,7 @@ from gradio_client import Client
 
 import app
 from console.log_ins import FREE_TRIES
-from room.members import MEMBER_ENV
+from room.members import ENGINE_HOST, MEMBER_ENV
 from room.router import PIN_COOKIE, Member, Router, response_head_for_client
 from room.router import Request as RoutedRequest
 from tests.conftest import free_port, start_console, start_paced_server, stop_process
@@ -134,10 +134,12 @@ def test_a_client_that_leaves_mid_stream_ends_the_stream_behind_the_router(upstr
     assert upstream.stream_closed.wait(5)
 
 
-def test_a_room_needs_an_engine_server_its_processes_share():
-    with pytest.raises(SystemExit):
-        app.parse_args(["--room-processes", "2"])
-    policy = app.access_policy(app.parse_args(["--backend", "remote", "--room-processes", "4"]), auth=[("ann", "pw")])
+def test_a_room_runs_its_own_engine_unless_it_shares_a_server_and_nobody_changes_it():
+    assert not app.room_shares_a_server(app.parse_args(["--room-processes", "2"]))
+    assert not app.room_shares_a_server(app.parse_args(["--preset", "cpu", "--room-processes", "2"]))
+    remote = app.parse_args(["--backend", "remote", "--room-processes", "4"])
+    assert app.room_shares_a_server(remote)
+    policy = app.access_policy(remote, auth=[("ann", "pw")])
     assert not policy.is_admin("ann") and "4 processes" in policy.what_they_may_do("ann")
 
 
@@ -167,7 +169,7 @@ def test_a_room_spreads_its_users_over_its_processes_and_nobody_switches_the_eng
         assert [turn["content"][0]["text"] for turn in chatbot][0] == f"question {index}"
     ann = Client(url, auth=("ann", "ann-pw"), verbose=False)
     refused = ann.predict("cpu", api_name="/switch_preset")
-    assert not refused["ok"] and "2 processes in front of one engine server" in refused["error"]
+    assert not refused["ok"] and "2 processes sharing one engine" in refused["error"]
 
 
 @pytest.mark.remote
@@ -199,7 +201,7 @@ def test_pages_in_a_room_log_in_chat_and_see_why_nobody_switches(room):
         for index in range(2):
             visitor = browser.new_context(viewport=CHROMIUM_VIEWPORT)  # a browser of its own: its own cookies
             page = visitor.new_page()
-            assert "2 processes in front of one engine server" in log_in_page(page, url, "bob", "bob-pw")
+            assert "2 processes sharing one engine" in log_in_page(page, url, "bob", "bob-pw")
             page.locator("#chat-input textarea").fill(f"room question {index}")
             page.locator("#chat-input textarea").press("Enter")
             wait_for_text(page, "chatbot", "word word", timeout=60_000)
@@ -224,6 +226,78 @@ def test_guessing_passwords_slows_down_across_the_rooms_processes(room):
     assert answers[:FREE_TRIES] == [400] * FREE_TRIES and answers[-1] == 429
     refused = httpx.post(login, data={"username": "eve", "password": "guess"}, headers=guesser)
     assert "too many failed log-ins: try again in" in refused.json()["detail"]
+
+
+@pytest.fixture(scope="module")
+def cpu_room(tmp_path_factory):
+    """A room of 2 on the console's own engine: the embedded model on the CPU, in the room's engine host."""
+    folder = tmp_path_factory.mktemp("cpu-room")
+    console, url = start_console(["--room-processes", "2"], folder / "app.log")
+    yield console, url
+    stop_process(console)
+
+
+def engine_host_of(room) -> psutil.Process:
+    [host] = [child for child in psutil.Process(room.pid).children() if child.environ()[MEMBER_ENV] == ENGINE_HOST]
+    return host
+
+
+def loads_torch(process: psutil.Process) -> bool:
+    return any("libtorch" in mapped.path for mapped in process.memory_maps())
+
+
+def last_reply(chatbot: list[dict]) -> str:
+    """The last turn's text, less the figures under a reply."""
+    return chatbot[-1]["content"][0]["text"].split("\n\n<sub>")[0]
+
+
+@pytest.mark.cpu
+def test_a_room_on_its_own_engine_holds_the_model_once_and_answers_from_every_process(cpu_room):
+    console, url = cpu_room
+    host = engine_host_of(console)
+    members = [child for child in psutil.Process(console.pid).children() if child.pid != host.pid]
+    assert len(members) == 2
+    assert loads_torch(host) and not any(loads_torch(member) for member in members)
+    users = [Client(url, verbose=False) for _ in range(4)]
+    assert {pinned_to(user) for user in users} == {0, 1}
+    replies = [
+        last_reply(user.predict(message="What is 2+3?", max_new_tokens=12, temperature=0, api_name="/chat")[0])
+        for user in users
+    ]
+    assert set(replies) == {"2 + 3 = 5"}  # one engine, greedy: one reply wherever asked
+
+
+@pytest.mark.cpu
+def test_a_rooms_engine_that_ends_is_started_again_and_the_chats_go_on(cpu_room):
+    console, url = cpu_room
+    bob = Client(url, verbose=False)
+    bob.predict(message="first question", max_new_tokens=4, api_name="/chat")
+    ended = engine_host_of(console)
+    ended.kill()
+    ended.wait(10)
+    chatbot, _ = bob.predict(message="while it starts again", max_new_tokens=4, api_name="/chat")
+    assert "send again in a minute" in last_reply(chatbot)
+    deadline = time.monotonic() + 180
+    while "send again in a minute" in last_reply(chatbot):
+        assert time.monotonic() < deadline, "the room's engine was not started again"
+        time.sleep(2)
+        chatbot, _ = bob.predict(message="back?", max_new_tokens=4, api_name="/chat")
+    asked = [turn["content"][0]["text"] for turn in chatbot if turn["role"] == "user"]
+    assert asked[:2] == ["first question", "while it starts again"]  # the chat kept through it
+    assert engine_host_of(console).pid != ended.pid
+
+
+@pytest.mark.cpu
+def test_the_rooms_engine_host_ends_with_a_killed_room(tmp_path):
+    console, _ = start_console(["--room-processes", "2"], tmp_path / "app.log")
+    try:
+        processes = psutil.Process(console.pid).children()
+        assert len(processes) == 3  # the engine host and two console processes
+        console.kill()
+        _, left = psutil.wait_procs(processes, timeout=30)
+        assert not left
+    finally:
+        stop_process(console)
 
 
 @pytest.mark.remote
