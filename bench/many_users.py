@@ -334,9 +334,10 @@ def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
 
 
 def console_processes(console: subprocess.Popen, room: bool) -> list[psutil.Process]:
-    """The processes whose CPU is the console's: in a room, the router's and its console processes'."""
+    """The processes whose CPU is the console's: in a room, the router's and its processes' (its console
+    processes and, on an engine of its own, the engine host; not LMDeploy's worker, as for one process)."""
     process = psutil.Process(console.pid)
-    return [process, *process.children(recursive=True)] if room else [process]
+    return [process, *process.children()] if room else [process]
 
 
 def spread_round(
@@ -545,7 +546,9 @@ def run(args) -> str:
 
                 through_chromium[users, tokens] = chromium_round(url, users, tokens, measured)
         if args.model:
-            stop_process(console)  # the GPU is the raw pipeline's alone
+            engine_processes = psutil.Process(console.pid).children(recursive=True)
+            stop_process(console)  # the GPU is the raw pipeline's alone: the console's engine processes gone too
+            psutil.wait_procs(engine_processes, timeout=120)
             by_itself = raw_pipeline_rounds(args.model, args.engine, rounds)
         else:
             model = httpx.get(f"{base_url}/models", timeout=30).json()["data"][0]["id"]
@@ -603,8 +606,8 @@ def main() -> None:
         "--room-processes",
         type=int,
         default=1,
-        help="with --paced or --base-url: the console started with --room-processes N (its CPU then the router's "
-        "and its processes' together)",
+        help="the console started with --room-processes N (its CPU then the router's and its processes' "
+        "together; with --model, the room's processes share the engine in the room's engine host)",
     )
     parser.add_argument("--out")
     parser.add_argument(
@@ -631,10 +634,8 @@ def main() -> None:
         "Gradio's queue, the chat's code, its first paint written) and write them for the last round to this file",
     )
     args = parser.parse_args()
-    if args.room_processes > 1 and (args.model or args.profile or args.trace):
-        parser.error(
-            "--room-processes needs a server behind the console (--paced or --base-url), and no --profile/--trace"
-        )
+    if args.room_processes > 1 and (args.profile or args.trace):
+        parser.error("--room-processes cannot be profiled or traced: --profile and --trace watch one process")
     if args.chromium and not args.paced:
         parser.error("--chromium needs --paced: a page tells the reply from its question by the paced server's words")
     emit(run(args), args.out)
