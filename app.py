@@ -241,20 +241,23 @@ def check_sharing(args: argparse.Namespace, auth) -> str | None:
 
 def access_policy(args: argparse.Namespace, auth):
     """Admins must be users who can log in; without log-ins, a console others can reach has no admin;
-    in a room of several processes nobody changes the engine."""
-    from console.access import AccessPolicy, room_engine_fixed
+    in a room of several processes nobody takes the engine to themselves, and where they each reach the
+    engine's server, nobody changes it."""
+    from console.access import AccessPolicy, room_engine_fixed, room_engine_shared
 
     users = {user for user, _ in auth or []}
     unknown = sorted(set(args.admin) - users)
     if unknown:
         raise SystemExit(f"--admin {', '.join(unknown)}: not a user of --auth")
     reachable = args.share or listens_beyond_this_machine(args.server_name)
+    room = args.room_processes > 1
     return AccessPolicy(
         logins=bool(auth),
         admins=frozenset(args.admin),
         reachable_by_others=reachable,
         limits=usage_limits(args, auth),
-        engine_fixed=room_engine_fixed(args.room_processes) if args.room_processes > 1 else None,
+        engine_fixed=room_engine_fixed(args.room_processes) if room and room_shares_a_server(args) else None,
+        engine_shared=room_engine_shared(args.room_processes) if room else None,
     )
 
 
@@ -339,6 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from backends import BackendError
+    from console.access import AccessPolicy
     from console.log_ins import SLOWDOWN_NOTICE
     from console.paths import ModelRoots
     from console.room_engine import host_engine, join_engine
@@ -352,7 +356,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Starting {'preset ' + args.preset if args.preset else 'the ' + args.backend + ' backend'} ...", flush=True)
     try:
         if hosting and engine:  # until its engine stops serving; the room then starts it again
-            asyncio.run(host_engine(start_console(args, roots, access, VramSampler()), engine.path, engine.key))
+            # the room's processes check who may do what; the host does what they ask
+            starting = start_console(args, roots, AccessPolicy(), VramSampler())
+            asyncio.run(host_engine(starting, engine.path, engine.key))
             sys.exit("the room's engine stopped serving")
         sampler = VramSampler().start()
         if place and engine:

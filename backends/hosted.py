@@ -9,7 +9,8 @@ needs no `lmdeploy serve api_server` in front of it, and the CPU engine's line i
 
 What crosses the socket: a request (`Ask`) or its cancel (`Cancel`) one way, and batches of replies the
 other way, everything one turn of the host's event loop replies to one process as one message (as the
-engine worker's pipe does, `batches`). Each process is greeted with what the engine is (`Greeting`).
+engine worker's pipe does, `batches`). Each process is told what the engine is as it connects, and again
+whenever that changes (`News`).
 The socket is a file in a folder only this user can open, and the connection is authenticated with a key
 the room hands its processes: what crosses is pickled, which must only come from the room itself.
 """
@@ -24,7 +25,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener
@@ -47,18 +48,20 @@ from .batches import Inbox, Outbox, route
 
 logger = logging.getLogger(__name__)
 
-Method = Literal["stream_chat", "score_text", "next_token_logprobs", "scheduler_metrics"]
+Method = Literal["stream_chat", "score_text", "next_token_logprobs", "scheduler_metrics", "control"]
 _METHODS = frozenset(Method.__args__)  # type: ignore[attr-defined]
 _CAPABILITIES = ("supports_tools", "supports_perplexity", "supports_logprobs")
 _CONNECT_TIMEOUT_S = 10.0
 _WATCH_EVERY_S = 1.0
+_NEWS_READS_A_WATCH = 4  # how often the news is read, a watch: a switch's stages reach every page within 0.25 s
 ENGINE_STARTING_AGAIN = (
     "the room's engine process ended and is starting again; the reply so far is kept. Send again in a minute"
 )
 
 
-class Greeting(NamedTuple):
-    """What a connecting process is told first: the engine, and what the host's caller adds (`about`)."""
+class News(NamedTuple):
+    """What a connecting process is told first, and every process again whenever it changes: the engine
+    running now, and what the host adds (`about`, e.g. the preset it came from and a switch under way)."""
 
     info: BackendInfo
     capabilities: dict[str, bool]
@@ -67,8 +70,8 @@ class Greeting(NamedTuple):
 
 
 class Ask(NamedTuple):
-    """Run backend `method` with `args`: a stream's deltas come back one `Answer` each, a call's value
-    as one; then `Ended`, or `Failed` instead."""
+    """Run backend `method` with `args` (or, for "control", the host's control `args[0]` with the rest):
+    a stream's deltas come back one `Answer` each, a call's value as one; then `Ended`, or `Failed` instead."""
 
     rid: int
     method: Method
@@ -94,14 +97,38 @@ class Failed(NamedTuple):
 
 
 class EngineHost:
-    """Serves `backend` to every process that connects with the room's key, until the engine stops
-    serving (its worker died): the host then ends, and the room starts it again with a fresh engine."""
+    """Serves an engine to every process that connects with the room's key. As it is, it serves one
+    backend until that stops serving (its worker died), and then ends, so that the room starts it again;
+    a subclass serves whichever engine runs now (`engine`, `running`), tells more of it (`about`), takes
+    controls (`control`) and decides when to end (`keep_serving`)."""
 
-    def __init__(self, backend: Backend, about: Any):
+    def __init__(self, backend: Backend):
         self._backend = backend
-        self._greeting = Greeting(
-            backend.info(), {name: getattr(backend, name) for name in _CAPABILITIES}, backend.pid, about
-        )
+        self._served: list[_Served] = []
+        self._news: News | None = None
+
+    async def engine(self) -> Backend:
+        """The engine a request is to run on."""
+        return self._backend
+
+    def running(self) -> Backend:
+        """The engine running now, as the news tells it."""
+        return self._backend
+
+    def about(self) -> Any:
+        return None
+
+    async def control(self, name: str, *args) -> Any:
+        raise BackendError(f"the room's engine host takes no {name!r}")
+
+    async def keep_serving(self) -> bool:
+        """Asked every second; False ends the host."""
+        return self._backend.serving
+
+    def news(self) -> News:
+        backend = self.running()
+        capabilities = {name: getattr(backend, name) for name in _CAPABILITIES}
+        return News(backend.info(), capabilities, backend.pid, self.about())
 
     async def serve(self, path: str, key: bytes) -> None:
         if os.path.exists(path):  # left by a host that ended: a new listener cannot bind over it
@@ -114,8 +141,10 @@ class EngineHost:
         )
         accepting.start()
         try:
-            while self._backend.serving:
-                await asyncio.sleep(_WATCH_EVERY_S)
+            while await self.keep_serving():
+                for _ in range(_NEWS_READS_A_WATCH):
+                    await asyncio.sleep(_WATCH_EVERY_S / _NEWS_READS_A_WATCH)
+                    self.tell_news()
             logger.error("the engine stopped serving; the room's engine host ends so that the room starts it again")
         finally:
             stopped.set()
@@ -123,6 +152,11 @@ class EngineHost:
                 waking.connect(path)  # closing a listener does not wake an accept() waiting on it; a caller does
             accepting.join(timeout=_CONNECT_TIMEOUT_S)
             listener.close()
+
+    def tell_news(self) -> None:
+        if (news := self.news()) != self._news:
+            self._news = news
+            self._served = [served for served in self._served if served.tell(news)]
 
     def _accept(self, listener: Listener, loop: asyncio.AbstractEventLoop, stopped: threading.Event) -> None:
         while not stopped.is_set():
@@ -132,19 +166,28 @@ class EngineHost:
                 if not stopped.is_set():
                     logger.warning("refused a connection to the engine host: %s", exc)
                 continue
-            loop.call_soon_threadsafe(_Served, self._backend, connection, self._greeting)
+            loop.call_soon_threadsafe(self._admit, connection)
+
+    def _admit(self, connection: Connection) -> None:
+        served = _Served(self, connection)
+        if served.tell(self.news()):
+            self._served.append(served)
 
 
 class _Served:
     """One connected console process: its requests, each a task on the host's loop, and its replies."""
 
-    def __init__(self, backend: Backend, connection: Connection, greeting: Greeting):
-        self._backend, self._connection = backend, connection
+    def __init__(self, host: EngineHost, connection: Connection):
+        self._host, self._connection = host, connection
         loop = asyncio.get_running_loop()
         self._outbox = Outbox(loop, self._send)
         self._running: dict[int, asyncio.Task] = {}
-        self._send(greeting)
         loop.add_reader(connection.fileno(), self._read)
+
+    def tell(self, news: News) -> bool:
+        """Send the news; False where this process is gone."""
+        self._send(news)
+        return not self._connection.closed
 
     def _read(self) -> None:
         try:
@@ -162,15 +205,19 @@ class _Served:
 
     async def _answer(self, rid: int, method: Method, args: tuple) -> None:
         try:
-            if method == "stream_chat":
-                async for delta in self._backend.stream_chat(*args):
+            if method == "control":
+                value = await self._host.control(*args)
+                self._host.tell_news()  # sent at once, so the asking process knows what runs before its answer
+                self._outbox.put(Answer(rid, value))
+            elif method == "stream_chat":
+                async for delta in (await self._host.engine()).stream_chat(*args):
                     self._outbox.put(Answer(rid, delta))
             else:
-                self._outbox.put(Answer(rid, await getattr(self._backend, method)(*args)))
+                self._outbox.put(Answer(rid, await getattr(await self._host.engine(), method)(*args)))
+        except EngineCrashed:  # the host starts a crashed engine again, or ends and the room starts it
+            self._outbox.put(Failed(rid, EngineCrashed(ENGINE_STARTING_AGAIN)))
         except Refusal as exc:
-            # an engine that stopped serving ends the host (`serve`), and the room starts both again
-            error = _portable(exc) if self._backend.serving else EngineCrashed(ENGINE_STARTING_AGAIN)
-            self._outbox.put(Failed(rid, error))
+            self._outbox.put(Failed(rid, _portable(exc)))
         except Exception as exc:  # a fault: reported to the process that asked, kept in the host's log
             logger.exception("the engine host's %s failed", method)
             self._outbox.put(Failed(rid, BackendError(f"unexpected {type(exc).__name__}: {exc}")))
@@ -197,12 +244,14 @@ class _Served:
 
 class HostedBackend(Backend):
     """The room's engine, seen from one console process. A lost host (it ended, and the room starts it
-    again) fails the replies streaming at that moment; the next request connects to the new one."""
+    again) fails the replies streaming at that moment; the next request connects to the new one.
+    `on_news(about)` hears the host's news (from a reader thread) whenever the host tells it."""
 
-    def __init__(self, path: str, key: bytes):
+    def __init__(self, path: str, key: bytes, on_news: Callable[[Any], None] | None = None):
         self._path, self._key = path, key
+        self.on_news = on_news or (lambda about: None)
         self._connection: Connection | None = None
-        self._greeting: Greeting | None = None
+        self._news: News | None = None
         self._inboxes: dict[int, Inbox] = {}
         self._ids = itertools.count(1)
         self._connecting = asyncio.Lock()
@@ -214,20 +263,20 @@ class HostedBackend(Backend):
         return backend
 
     @property
-    def greeting(self) -> Greeting:
-        assert self._greeting is not None  # set by connect()
-        return self._greeting
+    def news(self) -> News:
+        assert self._news is not None  # set by connect()
+        return self._news
 
     @property
     def pid(self) -> int | None:
-        return self.greeting.pid
+        return self.news.pid
 
     @property
     def serving(self) -> bool:
         return self._connection is not None
 
     def info(self) -> BackendInfo:
-        return self.greeting.info
+        return self.news.info
 
     async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[Delta]:
         async with self._asking("stream_chat", request) as inbox:
@@ -242,6 +291,10 @@ class HostedBackend(Backend):
 
     async def scheduler_metrics(self) -> SchedulerMetrics | None:
         return await self._call("scheduler_metrics")
+
+    async def control(self, name: str, *args) -> Any:
+        """Run one of the host's controls (e.g. a preset switch) and return its value."""
+        return await self._call("control", name, *args)
 
     async def close(self) -> None:
         if connection := self._connection:
@@ -278,18 +331,22 @@ class HostedBackend(Backend):
     def _connect(self) -> None:
         try:
             connection = _client(self._path, self._key)
-            self._greeting = connection.recv()
+            self._hear(connection.recv())
         except (OSError, EOFError, AuthenticationError) as exc:
             raise BackendUnavailable(
                 f"the room's engine is not answering ({exc}); the room starts it again when it ends: send again "
                 "in a minute"
             ) from exc
-        # the capabilities of the engine the host runs
-        self.supports_tools, self.supports_perplexity, self.supports_logprobs = (
-            self._greeting.capabilities[name] for name in _CAPABILITIES
-        )
         self._connection = connection
         threading.Thread(target=self._read, args=(connection,), name="engine-host-reader", daemon=True).start()
+
+    def _hear(self, news: News) -> None:
+        self._news = news
+        # the capabilities of the engine the host runs now
+        self.supports_tools, self.supports_perplexity, self.supports_logprobs = (
+            news.capabilities[name] for name in _CAPABILITIES
+        )
+        self.on_news(news.about)
 
     def _send(self, connection: Connection, message) -> None:
         try:
@@ -298,13 +355,17 @@ class HostedBackend(Backend):
             raise EngineCrashed(ENGINE_STARTING_AGAIN) from exc
 
     def _read(self, connection: Connection) -> None:
-        """Route each batch of replies to its request until the host goes; then fail what was open."""
+        """Route each batch of replies to its request, and hear the news, until the host goes; then fail
+        what was open."""
         while True:
             try:
-                replies = connection.recv()
+                message = connection.recv()
             except (EOFError, OSError):
                 break
-            route(self._inboxes, replies)
+            if isinstance(message, News):
+                self._hear(message)
+            else:
+                route(self._inboxes, message)
         if self._connection is connection:
             self._connection = None
         route(self._inboxes, [Failed(rid, EngineCrashed(ENGINE_STARTING_AGAIN)) for rid in list(self._inboxes)])

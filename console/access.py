@@ -74,11 +74,20 @@ class ChatSlots:
 
 
 def room_engine_fixed(processes: int) -> str:
-    """Why nobody changes the engine from a console served by several processes: each holds its own
-    engine state, so a switch in one would leave the others' pages on the old engine."""
+    """Why nobody changes the engine from a room whose processes each reach the engine's own server: each
+    holds its own connection and engine state, so a switch in one would leave the others on the old one."""
+    return (
+        f"this console serves its room from {processes} processes in front of one engine server "
+        "(--room-processes); to change the engine, restart that server with other flags"
+    )
+
+
+def room_engine_shared(processes: int) -> str:
+    """Why nothing takes the engine to itself in a room on its own engine: the room's other processes
+    chat with it meanwhile, which a comparison's measurements and a quantization's memory cannot share."""
     return (
         f"this console serves its room from {processes} processes sharing one engine (--room-processes); "
-        "to change the engine, start the room again with other flags"
+        "comparisons, quantizations and side B need an engine of their own: run them from a console of one process"
     )
 
 
@@ -88,13 +97,15 @@ class AccessPolicy:
     log-ins and no admins named, every user who can log in is one. Without log-ins, the
     console is private (it listens on this machine only) and its one user is the admin, unless
     others can reach it (a public link, or an address other machines reach): then nobody is.
-    `engine_fixed`: why nobody may change the engine whoever they are (room_engine_fixed)."""
+    `engine_fixed`: why nobody may change the engine whoever they are (room_engine_fixed);
+    `engine_shared`: why nobody takes the engine to themselves, admins included (room_engine_shared)."""
 
     logins: bool = False
     admins: frozenset[str] = frozenset()
     reachable_by_others: bool = False
     limits: UsageLimits = field(default_factory=UsageLimits)
     engine_fixed: str | None = None
+    engine_shared: str | None = None
 
     def is_admin(self, username: str | None) -> bool:
         if self.engine_fixed:
@@ -110,9 +121,16 @@ class AccessPolicy:
             who = repr(username) if username else "a user who has not logged in"
             raise NotAllowed(f"only admins can {action}; {who} is not one (admins are named with --admin)")
 
+    def require_engine_to_itself(self, action: str) -> None:
+        """Refuse what needs the engine to itself (a comparison, a quantization, side B) where it is shared."""
+        if self.engine_shared:
+            raise NotAllowed(f"nobody can {action} here: {self.engine_shared}")
+
     def what_they_may_do(self, username: str | None) -> str:
         """A line for the page's header: who this is, and what they may do."""
         who = username or "you"
+        if self.is_admin(username) and self.engine_shared:
+            return f"{who}: may chat and switch presets; {self.engine_shared}"
         if self.is_admin(username):
             return f"{who}: may chat, switch presets, compare, quantize and manage the fleet"
         if self.engine_fixed or not self.logins:

@@ -243,6 +243,7 @@ class Console:
         `prepare` checks the request and returns the job's work; it runs once the user may (so someone
         who may not is told that first), and its ValueError refuses the job."""
         self.access.require_admin(user, f"start a {kind}")
+        self.access.require_engine_to_itself(f"start a {kind}")
         return self.jobs.start(Job(kind, prepare()))
 
     def cancel_job(self, kind: str, *, user: str | None = None) -> None:

@@ -1,46 +1,157 @@
-"""A room's one engine (`backends.hosted`): the room's engine host runs the Console's engine for every
-console process of the room, and each process builds its Console on that engine, telling its pages the
-preset, the reason and the generation settings the host started with."""
+"""A room's one engine (`backends.hosted`): the room's engine host runs a Console of its own, whose engine
+every console process of the room chats with; a preset switch or a restart asked in any process runs
+there, and every process follows what runs (the preset, its generation settings, a switch under way)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 from collections.abc import Awaitable
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
-from backends import BackendSpec, GenerationParams
+from backends import Backend, BackendError, BackendSpec, GenerationParams
 from backends.hosted import EngineHost, HostedBackend
 
 from .core import Console
+from .engine_state import NoEngine, SwitchProgress, SwitchReport
+
+logger = logging.getLogger(__name__)
+
+_SWITCH_END_POLL_S = 0.1
 
 
 class RunningEngine(NamedTuple):
-    """What the host says of its engine beyond the backend's own info: how the Console started it."""
+    """What the host tells of its engine beyond the backend's own info: how the Console runs it."""
 
     reason: str
     preset: str | None
+    previous_preset: str | None
     spec: BackendSpec | None
     default_params: GenerationParams
+    switching: SwitchProgress | None
+    last_switch: SwitchReport | None
+
+
+class ConsoleHost(EngineHost):
+    """The engine host of a room: serves whichever engine its Console runs (a request sent during a switch
+    waits for the new one), switches and restarts it when a console process asks, and restarts an engine
+    that crashed by itself (nobody's page has a Restart that would reach it otherwise)."""
+
+    def __init__(self, console: Console):
+        super().__init__(console.backend)
+        self._console = console
+
+    async def engine(self) -> Backend:
+        await self._console.switch_ended.wait()
+        return self._console.backend
+
+    def running(self) -> Backend:
+        return self._console.backend
+
+    def about(self) -> RunningEngine:
+        console = self._console
+        state, snapshot = console.state(), console.snapshot()
+        return RunningEngine(
+            state.reason,
+            state.preset,
+            state.previous_preset,
+            snapshot.spec,
+            state.default_params,
+            console.switching,
+            console.last_switch,
+        )
+
+    async def control(self, name: str, *args):
+        """The console process asking has checked who may; the host's own Console lets it."""
+        match name, args:
+            case "switch_preset", (str(preset), bool(fresh)):
+                return await self._console.switch_preset(preset, fresh=fresh)
+            case "restart", ():
+                return await self._console.restart()
+        return await super().control(name, *args)
+
+    async def keep_serving(self) -> bool:
+        backend = self._console.backend
+        if not backend.serving and not isinstance(backend, NoEngine) and self._console.switch_ended.is_set():
+            logger.error("the room's engine ended; starting it again")
+            try:
+                await self._console.restart()
+            except BackendError:
+                logger.exception("the room's engine did not start again; the room starts its host again")
+                return False
+        return True
 
 
 async def host_engine(starting: Awaitable[Console], path: str, key: bytes) -> None:
-    """Start the Console's engine, then serve it on `path` until it stops serving."""
-    console = await starting
-    state, snapshot = console.state(), console.snapshot()
-    running = RunningEngine(state.reason, snapshot.preset, snapshot.spec, snapshot.default_params)
-    await EngineHost(console.backend, running).serve(path, key)
+    """Start the Console's engine, then serve it on `path` until it cannot be started again."""
+    await ConsoleHost(await starting).serve(path, key)
+
+
+class RoomConsole(Console):
+    """A console process of a room, on the room's engine: a switch or restart asked here runs in the
+    engine host, and this process follows what the host runs, as every other process of the room does."""
+
+    def __init__(self, backend: HostedBackend, **options):
+        running: RunningEngine = backend.news.about
+        super().__init__(
+            backend,
+            running.reason,
+            preset=running.preset,
+            spec=running.spec,
+            default_params=running.default_params,
+            **options,
+        )
+        self.switch_ended = _SwitchEnded()  # set and cleared from the reader thread that hears the host
+        self._hosted = backend
+        self._follow(running)
+        backend.on_news = self._follow
+
+    async def switch_preset(self, name: str, job=None, *, user: str | None = None, fresh: bool = False) -> SwitchReport:
+        self.access.require_admin(user, "switch presets")
+        return await self._hosted.control("switch_preset", name, fresh)
+
+    async def restart(self, *, user: str | None = None) -> None:
+        self.access.require_admin(user, "restart the engine")
+        await self._hosted.control("restart")
+
+    def _follow(self, running: RunningEngine) -> None:
+        self._reason, self._preset, self._previous = running.reason, running.preset, running.previous_preset
+        self._spec, self._default_params = running.spec, running.default_params
+        self.switching, self.last_switch = running.switching, running.last_switch
+        if running.switching is None:
+            self.switch_ended.set()
+        else:
+            self.switch_ended.clear()
+        self._name_engine_process()
+
+
+class _SwitchEnded(asyncio.Event):
+    """`Console.switch_ended` for a process that hears of switches from a thread: asyncio's Event may only
+    be set from its own loop, so this one keeps a thread-safe event, and a wait polls it."""
+
+    def __init__(self):
+        super().__init__()
+        self._ended = threading.Event()
+        self._ended.set()
+
+    def set(self) -> None:
+        self._ended.set()
+
+    def clear(self) -> None:
+        self._ended.clear()
+
+    def is_set(self) -> bool:
+        return self._ended.is_set()
+
+    async def wait(self) -> Literal[True]:
+        while not self._ended.is_set():
+            await asyncio.sleep(_SWITCH_END_POLL_S)
+        return True
 
 
 async def join_engine(path: str, key: bytes, **console_options) -> Console:
     """A Console on the room's engine: the host's preset and settings, none of its own to load."""
-    backend = await HostedBackend.connect(path, key)
-    running: RunningEngine = backend.greeting.about
-    console = Console(
-        backend,
-        running.reason,
-        preset=running.preset,
-        spec=running.spec,
-        default_params=running.default_params,
-        **console_options,
-    )
+    console = RoomConsole(await HostedBackend.connect(path, key), **console_options)
     await console.checks.read_machine()
     return console

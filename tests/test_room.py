@@ -169,7 +169,7 @@ def test_a_room_spreads_its_users_over_its_processes_and_nobody_switches_the_eng
         assert [turn["content"][0]["text"] for turn in chatbot][0] == f"question {index}"
     ann = Client(url, auth=("ann", "ann-pw"), verbose=False)
     refused = ann.predict("cpu", api_name="/switch_preset")
-    assert not refused["ok"] and "2 processes sharing one engine" in refused["error"]
+    assert not refused["ok"] and "2 processes in front of one engine server" in refused["error"]
 
 
 @pytest.mark.remote
@@ -201,7 +201,7 @@ def test_pages_in_a_room_log_in_chat_and_see_why_nobody_switches(room):
         for index in range(2):
             visitor = browser.new_context(viewport=CHROMIUM_VIEWPORT)  # a browser of its own: its own cookies
             page = visitor.new_page()
-            assert "2 processes sharing one engine" in log_in_page(page, url, "bob", "bob-pw")
+            assert "2 processes in front of one engine server" in log_in_page(page, url, "bob", "bob-pw")
             page.locator("#chat-input textarea").fill(f"room question {index}")
             page.locator("#chat-input textarea").press("Enter")
             wait_for_text(page, "chatbot", "word word", timeout=60_000)
@@ -229,12 +229,23 @@ def test_guessing_passwords_slows_down_across_the_rooms_processes(room):
 
 
 @pytest.fixture(scope="module")
-def cpu_room(tmp_path_factory):
-    """A room of 2 on the console's own engine: the embedded model on the CPU, in the room's engine host."""
+def cpu_room(tmp_path_factory, user_presets):
+    """A room of 2 on the console's own engine: the embedded model on the CPU, in the room's engine host;
+    ann may switch presets, bob may chat."""
+    from presets.store import USER_PRESETS_ENV
+
     folder = tmp_path_factory.mktemp("cpu-room")
-    console, url = start_console(["--room-processes", "2"], folder / "app.log")
+    (folder / "users").write_text("ann:ann-pw\nbob:bob-pw\n")
+    options = ["--room-processes", "2", "--auth", str(folder / "users"), "--admin", "ann"]
+    console, url = start_console(options, folder / "app.log", env={USER_PRESETS_ENV: str(user_presets)})
     yield console, url
     stop_process(console)
+
+
+def room_user(url: str, user: str, process: int | None = None) -> Client:
+    """A gradio_client of `user`, kept on room process `process` where given (its pin cookie set)."""
+    pin = {"cookies": {PIN_COOKIE: str(process)}} if process is not None else {}
+    return Client(url, auth=(user, f"{user}-pw"), verbose=False, httpx_kwargs=pin)
 
 
 def engine_host_of(room) -> psutil.Process:
@@ -258,7 +269,7 @@ def test_a_room_on_its_own_engine_holds_the_model_once_and_answers_from_every_pr
     members = [child for child in psutil.Process(console.pid).children() if child.pid != host.pid]
     assert len(members) == 2
     assert loads_torch(host) and not any(loads_torch(member) for member in members)
-    users = [Client(url, verbose=False) for _ in range(4)]
+    users = [room_user(url, "bob") for _ in range(4)]
     assert {pinned_to(user) for user in users} == {0, 1}
     replies = [
         last_reply(user.predict(message="What is 2+3?", max_new_tokens=12, temperature=0, api_name="/chat")[0])
@@ -270,7 +281,7 @@ def test_a_room_on_its_own_engine_holds_the_model_once_and_answers_from_every_pr
 @pytest.mark.cpu
 def test_a_rooms_engine_that_ends_is_started_again_and_the_chats_go_on(cpu_room):
     console, url = cpu_room
-    bob = Client(url, verbose=False)
+    bob = room_user(url, "bob")
     bob.predict(message="first question", max_new_tokens=4, api_name="/chat")
     ended = engine_host_of(console)
     ended.kill()
@@ -285,6 +296,57 @@ def test_a_rooms_engine_that_ends_is_started_again_and_the_chats_go_on(cpu_room)
     asked = [turn["content"][0]["text"] for turn in chatbot if turn["role"] == "user"]
     assert asked[:2] == ["first question", "while it starts again"]  # the chat kept through it
     assert engine_host_of(console).pid != ended.pid
+
+
+@pytest.mark.cpu
+def test_an_admin_switches_the_rooms_engine_and_every_process_follows(cpu_room):
+    _, url = cpu_room
+    ann, bob = room_user(url, "ann", process=0), room_user(url, "bob", process=1)
+    refused = bob.predict("cpu-bf16", api_name="/switch_preset")
+    assert not refused["ok"] and "only admins can switch presets" in refused["error"]
+    try:
+        switched = ann.predict("cpu-bf16", api_name="/switch_preset")
+        assert switched["ok"] and switched["engine_status"]["preset"] == "cpu-bf16"
+        seen_by_bob = bob.predict(api_name="/engine_status")  # on the room's other process
+        assert (seen_by_bob["preset"], seen_by_bob["engine"]) == ("cpu-bf16", "transformers (CPU, bf16)")
+        assert last_reply(bob.predict(message="What is 2+3?", max_new_tokens=12, temperature=0, api_name="/chat")[0])
+    finally:
+        assert ann.predict("cpu", api_name="/switch_preset")["ok"]
+    assert bob.predict(api_name="/engine_status")["engine"] == "transformers (CPU, fp32)"
+
+
+@pytest.mark.cpu
+def test_what_needs_the_engine_to_itself_is_refused_in_a_room_with_the_reason(cpu_room):
+    _, url = cpu_room
+    ann = room_user(url, "ann")
+    _, side_b = ann.predict("cpu-bf16", api_name="/load_side_b")
+    assert "need an engine of their own" in side_b
+    with pytest.raises(Exception, match="need an engine of their own"):
+        ann.predict(presets=["cpu", "cpu-bf16"], names=["math"], api_name="/compare")
+
+
+@pytest.mark.browser
+def test_a_page_on_one_process_follows_a_switch_made_on_another(cpu_room):
+    from tests.conftest import CHROMIUM_VIEWPORT, log_in_page, open_chromium, wait_for_text
+    from tests.test_browser import knob_is
+
+    _, url = cpu_room
+    ann = room_user(url, "ann", process=0)
+    with open_chromium() as browser:
+        visitor = browser.new_context(viewport=CHROMIUM_VIEWPORT)
+        visitor.add_cookies([{"name": PIN_COOKIE, "value": "1", "url": url}])  # on the room's other process
+        page = visitor.new_page()
+        log_in_page(page, url, "bob", "bob-pw")
+        knob_is(page, "temperature", "0.7")
+        try:
+            assert ann.predict("cpu-greedy", api_name="/switch_preset")["ok"]
+            knob_is(page, "temperature", "0")
+            wait_for_text(page, "engine-header", "preset cpu-greedy", timeout=30_000)
+        finally:
+            assert ann.predict("cpu", api_name="/switch_preset")["ok"]
+        knob_is(page, "temperature", "0.7")
+        page.get_by_role("tab", name="Compare").click()
+        assert page.locator("#compare-run").is_disabled()
 
 
 @pytest.mark.cpu

@@ -92,7 +92,7 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
     with gr.Row():
         run = gr.Button("Run comparison", variant="primary", elem_id="compare-run")
         cancel = gr.Button("Cancel", elem_id="compare-cancel")
-    admin.controls(run, cancel)
+    admin.controls(run, cancel, engine_to_itself=True)
     admin.reason()
     progress = gr.Markdown(status_markdown(None), elem_id="compare-progress")
     log = gr.Textbox(label="Log", lines=6, max_lines=6, autoscroll=True, interactive=False)

@@ -57,7 +57,7 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
         check = gr.Button("Check", elem_id="quantize-check")
         start = gr.Button("Quantize", variant="primary", interactive=no_gpu is None, elem_id="quantize-start")
         cancel = gr.Button("Cancel")
-    admin.controls(start, cancel)
+    admin.controls(start, cancel, engine_to_itself=True)
     admin.reason()
     result = gr.Markdown(elem_id="quantize-result")  # under the buttons: Check's answer is read there
     progress = gr.Markdown(status_markdown(None), elem_id="quantize-progress")
