@@ -10,7 +10,7 @@ import threading
 from collections.abc import Awaitable
 from typing import Literal, NamedTuple
 
-from backends import Backend, BackendError, BackendSpec, GenerationParams
+from backends import Backend, BackendSpec, GenerationParams
 from backends.hosted import EngineHost, HostedBackend
 
 from .core import Console
@@ -41,6 +41,7 @@ class ConsoleHost(EngineHost):
     def __init__(self, console: Console):
         super().__init__(console.backend)
         self._console = console
+        self._restart: asyncio.Task | None = None
 
     async def engine(self) -> Backend:
         await self._console.switch_ended.wait()
@@ -72,15 +73,20 @@ class ConsoleHost(EngineHost):
         return await super().control(name, *args)
 
     async def keep_serving(self) -> bool:
+        """Restart a crashed engine, in a task of its own: the news of its stages goes on meanwhile. One
+        that fails to load leaves "no engine", which the pages show, and an admin switches from."""
         backend = self._console.backend
-        if not backend.serving and not isinstance(backend, NoEngine) and self._console.switch_ended.is_set():
+        crashed = not backend.serving and not isinstance(backend, NoEngine)
+        if crashed and self._console.switch_ended.is_set() and (self._restart is None or self._restart.done()):
             logger.error("the room's engine ended; starting it again")
-            try:
-                await self._console.restart()
-            except BackendError:
-                logger.exception("the room's engine did not start again; the room starts its host again")
-                return False
+            self._restart = asyncio.create_task(self._console.restart())
+            self._restart.add_done_callback(_log_failed_restart)
         return True
+
+
+def _log_failed_restart(restart: asyncio.Task) -> None:
+    if not restart.cancelled() and (error := restart.exception()) is not None:
+        logger.error("the room's engine did not start again: %s", error)
 
 
 async def host_engine(starting: Awaitable[Console], path: str, key: bytes) -> None:

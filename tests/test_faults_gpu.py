@@ -110,3 +110,29 @@ async def test_after_a_crash_restart_tells_others_it_is_restarting_then_answers(
     assert "5" in (await reply_to(console, "What is 2+3?")).content
     labels = [e.label for e in console.sampler.events() if e.label.startswith("engine")]  # chats mark theirs too
     assert labels[-3:] == ["engine restart", "engine closed", f"engine loaded: {first}"]
+
+
+def test_a_rooms_engine_that_crashes_is_restarted_by_its_host_and_the_room_chats_on(tmp_path):
+    """In a room on its own engine, no page's Restart reaches the engine first: its host restarts it."""
+    import time
+
+    from gradio_client import Client
+
+    from tests.conftest import start_console, stop_process
+
+    room, url = start_console(["--backend", "lmdeploy", "--room-processes", "2"], tmp_path / "app.log", timeout_s=900)
+    try:
+        visitor = Client(url, verbose=False)
+        crashed = visitor.predict(api_name="/engine_status")["details"]["worker_pid"]
+        os.kill(crashed, signal.SIGKILL)
+        deadline = time.monotonic() + 600
+        while True:
+            chatbot, _ = visitor.predict(message="What is 2+3?", max_new_tokens=8, temperature=0, api_name="/chat")
+            if "send again in a minute" not in chatbot[-1]["content"][0]["text"]:
+                break
+            assert time.monotonic() < deadline, "the room's engine was not restarted"
+            time.sleep(2)
+        assert "5" in chatbot[-1]["content"][0]["text"]
+        assert visitor.predict(api_name="/engine_status")["details"]["worker_pid"] != crashed
+    finally:
+        stop_process(room)
