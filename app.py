@@ -150,8 +150,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=1,
         help="serve the pages from this many console processes behind one address, each page kept on one, "
-        "for a room chatting at once; they share one engine (a process of its own, or the server of "
-        "--backend remote), and nobody can switch presets from them",
+        "for a room chatting at once; they share one engine: a process of its own, which an admin's preset "
+        "switch on any page changes for all, or the server of --backend remote, which nobody switches from "
+        "them; comparisons, quantizations and side B need a console of one process",
     )
     args = parser.parse_args(argv)
     if not args.login_hours > 0:  # also NaN
@@ -355,11 +356,11 @@ def main(argv: list[str] | None = None) -> None:
     engine = room_engine()
     print(f"Starting {'preset ' + args.preset if args.preset else 'the ' + args.backend + ' backend'} ...", flush=True)
     try:
-        if hosting and engine:  # until its engine stops serving; the room then starts it again
+        if hosting and engine:  # serves until the room ends it
             # the room's processes check who may do what; the host does what they ask
             starting = start_console(args, roots, AccessPolicy(), VramSampler())
             asyncio.run(host_engine(starting, engine.path, engine.key))
-            sys.exit("the room's engine stopped serving")
+            return
         sampler = VramSampler().start()
         if place and engine:
             console = asyncio.run(

@@ -90,7 +90,7 @@ def _log_failed_restart(restart: asyncio.Task) -> None:
 
 
 async def host_engine(starting: Awaitable[Console], path: str, key: bytes) -> None:
-    """Start the Console's engine, then serve it on `path` until it cannot be started again."""
+    """Start the Console's engine, then serve it on `path` (until the room ends this process)."""
     await ConsoleHost(await starting).serve(path, key)
 
 

@@ -22,6 +22,15 @@ def test_policy():
         named.require_admin("bob", "switch presets")
 
 
+def test_in_a_room_on_its_own_engine_admins_switch_but_nobody_takes_the_engine_to_themselves():
+    policy = app.access_policy(app.parse_args(["--room-processes", "3", "--admin", "ann"]), auth=[("ann", "pw")])
+    policy.require_admin("ann", "switch presets")
+    with pytest.raises(NotAllowed, match="nobody can start a comparison here: .*3 processes sharing one engine"):
+        policy.require_engine_to_itself("start a comparison")
+    assert policy.what_they_may_do("ann").startswith("ann: may chat and switch presets; ")
+    AccessPolicy().require_engine_to_itself("start a comparison")  # a console of one process: nothing refused
+
+
 @pytest.mark.parametrize(
     ("arguments", "admin", "warned"),
     [
