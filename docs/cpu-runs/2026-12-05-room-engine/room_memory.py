@@ -1,9 +1,15 @@
-"""RSS of a room of 2 on the CPU default, each process with its role, beside a console of one process."""
-import subprocess, sys, time
-import psutil
-sys.path.insert(0, ".")
-from tests.conftest import start_console, stop_process
+"""RSS of a room of 2 on the CPU default, each process with its role, beside a console of one process.
+Run from the checkout's root: python docs/cpu-runs/2026-12-05-room-engine/room_memory.py"""
+
+import sys
+import time
 from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, ".")
+from tests.conftest import start_console, stop_process  # noqa: E402 - the checkout's root, put on the path above
+
 
 def roles(console):
     rows = [("room (router)", psutil.Process(console.pid))]
@@ -11,6 +17,7 @@ def roles(console):
         role = child.environ().get("LMDEPLOY_CONSOLE_ROOM_MEMBER", "?")
         rows.append(("engine host" if role == "engine" else f"page process {role.split(':')[0]}", child))
     return rows
+
 
 for options, name in ((["--room-processes", "2"], "room of 2"), ([], "one process")):
     console, url = start_console(options, Path(f"/tmp/mem-{len(options)}.log"))
