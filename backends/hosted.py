@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 Method = Literal["stream_chat", "score_text", "next_token_logprobs", "scheduler_metrics", "control"]
 _METHODS = frozenset(Method.__args__)  # type: ignore[attr-defined]
 _CAPABILITIES = ("supports_tools", "supports_perplexity", "supports_logprobs")
+MAIN = "main"  # the engine every host serves
 _CONNECT_TIMEOUT_S = 10.0
 _WATCH_EVERY_S = 1.0
 _NEWS_READS_A_WATCH = 4  # how often the news is read, a watch: a switch's stages reach every page within 0.25 s
@@ -59,21 +60,30 @@ ENGINE_STARTING_AGAIN = (
 )
 
 
-class News(NamedTuple):
-    """What a connecting process is told first, and every process again whenever it changes: the engine
-    running now, and what the host adds (`about`, e.g. the preset it came from and a switch under way)."""
+class Facts(NamedTuple):
+    """One engine, as the host tells it."""
 
     info: BackendInfo
     capabilities: dict[str, bool]
     pid: int | None
+
+
+class News(NamedTuple):
+    """What a connecting process is told first, and every process again whenever it changes: each engine
+    the host serves now, by name (MAIN, and any other its subclass serves), and what the host adds
+    (`about`, e.g. the preset the main engine came from and a switch under way)."""
+
+    engines: dict[str, Facts]
     about: Any
 
 
 class Ask(NamedTuple):
-    """Run backend `method` with `args` (or, for "control", the host's control `args[0]` with the rest):
-    a stream's deltas come back one `Answer` each, a call's value as one; then `Ended`, or `Failed` instead."""
+    """Run `method` of the host's engine `engine` with `args` (or, for "control", the host's control
+    `args[0]` with the rest): a stream's deltas come back one `Answer` each, a call's value as one; then
+    `Ended`, or `Failed` instead."""
 
     rid: int
+    engine: str
     method: Method
     args: tuple
 
@@ -107,13 +117,15 @@ class EngineHost:
         self._served: list[_Served] = []
         self._news: News | None = None
 
-    async def engine(self) -> Backend:
-        """The engine a request is to run on."""
+    async def engine(self, name: str) -> Backend:
+        """The engine a request names, to run on."""
+        if name != MAIN:
+            raise BackendUnavailable(f"the room's engine host serves no engine {name!r}")
         return self._backend
 
-    def running(self) -> Backend:
-        """The engine running now, as the news tells it."""
-        return self._backend
+    def running(self) -> dict[str, Backend]:
+        """The engines running now, by name, as the news tells them."""
+        return {MAIN: self._backend}
 
     def about(self) -> Any:
         return None
@@ -126,9 +138,11 @@ class EngineHost:
         return self._backend.serving
 
     def news(self) -> News:
-        backend = self.running()
-        capabilities = {name: getattr(backend, name) for name in _CAPABILITIES}
-        return News(backend.info(), capabilities, backend.pid, self.about())
+        engines = {
+            name: Facts(backend.info(), {c: getattr(backend, c) for c in _CAPABILITIES}, backend.pid)
+            for name, backend in self.running().items()
+        }
+        return News(engines, self.about())
 
     async def serve(self, path: str, key: bytes) -> None:
         if os.path.exists(path):  # left by a host that ended: a new listener cannot bind over it
@@ -193,9 +207,9 @@ class _Served:
         try:
             while self._connection.poll():
                 match self._connection.recv():
-                    case Ask(rid, method, args) if method in _METHODS:
+                    case Ask(rid, engine, method, args) if method in _METHODS:
                         task = self._running[rid] = asyncio.get_running_loop().create_task(
-                            self._answer(rid, method, args)
+                            self._answer(rid, engine, method, args)
                         )
                         task.add_done_callback(functools.partial(self._forget, rid))
                     case Cancel(rid) if rid in self._running:
@@ -203,17 +217,17 @@ class _Served:
         except (EOFError, OSError):
             self._drop()
 
-    async def _answer(self, rid: int, method: Method, args: tuple) -> None:
+    async def _answer(self, rid: int, engine: str, method: Method, args: tuple) -> None:
         try:
             if method == "control":
                 value = await self._host.control(*args)
                 self._host.tell_news()  # sent at once, so the asking process knows what runs before its answer
                 self._outbox.put(Answer(rid, value))
             elif method == "stream_chat":
-                async for delta in (await self._host.engine()).stream_chat(*args):
+                async for delta in (await self._host.engine(engine)).stream_chat(*args):
                     self._outbox.put(Answer(rid, delta))
             else:
-                self._outbox.put(Answer(rid, await getattr(await self._host.engine(), method)(*args)))
+                self._outbox.put(Answer(rid, await getattr(await self._host.engine(engine), method)(*args)))
         except EngineCrashed:  # the host starts a crashed engine again, or ends and the room starts it
             self._outbox.put(Failed(rid, EngineCrashed(ENGINE_STARTING_AGAIN)))
         except Refusal as exc:
@@ -242,14 +256,15 @@ class _Served:
             task.cancel()
 
 
-class HostedBackend(Backend):
-    """The room's engine, seen from one console process. A lost host (it ended, and the room starts it
-    again) fails the replies streaming at that moment; the next request connects to the new one.
-    `on_news(about)` hears the host's news (from a reader thread) whenever the host tells it."""
+class HostLink:
+    """One console process's connection to the room's engine host: its requests and their replies, and
+    the host's news. A lost host (it ended, and the room starts it again) fails the replies streaming at
+    that moment; the next request connects to the new one. `on_news(about)` hears the host's news (from
+    a reader thread) whenever the host tells it."""
 
-    def __init__(self, path: str, key: bytes, on_news: Callable[[Any], None] | None = None):
+    def __init__(self, path: str, key: bytes):
         self._path, self._key = path, key
-        self.on_news = on_news or (lambda about: None)
+        self.on_news: Callable[[Any], None] = lambda about: None
         self._connection: Connection | None = None
         self._news: News | None = None
         self._inboxes: dict[int, Inbox] = {}
@@ -257,10 +272,10 @@ class HostedBackend(Backend):
         self._connecting = asyncio.Lock()
 
     @classmethod
-    async def connect(cls, path: str, key: bytes) -> HostedBackend:
-        backend = cls(path, key)
-        await asyncio.to_thread(backend._connect)
-        return backend
+    async def connect(cls, path: str, key: bytes) -> HostLink:
+        link = cls(path, key)
+        await asyncio.to_thread(link._connect)
+        return link
 
     @property
     def news(self) -> News:
@@ -268,58 +283,41 @@ class HostedBackend(Backend):
         return self._news
 
     @property
-    def pid(self) -> int | None:
-        return self.news.pid
-
-    @property
-    def serving(self) -> bool:
+    def connected(self) -> bool:
         return self._connection is not None
 
-    def info(self) -> BackendInfo:
-        return self.news.info
-
-    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[Delta]:
-        async with self._asking("stream_chat", request) as inbox:
-            while not isinstance(reply := await inbox.get(), Ended):
-                yield _answer(reply)
-
-    async def score_text(self, text: str) -> TextScore:
-        return await self._call("score_text", text)
-
-    async def next_token_logprobs(self, text: str, max_tokens: int) -> NextTokenLogprobs:
-        return await self._call("next_token_logprobs", text, max_tokens)
-
-    async def scheduler_metrics(self) -> SchedulerMetrics | None:
-        return await self._call("scheduler_metrics")
+    def backend(self, name: str = MAIN) -> HostedBackend:
+        """The host's engine `name` as a backend of this process."""
+        return HostedBackend(self, name)
 
     async def control(self, name: str, *args) -> Any:
         """Run one of the host's controls (e.g. a preset switch) and return its value."""
-        return await self._call("control", name, *args)
+        return await self.call(MAIN, "control", name, *args)
 
-    async def close(self) -> None:
-        if connection := self._connection:
-            self._connection = None
-            connection.close()
-
-    async def _call(self, method: Method, *args):
-        async with self._asking(method, *args) as inbox:
+    async def call(self, engine: str, method: Method, *args):
+        async with self.asking(engine, method, *args) as inbox:
             value = _answer(await inbox.get())
             _answer(await inbox.get())  # its Ended
             return value
 
     @asynccontextmanager
-    async def _asking(self, method: Method, *args) -> AsyncIterator[Inbox]:
+    async def asking(self, engine: str, method: Method, *args) -> AsyncIterator[Inbox]:
         """Send one request and hand over its replies; leaving before its end cancels it in the host."""
         connection = self._connection or await self._reconnect()
         rid = next(self._ids)
         inbox = self._inboxes[rid] = Inbox(asyncio.get_running_loop(), (Ended, Failed))
         try:
-            self._send(connection, Ask(rid, method, args))
+            self._send(connection, Ask(rid, engine, method, args))
             yield inbox
         finally:
             self._inboxes.pop(rid, None)
             if not inbox.ended and self._connection is connection:
                 self._send(connection, Cancel(rid))
+
+    async def close(self) -> None:
+        if connection := self._connection:
+            self._connection = None
+            connection.close()
 
     async def _reconnect(self) -> Connection:
         async with self._connecting:
@@ -342,10 +340,6 @@ class HostedBackend(Backend):
 
     def _hear(self, news: News) -> None:
         self._news = news
-        # the capabilities of the engine the host runs now
-        self.supports_tools, self.supports_perplexity, self.supports_logprobs = (
-            news.capabilities[name] for name in _CAPABILITIES
-        )
         self.on_news(news.about)
 
     def _send(self, connection: Connection, message) -> None:
@@ -369,6 +363,67 @@ class HostedBackend(Backend):
         if self._connection is connection:
             self._connection = None
         route(self._inboxes, [Failed(rid, EngineCrashed(ENGINE_STARTING_AGAIN)) for rid in list(self._inboxes)])
+
+
+_NOT_SERVED = Facts(BackendInfo(kind="none", model="-", engine="not served by the room's engine host"), {}, None)
+
+
+class HostedBackend(Backend):
+    """One engine of the room's host (`name`), seen from one console process, as the host runs it now."""
+
+    def __init__(self, link: HostLink, name: str = MAIN):
+        self.link, self._name = link, name
+
+    @classmethod
+    async def connect(cls, path: str, key: bytes) -> HostedBackend:
+        return cls(await HostLink.connect(path, key))
+
+    @property
+    def _facts(self) -> Facts:
+        return self.link.news.engines.get(self._name, _NOT_SERVED)
+
+    @property
+    def supports_tools(self) -> bool:  # type: ignore[override]  # the engine the host runs now
+        return self._facts.capabilities.get("supports_tools", False)
+
+    @property
+    def supports_perplexity(self) -> bool:  # type: ignore[override]  # the engine the host runs now
+        return self._facts.capabilities.get("supports_perplexity", False)
+
+    @property
+    def supports_logprobs(self) -> bool:  # type: ignore[override]  # the engine the host runs now
+        return self._facts.capabilities.get("supports_logprobs", False)
+
+    @property
+    def pid(self) -> int | None:
+        return self._facts.pid
+
+    @property
+    def serving(self) -> bool:
+        return self.link.connected and self._name in self.link.news.engines
+
+    def info(self) -> BackendInfo:
+        return self._facts.info
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[Delta]:
+        async with self.link.asking(self._name, "stream_chat", request) as inbox:
+            while not isinstance(reply := await inbox.get(), Ended):
+                yield _answer(reply)
+
+    async def score_text(self, text: str) -> TextScore:
+        return await self.link.call(self._name, "score_text", text)
+
+    async def next_token_logprobs(self, text: str, max_tokens: int) -> NextTokenLogprobs:
+        return await self.link.call(self._name, "next_token_logprobs", text, max_tokens)
+
+    async def scheduler_metrics(self) -> SchedulerMetrics | None:
+        return await self.link.call(self._name, "scheduler_metrics")
+
+    async def close(self) -> None:
+        """The main engine's backend is the process's link to the host: closing it ends the link. Any other
+        engine is the host's to close (a control)."""
+        if self._name == MAIN:
+            await self.link.close()
 
 
 def _client(path: str, key: bytes) -> Connection:

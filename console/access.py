@@ -87,7 +87,7 @@ def room_engine_shared(processes: int) -> str:
     chat with it meanwhile, which a comparison's measurements and a quantization's memory cannot share."""
     return (
         f"this console serves its room from {processes} processes sharing one engine (--room-processes); "
-        "comparisons, quantizations and side B need an engine of their own: run them from a console of one process"
+        "comparisons and quantizations need the engine to themselves: run them from a console of one process"
     )
 
 
@@ -122,7 +122,7 @@ class AccessPolicy:
             raise NotAllowed(f"only admins can {action}; {who} is not one (admins are named with --admin)")
 
     def require_engine_to_itself(self, action: str) -> None:
-        """Refuse what needs the engine to itself (a comparison, a quantization, side B) where it is shared."""
+        """Refuse what needs the engine to itself (a comparison, a quantization) where it is shared."""
         if self.engine_shared:
             raise NotAllowed(f"nobody can {action} here: {self.engine_shared}")
 

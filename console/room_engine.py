@@ -1,6 +1,7 @@
 """A room's one engine (`backends.hosted`): the room's engine host runs a Console of its own, whose engine
-every console process of the room chats with; a preset switch or a restart asked in any process runs
-there, and every process follows what runs (the preset, its generation settings, a switch under way)."""
+(and side B) every console process of the room chats with; a preset switch, a restart or side B's load
+asked in any process runs there, and every process follows what runs (the preset, its generation
+settings, a switch under way, side B)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,17 @@ import threading
 from collections.abc import Awaitable
 from typing import Literal, NamedTuple
 
-from backends import Backend, BackendSpec, GenerationParams
-from backends.hosted import EngineHost, HostedBackend
+from backends import Backend, BackendSpec, BackendUnavailable, GenerationParams
+from backends.hosted import MAIN, EngineHost, HostLink
 
 from .core import Console
 from .engine_state import NoEngine, SwitchProgress, SwitchReport
+from .side_by_side import SideBySide, SideLoad
 
 logger = logging.getLogger(__name__)
 
 _SWITCH_END_POLL_S = 0.1
+SIDE_B = "side B"  # the host's name for side B's engine
 
 
 class RunningEngine(NamedTuple):
@@ -31,6 +34,8 @@ class RunningEngine(NamedTuple):
     default_params: GenerationParams
     switching: SwitchProgress | None
     last_switch: SwitchReport | None
+    side_b: SideLoad | None  # side B as loaded, where one is
+    side_b_loading: SwitchProgress | None
 
 
 class ConsoleHost(EngineHost):
@@ -43,12 +48,17 @@ class ConsoleHost(EngineHost):
         self._console = console
         self._restart: asyncio.Task | None = None
 
-    async def engine(self) -> Backend:
+    async def engine(self, name: str) -> Backend:
+        if name == SIDE_B:
+            if (side_b := self._console.side_b.backend) is None:
+                raise BackendUnavailable("side B was unloaded: load a preset as side B, then send again")
+            return side_b
         await self._console.switch_ended.wait()
         return self._console.backend
 
-    def running(self) -> Backend:
-        return self._console.backend
+    def running(self) -> dict[str, Backend]:
+        side_b = self._console.side_b.backend
+        return {MAIN: self._console.backend, **({SIDE_B: side_b} if side_b else {})}
 
     def about(self) -> RunningEngine:
         console = self._console
@@ -61,6 +71,8 @@ class ConsoleHost(EngineHost):
             state.default_params,
             console.switching,
             console.last_switch,
+            console.side_b.loaded,
+            console.side_b.loading,
         )
 
     async def control(self, name: str, *args):
@@ -70,6 +82,10 @@ class ConsoleHost(EngineHost):
                 return await self._console.switch_preset(preset, fresh=fresh)
             case "restart", ():
                 return await self._console.restart()
+            case "load_side_b", (str(preset),):
+                return await self._console.side_b.load(preset)
+            case "unload_side_b", ():
+                return await self._console.side_b.unload()
         return await super().control(name, *args)
 
     async def keep_serving(self) -> bool:
@@ -95,13 +111,13 @@ async def host_engine(starting: Awaitable[Console], path: str, key: bytes) -> No
 
 
 class RoomConsole(Console):
-    """A console process of a room, on the room's engine: a switch or restart asked here runs in the
-    engine host, and this process follows what the host runs, as every other process of the room does."""
+    """A console process of a room, on the room's engine: a switch, a restart or side B's load asked here
+    runs in the engine host, and this process follows what the host runs, as every other process does."""
 
-    def __init__(self, backend: HostedBackend, **options):
-        running: RunningEngine = backend.news.about
+    def __init__(self, link: HostLink, **options):
+        running: RunningEngine = link.news.about
         super().__init__(
-            backend,
+            link.backend(),
             running.reason,
             preset=running.preset,
             spec=running.spec,
@@ -109,17 +125,18 @@ class RoomConsole(Console):
             **options,
         )
         self.switch_ended = _SwitchEnded()  # set and cleared from the reader thread that hears the host
-        self._hosted = backend
+        self._link = link
+        self.side_b = self._room_side_b = RoomSideB(self, link)
         self._follow(running)
-        backend.on_news = self._follow
+        link.on_news = self._follow
 
     async def switch_preset(self, name: str, job=None, *, user: str | None = None, fresh: bool = False) -> SwitchReport:
         self.access.require_admin(user, "switch presets")
-        return await self._hosted.control("switch_preset", name, fresh)
+        return await self._link.control("switch_preset", name, fresh)
 
     async def restart(self, *, user: str | None = None) -> None:
         self.access.require_admin(user, "restart the engine")
-        await self._hosted.control("restart")
+        await self._link.control("restart")
 
     def _follow(self, running: RunningEngine) -> None:
         self._reason, self._preset, self._previous = running.reason, running.preset, running.previous_preset
@@ -129,7 +146,31 @@ class RoomConsole(Console):
             self.switch_ended.set()
         else:
             self.switch_ended.clear()
+        self._room_side_b.follow(running)
         self._name_engine_process()
+
+
+class RoomSideB(SideBySide):
+    """Side B of a room: the engine host's, loaded and unloaded there for every process of the room."""
+
+    def __init__(self, console: RoomConsole, link: HostLink):
+        super().__init__(console)
+        self._link = link
+
+    async def load(self, name: str, *, user: str | None = None) -> SideLoad:
+        self._console.access.require_admin(user, "load a preset beside the running one")
+        return await self._link.control("load_side_b", name)
+
+    async def unload(self, *, user: str | None = None) -> None:
+        self._console.access.require_admin(user, "unload side B")
+        await self._link.control("unload_side_b")
+
+    async def close(self) -> None:
+        """Side B stays with the host, for the room's other processes."""
+
+    def follow(self, running: RunningEngine) -> None:
+        self.loaded, self.loading = running.side_b, running.side_b_loading
+        self.backend = self._link.backend(SIDE_B) if running.side_b else None
 
 
 class _SwitchEnded(asyncio.Event):
@@ -158,6 +199,6 @@ class _SwitchEnded(asyncio.Event):
 
 async def join_engine(path: str, key: bytes, **console_options) -> Console:
     """A Console on the room's engine: the host's preset and settings, none of its own to load."""
-    console = RoomConsole(await HostedBackend.connect(path, key), **console_options)
+    console = RoomConsole(await HostLink.connect(path, key), **console_options)
     await console.checks.read_machine()
     return console

@@ -91,7 +91,6 @@ class SideBySide:
         (refused, nothing changed) or BackendError (side B is then empty)."""
         console = self._console
         console.access.require_admin(user, "load a preset beside the running one")
-        console.access.require_engine_to_itself("load a preset beside the running one")
         console.jobs.refuse_while_running(f"load {name!r} beside the running engine")
         async with self._lock:
             preset = console.catalog.get(name)

@@ -64,12 +64,17 @@ class PairTally:
 
 
 class VoteBook:
-    """Every vote cast, appended to a file as it is cast (a kill loses at most the vote being written)."""
+    """Every vote cast, appended to a file as it is cast (a kill loses at most the vote being written).
+    Several processes may share the file (a room's): each reads the votes the others appended since it
+    last looked, before every count."""
 
     def __init__(self, path: Path | None = None):
         self.path = path or Path(os.environ.get(VOTES_ENV) or cache_dir() / "votes.jsonl")
         self._lock = threading.Lock()
-        self._votes = self._read()
+        self._votes: list[Vote] = []
+        self._read_to = 0  # bytes of the file read, whole lines only
+        self._lines_read = 0
+        self._catch_up()
 
     def record(self, preset_a: str, preset_b: str, winner: str) -> Vote:
         """A vote between two presets: `winner` is one of them, or "tie"."""
@@ -80,48 +85,65 @@ class VoteBook:
         line = json.dumps(asdict(vote)) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as file:
-                file.write(line)
+            with self.path.open("a+b") as file:  # one write a line: appends do not interleave
+                torn, end = False, file.seek(0, os.SEEK_END)
+                if end:  # a last line cut short (a kill mid-write) must not swallow this one
+                    file.seek(end - 1)
+                    torn = file.read(1) != b"\n"
+                file.write((("\n" if torn else "") + line).encode())
                 file.flush()
                 os.fsync(file.fileno())
-            self._votes.append(vote)
+        self._catch_up()
         return vote
 
     def tallies(self) -> list[PairTally]:
         """One tally a pair, the most voted first."""
         counts: dict[tuple[str, str], list[int]] = {}
-        for vote in list(self._votes):
+        for vote in self._all():
             wins = counts.setdefault((vote.first, vote.second), [0, 0, 0])
             wins[0 if vote.winner == vote.first else 1 if vote.winner == vote.second else 2] += 1
         tallies = [PairTally(first, second, *wins) for (first, second), wins in counts.items()]
         return sorted(tallies, key=lambda tally: (-tally.votes, tally.first, tally.second))
 
     def as_json(self) -> str:
-        return json.dumps([asdict(vote) for vote in self._votes], indent=1)
+        return json.dumps([asdict(vote) for vote in self._all()], indent=1)
 
     def as_csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["first", "second", "winner", "at"])
-        writer.writerows([vote.first, vote.second, vote.winner, f"{vote.at:.3f}"] for vote in self._votes)
+        writer.writerows([vote.first, vote.second, vote.winner, f"{vote.at:.3f}"] for vote in self._all())
         return out.getvalue()
 
-    def _read(self) -> list[Vote]:
-        """The votes on file; a line that is not a vote (a torn last write, an edit) is skipped, said in the log."""
-        try:
-            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            logger.warning("votes file %s cannot be read (%s): starting with no votes", self.path, exc)
-            return []
-        votes = []
-        for number, line in enumerate(lines, 1):
+    def _all(self) -> list[Vote]:
+        self._catch_up()
+        return list(self._votes)
+
+    def _catch_up(self) -> None:
+        """Read the votes appended since the last read (by this process or another); a line that is not a
+        vote (a torn write, an edit) is skipped, said in the log; a line still being written waits."""
+        with self._lock:
             try:
-                fields = json.loads(line)
-                votes.append(
-                    Vote(str(fields["first"]), str(fields["second"]), str(fields["winner"]), float(fields["at"]))
-                )
-            except (ValueError, KeyError, TypeError):
-                logger.warning("votes file %s, line %d is not a vote: skipped", self.path, number)
-        return votes
+                if self.path.stat().st_size == self._read_to:
+                    return
+                with self.path.open("rb") as file:
+                    file.seek(self._read_to)
+                    appended = file.read()
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                logger.warning("votes file %s cannot be read (%s): its new votes are not counted", self.path, exc)
+                return
+            whole = appended[: appended.rfind(b"\n") + 1]
+            self._read_to += len(whole)
+            for line in whole.decode("utf-8", errors="replace").splitlines():
+                self._lines_read += 1
+                self._votes.extend(self._parsed(line))
+
+    def _parsed(self, line: str) -> list[Vote]:
+        try:
+            fields = json.loads(line)
+            return [Vote(str(fields["first"]), str(fields["second"]), str(fields["winner"]), float(fields["at"]))]
+        except (ValueError, KeyError, TypeError):
+            logger.warning("votes file %s, line %d is not a vote: skipped", self.path, self._lines_read)
+            return []

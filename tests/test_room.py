@@ -232,12 +232,14 @@ def test_guessing_passwords_slows_down_across_the_rooms_processes(room):
 def cpu_room(tmp_path_factory, user_presets):
     """A room of 2 on the console's own engine: the embedded model on the CPU, in the room's engine host;
     ann may switch presets, bob may chat."""
+    from console.votes import VOTES_ENV
     from presets.store import USER_PRESETS_ENV
 
     folder = tmp_path_factory.mktemp("cpu-room")
     (folder / "users").write_text("ann:ann-pw\nbob:bob-pw\n")
     options = ["--room-processes", "2", "--auth", str(folder / "users"), "--admin", "ann"]
-    console, url = start_console(options, folder / "app.log", env={USER_PRESETS_ENV: str(user_presets)})
+    env = {USER_PRESETS_ENV: str(user_presets), VOTES_ENV: str(folder / "votes.jsonl")}
+    console, url = start_console(options, folder / "app.log", env=env)
     yield console, url
     stop_process(console)
 
@@ -316,13 +318,30 @@ def test_an_admin_switches_the_rooms_engine_and_every_process_follows(cpu_room):
 
 
 @pytest.mark.cpu
-def test_what_needs_the_engine_to_itself_is_refused_in_a_room_with_the_reason(cpu_room):
+def test_a_comparison_is_refused_in_a_room_with_the_reason(cpu_room):
     _, url = cpu_room
-    ann = room_user(url, "ann")
-    _, side_b = ann.predict("cpu-bf16", api_name="/load_side_b")
-    assert "need an engine of their own" in side_b
-    with pytest.raises(Exception, match="need an engine of their own"):
-        ann.predict(presets=["cpu", "cpu-bf16"], names=["math"], api_name="/compare")
+    with pytest.raises(Exception, match="comparisons and quantizations need the engine to themselves"):
+        room_user(url, "ann").predict(presets=["cpu", "cpu-bf16"], names=["math"], api_name="/compare")
+
+
+@pytest.mark.cpu
+def test_side_b_of_a_room_is_the_hosts_and_a_vote_on_one_process_counts_on_every_one(cpu_room):
+    _, url = cpu_room
+    ann, bob = room_user(url, "ann", process=0), room_user(url, "bob", process=1)
+    assert ann.predict("cpu", api_name="/switch_preset")["ok"]
+    try:
+        status, _ = ann.predict("cpu-bf16", api_name="/load_side_b")
+        assert "**B:** cpu-bf16 (transformers (CPU, bf16)" in status
+        painted = bob.predict("What is 2+3? Answer briefly.", True, True, 24, False, api_name="/side_by_side")
+        round_ = painted[5]
+        assert round_["finished"] and round_["left"]["text"] and round_["right"]["text"]
+        bob.predict("left", api_name="/vote")
+        tallied = {(row["first"], row["second"]): row["votes"] for row in ann.predict(api_name="/side_by_side_votes")}
+        assert tallied == {("cpu", "cpu-bf16"): 1}
+    finally:
+        ann.predict(api_name="/unload_side_b")
+    unloaded = bob.predict("Hello", True, True, 16, False, api_name="/side_by_side")
+    assert "load a preset as side B first" in unloaded[4]
 
 
 @pytest.mark.browser

@@ -24,8 +24,22 @@ def test_votes_survive_a_restart_and_a_torn_line_is_skipped(tmp_path):
     VoteBook(path).record("a", "b", "b")
     with path.open("a", encoding="utf-8") as file:
         file.write('{"first": "a", "second"')  # a kill in the middle of a write
-    (tally,) = VoteBook(path).tallies()
+    book = VoteBook(path)
+    (tally,) = book.tallies()
     assert (tally.first_wins, tally.second_wins, tally.ties) == (0, 1, 0)
+    book.record("a", "b", "a")  # the next vote starts on a line of its own
+    (tally,) = VoteBook(path).tallies()
+    assert (tally.first_wins, tally.second_wins, tally.ties) == (1, 1, 0)
+
+
+def test_processes_sharing_the_file_count_each_others_votes(tmp_path):
+    """A room's processes: each keeps a book of the one file, and counts every vote cast in any."""
+    first, second = VoteBook(tmp_path / "votes.jsonl"), VoteBook(tmp_path / "votes.jsonl")
+    first.record("a", "b", "a")
+    second.record("a", "b", "tie")
+    for book in (first, second):
+        (tally,) = book.tallies()
+        assert (tally.first_wins, tally.ties) == (1, 1)
 
 
 def test_a_winner_that_is_neither_preset_nor_a_tie_is_refused(tmp_path):

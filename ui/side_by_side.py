@@ -55,8 +55,7 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
             with gr.Row():
                 load_b = gr.Button("Load side B", size="sm", variant="primary", elem_id="load-side-b")
                 unload_b = gr.Button("Unload side B", size="sm", elem_id="unload-side-b")
-    admin.controls(switch_a)
-    admin.controls(load_b, unload_b, engine_to_itself=True)
+    admin.controls(switch_a, load_b, unload_b)
     admin.reason()
     sides = gr.Markdown(_sides_text(console), elem_id="sides")
     with gr.Row():
