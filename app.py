@@ -150,9 +150,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=1,
         help="serve the pages from this many console processes behind one address, each page kept on one, "
-        "for a room chatting at once; they share one engine: a process of its own, which an admin's preset "
-        "switch on any page changes for all, or the server of --backend remote, which nobody switches from "
-        "them; comparisons, quantizations and side B need a console of one process",
+        "for a room chatting at once; they share one engine: a process of its own, whose preset (and side B) "
+        "an admin changes on any page for all, or the server of --backend remote, which nobody switches from "
+        "them; comparisons and quantizations need a console of one process",
     )
     args = parser.parse_args(argv)
     if not args.login_hours > 0:  # also NaN
