@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Awaitable
 from typing import Literal, NamedTuple
 
@@ -21,6 +22,7 @@ from .side_by_side import SideBySide, SideLoad
 logger = logging.getLogger(__name__)
 
 _SWITCH_END_POLL_S = 0.1
+_HOST_STARTING_S = 1800  # a 70B model from a slow disk takes many minutes
 SIDE_B = "side B"  # the host's name for side B's engine
 
 
@@ -198,7 +200,17 @@ class _SwitchEnded(asyncio.Event):
 
 
 async def join_engine(path: str, key: bytes, **console_options) -> Console:
-    """A Console on the room's engine: the host's preset and settings, none of its own to load."""
-    console = RoomConsole(await HostLink.connect(path, key), **console_options)
+    """A Console on the room's engine: the host's preset and settings, none of its own to load. A process
+    started while the host starts again (after it ended) waits for it, as long as a load may take."""
+    deadline = time.monotonic() + _HOST_STARTING_S
+    while True:
+        try:
+            link = await HostLink.connect(path, key)
+            break
+        except BackendUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1.0)
+    console = RoomConsole(link, **console_options)
     await console.checks.read_machine()
     return console
