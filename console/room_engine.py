@@ -92,13 +92,18 @@ class ConsoleHost(EngineHost):
 
     async def keep_serving(self) -> bool:
         """Restart a crashed engine, in a task of its own: the news of its stages goes on meanwhile. One
-        that fails to load leaves "no engine", which the pages show, and an admin switches from."""
-        backend = self._console.backend
+        that fails to load leaves "no engine", which the pages show, and an admin switches from. A crashed
+        side B is unloaded: the pages then offer to load it again."""
+        console = self._console
+        backend = console.backend
         crashed = not backend.serving and not isinstance(backend, NoEngine)
-        if crashed and self._console.switch_ended.is_set() and (self._restart is None or self._restart.done()):
+        if crashed and console.switch_ended.is_set() and (self._restart is None or self._restart.done()):
             logger.error("the room's engine ended; starting it again")
-            self._restart = asyncio.create_task(self._console.restart())
+            self._restart = asyncio.create_task(console.restart())
             self._restart.add_done_callback(_log_failed_restart)
+        if console.side_b.backend is not None and not console.side_b.backend.serving:
+            logger.error("side B's engine ended; unloading it")
+            await console.side_b.unload()
         return True
 
 
