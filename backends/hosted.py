@@ -228,8 +228,8 @@ class _Served:
                     self._outbox.put(Answer(rid, delta))
             else:
                 self._outbox.put(Answer(rid, await getattr(await self._host.engine(engine), method)(*args)))
-        except EngineCrashed:  # the host starts a crashed engine again, or ends and the room starts it
-            self._outbox.put(Failed(rid, EngineCrashed(ENGINE_STARTING_AGAIN)))
+        except EngineCrashed as exc:  # the host starts its main engine again, or ends and the room starts it
+            self._outbox.put(Failed(rid, EngineCrashed(ENGINE_STARTING_AGAIN) if engine == MAIN else exc))
         except Refusal as exc:
             self._outbox.put(Failed(rid, _portable(exc)))
         except Exception as exc:  # a fault: reported to the process that asked, kept in the host's log
