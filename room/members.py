@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+import psutil
+
 from .router import Member
 
 # "K/N:PORT": this process is member K of N, serving PORT; ENGINE_HOST: it is the room's engine host
@@ -85,10 +87,14 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+def _listens(process: subprocess.Popen, port: int) -> bool:
+    """Whether `process` itself listens on `port`: the port was free when chosen, not reserved, so a probe
+    of the port alone could take another program that took it meanwhile for the member."""
+    try:
+        sockets = psutil.Process(process.pid).net_connections("tcp")
+    except psutil.Error:  # ended meanwhile
+        return False
+    return any(s.status == psutil.CONN_LISTEN and s.laddr.port == port for s in sockets)
 
 
 class Members:
@@ -100,6 +106,7 @@ class Members:
         self.members = [Member("127.0.0.1", _free_port()) for _ in range(count)]
         self._processes: list[subprocess.Popen | None] = [None] * count
         self._listening = [False] * count
+        self._started = False
         self._env = {**os.environ, ROOM_PID_ENV: str(os.getpid())}
         self.engine: EngineSocket | None = None
         self._engine_host: subprocess.Popen | None = None
@@ -109,9 +116,10 @@ class Members:
             self._env |= {ENGINE_ENV: self.engine.path, ENGINE_KEY_ENV: self.engine.key.hex()}
 
     def alive(self, index: int) -> bool:
-        """Whether member `index` runs and listens: may take clients."""
+        """Whether member `index` runs and listens: may take clients, once every member has started (so that
+        the room's first visitors spread over all of them)."""
         process = self._processes[index]
-        return self._listening[index] and process is not None and process.poll() is None
+        return self._started and self._listening[index] and process is not None and process.poll() is None
 
     def start(self) -> None:
         """Starts the engine host, where the room runs one, and every member, and waits until each
@@ -123,9 +131,10 @@ class Members:
                 self._still_starting(self._engine_host, "the room's engine process", deadline)
         started = [self._start(index) for index in range(len(self.members))]
         for index, (member, process) in enumerate(zip(self.members, started, strict=True)):
-            while not _listening(member.port):
+            while not _listens(process, member.port):
                 self._still_starting(process, f"room process {index + 1}", deadline)
             self._listening[index] = True
+        self._started = True
 
     def _still_starting(self, process: subprocess.Popen | None, name: str, deadline: float) -> None:
         """Waits a moment for a process that is starting; SystemExit, the room stopped, where it ended or
@@ -139,6 +148,8 @@ class Members:
         time.sleep(0.2)
 
     def _start(self, index: int) -> subprocess.Popen:
+        if self._processes[index] is not None:  # started again: its port may be why it ended (taken meanwhile)
+            self.members[index] = Member("127.0.0.1", _free_port())
         place = f"{index}/{len(self.members)}:{self.members[index].port}"
         self._listening[index] = False
         process = self._processes[index] = subprocess.Popen(self._command, env={**self._env, MEMBER_ENV: place})
@@ -160,8 +171,8 @@ class Members:
                 if process is not None and process.poll() is not None:
                     print(f"room process {index + 1} ended (exit {process.returncode}); starting it again", flush=True)
                     self._start(index)
-                elif not self._listening[index]:
-                    self._listening[index] = await asyncio.to_thread(_listening, self.members[index].port)
+                elif not self._listening[index] and process is not None:
+                    self._listening[index] = await asyncio.to_thread(_listens, process, self.members[index].port)
 
     def stop(self) -> None:
         processes = [process for process in (*self._processes, self._engine_host) if process is not None]

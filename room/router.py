@@ -257,12 +257,13 @@ class Router:
     async def serve(self, host: str, port: int) -> asyncio.Server:
         return await asyncio.start_server(self._client, host, port, limit=_HEAD_LIMIT, backlog=2048)
 
-    def choose(self, pinned: int | None, session: str | None) -> int:
-        """The member for a request: its session's, else its cookie's, else a new one."""
+    def choose(self, pinned: int | None, session: str | None) -> int | None:
+        """The member for a request: its session's, else its cookie's, else a new one; None while no member
+        may take clients (the room is starting)."""
         member = self._sessions.get(session) if session else None
         if member is None or not self._alive(member):
             member = pinned if pinned is not None and self._up(pinned) else self._new_member(session)
-        if session:
+        if session and member is not None:
             self._sessions[session] = member
             self._sessions.move_to_end(session)
             if len(self._sessions) > _SESSIONS_KEPT:
@@ -272,8 +273,10 @@ class Router:
     def _up(self, member: int) -> bool:
         return member < len(self.members) and self._alive(member)
 
-    def _new_member(self, session: str | None) -> int:
-        up = [k for k in range(len(self.members)) if self._alive(k)] or list(range(len(self.members)))
+    def _new_member(self, session: str | None) -> int | None:
+        up = [k for k in range(len(self.members)) if self._alive(k)]
+        if not up:
+            return None
         if session is not None:  # the same member for a session's every request, even unseen before
             return up[zlib.crc32(session.encode()) % len(up)]
         return up[next(self._next) % len(up)]
@@ -315,6 +318,8 @@ class Router:
 
         member = self.choose(pinned, session)
         try:
+            if member is None:
+                raise ConnectionRefusedError("no process of the room takes clients yet")
             up_reader, up_writer = await asyncio.open_connection(self.members[member].host, self.members[member].port)
         except OSError:
             _answer(writer, 503, "this console's process is starting; reload the page in a few seconds\n")

@@ -34,6 +34,8 @@ def test_a_client_stays_pinned_to_its_process_and_moves_when_that_one_is_down():
     assert router.choose(1, None) == 1
     down.add(1)
     assert router.choose(1, None) == 0
+    down.add(0)
+    assert router.choose(1, None) is None  # nobody takes clients (the room is starting): the router says so
 
 
 def test_a_sessions_every_request_reaches_one_process_whatever_cookie_it_carries():
