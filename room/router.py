@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 from console.log_ins import FailedLogIns, log_in_keys, too_many
 
 PIN_COOKIE = "lmdeploy_console_process"
+_STARTING = "this console's process is starting; reload the page in a few seconds\n"
 _PIN_NAME = PIN_COOKIE.encode()
 _HEAD_LIMIT = 64 * 1024
 _PEEKED_BODY_LIMIT = 1024 * 1024  # a join's body: its inputs; a chat message is far below this
@@ -317,12 +318,13 @@ class Router:
                 self.failed_log_ins.record(keys, succeeded=status < 400)
 
         member = self.choose(pinned, session)
+        if member is None:  # no process takes clients yet
+            _answer(writer, 503, _STARTING)
+            return False
         try:
-            if member is None:
-                raise ConnectionRefusedError("no process of the room takes clients yet")
             up_reader, up_writer = await asyncio.open_connection(self.members[member].host, self.members[member].port)
         except OSError:
-            _answer(writer, 503, "this console's process is starting; reload the page in a few seconds\n")
+            _answer(writer, 503, _STARTING)
             return False
         try:
             up_writer.write(request.upstream_head(client_host) + body)
