@@ -157,6 +157,12 @@ def room(tmp_path_factory):
     stop_process(server)
 
 
+def room_user(url: str, user: str, process: int | None = None) -> Client:
+    """A gradio_client of `user`, kept on room process `process` where given (its pin cookie set)."""
+    pin = {"cookies": {PIN_COOKIE: str(process)}} if process is not None else {}
+    return Client(url, auth=(user, f"{user}-pw"), verbose=False, httpx_kwargs=pin)
+
+
 def pinned_to(client: Client) -> int:
     return int(client.cookies[PIN_COOKIE])
 
@@ -164,12 +170,12 @@ def pinned_to(client: Client) -> int:
 @pytest.mark.remote
 def test_a_room_spreads_its_users_over_its_processes_and_nobody_switches_the_engine(room):
     _, url = room
-    users = [Client(url, auth=("bob", "bob-pw"), verbose=False) for _ in range(4)]
+    users = [room_user(url, "bob") for _ in range(4)]
     assert {pinned_to(user) for user in users} == {0, 1}
     for index, user in enumerate(users):  # each logged in where it is pinned, and its history its own
         chatbot, _ = user.predict(message=f"question {index}", max_new_tokens=8, api_name="/chat")
         assert [turn["content"][0]["text"] for turn in chatbot][0] == f"question {index}"
-    ann = Client(url, auth=("ann", "ann-pw"), verbose=False)
+    ann = room_user(url, "ann")
     refused = ann.predict("cpu", api_name="/switch_preset")
     assert not refused["ok"] and "2 processes in front of one engine server" in refused["error"]
 
@@ -179,16 +185,16 @@ def test_a_room_process_that_ends_is_started_again_and_its_users_move(room):
     console, url = room
     members = psutil.Process(console.pid).children()
     assert len(members) == 2
-    bob = Client(url, auth=("bob", "bob-pw"), verbose=False)
+    bob = room_user(url, "bob")
     ended = pinned_to(bob)
     gone = next(m for m in members if m.environ()[MEMBER_ENV].startswith(f"{ended}/"))
     gone.kill()
     gone.wait(10)
-    moved = Client(url, auth=("bob", "bob-pw"), verbose=False)  # a reloaded page: pinned to the other one
+    moved = room_user(url, "bob")  # a reloaded page: pinned to the other one
     assert pinned_to(moved) != ended
     assert moved.predict(message="still here?", max_new_tokens=4, api_name="/chat")[0]
     deadline = time.monotonic() + 120
-    while pinned_to(Client(url, auth=("bob", "bob-pw"), verbose=False)) != ended:  # started again, taking users
+    while pinned_to(room_user(url, "bob")) != ended:  # started again, taking users
         assert time.monotonic() < deadline, "the ended room process was not started again"
         time.sleep(1)
 
@@ -244,12 +250,6 @@ def cpu_room(tmp_path_factory, user_presets):
     console, url = start_console(options, folder / "app.log", env=env)
     yield console, url
     stop_process(console)
-
-
-def room_user(url: str, user: str, process: int | None = None) -> Client:
-    """A gradio_client of `user`, kept on room process `process` where given (its pin cookie set)."""
-    pin = {"cookies": {PIN_COOKIE: str(process)}} if process is not None else {}
-    return Client(url, auth=(user, f"{user}-pw"), verbose=False, httpx_kwargs=pin)
 
 
 def engine_host_of(room) -> psutil.Process:
