@@ -242,9 +242,8 @@ def check_sharing(args: argparse.Namespace, auth) -> str | None:
 
 def access_policy(args: argparse.Namespace, auth):
     """Admins must be users who can log in; without log-ins, a console others can reach has no admin;
-    in a room of several processes nobody takes the engine to themselves, and where they each reach the
-    engine's server, nobody changes it."""
-    from console.access import AccessPolicy, room_engine_fixed, room_engine_shared
+    in a room whose processes each reach the engine's server, nobody changes it."""
+    from console.access import AccessPolicy, room_engine_fixed
 
     users = {user for user, _ in auth or []}
     unknown = sorted(set(args.admin) - users)
@@ -258,7 +257,6 @@ def access_policy(args: argparse.Namespace, auth):
         reachable_by_others=reachable,
         limits=usage_limits(args, auth),
         engine_fixed=room_engine_fixed(args.room_processes) if room and room_shares_a_server(args) else None,
-        engine_shared=room_engine_shared(args.room_processes) if room else None,
     )
 
 

@@ -82,30 +82,19 @@ def room_engine_fixed(processes: int) -> str:
     )
 
 
-def room_engine_shared(processes: int) -> str:
-    """Why nothing takes the engine to itself in a room on its own engine: the room's other processes
-    chat with it meanwhile, which a comparison's measurements and a quantization's memory cannot share."""
-    return (
-        f"this console serves its room from {processes} processes sharing one engine (--room-processes); "
-        "comparisons and quantizations need the engine to themselves: run them from a console of one process"
-    )
-
-
 @dataclass(frozen=True)
 class AccessPolicy:
     """`logins`: the console asks for a log-in. `admins`: who may change the engine; with
     log-ins and no admins named, every user who can log in is one. Without log-ins, the
     console is private (it listens on this machine only) and its one user is the admin, unless
     others can reach it (a public link, or an address other machines reach): then nobody is.
-    `engine_fixed`: why nobody may change the engine whoever they are (room_engine_fixed);
-    `engine_shared`: why nobody takes the engine to themselves, admins included (room_engine_shared)."""
+    `engine_fixed`: why nobody may change the engine whoever they are (room_engine_fixed)."""
 
     logins: bool = False
     admins: frozenset[str] = frozenset()
     reachable_by_others: bool = False
     limits: UsageLimits = field(default_factory=UsageLimits)
     engine_fixed: str | None = None
-    engine_shared: str | None = None
 
     def is_admin(self, username: str | None) -> bool:
         if self.engine_fixed:
@@ -121,16 +110,9 @@ class AccessPolicy:
             who = repr(username) if username else "a user who has not logged in"
             raise NotAllowed(f"only admins can {action}; {who} is not one (admins are named with --admin)")
 
-    def require_engine_to_itself(self, action: str) -> None:
-        """Refuse what needs the engine to itself (a comparison, a quantization) where it is shared."""
-        if self.engine_shared:
-            raise NotAllowed(f"nobody can {action} here: {self.engine_shared}")
-
     def what_they_may_do(self, username: str | None) -> str:
         """A line for the page's header: who this is, and what they may do."""
         who = username or "you"
-        if self.is_admin(username) and self.engine_shared:
-            return f"{who}: may chat and switch presets; {self.engine_shared}"
         if self.is_admin(username):
             return f"{who}: may chat, switch presets, compare, quantize and manage the fleet"
         if self.engine_fixed or not self.logins:

@@ -32,7 +32,7 @@ from .engine_state import (
     SwitchReport,
 )
 from .fleet import FleetControl
-from .jobs import Job, JobSlot, JobWork
+from .jobs import Job, JobOrder, JobSlot, RunningJob
 from .paths import ModelRoots
 from .preset_checks import PresetChecks
 from .replies import Replies
@@ -238,17 +238,20 @@ class Console:
             await old.close()
         return reason
 
-    def start_job(self, kind: str, prepare: Callable[[], JobWork], *, user: str | None = None) -> Job:
+    async def start_job(self, kind: str, prepare: Callable[[], JobOrder], *, user: str | None = None) -> RunningJob:
         """Run a job that drives the engine (a comparison, a quantization): admins only, one at a time.
-        `prepare` checks the request and returns the job's work; it runs once the user may (so someone
+        `prepare` checks the request and returns the job's order; it runs once the user may (so someone
         who may not is told that first), and its ValueError refuses the job."""
         self.access.require_admin(user, f"start a {kind}")
-        self.access.require_engine_to_itself(f"start a {kind}")
-        return self.jobs.start(Job(kind, prepare()))
+        return self.jobs.start(Job(kind, prepare().work(self)))
 
-    def cancel_job(self, kind: str, *, user: str | None = None) -> None:
+    async def cancel_job(self, kind: str, *, user: str | None = None) -> None:
         self.access.require_admin(user, f"cancel a {kind}")
         self.jobs.cancel(kind)
+
+    def current_job(self) -> RunningJob | None:
+        """The job running now, or the last one (its result stays readable)."""
+        return self.jobs.current
 
     def save_preset(self, name: str, preset: Preset, *, replace: bool = False, user: str | None = None) -> Path:
         """Save a preset of the user's own (admins only: a preset names a model folder to load);

@@ -4,15 +4,19 @@ running on the console's event loop, independent of the browser tab that started
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from backends import Refusal
 
 from .engine_state import EngineBusy
+
+if TYPE_CHECKING:
+    from .core import Console
 
 JobState = Literal["running", "done", "failed", "cancelled"]
 _LOG_LINES = 200
@@ -47,11 +51,34 @@ class JobStatus:
 JobWork = Callable[["Job"], Awaitable[Any]]  # what a job runs; it reports through the job it is given
 
 
+class JobOrder(NamedTuple):
+    """A job asked for, as data: `run(console, settings, job)`, with `run` a module's function and
+    `settings` plain values, so that a room's process can hand it to the room's engine host to run."""
+
+    run: Callable[[Console, Any, Job], Awaitable[Any]]
+    settings: Any
+
+    def work(self, console: Console) -> JobWork:
+        return lambda job: self.run(console, self.settings, job)
+
+
+class RunningJob(Protocol):
+    """A job as the pages follow it: a Job of this console's, or one running in a room's engine host."""
+
+    kind: str
+    number: int
+
+    def status(self) -> JobStatus: ...
+
+
 class Job:
     """One run of `work(job)`; the work reports progress and log lines through the job."""
 
+    _numbers = itertools.count(1)
+
     def __init__(self, kind: str, work: JobWork):
         self.kind, self._work = kind, work
+        self.number = next(self._numbers)  # tells a page following it from the job after it
         self._fraction, self._message = 0.0, "starting"
         self._log: deque[str] = deque(maxlen=_LOG_LINES)
         self._started = time.monotonic()

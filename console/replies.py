@@ -44,7 +44,7 @@ class Replies:
     async def why_waiting(self) -> str | None:
         """Why a reply has no first token yet, where the console can tell: a job on the engine, or an
         engine whose scheduler holds requests back (read once a second for every waiting chat)."""
-        job = self._console.jobs.current
+        job = self._console.current_job()
         if job is not None and not (status := job.status()).finished:
             return f"waiting: a {job.kind} is running ({status.message})"
         now = time.monotonic()

@@ -1,7 +1,7 @@
 """A room's one engine (`backends.hosted`): the room's engine host runs a Console of its own, whose engine
-(and side B) every console process of the room chats with; a preset switch, a restart or side B's load
-asked in any process runs there, and every process follows what runs (the preset, its generation
-settings, a switch under way, side B)."""
+(and side B) every console process of the room chats with; a preset switch, a restart, side B's load or a
+job (a comparison, a quantization) asked in any process runs there, and every process follows what runs
+(the preset, its generation settings, a switch under way, side B, the job)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from backends.hosted import MAIN, EngineHost, HostLink
 
 from .core import Console
 from .engine_state import NoEngine, SwitchProgress, SwitchReport
+from .jobs import JobOrder, JobStatus, RunningJob
 from .side_by_side import SideBySide, SideLoad
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class RunningEngine(NamedTuple):
     last_switch: SwitchReport | None
     side_b: SideLoad | None  # side B as loaded, where one is
     side_b_loading: SwitchProgress | None
+    job: HostedJob | None  # the job running, or the last one
 
 
 class ConsoleHost(EngineHost):
@@ -64,7 +66,7 @@ class ConsoleHost(EngineHost):
 
     def about(self) -> RunningEngine:
         console = self._console
-        state, snapshot = console.state(), console.snapshot()
+        state, snapshot, job = console.state(), console.snapshot(), console.current_job()
         return RunningEngine(
             state.reason,
             state.preset,
@@ -75,6 +77,7 @@ class ConsoleHost(EngineHost):
             console.last_switch,
             console.side_b.loaded,
             console.side_b.loading,
+            HostedJob(job.kind, job.number, job.status()) if job else None,
         )
 
     async def control(self, name: str, *args):
@@ -88,6 +91,11 @@ class ConsoleHost(EngineHost):
                 return await self._console.side_b.load(preset)
             case "unload_side_b", ():
                 return await self._console.side_b.unload()
+            case "start_job", (str(kind), JobOrder() as order):
+                job = await self._console.start_job(kind, lambda: order)
+                return HostedJob(job.kind, job.number, job.status())
+            case "cancel_job", (str(kind),):
+                return await self._console.cancel_job(kind)
         return await super().control(name, *args)
 
     async def keep_serving(self) -> bool:
@@ -134,6 +142,7 @@ class RoomConsole(Console):
         self.switch_ended = _SwitchEnded()  # set and cleared from the reader thread that hears the host
         self._link = link
         self.side_b = self._room_side_b = RoomSideB(self, link)
+        self._job: HostedJob | None = None
         self._follow(running)
         link.on_news = self._follow
 
@@ -145,6 +154,20 @@ class RoomConsole(Console):
         self.access.require_admin(user, "restart the engine")
         await self._link.control("restart")
 
+    async def start_job(self, kind: str, prepare, *, user: str | None = None) -> RunningJob:
+        self.access.require_admin(user, f"start a {kind}")
+        started = await self._link.control("start_job", kind, prepare())
+        if self._job is None or self._job.number != started.number:  # the host's news may have told it first
+            self._job = started
+        return self._job
+
+    async def cancel_job(self, kind: str, *, user: str | None = None) -> None:
+        self.access.require_admin(user, f"cancel a {kind}")
+        await self._link.control("cancel_job", kind)
+
+    def current_job(self) -> RunningJob | None:
+        return self._job
+
     def _follow(self, running: RunningEngine) -> None:
         self._reason, self._preset, self._previous = running.reason, running.preset, running.previous_preset
         self._spec, self._default_params = running.spec, running.default_params
@@ -154,7 +177,28 @@ class RoomConsole(Console):
         else:
             self.switch_ended.clear()
         self._room_side_b.follow(running)
+        self._follow_job(running.job)
         self._name_engine_process()
+
+    def _follow_job(self, told: HostedJob | None) -> None:
+        """Keep the job a page follows the same object while it runs: a page that started it knows it so."""
+        if told is None or self._job is None or self._job.number != told.number:
+            self._job = told
+        else:
+            self._job.now = told.now
+
+
+class HostedJob:
+    """A job running in the room's engine host, as the news last told it."""
+
+    def __init__(self, kind: str, number: int, now: JobStatus):
+        self.kind, self.number, self.now = kind, number, now
+
+    def status(self) -> JobStatus:
+        return self.now
+
+    def __eq__(self, other) -> bool:  # the host tells news only when it differs from the last
+        return isinstance(other, HostedJob) and (self.number, self.now) == (other.number, other.now)
 
 
 class RoomSideB(SideBySide):

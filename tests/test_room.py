@@ -19,7 +19,7 @@ from console.log_ins import FREE_TRIES
 from room.members import ENGINE_HOST, MEMBER_ENV
 from room.router import PIN_COOKIE, Member, Router, response_head_for_client
 from room.router import Request as RoutedRequest
-from tests.conftest import free_port, start_console, start_paced_server, stop_process
+from tests.conftest import free_port, start_console, start_paced_server, stop_process, submit_background_comparison
 
 
 def request(head: str) -> RoutedRequest:
@@ -320,10 +320,23 @@ def test_an_admin_switches_the_rooms_engine_and_every_process_follows(cpu_room):
 
 
 @pytest.mark.cpu
-def test_a_comparison_is_refused_in_a_room_with_the_reason(cpu_room):
+def test_a_comparison_runs_in_the_rooms_engine_host_and_every_process_follows_it(cpu_room):
     _, url = cpu_room
-    with pytest.raises(Exception, match="comparisons and quantizations need the engine to themselves"):
-        room_user(url, "ann").predict(presets=["cpu", "cpu-bf16"], names=["math"], api_name="/compare")
+    ann_0, ann_1 = room_user(url, "ann", process=0), room_user(url, "ann", process=1)
+    before = ann_1.predict(api_name="/engine_status")
+    long_one = submit_background_comparison(ann_1, requests=64, output_tokens=64)
+    deadline = time.monotonic() + 60
+    while (job := ann_0.predict(api_name="/engine_status")["job"]) is None or job["state"] != "running":
+        assert time.monotonic() < deadline, f"process 0 never saw process 1's comparison ({job})"
+        time.sleep(0.5)
+    assert job["kind"] == "comparison"
+    ann_0.predict(api_name="/cancel_compare")  # the host's job, cancelled from the other process
+    assert long_one.result()[0].startswith("Cancelled")
+    progress, _log, table, *_ = ann_0.predict(["cpu", "cpu-greedy"], ["math"], "", 8, 1, False, api_name="/compare")
+    assert progress.startswith("Done"), progress
+    assert {row[0] for row in table["data"]} == {"cpu", "cpu-greedy"}  # the host's result, on this process
+    after = ann_1.predict(api_name="/engine_status")
+    assert (after["preset"], after["engine"]) == (before["preset"], before["engine"])  # the room's engine came back
 
 
 @pytest.mark.cpu
@@ -347,7 +360,7 @@ def test_side_b_of_a_room_is_the_hosts_and_a_vote_on_one_process_counts_on_every
 
 
 @pytest.mark.browser
-def test_a_page_on_one_process_follows_a_switch_made_on_another(cpu_room):
+def test_a_page_on_one_process_follows_a_switch_and_a_comparison_made_on_another(cpu_room):
     from tests.conftest import CHROMIUM_VIEWPORT, log_in_page, open_chromium, wait_for_text
     from tests.test_browser import knob_is
 
@@ -366,8 +379,12 @@ def test_a_page_on_one_process_follows_a_switch_made_on_another(cpu_room):
         finally:
             assert ann.predict("cpu", api_name="/switch_preset")["ok"]
         knob_is(page, "temperature", "0.7")
-        page.get_by_role("tab", name="Compare").click()
-        assert page.locator("#compare-run").is_disabled()
+        comparing = submit_background_comparison(ann, requests=64, output_tokens=64)
+        try:
+            wait_for_text(page, "engine-header", "A comparison is running", timeout=60_000)
+        finally:
+            ann.predict(api_name="/cancel_compare")
+            comparing.result()
 
 
 @pytest.mark.cpu

@@ -49,7 +49,7 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         engine_views = [part.engine_view for part in parts.values() if part.engine_view]
 
         def refresh_header(request: gr.Request):
-            banner = "\n\n".join(filter(None, [switch_banner(console.switching), job_banner(console.jobs.current)]))
+            banner = "\n\n".join(filter(None, [switch_banner(console.switching), job_banner(console.current_job())]))
             who = console.access.what_they_may_do(request.username if request else None)
             header_text = engine_header(console.state()) + f"  \n{who}" + (f"\n\n{banner}" if banner else "")
             return header_text, compact_gauge(console.sampler.latest())

@@ -13,7 +13,7 @@ from compare.prompts import builtin_prompts, user_prompts
 from compare.quality import builtin_questions, load_questions
 from compare.runner import CompareSettings, Comparison, run_comparison
 from console.core import Console
-from console.jobs import Job
+from console.jobs import JobOrder, RunningJob
 
 from .admin_only import AdminOnly
 from .compare_figures import CHARTS
@@ -92,7 +92,7 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
     with gr.Row():
         run = gr.Button("Run comparison", variant="primary", elem_id="compare-run")
         cancel = gr.Button("Cancel", elem_id="compare-cancel")
-    admin.controls(run, cancel, engine_to_itself=True)
+    admin.controls(run, cancel)
     admin.reason()
     progress = gr.Markdown(status_markdown(None), elem_id="compare-progress")
     log = gr.Textbox(label="Log", lines=6, max_lines=6, autoscroll=True, interactive=False)
@@ -165,10 +165,10 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
                 bool(second_turn),
                 bool(token_probabilities),
             )
-            return lambda job: run_comparison(console, settings, job)
+            return JobOrder(run_comparison, settings)
 
         try:
-            job = console.start_job("comparison", prepare, user=request.username)
+            job = await console.start_job("comparison", prepare, user=request.username)
         except (Refusal, ValueError) as exc:
             raise refused(str(exc)) from exc
         form = (  # the inputs in their order: what a page opened meanwhile shows
@@ -187,7 +187,7 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
     async def current_job():
         """The comparison running now, followed to its end under the form it was started with, or the last
         one's result: the job lives on the server, so a page opened or reloaded meanwhile sees it too."""
-        job = console.jobs.current
+        job = console.current_job()
         untouched = (gr.skip(),) * len(inputs)
         if job is None or job.kind != "comparison":
             yield gr.skip(), gr.skip(), *_no_result(), *untouched
@@ -197,8 +197,8 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
         async for shown in _followed(job):
             yield *shown, *untouched
 
-    def cancel_job(request: gr.Request):
-        console.cancel_job("comparison", user=request.username)
+    async def cancel_job(request: gr.Request):
+        await console.cancel_job("comparison", user=request.username)
 
     views = [
         *(progress, log, table, results, memory, capacity, speed, quality, load, latency, per_user),
@@ -212,7 +212,7 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
     return TabParts(preset_lists=[picked], on_open=Refresh(current_job, views + inputs))
 
 
-async def _followed(job: Job):
+async def _followed(job: RunningJob):
     """The tab's views while a comparison runs, then its result."""
     async for status in follow(job):
         yield status_markdown(status), log_tail(status), *_no_result()

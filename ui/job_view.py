@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from console.jobs import Job, JobStatus
+from console.jobs import JobStatus, RunningJob
 
 _BAR_CELLS = 30
 
 
-async def follow(job: Job, interval_s: float = 0.5) -> AsyncIterator[JobStatus]:
+async def follow(job: RunningJob, interval_s: float = 0.5) -> AsyncIterator[JobStatus]:
     """The job's status every `interval_s` until it ends (the job goes on if the page closes)."""
     while not (status := job.status()).finished:
         yield status
@@ -43,12 +43,22 @@ def switch_banner(progress) -> str:
     return f"**{progress.describe().capitalize()}**: chats sent now wait for it, then run."
 
 
-def job_banner(job: Job | None) -> str:
+def job_banner(job: RunningJob | None) -> str:
     """A line for every page while a job holds the engine: what runs, how far, and what it does to chats."""
     if job is None or (status := job.status()).finished:
         return ""
     effect = _JOB_EFFECT.get(status.kind, "chats may be slower until it ends")
     return f"**A {status.kind} is running** ({status.message}, {status.fraction:.0%}): {effect}."
+
+
+def job_summary(status: JobStatus) -> dict:
+    """A job as the API tells it."""
+    return {
+        "kind": status.kind,
+        "state": status.state,
+        "progress": round(status.fraction, 3),
+        "message": status.message,
+    }
 
 
 def log_tail(status: JobStatus | None, lines: int = 40) -> str:

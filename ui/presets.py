@@ -15,6 +15,7 @@ from presets.store import PresetError, parse_preset, to_yaml
 from .admin_only import AdminOnly
 from .engine_card import engine_card
 from .errors import notice
+from .job_view import job_summary
 from .tab_parts import Refresh, TabParts
 
 
@@ -214,13 +215,15 @@ def _register_api(console: Console) -> None:
         return {"ok": True, **dataclasses.asdict(report), "engine_status": engine_status()}
 
     def engine_status() -> dict:
-        """The running engine: backend, model, engine, KV cache, memory, and the preset it came from."""
-        state = console.state()
+        """The running engine: backend, model, engine, KV cache, memory, the preset it came from, and the job
+        that drives it (a comparison, a quantization: chats are slower or wait meanwhile), or the last one."""
+        state, job = console.state(), console.current_job()
         return {
             "preset": state.preset,
             "previous_preset": state.previous_preset,
             "reason": state.reason,
             **dataclasses.asdict(state.info),
+            "job": job_summary(job.status()) if job else None,
         }
 
     gr.api(presets, api_name="presets")

@@ -9,6 +9,7 @@ import gradio as gr
 
 from backends import EMBEDDED_MODEL_NAME, Refusal, embedded_hf_folder
 from console.core import Console
+from console.jobs import JobOrder
 from model_folders.cache import cache_dir
 from presets.store import PresetError
 from quantize.checks import GROUP_SIZES, plan
@@ -57,7 +58,7 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
         check = gr.Button("Check", elem_id="quantize-check")
         start = gr.Button("Quantize", variant="primary", interactive=no_gpu is None, elem_id="quantize-start")
         cancel = gr.Button("Cancel")
-    admin.controls(start, cancel, engine_to_itself=True)
+    admin.controls(start, cancel)
     admin.reason()
     result = gr.Markdown(elem_id="quantize-result")  # under the buttons: Check's answer is read there
     progress = gr.Markdown(status_markdown(None), elem_id="quantize-progress")
@@ -139,10 +140,10 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
                 free_gpu,
                 quant_method,
             )
-            return lambda job: run_quantization(console, settings, job)
+            return JobOrder(run_quantization, settings)
 
         try:
-            job = console.start_job("quantization", prepare, user=request.username)
+            job = await console.start_job("quantization", prepare, user=request.username)
         except (Refusal, ValueError) as exc:
             raise refused(str(exc)) from exc
         async for status in follow(job):
@@ -158,8 +159,8 @@ def build_tab(console: Console, admin: AdminOnly) -> TabParts:
             status.result.preset if done else None,
         )
 
-    def cancel_clicked(request: gr.Request):
-        console.cancel_job("quantization", user=request.username)
+    async def cancel_clicked(request: gr.Request):
+        await console.cancel_job("quantization", user=request.username)
 
     async def switch_clicked(name, request: gr.Request):
         try:
