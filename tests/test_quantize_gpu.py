@@ -65,3 +65,27 @@ async def test_smollm2_w8a8_quantizes_offline_and_answers_on_the_pytorch_engine(
     reply = "".join(d.text for d in deltas if isinstance(d, TextDelta))
     assert "5" in reply  # 8-bit weights and activations keep SmolLM2's arithmetic
     await console.close()
+
+
+def test_a_room_quantizes_in_its_engine_host_and_another_process_switches_to_the_result(tmp_path):
+    """A room's processes share one engine: a quantization asked on one runs in the room's engine host, and
+    the preset it saves is there for every process to switch the room to."""
+    from gradio_client import Client
+
+    from presets.store import USER_PRESETS_ENV
+    from room.router import PIN_COOKIE
+    from tests.conftest import QUANTIZE_ARGS, start_console, stop_process
+
+    options = ["--backend", "lmdeploy", "--room-processes", "2"]
+    env = {USER_PRESETS_ENV: str(tmp_path / "presets")}
+    room, url = start_console(options, tmp_path / "app.log", env=env, timeout_s=900)
+    try:
+        on = [Client(url, verbose=False, httpx_kwargs={"cookies": {PIN_COOKIE: str(k)}}) for k in (0, 1)]
+        progress, log, *_ = on[0].predict(*QUANTIZE_ARGS, api_name="/quantize")
+        assert progress.startswith("Done"), log
+        switched = on[1].predict("smol-awq", api_name="/switch_preset")
+        assert switched["ok"], switched
+        assert switched["engine_status"]["details"]["config"]["model_format"] == "awq"
+        assert on[0].predict(api_name="/engine_status")["preset"] == "smol-awq"
+    finally:
+        stop_process(room)

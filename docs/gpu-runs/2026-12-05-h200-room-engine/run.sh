@@ -7,7 +7,8 @@
 # pipeline on the same card once the console's processes have all ended.
 # 1. SmolLM2, room of 4: 64, 128, 256 users, 64- and 256-token replies, pages and gradio_client.
 # 2. The Llama-2-7B shape with RANDOM weights (speed only), room of 4, the same rounds.
-# 3. The gpu test of a room's engine restarted by its host after a crash.
+# 3. The gpu tests of a room: its engine restarted by its host after a crash; a quantization asked on one process,
+#    switched to from the other.
 # 4. SmolLM2 at 256 x 64: a room of 8, one process.
 # 5. Side by side (issue of pairs): SmolLM2 PyTorch bf16 beside KV fp8; the 7B shape cache 0.4 beside AWQ.
 set -u
@@ -26,8 +27,8 @@ users() {  # users NAME MODEL PROCESSES USERS... -- TOKENS...
 step "SmolLM2, room of 4" users smollm2-room4 $SMOL 4 64 128 256 -- 64 256
 step "build the random 7B" python3 -m bench.random_llama $M/llama2-7b-random --shape 7b --tokenizer $SMOL > $R/build.log 2>&1
 step "7B, room of 4" users 7b-room4 $M/llama2-7b-random 4 64 128 256 -- 64 256
-step "gpu test: a room's engine restarted by its host" timeout 600 python3 -m pytest -p no:cacheprovider -q -m gpu \
-  tests/test_faults_gpu.py -k rooms_engine > $R/gpu-rooms-engine.log 2>&1
+step "gpu tests: a room's engine restarted by its host, a room quantizes" timeout 600 python3 -m pytest -p no:cacheprovider -q -m gpu \
+  tests/test_faults_gpu.py tests/test_quantize_gpu.py -k "rooms_engine or a_room_quantizes" > $R/gpu-rooms.log 2>&1
 step "SmolLM2, room of 8" users smollm2-room8 $SMOL 8 256 -- 64
 step "SmolLM2, one process" users smollm2-room1 $SMOL 1 256 -- 64
 step "SmolLM2: bf16 beside KV fp8 (PyTorch)" timeout 400 python3 -m bench.side_by_side --dir $P --pair pt-bf16 pt-kvfp8 \
