@@ -260,11 +260,12 @@ class HostLink:
     """One console process's connection to the room's engine host: its requests and their replies, and
     the host's news. A lost host (it ended, and the room starts it again) fails the replies streaming at
     that moment; the next request connects to the new one. `on_news(about)` hears the host's news (from
-    a reader thread) whenever the host tells it."""
+    a reader thread) whenever the host tells it, `on_lost()` that the host is gone (from that thread)."""
 
     def __init__(self, path: str, key: bytes):
         self._path, self._key = path, key
         self.on_news: Callable[[Any], None] = lambda about: None
+        self.on_lost: Callable[[], None] = lambda: None
         self._connection: Connection | None = None
         self._news: News | None = None
         self._inboxes: dict[int, Inbox] = {}
@@ -362,6 +363,7 @@ class HostLink:
                 route(self._inboxes, message)
         if self._connection is connection:
             self._connection = None
+            self.on_lost()
         route(self._inboxes, [Failed(rid, EngineCrashed(ENGINE_STARTING_AGAIN)) for rid in list(self._inboxes)])
 
 

@@ -6,6 +6,7 @@ job (a comparison, a quantization) asked in any process runs there, and every pr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -144,7 +145,7 @@ class RoomConsole(Console):
         self.side_b = self._room_side_b = RoomSideB(self, link)
         self._job: HostedJob | None = None
         self._follow(running)
-        link.on_news = self._follow
+        link.on_news, link.on_lost = self._follow, self._host_lost
 
     async def switch_preset(self, name: str, job=None, *, user: str | None = None, fresh: bool = False) -> SwitchReport:
         self.access.require_admin(user, "switch presets")
@@ -179,6 +180,15 @@ class RoomConsole(Console):
         self._room_side_b.follow(running)
         self._follow_job(running.job)
         self._name_engine_process()
+
+    def _host_lost(self) -> None:
+        """The host ended (the room starts it again), and a switch or a job under way there with it: nothing
+        here may wait for their end, since no news comes until a request connects to the new host."""
+        self.switching = None
+        self.switch_ended.set()
+        if self._job is not None and not (now := self._job.now).finished:
+            error = f"the room's engine ended while the {now.kind} ran; start it again in a minute"
+            self._job.now = dataclasses.replace(now, state="failed", message=f"failed: {error}", error=error)
 
     def _follow_job(self, told: HostedJob | None) -> None:
         """Keep the job a page follows the same object while it runs: a page that started it knows it so."""

@@ -340,6 +340,25 @@ def test_a_comparison_runs_in_the_rooms_engine_host_and_every_process_follows_it
 
 
 @pytest.mark.cpu
+def test_a_comparison_whose_engine_host_ends_fails_with_the_reason_and_the_room_chats_on(cpu_room):
+    console, url = cpu_room
+    ann = room_user(url, "ann", process=1)
+    comparing = submit_background_comparison(ann, requests=64, output_tokens=64)
+    deadline = time.monotonic() + 60
+    while (job := ann.predict(api_name="/engine_status")["job"]) is None or job["state"] != "running":
+        assert time.monotonic() < deadline, f"the comparison never started ({job})"
+        time.sleep(0.5)
+    engine_host_of(console).kill()
+    with pytest.raises(Exception, match="the room's engine ended while the comparison ran"):
+        comparing.result(timeout=60)
+    deadline = time.monotonic() + 180
+    while "send again in a minute" in last_reply(ann.predict(message="back?", max_new_tokens=4, api_name="/chat")[0]):
+        assert time.monotonic() < deadline, "the room's engine was not started again"
+        time.sleep(2)
+    assert ann.predict(api_name="/engine_status")["job"] is None  # the new host has run no job
+
+
+@pytest.mark.cpu
 def test_side_b_of_a_room_is_the_hosts_and_a_vote_on_one_process_counts_on_every_one(cpu_room):
     _, url = cpu_room
     ann, bob = room_user(url, "ann", process=0), room_user(url, "bob", process=1)
