@@ -56,7 +56,7 @@ _CONNECT_TIMEOUT_S = 10.0
 _WATCH_EVERY_S = 1.0
 _NEWS_READS_A_WATCH = 4  # how often the news is read, a watch: a switch's stages reach every page within 0.25 s
 ENGINE_STARTING_AGAIN = (
-    "the room's engine ended and is starting again; the reply so far is kept. Send again in a minute"
+    "the room's engine ended and is starting again; the reply so far is kept: send again in a minute"
 )
 
 
