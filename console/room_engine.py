@@ -78,7 +78,7 @@ class ConsoleHost(EngineHost):
             console.last_switch,
             console.side_b.loaded,
             console.side_b.loading,
-            HostedJob(job.kind, job.number, job.status()) if job else None,
+            HostedJob.of(job) if job else None,
         )
 
     async def control(self, name: str, *args):
@@ -94,7 +94,7 @@ class ConsoleHost(EngineHost):
                 return await self._console.side_b.unload()
             case "start_job", (str(kind), JobOrder() as order):
                 job = await self._console.start_job(kind, lambda: order)
-                return HostedJob(job.kind, job.number, job.status())
+                return HostedJob.of(job)
             case "cancel_job", (str(kind),):
                 return await self._console.cancel_job(kind)
         return await super().control(name, *args)
@@ -203,6 +203,11 @@ class HostedJob:
 
     def __init__(self, kind: str, number: int, now: JobStatus):
         self.kind, self.number, self.now = kind, number, now
+
+    @classmethod
+    def of(cls, job: RunningJob) -> HostedJob:
+        """The host's job as it is now, to tell the room's processes."""
+        return cls(job.kind, job.number, job.status())
 
     def status(self) -> JobStatus:
         return self.now
