@@ -282,6 +282,18 @@ def test_a_room_on_its_own_engine_holds_the_model_once_and_answers_from_every_pr
     assert set(replies) == {"2 + 3 = 5"}  # one engine, greedy: one reply wherever asked
 
 
+def chat_until_the_engine_is_back(client: Client) -> list[dict]:
+    """Chat on until the reply is no longer "send again in a minute" (the room's engine host started again);
+    the chat as it is then (AssertionError after three minutes)."""
+    deadline = time.monotonic() + 180
+    while "send again in a minute" in last_reply(
+        chatbot := client.predict(message="back?", max_new_tokens=4, api_name="/chat")[0]
+    ):
+        assert time.monotonic() < deadline, "the room's engine was not started again"
+        time.sleep(2)
+    return chatbot
+
+
 @pytest.mark.cpu
 def test_a_rooms_engine_that_ends_is_started_again_and_the_chats_go_on(cpu_room):
     console, url = cpu_room
@@ -292,11 +304,7 @@ def test_a_rooms_engine_that_ends_is_started_again_and_the_chats_go_on(cpu_room)
     ended.wait(10)
     chatbot, _ = bob.predict(message="while it starts again", max_new_tokens=4, api_name="/chat")
     assert "send again in a minute" in last_reply(chatbot)
-    deadline = time.monotonic() + 180
-    while "send again in a minute" in last_reply(chatbot):
-        assert time.monotonic() < deadline, "the room's engine was not started again"
-        time.sleep(2)
-        chatbot, _ = bob.predict(message="back?", max_new_tokens=4, api_name="/chat")
+    chatbot = chat_until_the_engine_is_back(bob)
     asked = [turn["content"][0]["text"] for turn in chatbot if turn["role"] == "user"]
     assert asked[:2] == ["first question", "while it starts again"]  # the chat kept through it
     assert engine_host_of(console).pid != ended.pid
@@ -319,17 +327,22 @@ def test_an_admin_switches_the_rooms_engine_and_every_process_follows(cpu_room):
     assert bob.predict(api_name="/engine_status")["engine"] == "transformers (CPU, fp32)"
 
 
+def running_job(client: Client) -> dict:
+    """The job `/engine_status` tells once it runs (AssertionError after a minute without one)."""
+    deadline = time.monotonic() + 60
+    while (job := client.predict(api_name="/engine_status")["job"]) is None or job["state"] != "running":
+        assert time.monotonic() < deadline, f"no job ran ({job})"
+        time.sleep(0.5)
+    return job
+
+
 @pytest.mark.cpu
 def test_a_comparison_runs_in_the_rooms_engine_host_and_every_process_follows_it(cpu_room):
     _, url = cpu_room
     ann_0, ann_1 = room_user(url, "ann", process=0), room_user(url, "ann", process=1)
     before = ann_1.predict(api_name="/engine_status")
     long_one = submit_background_comparison(ann_1, requests=64, output_tokens=64)
-    deadline = time.monotonic() + 60
-    while (job := ann_0.predict(api_name="/engine_status")["job"]) is None or job["state"] != "running":
-        assert time.monotonic() < deadline, f"process 0 never saw process 1's comparison ({job})"
-        time.sleep(0.5)
-    assert job["kind"] == "comparison"
+    assert running_job(ann_0)["kind"] == "comparison"  # process 1's, seen on process 0
     ann_0.predict(api_name="/cancel_compare")  # the host's job, cancelled from the other process
     assert long_one.result()[0].startswith("Cancelled")
     progress, _log, table, *_ = ann_0.predict(["cpu", "cpu-greedy"], ["math"], "", 8, 1, False, api_name="/compare")
@@ -344,17 +357,11 @@ def test_a_comparison_whose_engine_host_ends_fails_with_the_reason_and_the_room_
     console, url = cpu_room
     ann = room_user(url, "ann", process=1)
     comparing = submit_background_comparison(ann, requests=64, output_tokens=64)
-    deadline = time.monotonic() + 60
-    while (job := ann.predict(api_name="/engine_status")["job"]) is None or job["state"] != "running":
-        assert time.monotonic() < deadline, f"the comparison never started ({job})"
-        time.sleep(0.5)
+    running_job(ann)
     engine_host_of(console).kill()
     with pytest.raises(Exception, match="the room's engine ended while the comparison ran"):
         comparing.result(timeout=60)
-    deadline = time.monotonic() + 180
-    while "send again in a minute" in last_reply(ann.predict(message="back?", max_new_tokens=4, api_name="/chat")[0]):
-        assert time.monotonic() < deadline, "the room's engine was not started again"
-        time.sleep(2)
+    chat_until_the_engine_is_back(ann)
     assert ann.predict(api_name="/engine_status")["job"] is None  # the new host has run no job
 
 
