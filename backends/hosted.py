@@ -1,5 +1,5 @@
 """One engine shared by the console processes of a room: a host process serves its backend over a socket
-of this machine (`EngineHost`), and each console process talks to it through `HostedBackend`, a backend
+of this machine (an `EngineHost`), and each console process talks to it through `HostedBackend`, a backend
 like any other.
 
 Why: a room spreads its pages over several console processes (one process is one core), and an engine
@@ -107,25 +107,23 @@ class Failed(NamedTuple):
 
 
 class EngineHost:
-    """Serves an engine to every process that connects with the room's key. As it is, it serves one
-    backend until that stops serving (its worker died), and then ends, so that the room starts it again;
-    a subclass serves whichever engine runs now (`engine`, `running`), tells more of it (`about`), takes
-    controls (`control`) and decides when to end (`keep_serving`)."""
+    """Serves the engines that `running` names to every process that connects with the room's key; a
+    subclass names them, tells more of them (`about`), takes controls (`control`) and decides when to end
+    (`keep_serving`)."""
 
-    def __init__(self, backend: Backend):
-        self._backend = backend
+    def __init__(self):
         self._served: list[_Served] = []
         self._news: News | None = None
 
+    def running(self) -> dict[str, Backend]:
+        """The engines running now, by name (MAIN among them), as the news tells them."""
+        raise NotImplementedError
+
     async def engine(self, name: str) -> Backend:
         """The engine a request names, to run on."""
-        if name != MAIN:
+        if (backend := self.running().get(name)) is None:
             raise BackendUnavailable(f"the room's engine host serves no engine {name!r}")
-        return self._backend
-
-    def running(self) -> dict[str, Backend]:
-        """The engines running now, by name, as the news tells them."""
-        return {MAIN: self._backend}
+        return backend
 
     def about(self) -> Any:
         return None
@@ -135,7 +133,7 @@ class EngineHost:
 
     async def keep_serving(self) -> bool:
         """Asked every second; False ends the host."""
-        return self._backend.serving
+        return True
 
     def news(self) -> News:
         engines = {
@@ -186,6 +184,21 @@ class EngineHost:
         served = _Served(self, connection)
         if served.tell(self.news()):
             self._served.append(served)
+
+
+class OneEngineHost(EngineHost):
+    """Serves one backend until it stops serving (its worker died), and then ends, so that the room starts
+    it again."""
+
+    def __init__(self, backend: Backend):
+        super().__init__()
+        self._backend = backend
+
+    def running(self) -> dict[str, Backend]:
+        return {MAIN: self._backend}
+
+    async def keep_serving(self) -> bool:
+        return self._backend.serving
 
 
 class _Served:

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 
 from backends import Backend, BackendInfo, ChatRequest, Finish, GenerationParams, TextDelta
-from backends.hosted import EngineHost, HostedBackend
+from backends.hosted import HostedBackend, OneEngineHost
 from bench.cli import emit
 from telemetry.machine import describe_machine
 
@@ -55,7 +55,7 @@ async def read_streams(backend: Backend, streams: int, tokens: int) -> int:
 
 
 def _host(path: str, key: bytes) -> None:
-    asyncio.run(EngineHost(EveryTurn()).serve(path, key))
+    asyncio.run(OneEngineHost(EveryTurn()).serve(path, key))
 
 
 def _room_process(path: str, key: bytes, streams: int, tokens: int, everyone_ready) -> tuple[int, float]:

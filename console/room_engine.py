@@ -49,7 +49,7 @@ class ConsoleHost(EngineHost):
     that crashed by itself (nobody's page has a Restart that would reach it otherwise)."""
 
     def __init__(self, console: Console):
-        super().__init__(console.backend)
+        super().__init__()
         self._console = console
         self._restart: asyncio.Task | None = None
 

@@ -14,7 +14,7 @@ from backends import (
     Queued,
     TextDelta,
 )
-from backends.hosted import EngineHost, HostedBackend
+from backends.hosted import HostedBackend, OneEngineHost
 
 pytestmark = pytest.mark.cpu
 
@@ -29,7 +29,7 @@ def ask(text: str) -> list[dict]:
 async def host(cpu_backend, tmp_path_factory):
     """The CPU engine served on a socket; yields (path, key)."""
     path, key = str(tmp_path_factory.mktemp("host") / "engine.sock"), os.urandom(32)
-    serving = asyncio.create_task(EngineHost(cpu_backend).serve(path, key))
+    serving = asyncio.create_task(OneEngineHost(cpu_backend).serve(path, key))
     while not os.path.exists(path):
         await asyncio.sleep(0.05)
     yield path, key
