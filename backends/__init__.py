@@ -98,6 +98,8 @@ class BackendSpec:
     base_url: str | None = None
     api_key: str | None = None
     engine: EngineOptions = field(default_factory=EngineOptions)
+    # LMDeploy: the GPUs the engine runs on, as NVML numbers them; None: the first `tp` of those CUDA shows
+    gpus: tuple[int, ...] | None = None
     read_timeout_s: float = 300.0  # remote: how long a silent server may keep a reply waiting
     proxy: bool = False  # remote: `base_url` is LMDeploy's proxy (`lmdeploy serve proxy`) in front of api_servers
     cpu_weights: CpuWeights = "fp32"  # cpu: how the weights are held (see `backends.cpu_options`)
@@ -175,7 +177,7 @@ def usable_gpu_reason() -> str | None:
 async def _start_lmdeploy(spec: BackendSpec, on_stage: Callable[[str], None]) -> Backend:
     from .lmdeploy_backend import LmdeployBackend
 
-    return await LmdeployBackend.start(str(resolve_model_path(spec.model)), spec.engine, on_stage)
+    return await LmdeployBackend.start(str(resolve_model_path(spec.model)), spec.engine, on_stage, gpus=spec.gpus)
 
 
 async def _start_remote(spec: BackendSpec, on_stage: Callable[[str], None]) -> Backend:

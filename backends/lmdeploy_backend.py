@@ -66,29 +66,34 @@ class LmdeployBackend(Backend):
 
     @classmethod
     async def start(
-        cls, model_path: str, options: EngineOptions, on_stage: Callable[[str], None] | None = None
+        cls,
+        model_path: str,
+        options: EngineOptions,
+        on_stage: Callable[[str], None] | None = None,
+        *,
+        gpus: tuple[int, ...] | None = None,
     ) -> LmdeployBackend:
-        """Load the engine in the idle worker where there is one, else in the spare or a new worker
-        process, and wait until it is ready (or say why it is not); `on_stage` hears each stage of the
-        load as the worker reaches it (from another thread). A reused worker that fails to load gets one
-        retry in a fresh process: the failure may be the reused process's, not the preset's. A spare worker
-        starts as the load does (`WorkerPool`), for the next load that cannot reuse this one."""
+        """Load the engine in the idle worker where there is one on the same `gpus`, else in the spare or
+        a new worker process, and wait until it is ready (or say why it is not); `on_stage` hears each stage
+        of the load as the worker reaches it (from another thread). A reused worker that fails to load gets
+        one retry in a fresh process: the failure may be the reused process's, not the preset's. A spare
+        worker starts as the load does (`WorkerPool`), for the next load that cannot reuse this one."""
         on_stage = on_stage or (lambda stage: None)
         started = time.perf_counter()
         loaded = None
-        if idle := WORKERS.take_idle():
+        if idle := WORKERS.take_idle(gpus):
             on_stage(
                 f"reusing the engine worker (LMDeploy imported, CUDA context made; engine {idle.engines_loaded + 1})"
             )
             await asyncio.to_thread(WORKERS.prepare_spare)
             try:
-                loaded = idle, await _load_in(idle, model_path, options, on_stage)
+                loaded = idle, await _load_in(idle, model_path, options, gpus, on_stage)
             except ModelLoadError as exc:
                 on_stage(f"the reused worker failed ({exc}); loading in a fresh process")
         if loaded is None:
             worker, spare = await asyncio.to_thread(WORKERS.fresh)
             on_stage("taking the spare engine worker (LMDeploy imported)" if spare else "starting the engine worker")
-            loaded = worker, await _load_in(worker, model_path, options, on_stage)
+            loaded = worker, await _load_in(worker, model_path, options, gpus, on_stage)
         worker, info = loaded
         backend = cls(worker, model_path, options, info)
         backend.load_seconds = time.perf_counter() - started
@@ -248,10 +253,12 @@ class LmdeployBackend(Backend):
             self._worker.end()
 
 
-async def _load_in(worker: EngineWorker, model_path: str, options: EngineOptions, on_stage) -> dict:
+async def _load_in(
+    worker: EngineWorker, model_path: str, options: EngineOptions, gpus: tuple[int, ...] | None, on_stage
+) -> dict:
     """Load an engine in `worker`; a worker that did not load one (a failure, a cancel) is ended."""
     try:
-        return await asyncio.to_thread(worker.load, model_path, options, on_stage)
+        return await asyncio.to_thread(worker.load, model_path, options, on_stage, gpus)
     except BaseException:
         worker.kill()
         raise

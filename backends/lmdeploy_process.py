@@ -35,6 +35,7 @@ class EngineWorker:
         self.process.start()
         child_conn.close()
         self.engines_loaded = 0
+        self.gpus: tuple[int, ...] | None = None  # those its CUDA context is on, once it loaded an engine
         self._first_close_mib: float | None = None
         self._send_lock = threading.Lock()
         # multiprocessing joins live children at exit; the worker only ends once told to
@@ -51,9 +52,16 @@ class EngineWorker:
         except (OSError, EOFError) as exc:
             raise EngineCrashed("the engine worker is gone; restart the engine") from exc
 
-    def load(self, model_path: str, options: EngineOptions, on_stage: Callable[[str], None]) -> dict:
-        """Load an engine (blocking); returns what the worker reports of it, or raises ModelLoadError."""
-        self.send(wire.Load(model_path, options))
+    def load(
+        self,
+        model_path: str,
+        options: EngineOptions,
+        on_stage: Callable[[str], None],
+        gpus: tuple[int, ...] | None = None,
+    ) -> dict:
+        """Load an engine on `gpus` (None: the console's own) (blocking); returns what the worker reports
+        of it, or raises ModelLoadError."""
+        self.send(wire.Load(model_path, options, gpus))
         deadline = time.monotonic() + _LOAD_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.conn.poll(0.5):
@@ -64,6 +72,7 @@ class EngineWorker:
                 match message:
                     case wire.Ready(info):
                         self.engines_loaded += 1
+                        self.gpus = gpus
                         return info
                     case wire.Stage(text):
                         on_stage(text)
@@ -120,8 +129,11 @@ class WorkerPool:
         self._wait_s = wait_s
         self.enabled = enabled
 
-    def take_idle(self) -> EngineWorker | None:
+    def take_idle(self, gpus: tuple[int, ...] | None = None) -> EngineWorker | None:
+        """The idle worker, where its CUDA context is on `gpus` (a context cannot move to other GPUs)."""
         with self._lock:
+            if self._idle is None or self._idle.gpus != gpus:
+                return None
             worker, self._idle = self._idle, None
         return _alive(worker)
 

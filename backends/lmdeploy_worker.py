@@ -68,7 +68,7 @@ def main(conn) -> None:
     try:
         while isinstance(load := _next_command(conn), wire.Load):
             try:
-                pipe, info = _load(load.model_path, load.options, lambda stage: send(wire.Stage(stage)))
+                pipe, info = _load(load.model_path, load.options, load.gpus, lambda stage: send(wire.Stage(stage)))
             except BaseException as exc:  # noqa: BLE001 - every load failure goes back as a message
                 send(wire.LoadFailed(_describe_load_error(exc)))
                 break  # a failed load may leave CUDA in any state: the process ends, and its memory with it
@@ -94,6 +94,21 @@ def _import_ahead(stage) -> None:
         import lmdeploy  # noqa: F401
     except Exception:  # noqa: BLE001 - the load reports it, with the rest of its errors
         pass
+
+
+def _use_gpus(gpus: tuple[int, ...], cuda_initialized: bool, stage) -> None:
+    """Give the engine these GPUs only, numbered as NVML numbers them (by PCI bus, which CUDA's own order,
+    fastest first, need not follow). CUDA reads both variables as it makes the process's context, so a
+    worker that made one already stays where it is (the pool hands such a worker only the same GPUs);
+    LMDeploy's tensor-parallel processes, started later, inherit them."""
+    visible = ",".join(map(str, gpus))
+    if os.environ.get("CUDA_VISIBLE_DEVICES") == visible:
+        return
+    if cuda_initialized:
+        raise RuntimeError(f"this worker's CUDA context is on other GPUs than {visible}")
+    stage(f"on GPU {visible} (CUDA_VISIBLE_DEVICES={visible})")
+    os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible
 
 
 def _next_command(conn):
@@ -177,10 +192,12 @@ def _release_gpu_memory() -> float | None:
     return used / 2**20 if used is not None else None
 
 
-def _load(model_path: str, options: EngineOptions, stage):
+def _load(model_path: str, options: EngineOptions, gpus: tuple[int, ...] | None, stage):
     import torch
     from lmdeploy import pipeline
 
+    if gpus is not None:
+        _use_gpus(gpus, torch.cuda.is_initialized(), stage)
     if not torch.cuda.is_initialized():  # its own stage: a cost a worker hosting a second engine saves
         stage("making the CUDA context")
         torch.zeros(1, device="cuda")

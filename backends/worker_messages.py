@@ -20,6 +20,7 @@ class Load(NamedTuple):
 
     model_path: str
     options: EngineOptions
+    gpus: tuple[int, ...] | None = None  # CUDA_VISIBLE_DEVICES for the engine; None: the console's own
 
 
 class Exit(NamedTuple):

@@ -65,7 +65,9 @@ class Console:
         self.catalog = catalog or PresetCatalog()
         self.sampler = sampler or VramSampler()
         self.model_roots = model_roots or ModelRoots()
-        self.checks = PresetChecks(self.catalog, self.model_roots, self.sampler, lambda: self._backend.pid)
+        self.checks = PresetChecks(
+            self.catalog, self.model_roots, self.sampler, lambda: self._backend.pid, self._gpus_held
+        )
         self.last_switch: SwitchReport | None = None
         self.access = access or AccessPolicy()
         self.chat_slots = ChatSlots(self.access.limits.chats_at_once)
@@ -258,6 +260,14 @@ class Console:
         one of that name is replaced only when asked to."""
         self.access.require_admin(user, "save presets")
         return self.catalog.save(name, preset, replace=replace)
+
+    def _gpus_held(self) -> int:
+        """How many GPUs the running engine holds: an LMDeploy engine the first `tp` (the console places it
+        nowhere else), any other none."""
+        kind = running_kind(self._backend.info())
+        if kind is None or not kind.lmdeploy_engine or self._spec is None:
+            return 0
+        return self._spec.engine.tp
 
     def _gpu_used_mib(self) -> float | None:
         sample = self.sampler.sample()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib.util
+import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
 
@@ -36,7 +37,9 @@ REACH_TIMEOUT_S = 5.0  # a Check that waits longer than this for a server reads 
 class PresetChecks:
     """As a switch would meet it: the running engine (`running_engine_pid`, its worker process) closes
     before the preset loads, so its GPU memory counts as available; `beside_running`: the preset loads
-    beside it (Side by side's B), with the memory free now only."""
+    beside it (Side by side's B), on GPUs of its own where the machine has more than the running engine
+    holds (`running_engine_gpus`: the first so many), else on the running engine's, with the memory free
+    now only."""
 
     def __init__(
         self,
@@ -44,9 +47,11 @@ class PresetChecks:
         model_roots: ModelRoots,
         sampler: VramSampler,
         running_engine_pid: Callable[[], int | None] = lambda: None,
+        running_engine_gpus: Callable[[], int] = lambda: 0,
     ):
         self.catalog, self.model_roots, self.sampler = catalog, model_roots, sampler
         self._running_engine_pid = running_engine_pid
+        self._running_engine_gpus = running_engine_gpus
 
     def vet(self, name: str) -> tuple[Preset, compat.Verdict, int | None]:
         """A named preset, what switching to it would meet here, and the session length it will
@@ -62,20 +67,40 @@ class PresetChecks:
     def check(self, preset: Preset, source: str, beside_running: bool = False) -> compat.Verdict:
         """What loading this preset would meet here now; no engine is touched."""
         model_dir = self.model_dir(preset, source)
-        available = self._available_mib(preset.tp, None if beside_running else self._running_engine_pid())
+        gpus = (beside_running and self.gpus_of_its_own(preset)) or range(preset.tp)
+        available = self._available_mib(gpus, None if beside_running else self._running_engine_pid())
         return compat.check(preset, model_dir, dataclasses.replace(self.machine, available_mib=available))
+
+    def gpus_of_its_own(self, preset: Preset) -> tuple[int, ...] | None:
+        """For a preset loaded beside the running engine: the next `tp` GPUs after those the running engine
+        holds, where the machine has them; None where it shares the running engine's GPUs (one GPU, the
+        running engine on all of them, or one holding none). Not under CUDA_VISIBLE_DEVICES: it renumbers
+        the GPUs CUDA shows, while NVML, which the checks read, numbers them all."""
+        held = self._running_engine_gpus()
+        if (
+            not held
+            or "CUDA_VISIBLE_DEVICES" in os.environ
+            or not any(kind.needs_gpu for kind in kinds_for(preset.backend))
+        ):
+            return None
+        if held + preset.tp > self.machine.gpu_count:
+            return None
+        return tuple(range(held, held + preset.tp))
 
     def spec(self, preset: Preset, source: str, beside_running: bool = False) -> tuple[BackendSpec, tuple[str, ...]]:
         """The spec to load for a preset, as checked, with the check's notes; PresetError where refused."""
         verdict = self.check(preset, source, beside_running)
         if not verdict.ok:
             raise PresetError(f"{source}: " + "; ".join(verdict.errors))
-        spec = preset.to_spec()
+        spec, notes = preset.to_spec(), verdict.notes
+        if beside_running and (gpus := self.gpus_of_its_own(preset)):
+            spec = dataclasses.replace(spec, gpus=gpus)
+            notes = (*notes, f"on {_named(gpus)} of its own: the running engine is on {_named(range(gpus[0]))}")
         if preset.model and (folder := self.model_dir(preset, source)) is not None:
             spec = dataclasses.replace(spec, model=str(folder))  # the path checked is the path loaded
         if any(kind.lmdeploy_engine for kind in kinds_for(spec.kind)):
             spec = dataclasses.replace(spec, engine=spec.engine.model_copy(update={"engine": verdict.engine}))
-        return spec, verdict.notes
+        return spec, notes
 
     async def unreachable(self, preset: Preset, source: str) -> str | None:
         """Why a remote preset's server cannot be reached now, by connecting as a switch would (then
@@ -92,10 +117,11 @@ class PresetChecks:
         await backend.close()
         return None
 
-    def _available_mib(self, cards: int, giving_back: int | None) -> float | None:
-        """GPU memory an LMDeploy engine could have on the least free of the first `cards` GPUs: free
-        now plus what the process `giving_back` holds there."""
-        gpus = self.sampler.latest().gpus[:cards]
+    def _available_mib(self, cards: Iterable[int], giving_back: int | None) -> float | None:
+        """GPU memory an LMDeploy engine could have on the least free of `cards`: free now plus what the
+        process `giving_back` holds there."""
+        seen = self.sampler.latest().gpus
+        gpus = [seen[card] for card in cards if card < len(seen)]
         if not gpus:
             return None
         return min(
@@ -131,6 +157,11 @@ class PresetChecks:
             return self.model_roots.resolve(preset.model)
         except (ValueError, ModelLoadError) as exc:
             raise PresetError(f"{source}: model: {exc}") from exc
+
+
+def _named(gpus: Iterable[int]) -> str:
+    numbers = list(gpus)
+    return f"GPU{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))}"
 
 
 def _turbomind_loads() -> bool:

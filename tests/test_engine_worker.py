@@ -29,6 +29,27 @@ def test_a_failed_load_says_why_and_its_worker_ends(embedded_folder):
     worker.kill()
 
 
+@pytest.mark.skipif(usable_gpu_reason() is None, reason="the load succeeds where a GPU is usable")
+def test_a_worker_given_gpus_sees_only_those_before_it_makes_its_cuda_context(embedded_folder, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # what the worker inherits
+    worker = EngineWorker()
+    stages = []
+    with pytest.raises(ModelLoadError):
+        worker.load(str(embedded_folder), EngineOptions(engine="pytorch"), stages.append, gpus=(1,))
+    assert stages == ["importing LMDeploy and torch", "on GPU 1 (CUDA_VISIBLE_DEVICES=1)", "making the CUDA context"]
+    worker.kill()
+
+
+def test_an_idle_worker_is_handed_only_to_a_load_on_the_gpus_its_cuda_context_is_on():
+    pool = WorkerPool()
+    worker = EngineWorker()
+    worker.gpus = (1,)  # as a load on GPU 1 leaves it (a load needs a GPU: tests/test_side_by_side_gpu.py)
+    pool.keep_idle(worker)
+    assert pool.take_idle() is None  # a load on the first GPU
+    assert pool.take_idle((1,)) is worker
+    worker.end()
+
+
 def test_an_idle_worker_is_taken_once_and_told_to_exit_when_its_wait_is_over():
     pool = WorkerPool(wait_s=0.5)
     worker = EngineWorker()

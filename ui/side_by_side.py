@@ -25,8 +25,8 @@ from .tab_parts import Refresh, TabParts
 from .unread import UnreadPaints
 
 SHARED_MACHINE = (
-    "Both sides run at once on this machine (one GPU, or the same CPU cores), so their speeds are a live "
-    "view of the two sharing it, not Compare's clean figures."
+    "Both sides run at once on this machine (on one GPU unless side B's load says it has one of its own, or "
+    "on the same CPU cores), so their speeds are a live view of the two sharing it, not Compare's clean figures."
 )
 CHOICES = {"left": "Left is better", "tie": "Tie", "right": "Right is better"}
 
