@@ -426,7 +426,7 @@ def _raw_pipeline(conn, model: str, engine: str, rounds: list[tuple[int, int]]) 
 
     pipe = pipeline(model, backend_config=engine_config(EngineOptions(), engine), log_level="WARNING")
     knobs = GenerationParams()
-    results = {}
+    results = []
     for users, tokens in rounds:
         config = GenerationConfig(
             max_new_tokens=tokens, temperature=knobs.temperature, top_p=knobs.top_p, top_k=knobs.top_k
@@ -448,12 +448,12 @@ def _raw_pipeline(conn, model: str, engine: str, rounds: list[tuple[int, int]]) 
             else Outcome(error="no end reached", ended_at=time.time())
             for i in range(users)
         ]
-        results[(users, tokens)] = Round(outcomes, time.perf_counter() - started, time.process_time() - cpu)
+        results.append(Round(outcomes, time.perf_counter() - started, time.process_time() - cpu))
     conn.send(results)
     pipe.close()
 
 
-def raw_pipeline_rounds(model: str, engine: str, rounds: list[tuple[int, int]]) -> dict[tuple[int, int], Round]:
+def raw_pipeline_rounds(model: str, engine: str, rounds: list[tuple[int, int]]) -> list[Round]:
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     process = context.Process(target=_raw_pipeline, args=(send, model, engine, rounds))
@@ -529,22 +529,25 @@ def run(args) -> str:
     program = ("bench/profiled_console.py" if args.profile else "bench/traced_console.py",) if watched else ("app.py",)
     env = {"CONSOLE_PROFILE": str(Path(watched).resolve())} if watched else None
     console, url = start_console(options, folder / "console.log", env=env, timeout_s=900, program=program)
-    through_console, through_client, through_chromium = {}, {}, {}
+    # by the round's place in `rounds`: a count given twice is two rounds
+    through_console: list[Round] = []
+    through_client: dict[int, Round] = {}
+    through_chromium: dict[int, Round] = {}
     try:
         page = read_page(url)
         measured = console_processes(console, room)
-        for users, tokens in rounds:
-            through_console[users, tokens] = spread_round(
-                _client_process, page, users, tokens, args.processes, measured, bool(watched)
+        for place, (users, tokens) in enumerate(rounds):
+            through_console.append(
+                spread_round(_client_process, page, users, tokens, args.processes, measured, bool(watched))
             )
             if args.gradio_client:
-                through_client[users, tokens] = spread_round(
+                through_client[place] = spread_round(
                     _gradio_client_process, page.url, users, tokens, args.processes, measured
                 )
             if args.chromium:
                 from bench.browser_users import chromium_round
 
-                through_chromium[users, tokens] = chromium_round(url, users, tokens, measured)
+                through_chromium[place] = chromium_round(url, users, tokens, measured)
         if args.model:
             engine_processes = psutil.Process(console.pid).children(recursive=True)
             stop_process(console)  # the GPU is the raw pipeline's alone: the console's engine processes gone too
@@ -552,7 +555,7 @@ def run(args) -> str:
             by_itself = raw_pipeline_rounds(args.model, args.engine, rounds)
         else:
             model = httpx.get(f"{base_url}/models", timeout=30).json()["data"][0]["id"]
-            by_itself = {r: spread_round(_server_process, (base_url, model), *r, args.processes) for r in rounds}
+            by_itself = [spread_round(_server_process, (base_url, model), *r, args.processes) for r in rounds]
     finally:
         stop_process(console)
         if server:
@@ -564,17 +567,17 @@ def run(args) -> str:
         "| " + " | ".join(COLUMNS) + " |",
         "|" + " --- |" * len(COLUMNS),
     ]
-    for users, tokens in rounds:
-        lines.append(row("console", users, tokens, through_console[users, tokens]))
-        if (paged := through_chromium.get((users, tokens))) is not None:
+    for place, (users, tokens) in enumerate(rounds):
+        lines.append(row("console", users, tokens, through_console[place]))
+        if (paged := through_chromium.get(place)) is not None:
             lines.append(row("console, Chromium pages", users, tokens, paged))
-        if (scripted := through_client.get((users, tokens))) is not None:
+        if (scripted := through_client.get(place)) is not None:
             lines.append(row("console, gradio_client", users, tokens, scripted))
             errors = sorted({o.error for o in scripted.outcomes if o.error})[:3]
             if errors:
                 lines.append(note_row(f"gradio_client's first errors: {'; '.join(errors)}"))
-        lines.append(row(alone, users, tokens, by_itself[users, tokens]))
-        errors = sorted({o.error for o in through_console[users, tokens].outcomes if o.error})[:3]
+        lines.append(row(alone, users, tokens, by_itself[place]))
+        errors = sorted({o.error for o in through_console[place].outcomes if o.error})[:3]
         if errors:
             lines.append(note_row(f"first errors: {'; '.join(errors)}"))
     lines += [
@@ -599,7 +602,7 @@ def main() -> None:
     where.add_argument("--base-url", help="an OpenAI-compatible server, e.g. lmdeploy serve api_server's /v1")
     where.add_argument("--model", help="a model folder the console runs itself on LMDeploy, beside the raw pipeline")
     parser.add_argument("--engine", choices=["turbomind", "pytorch"], default="turbomind", help="with --model")
-    parser.add_argument("--users", type=int, nargs="+", default=[64])
+    parser.add_argument("--users", type=int, nargs="+", default=[64], help="a count given twice is two rounds")
     parser.add_argument("--tokens", type=int, nargs="+", default=[64])
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument(
