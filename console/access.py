@@ -103,6 +103,11 @@ class AccessPolicy:
             return not self.reachable_by_others
         return not self.admins or username in self.admins
 
+    def admin_depends_on_user(self) -> bool:
+        """Whether some users are admins and others not (log-ins, admins named); else `is_admin` answers
+        the same for everyone."""
+        return self.logins and bool(self.admins) and not self.engine_fixed
+
     def require_admin(self, username: str | None, action: str) -> None:
         if not self.is_admin(username):
             if self.engine_fixed or not self.logins:

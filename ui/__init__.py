@@ -58,8 +58,8 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         # a Quantize job) shows up when a page loads or opens the tab, keeping what is ticked there.
         every_list = [listed for part in parts.values() for listed in part.preset_lists]
         relist_all = Refresh(lambda: _relisted(console, every_list, current=True), every_list)
-        for event in [*(event for part in parts.values() for event in part.catalog_changes), demo]:
-            _then_or_load(event, relist_all)
+        for event in (event for part in parts.values() for event in part.catalog_changes):
+            _then(event, relist_all)
         for tab, part in parts.items():
             if part.preset_lists:
                 relist = functools.partial(_relisted, console, part.preset_lists, current=False)
@@ -74,7 +74,7 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         after_a_switch = [Refresh(refresh_header, [header, gauge]), preset_knobs.following(), *engine_views]
         for event in (event for part in parts.values() for event in part.switches):
             for refresh in after_a_switch:
-                event = _then_or_load(event, refresh)
+                event = _then(event, refresh)
 
         budget = TickBudget()
         header_timer = gr.Timer(budget.shortest_s)
@@ -96,25 +96,34 @@ def build(console: Console, warning: str | None = None) -> gr.Blocks:
         )
 
         def page_opened(touched, request: gr.Request):
-            """The header, the knobs and the admin-only controls in one event: once the header names the
-            user, the page is set up, and nothing of the opening arrives later to overwrite what they typed."""
+            """All a page sets as it opens, in one event (each event costs the console a queue join, a run
+            and its messages: four of them were 27 ms of its CPU a page): the preset lists, the header, the
+            knobs, the admin-only controls and the views of the running engine. Once the header names the
+            user the page is set up, and nothing of the opening arrives later to overwrite what they typed."""
             return (
+                *_values_of(relist_all),
                 *refresh_header(request),
                 *preset_knobs.take_running(unless_touched=touched),
                 *admin.on_load(request),
+                *(value for view in engine_views for value in _values_of(view)),
             )
 
         demo.load(
             page_opened,
             inputs=preset_knobs.touched,
-            outputs=[header, gauge, *preset_knobs.outputs, *admin.outputs],
+            outputs=[
+                *relist_all.outputs,
+                header,
+                gauge,
+                *preset_knobs.outputs,
+                *admin.outputs,
+                *(output for view in engine_views for output in view.outputs),
+            ],
             api_visibility="private",
             show_progress="hidden",  # no "0.1s" timer flashing over the header as a page opens
         )
         let_go_of_closed_pages(demo)
         start_sessions_without_config_copies()
-        for view in engine_views:
-            _then_or_load(demo, view)
     return demo
 
 
@@ -131,16 +140,21 @@ _TABS = [
 ]
 
 
-def _then_or_load(event, refresh: Refresh):
-    """Run `refresh` after an event, or as the page loads where `event` is the Blocks itself."""
-    run = event.load if isinstance(event, gr.Blocks) else event.then
-    return run(
+def _then(event, refresh: Refresh):
+    """Run `refresh` after an event."""
+    return event.then(
         refresh.fn,
         inputs=refresh.inputs or None,
         outputs=refresh.outputs,
         api_visibility="private",
         show_progress="hidden",  # a page part catching up, not a result anyone waits for
     )
+
+
+def _values_of(refresh: Refresh) -> tuple:
+    """What a refresh that reads no inputs writes, one value an output (Gradio takes one output's bare)."""
+    values = refresh.fn()
+    return tuple(values) if len(refresh.outputs) > 1 else (values,)
 
 
 def _relisted(console: Console, lists: list, current: bool):
