@@ -96,6 +96,23 @@ def test_the_log_in_page_shows_nothing_of_the_console(guarded_url, embedded_fold
 
 
 @pytest.mark.app
+def test_each_user_s_page_is_the_one_gradio_builds_for_them(guarded_url):
+    """The page is built once for the address it is reached at and then given each visitor's user
+    (ui/page_route.py); with a query, Gradio's own handler builds it, as it does for every request."""
+    import httpx
+
+    pages = {}
+    for user in ("ann", "bob", "ann"):
+        with httpx.Client(base_url=guarded_url) as browser:
+            browser.post("/login", data={"username": user, "password": f"{user}-pw"}).raise_for_status()
+            page, gradios = browser.get("/").text, browser.get("/", params={"page": ""}).text
+            assert page == gradios and f'"username":"{user}"' in page
+            pages.setdefault(user, []).append(page)
+    assert pages["ann"][0] == pages["ann"][1]
+    assert pages["bob"][0].replace('"username":"bob"', '"username":"ann"') == pages["ann"][0]
+
+
+@pytest.mark.app
 def test_a_log_in_lasts_as_long_as_it_is_set_to(embedded_folder, tmp_path):
     """--login-hours: past it the token the browser holds is refused, and logging in again works."""
     import httpx
