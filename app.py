@@ -45,7 +45,7 @@ def serve(demo, login_hours: float | None = None, **launch_options) -> None:
 
     from ui.in_the_loop import keep_in_the_loop
     from ui.login_page import LOGIN_KEPT_H, ApiInfoOnlyAfterLogin, LoginThrottle
-    from ui.page_route import build_the_page_once_an_address
+    from ui.page_route import build_once_an_address
     from ui.queue_routes import queue_routes_first
     from ui.request_text import LoneSurrogatesRepaired
 
@@ -78,7 +78,7 @@ def serve(demo, login_hours: float | None = None, **launch_options) -> None:
         **launch_options,
     )
     queue_routes_first(demo.server_app)
-    build_the_page_once_an_address(demo.server_app)
+    build_once_an_address(demo.server_app)
     if blocks_thread:
         demo.block_thread()
 

@@ -5,7 +5,8 @@
 Starts the console in front of bench/paced_server.py (no model) and, in each round, opens `--pages` pages
 at once as a browser does, in two parts measured apart: the page (`GET /`, the HTML with the app's config
 in it), then, on pages already fetched, the events Gradio runs as a page opens (its load events, each
-joined to the queue and read from the session's event stream, as bench.many_users opens its pages). Each
+joined to the queue and read from the session's event stream, as bench.many_users opens its pages); and the
+app's config as a gradio_client reads it when it connects (`GET /config`). Each
 row: the console process's CPU seconds over that part, a page's share of them, and the wall time. A class
 opening the link costs the console about (page + events) x its size, on the one core a console process has.
 `--beside DIR`: another checkout of the console (e.g. a git worktree of an earlier commit) started too and
@@ -48,10 +49,17 @@ async def measure(consoles: dict[str, tuple[Page, psutil.Process]], pages: int, 
                 async def fetch_page(page=page):
                     (await http.get(page.url + "/")).raise_for_status()
 
+                async def fetch_config(page=page):
+                    (await http.get(page.url + "/config")).raise_for_status()
+
                 async def open_events(page=page):
                     await run_load_events(PageSession(http, page))
 
-                for part, one in (("the page (GET /)", fetch_page), ("its opening events", open_events)):
+                for part, one in (
+                    ("the page (GET /)", fetch_page),
+                    ("its opening events", open_events),
+                    ("a gradio_client's config (GET /config)", fetch_config),
+                ):
                     cpu, wall = await _part(process, pages if number else 8, one)
                     if number:
                         rows.append(

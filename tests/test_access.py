@@ -96,9 +96,10 @@ def test_the_log_in_page_shows_nothing_of_the_console(guarded_url, embedded_fold
 
 
 @pytest.mark.app
-def test_each_user_s_page_is_the_one_gradio_builds_for_them(guarded_url):
-    """The page is built once for the address it is reached at and then given each visitor's user
-    (ui/page_route.py); with a query, Gradio's own handler builds it, as it does for every request."""
+def test_each_user_s_page_and_config_are_those_gradio_builds_for_them(guarded_url):
+    """The page and the config are built once for the address they are reached at and then given each
+    visitor's user (ui/page_route.py); with a query, Gradio's own handler builds them, as it did for every
+    request."""
     import httpx
 
     pages = {}
@@ -107,6 +108,8 @@ def test_each_user_s_page_is_the_one_gradio_builds_for_them(guarded_url):
             browser.post("/login", data={"username": user, "password": f"{user}-pw"}).raise_for_status()
             page, gradios = browser.get("/").text, browser.get("/", params={"page": ""}).text
             assert page == gradios and f'"username":"{user}"' in page
+            config, gradios = browser.get("/config").json(), browser.get("/config", params={"deep_link": ""}).json()
+            assert config == gradios and config["username"] == user
             pages.setdefault(user, []).append(page)
     assert pages["ann"][0] == pages["ann"][1]
     assert pages["bob"][0].replace('"username":"bob"', '"username":"ann"') == pages["ann"][0]
