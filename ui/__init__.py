@@ -154,7 +154,7 @@ def _then(event, refresh: Refresh):
 def _values_of(refresh: Refresh) -> tuple:
     """What a refresh that reads no inputs writes, one value an output (Gradio takes one output's bare)."""
     values = refresh.fn()
-    return tuple(values) if len(refresh.outputs) > 1 else (values,)
+    return (values,) if len(refresh.outputs) == 1 else tuple(values)
 
 
 def _relisted(console: Console, lists: list, current: bool):

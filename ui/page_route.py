@@ -15,12 +15,12 @@ Gradio's own handler.
 from __future__ import annotations
 
 import inspect
+import json
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import fastapi
-import orjson
 from fastapi.responses import ORJSONResponse
 from fastapi.routing import APIRoute
 from gradio import route_utils, routes
@@ -47,7 +47,7 @@ _ROUTES = {
     "/": _Kept("/", lambda response: (response.template.name, response.context), _page),
     "/config": _Kept(
         "/config",
-        lambda response: orjson.loads(response.body),
+        lambda response: json.loads(response.body),
         lambda request, config, user: ORJSONResponse({**config, "username": user}),
     ),
 }
