@@ -17,6 +17,7 @@ the room hands its processes: what crosses is pickled, which must only come from
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import functools
@@ -106,7 +107,7 @@ class Failed(NamedTuple):
     error: Refusal
 
 
-class EngineHost:
+class EngineHost(abc.ABC):
     """Serves the engines that `running` names to every process that connects with the room's key; a
     subclass names them, tells more of them (`about`), takes controls (`control`) and decides when to end
     (`keep_serving`)."""
@@ -115,9 +116,9 @@ class EngineHost:
         self._served: list[_Served] = []
         self._news: News | None = None
 
+    @abc.abstractmethod
     def running(self) -> dict[str, Backend]:
         """The engines running now, by name (MAIN among them), as the news tells them."""
-        raise NotImplementedError
 
     async def engine(self, name: str) -> Backend:
         """The engine a request names, to run on."""

@@ -19,22 +19,22 @@ class AdminOnly:
         self._controls: list[gr.components.Component] = []
         self._reasons: list = []
         self._per_user = console.access.admin_depends_on_user()
-        self._everyone_may = not self._per_user and console.access.is_admin(None)
+        self._nobody_may = not self._per_user and not console.access.is_admin(None)
 
     def controls(self, *components):
         """Register controls only admins may use; returns the first, for chaining."""
         self._controls.extend(components)
-        if not self._per_user and not self._everyone_may:
+        if self._nobody_may:
             for component in components:  # as laid out, before the page's config is made
                 component.interactive = False
         return components[0]
 
     def reason(self) -> gr.Markdown:
         """Where, in the layout being built, a user is told why controls are off for them."""
-        if self._per_user or self._everyone_may:
-            note = gr.Markdown(visible=False, elem_classes=["admin-only-reason"])
-        else:
+        if self._nobody_may:
             note = gr.Markdown(self._why(None), elem_classes=["admin-only-reason"])
+        else:
+            note = gr.Markdown(visible=False, elem_classes=["admin-only-reason"])
         self._reasons.append(note)
         return note
 
