@@ -66,9 +66,15 @@ class PresetChecks:
 
     def check(self, preset: Preset, source: str, beside_running: bool = False) -> compat.Verdict:
         """What loading this preset would meet here now; no engine is touched."""
+        own_gpus = self.gpus_of_its_own(preset) if beside_running else None
+        return self._check(preset, source, beside_running, own_gpus)
+
+    def _check(
+        self, preset: Preset, source: str, beside_running: bool, own_gpus: tuple[int, ...] | None
+    ) -> compat.Verdict:
         model_dir = self.model_dir(preset, source)
-        gpus = (beside_running and self.gpus_of_its_own(preset)) or range(preset.tp)
-        available = self._available_mib(gpus, None if beside_running else self._running_engine_pid())
+        giving_back = None if beside_running else self._running_engine_pid()
+        available = self._available_mib(own_gpus or range(preset.tp), giving_back)
         return compat.check(preset, model_dir, dataclasses.replace(self.machine, available_mib=available))
 
     def gpus_of_its_own(self, preset: Preset) -> tuple[int, ...] | None:
@@ -89,13 +95,14 @@ class PresetChecks:
 
     def spec(self, preset: Preset, source: str, beside_running: bool = False) -> tuple[BackendSpec, tuple[str, ...]]:
         """The spec to load for a preset, as checked, with the check's notes; PresetError where refused."""
-        verdict = self.check(preset, source, beside_running)
+        own_gpus = self.gpus_of_its_own(preset) if beside_running else None  # the GPUs checked are those loaded
+        verdict = self._check(preset, source, beside_running, own_gpus)
         if not verdict.ok:
             raise PresetError(f"{source}: " + "; ".join(verdict.errors))
         spec, notes = preset.to_spec(), verdict.notes
-        if beside_running and (gpus := self.gpus_of_its_own(preset)):
-            spec = dataclasses.replace(spec, gpus=gpus)
-            notes = (*notes, f"on {_named(gpus)} of its own: the running engine is on {_named(range(gpus[0]))}")
+        if own_gpus:
+            spec = dataclasses.replace(spec, gpus=own_gpus)
+            notes = (*notes, f"on {_named(own_gpus)} of its own: the running engine is on {_named(range(own_gpus[0]))}")
         if preset.model and (folder := self.model_dir(preset, source)) is not None:
             spec = dataclasses.replace(spec, model=str(folder))  # the path checked is the path loaded
         if any(kind.lmdeploy_engine for kind in kinds_for(spec.kind)):
