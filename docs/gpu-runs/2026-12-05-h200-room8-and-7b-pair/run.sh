@@ -11,14 +11,6 @@
 set -u
 source scripts/gpu_bundle/job.sh
 P=bench/gpu_presets
-users() {  # users NAME MODEL PROCESSES USERS... -- TOKENS...
-  local name=$1 model=$2 processes=$3; shift 3
-  local counts=() tokens=()
-  while [ "$1" != "--" ]; do counts+=("$1"); shift; done; shift
-  tokens=("$@")
-  timeout 600 python3 -m bench.many_users --engine turbomind --model "$model" --room-processes "$processes" \
-    --processes 8 --users "${counts[@]}" --tokens "${tokens[@]}" --gradio-client --out $R/$name.md > $R/$name.log 2>&1
-}
 step "SmolLM2, room of 8" users smollm2-room8 $SMOL 8 256 256 -- 64 256
 step "SmolLM2, room of 4" users smollm2-room4 $SMOL 4 256 256 -- 64 256
 step "gpu test: a room's engine restarted by its host" timeout 300 python3 -m pytest -p no:cacheprovider -q -m gpu \
