@@ -53,6 +53,9 @@ from bench.gradio_stream import PAGE_CHAT, carries_reply_text, chat_knobs
 from telemetry.machine import describe_machine
 
 QUESTION = "Question {index}: tell me about lighthouses."
+# A whole reply takes seconds on a GPU and about a minute with 256 users on the 2-core CPU machine: a chat
+# still open after this is stuck, and is counted as an error saying how far it got, so the round ends
+CHAT_DEADLINE_S = 300
 
 
 @dataclass(frozen=True)
@@ -220,29 +223,48 @@ async def _tick(session: PageSession, fn: int, every_s: float, inputs: int, time
 
 
 async def _one_user(page: Page, index: int, tokens: int, session: PageSession) -> Outcome:
+    reached = "its queue join not answered"
     try:
         values = iter((QUESTION.format(index=index), *chat_knobs_for(tokens)))
         data = [None if i in page.state_ids else next(values) for i in page.chat_inputs]
         ttft, joined, question, paints = None, None, None, 0
-        async for elapsed, message in session.event(page.chat_fn, data):
-            if message.get("msg") == "joined":
-                joined = elapsed
-            if message.get("msg") == "process_generating":
-                paints += 1
-                question = elapsed if question is None else question
-                if ttft is None and carries_reply_text(message):
-                    ttft = elapsed
-            if message.get("msg") == "process_completed":
-                if not message.get("success"):
-                    return Outcome(error=str((message.get("output") or {}).get("error")), ended_at=time.time())
-                output = message.get("output")
-                return Outcome(
-                    ttft, elapsed, tokens_shown(output), ended_at=time.time(), paints=paints + 1,
-                    joined_s=joined, question_s=question, inside_ttft_s=ttft_shown(output),
-                )  # fmt: skip
+        async with asyncio.timeout(CHAT_DEADLINE_S):
+            async for elapsed, message in session.event(page.chat_fn, data):
+                reached = _how_far(message, paints, elapsed, reached)
+                if message.get("msg") == "joined":
+                    joined = elapsed
+                if message.get("msg") == "process_generating":
+                    paints += 1
+                    question = elapsed if question is None else question
+                    if ttft is None and carries_reply_text(message):
+                        ttft = elapsed
+                if message.get("msg") == "process_completed":
+                    if not message.get("success"):
+                        return Outcome(error=str((message.get("output") or {}).get("error")), ended_at=time.time())
+                    output = message.get("output")
+                    return Outcome(
+                        ttft, elapsed, tokens_shown(output), ended_at=time.time(), paints=paints + 1,
+                        joined_s=joined, question_s=question, inside_ttft_s=ttft_shown(output),
+                    )  # fmt: skip
         return Outcome(error="the event stream ended without completing", ended_at=time.time())
+    except TimeoutError:
+        return Outcome(error=f"no whole reply in {CHAT_DEADLINE_S} s: {reached}", ended_at=time.time())
     except (httpx.HTTPError, ValueError) as exc:
         return Outcome(error=f"{type(exc).__name__}: {exc}", ended_at=time.time())
+
+
+def _how_far(message: dict, paints: int, elapsed: float, reached: str) -> str:
+    """Where a chat got, from its latest message: what a stuck chat's error says."""
+    match message.get("msg"):
+        case "joined":
+            return "joined, no message about it since"
+        case "estimation":
+            return "waiting in the console's queue"
+        case "process_starts":
+            return "started, nothing painted"
+        case "process_generating":
+            return f"its last paint (of {paints + 1}) {elapsed:.1f} s after its join was sent"
+    return reached
 
 
 def chat_knobs_for(tokens: int) -> tuple:

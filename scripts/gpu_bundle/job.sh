@@ -1,6 +1,6 @@
 # Sourced by a GPU run's run.sh after stage.sh: the bundle's environment, $R for results, `step` to run
 # and log one step (a step that fails is logged and the next one runs), `users` for one bench.many_users
-# invocation on TurboMind, and machine.txt (card, versions, commit) written once.
+# invocation on TurboMind, and machine.txt (card, versions, commit) written once a machine.
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 R=/tmp/results M=/tmp/models SMOL=/tmp/models/SmolLM2-135M-Instruct
 mkdir -p $R
@@ -13,7 +13,7 @@ users() {  # users NAME MODEL ROOM_PROCESSES USERS... -- TOKENS...  (results in 
     --processes 8 --users "${counts[@]}" --tokens "${tokens[@]}" --gradio-client --out $R/$name.md > $R/$name.log 2>&1
 }
 step() { echo "=== $(date +%T) $1" >> $R/steps.log; shift; "$@"; echo "    rc=$? at $(date +%T)" >> $R/steps.log; }
-{
+[ -f $R/machine.txt ] || {  # a second script of the same run keeps the first one's record
   echo "commit ${COMMIT:-unknown}"
   nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv
   nproc
