@@ -2,6 +2,7 @@
 
     python -m bench.many_users --paced --users 64 128 256 --tokens 64 256 [--processes 4] [--out FILE]
     python -m bench.many_users --paced --users 32 --tokens 64 --chromium     # the clients against Chromium pages
+    python -m bench.many_users --paced --room-processes 8 --through-host --users 256 --tokens 64  # a room's host
     python -m bench.many_users --base-url http://127.0.0.1:23333/v1 --users 256 --tokens 64
     python -m bench.many_users --model /models/smollm2 --engine turbomind --users 64 128 256 --tokens 64 256
 
@@ -542,6 +543,11 @@ def run(args) -> str:
     else:
         behind, alone = ("bench/paced_server.py (no model)" if args.paced else base_url), "server alone"
         options = ["--backend", "remote", "--base-url", base_url]
+    if args.through_host:  # a preset names the engine: the room then runs it in its engine host
+        preset = folder / "server.yaml"
+        preset.write_text(f"backend: remote\nbase_url: {base_url}\n")
+        options = ["--preset", str(preset)]
+        behind += ", relayed by the room's engine host"
     room = args.room_processes > 1
     if room:
         options += ["--room-processes", str(args.room_processes)]
@@ -634,6 +640,13 @@ def main() -> None:
         help="the console started with --room-processes N (its CPU then the router's and its processes' "
         "together; with --model, the room's processes share the engine in the room's engine host)",
     )
+    parser.add_argument(
+        "--through-host",
+        action="store_true",
+        help="with --paced or --base-url and --room-processes: the room's engine host reaches the server and "
+        "relays its replies to the room's processes, as with a room on its own engine, instead of each process "
+        "reaching the server itself (the host's path measured without a GPU)",
+    )
     parser.add_argument("--out")
     parser.add_argument(
         "--gradio-client",
@@ -661,6 +674,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.room_processes > 1 and (args.profile or args.trace):
         parser.error("--room-processes cannot be profiled or traced: --profile and --trace watch one process")
+    if args.through_host and (args.model or args.room_processes < 2):
+        parser.error("--through-host needs --paced or --base-url, and --room-processes of 2 or more")
     if args.chromium and not args.paced:
         parser.error("--chromium needs --paced: a page tells the reply from its question by the paced server's words")
     emit(run(args), args.out)
