@@ -5,11 +5,12 @@ export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 R=/tmp/results M=/tmp/models SMOL=/tmp/models/SmolLM2-135M-Instruct
 mkdir -p $R
 users() {  # users NAME MODEL ROOM_PROCESSES USERS... -- TOKENS...  (results in $R/NAME.md and .log)
+  # stopped with SIGINT, so that the bench stops the console it started (its engine frees the GPU)
   local name=$1 model=$2 processes=$3; shift 3
   local counts=() tokens=()
   while [ "$1" != "--" ]; do counts+=("$1"); shift; done; shift
   tokens=("$@")
-  timeout 600 python3 -m bench.many_users --engine turbomind --model "$model" --room-processes "$processes" \
+  timeout -s INT 600 python3 -m bench.many_users --engine turbomind --model "$model" --room-processes "$processes" \
     --processes 8 --users "${counts[@]}" --tokens "${tokens[@]}" --gradio-client --out $R/$name.md > $R/$name.log 2>&1
 }
 step() { echo "=== $(date +%T) $1" >> $R/steps.log; shift; "$@"; echo "    rc=$? at $(date +%T)" >> $R/steps.log; }
