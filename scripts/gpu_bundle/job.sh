@@ -1,6 +1,6 @@
 # Sourced by a GPU run's run.sh after stage.sh: the bundle's environment, $R for results, `step` to run
 # and log one step (a step that fails is logged and the next one runs), `users` for one bench.many_users
-# invocation on TurboMind, and machine.txt (card, versions, commit) written once a machine.
+# invocation on TurboMind, and machine.txt (card, versions, commit) written by the first script of a run.
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 R=/tmp/results M=/tmp/models SMOL=/tmp/models/SmolLM2-135M-Instruct
 mkdir -p $R
