@@ -231,7 +231,6 @@ async def _one_user(page: Page, index: int, tokens: int, session: PageSession) -
         ttft, joined, question, paints = None, None, None, 0
         async with asyncio.timeout(CHAT_DEADLINE_S):
             async for elapsed, message in session.event(page.chat_fn, data):
-                reached = _how_far(message, paints, elapsed, reached)
                 if message.get("msg") == "joined":
                     joined = elapsed
                 if message.get("msg") == "process_generating":
@@ -239,6 +238,7 @@ async def _one_user(page: Page, index: int, tokens: int, session: PageSession) -
                     question = elapsed if question is None else question
                     if ttft is None and carries_reply_text(message):
                         ttft = elapsed
+                reached = _how_far(message, paints, elapsed, reached)
                 if message.get("msg") == "process_completed":
                     if not message.get("success"):
                         return Outcome(error=str((message.get("output") or {}).get("error")), ended_at=time.time())
@@ -255,7 +255,7 @@ async def _one_user(page: Page, index: int, tokens: int, session: PageSession) -
 
 
 def _how_far(message: dict, paints: int, elapsed: float, reached: str) -> str:
-    """Where a chat got, from its latest message: what a stuck chat's error says."""
+    """Where a chat got, from its latest message (`paints` counting it): what a stuck chat's error says."""
     match message.get("msg"):
         case "joined":
             return "joined, no message about it since"
@@ -264,7 +264,7 @@ def _how_far(message: dict, paints: int, elapsed: float, reached: str) -> str:
         case "process_starts":
             return "started, nothing painted"
         case "process_generating":
-            return f"its last paint (of {paints + 1}) {elapsed:.1f} s after its join was sent"
+            return f"its last paint (of {paints}) {elapsed:.1f} s after its join was sent"
     return reached
 
 
