@@ -564,6 +564,8 @@ def run(args) -> str:
     try:
         page = read_page(url)
         measured = console_processes(console, room)
+        if args.warm_up:  # as the raw pipeline is before each round: 16 short chats, not counted
+            spread_round(_client_process, page, 16, 8, 1)
         for place, (users, tokens) in enumerate(rounds):
             through_console.append(
                 spread_round(_client_process, page, users, tokens, args.processes, measured, bool(watched))
@@ -646,6 +648,11 @@ def main() -> None:
         help="with --paced or --base-url and --room-processes: the room's engine host reaches the server and "
         "relays its replies to the room's processes, as with a room on its own engine, instead of each process "
         "reaching the server itself (the host's path measured without a GPU)",
+    )
+    parser.add_argument(
+        "--warm-up",
+        action="store_true",
+        help="16 short chats through the console before its first round, as the raw pipeline has before each",
     )
     parser.add_argument("--out")
     parser.add_argument(
