@@ -34,6 +34,7 @@ import asyncio
 import http.cookiejar as http_cookiejar
 import json
 import multiprocessing
+import os
 import re
 import signal
 import statistics
@@ -53,6 +54,8 @@ from bench.cli import emit
 from bench.gradio_stream import PAGE_CHAT, carries_reply_text, chat_knobs
 from telemetry.machine import describe_machine
 
+GC_WATCH = Path(__file__).parent / "gc_watch"
+ROOT = Path(__file__).parent.parent
 QUESTION = "Question {index}: tell me about lighthouses."
 # A whole reply takes seconds on a GPU and about a minute with 256 users on the 2-core CPU machine: a chat
 # still open after this is stuck, and is counted as an error saying how far it got, so the round ends
@@ -344,6 +347,7 @@ class Round:
     clients_cpu_s: float
     console_cpu_s: float | None = None
     router_cpu_s: float | None = None  # a room's router, of console_cpu_s
+    started_at: float = 0.0  # when every user was let go (time.time())
 
 
 def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
@@ -395,7 +399,12 @@ def spread_round(
     outcomes = [outcome for share, _ in results for outcome in share]
     wall = max(o.ended_at for o in outcomes) - start_at
     return Round(
-        outcomes, wall, sum(cpu for _, cpu in results), console_cpu if console else None, router_cpu if router else None
+        outcomes,
+        wall,
+        sum(cpu for _, cpu in results),
+        console_cpu if console else None,
+        router_cpu if router else None,
+        start_at,
     )
 
 
@@ -528,6 +537,31 @@ def row(layer: str, users: int, tokens: int, measured: Round) -> str:
     )
 
 
+def gc_pauses_table(log: Path, rounds: list[tuple[int, int]], measured: list[Round]) -> list[str]:
+    """The console's full garbage collections that began while each round ran, by kind of process (each
+    pauses every stream of its process)."""
+    collections = []  # (role, began, seconds)
+    for line in log.read_text().splitlines() if log.exists() else []:
+        who, when = line.split("\t")
+        began, seconds = map(float, when.split())
+        collections.append((who.split(" ", 1)[1], began, seconds))
+    lines = [
+        "Full garbage collections in the console's processes while a round ran (`--gc-pauses`):",
+        "",
+        "| users | reply tokens | round | process | collections | their time (ms) | longest (ms) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for place, ((users, tokens), round_) in enumerate(zip(rounds, measured, strict=True)):
+        during = [c for c in collections if round_.started_at <= c[1] <= round_.started_at + round_.wall_s]
+        by_role = {role: [s for r, _, s in during if r == role] for role in sorted({r for r, _, _ in during})}
+        for role, pauses in by_role.items() or [("none", [])]:
+            lines.append(
+                f"| {users} | {tokens} | {place + 1} | {role} | {len(pauses)} | {sum(pauses) * 1000:,.0f} | "
+                f"{max(pauses, default=0) * 1000:,.0f} |"
+            )
+    return lines
+
+
 def run(args) -> str:
     from tests.conftest import start_console, start_paced_server, stop_process
 
@@ -555,7 +589,10 @@ def run(args) -> str:
     rounds = [(users, tokens) for tokens in args.tokens for users in args.users]
     watched = args.profile or args.trace  # the file the console writes what it saw of the last round to
     program = ("bench/profiled_console.py" if args.profile else "bench/traced_console.py",) if watched else ("app.py",)
-    env = {"CONSOLE_PROFILE": str(Path(watched).resolve())} if watched else None
+    env = {"CONSOLE_PROFILE": str(Path(watched).resolve())} if watched else {}
+    if args.gc_pauses:  # every console process loads bench/gc_watch/sitecustomize.py
+        search = [str(GC_WATCH), str(ROOT), os.environ.get("PYTHONPATH", "")]
+        env |= {"PYTHONPATH": os.pathsep.join(filter(None, search)), "CONSOLE_GC_LOG": str(folder / "gc.log")}
     console, url = start_console(options, folder / "console.log", env=env, timeout_s=900, program=program)
     # by the round's place in `rounds`: a count given twice is two rounds
     through_console: list[Round] = []
@@ -610,6 +647,8 @@ def run(args) -> str:
         errors = sorted({o.error for o in through_console[place].outcomes if o.error})[:3]
         if errors:
             lines.append(note_row(f"first errors: {'; '.join(errors)}"))
+    if args.gc_pauses:
+        lines += ["", *gc_pauses_table(folder / "gc.log", rounds, through_console)]
     lines += [
         "",
         "Wall: from the moment every user was let go (every page already open) to the last whole reply. "
@@ -648,6 +687,11 @@ def main() -> None:
         help="with --paced or --base-url and --room-processes: the room's engine host reaches the server and "
         "relays its replies to the room's processes, as with a room on its own engine, instead of each process "
         "reaching the server itself (the host's path measured without a GPU)",
+    )
+    parser.add_argument(
+        "--gc-pauses",
+        action="store_true",
+        help="the full garbage collections in the console's processes while each round ran, as a table",
     )
     parser.add_argument(
         "--warm-up",
