@@ -343,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from backends import BackendError
+    from backends.heap import set_aside
     from console.access import AccessPolicy
     from console.log_ins import SLOWDOWN_NOTICE
     from console.paths import ModelRoots
@@ -396,6 +397,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"Public link: {demo.share_url}", flush=True)
     else:
         print("For a public link, start it with --share and --auth (README: Sharing).", flush=True)
+    set_aside()  # what starting built is kept while the console serves (backends/heap.py)
     demo.block_thread()
 
 

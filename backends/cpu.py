@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import gc
 import json
 import logging
 import threading
@@ -48,6 +47,7 @@ from .base import (
 )
 from .cpu_options import KV_BITS, KV_GROUP, RESIDUAL_TOKENS, CpuKvCache, CpuWeights, kv_bytes_per_token
 from .embedded_model import EMBEDDED_MODEL_NAME, embedded_hf_folder
+from .heap import collect_everything
 from .lmdeploy_tools import ParsedTurn
 from .stops import StopMatcher
 from .tool_prompt import ToolTurn
@@ -416,7 +416,7 @@ def _tensor_bytes(tensor) -> int:
 
 
 def _release_freed_memory() -> None:
-    gc.collect()  # the model's tensors may sit in reference cycles until a collection
+    collect_everything()  # the model's tensors may sit in reference cycles until a collection
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc (macOS, musl): its allocator decides

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import enum
 import functools
-import gc
 import os
 import threading
 import time
@@ -41,6 +40,7 @@ from model_folders.folder import checkpoint_bytes, has_random_weights, read_mode
 from . import worker_messages as wire
 from .base import ChatRequest, FinishReason, TokenChoice
 from .batches import Outbox
+from .heap import collect_everything, set_aside
 from .lmdeploy_config import EngineOptions, engine_config, generation_config, resolve_engine
 from .lmdeploy_memory import kv_bytes_per_block
 from .lmdeploy_tools import parsed_pieces, response_parser_class, tool_chat_request
@@ -72,6 +72,7 @@ def main(conn) -> None:
             except BaseException as exc:  # noqa: BLE001 - every load failure goes back as a message
                 send(wire.LoadFailed(_describe_load_error(exc)))
                 break  # a failed load may leave CUDA in any state: the process ends, and its memory with it
+            set_aside()  # the engine's objects, out of the collector's way while it answers
             send(wire.Ready(info))
             loop = pipe.internal_thread.loop
             outbox = Outbox(loop, lambda replies: send(wire.Replies(replies)))
@@ -181,7 +182,7 @@ def _job(pipe, tool_context, request: wire.Request, send):
 def _release_gpu_memory() -> float | None:
     """Hand the closed engine's cached blocks back to the driver; returns the GPU memory in use after
     (MiB, every GPU), which tells the console whether this process can host another engine."""
-    gc.collect()
+    collect_everything()
     try:
         import torch
 

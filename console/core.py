@@ -18,6 +18,7 @@ from backends import (
     kind_of,
     running_kind,
 )
+from backends.heap import set_aside
 from presets.schema import Preset
 from presets.store import PresetCatalog, PresetError
 from telemetry.vram import VramSampler
@@ -238,6 +239,7 @@ class Console:
         if not needs_gpu:
             on_stage("closing the old engine")
             await old.close()
+        set_aside()  # the new engine's objects, and again what a CPU engine's close let the collector reach
         return reason
 
     async def start_job(self, kind: str, prepare: Callable[[], JobOrder], *, user: str | None = None) -> RunningJob:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 from typing import Literal, NamedTuple
 
 from backends import Backend, BackendSpec, BackendUnavailable, GenerationParams
+from backends.heap import set_aside
 from backends.hosted import MAIN, EngineHost, HostLink
 
 from .core import Console
@@ -123,7 +124,9 @@ def _log_failed_restart(restart: asyncio.Task) -> None:
 
 async def host_engine(starting: Awaitable[Console], path: str, key: bytes) -> None:
     """Start the Console's engine, then serve it on `path` (until the room ends this process)."""
-    await ConsoleHost(await starting).serve(path, key)
+    console = await starting
+    set_aside()  # what starting built is kept while the host serves (backends/heap.py)
+    await ConsoleHost(console).serve(path, key)
 
 
 class RoomConsole(Console):
