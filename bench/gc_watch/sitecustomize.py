@@ -1,11 +1,13 @@
 """Loaded by every Python process started with this folder first on PYTHONPATH (`bench.many_users
 --gc-pauses` starts the console so): where CONSOLE_GC_LOG names a file, each of the process's full
 garbage collections is appended to it as "pid role start_unix_s duration_s". The role: the room's engine
-host, a room process, an engine worker (any process a console process spawned), or the console."""
+host, a room process, an engine worker (any process a console process spawned), the room's router, or the
+console (one process)."""
 
 import gc
 import multiprocessing
 import os
+import sys
 import time
 
 _LOG = os.environ.get("CONSOLE_GC_LOG")
@@ -14,8 +16,9 @@ _LOG = os.environ.get("CONSOLE_GC_LOG")
 def _role() -> str:
     if multiprocessing.parent_process() is not None:
         return "engine worker"
-    member = os.environ.get("LMDEPLOY_CONSOLE_ROOM_MEMBER", "")
-    return {"": "console", "engine": "engine host"}.get(member, "room process")
+    if member := os.environ.get("LMDEPLOY_CONSOLE_ROOM_MEMBER"):
+        return "engine host" if member == "engine" else "room process"
+    return "router" if "--room-processes" in sys.argv else "console"
 
 
 def _watch(phase: str, info: dict, started: list[float] = [0.0, 0.0]) -> None:  # noqa: B006 - kept between calls
