@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.util
 import os
 import sys
@@ -303,6 +304,10 @@ async def _route_room(members, args: argparse.Namespace) -> None:
     print(f"Running on http://{args.server_name}:{args.server_port}/ ({args.room_processes} processes)", flush=True)
     if args.share:
         print(f"Public link: {await asyncio.to_thread(open_share_link, args.server_port)}", flush=True)
+    # every request of the room passes here: what starting built is frozen, as backends/heap.py says why
+    # (not imported: the router loads nothing of the console's but its count of failed log-ins)
+    gc.collect()
+    gc.freeze()
     await members.keep_running()
 
 
