@@ -2,11 +2,11 @@
 
 CPython's full collection walks every object that survived the collections before it. A console process
 holds a few hundred thousand from its start (Gradio's app, torch, LMDeploy, an engine's objects), and the
-first burst of chats after a start makes enough new ones to set off a full collection: every stream of
+first bursts of chats after a start make enough new ones to set off full collections: every stream of
 that process waits meanwhile. Measured with a room of 8 relaying bench/paced_server.py to 256 users on
-the 2-core machine: in the first round each room process ran one full collection of 314-590 ms and the
-room's engine host one of 364 ms (docs/cpu-runs/2026-12-05-gc-freeze). Frozen, those objects are left
-alone: later collections walk only what was made since.
+the 2-core machine: in the first two rounds the room processes ran 6-7 full collections of up to 694 ms
+and the room's engine host one a round of 228-567 ms; frozen, none in the room processes and 27-193 ms in
+the host (docs/cpu-runs/2026-12-05-gc-freeze). Later collections walk only what was made since.
 """
 
 from __future__ import annotations

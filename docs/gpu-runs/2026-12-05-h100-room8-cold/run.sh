@@ -4,7 +4,7 @@
 # and memory only) and SmolLM2 at 64 and 128 users with a room of 8. Bundle: scripts/gpu_bundle/make_bundle.sh
 # --turbomind pytest-asyncio==1.5.0 psutil==7.1.1 yappi==1.7.6, and py-spy 0.4 in .gpu/spy; after stage.sh's
 # parts, on the GPU machine:
-#   (COMMIT=<sha> setsid nohup bash docs/gpu-runs/2026-12-05-h200-room8-cold/run.sh > /tmp/results/master.log 2>&1 < /dev/null &)
+#   (COMMIT=<sha> setsid nohup bash docs/gpu-runs/2026-12-05-h100-room8-cold/run.sh > /tmp/results/master.log 2>&1 < /dev/null &)
 # 1. The room of 8, three fresh consoles: the first on the fresh machine; before the second and third every
 #    __pycache__ is removed, so that their processes start as slowly as on a fresh machine. While one runs past
 #    180 s and 290 s (a round takes less), py-spy dumps every Python process's stacks. bench.many_users ends
