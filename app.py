@@ -346,6 +346,9 @@ def main(argv: list[str] | None = None) -> None:
         end_with_the_room()
     # The console never downloads weights: on an air-gapped server a hub lookup only hangs.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # Gradio asks matplotlib for its backend around every event; where matplotlib is installed and names none,
+    # a process's first event imported pyplot (0.5 s of a room process's first page on an H100 machine)
+    os.environ.setdefault("MPLBACKEND", "agg")
 
     from backends import BackendError
     from backends.heap import set_aside
