@@ -3,7 +3,7 @@
 # the libraries it links that a machine may lack, the NSS modules it loads, a font, and Playwright's wheels,
 # into parts of at most 56 MiB in ./.gpu/c1.. of the repository you stand in. Then, on the GPU machine, for
 # K in 1..N (N is in .gpu/bin/NC), each with .gpu/bin and .gpu/cK present:
-#   bash .gpu/bin/stage_chromium.sh K
+#   bash .gpu/bin/stage.sh chromium K
 # The last part unpacks it into /tmp/chromium, installs the wheels into /tmp/site and makes /usr/bin/chromium
 # (where absent) start it with the libraries the machine lacks.
 set -euo pipefail
@@ -27,6 +27,6 @@ cp "$here/chromium_wrapper.sh" "$stage/"
 (cd "$stage" && tar cf - . | xz -T0 -6) | split -b 56m -d -a 2 - "$parts/part."
 rm -rf .gpu/c*/ && n=0
 for p in "$parts"/part.*; do n=$((n+1)); mkdir -p ".gpu/c$n"; mv "$p" ".gpu/c$n/"; done
-mkdir -p .gpu/bin && echo "$n" > .gpu/bin/NC && cp "$here/stage_chromium.sh" .gpu/bin/
+mkdir -p .gpu/bin && echo "$n" > .gpu/bin/NC && cp "$here/stage.sh" .gpu/bin/
 du -sh .gpu/c* | sed 's/^/  /'
-echo "chromium: $n parts; send part K with .gpu/bin and .gpu/cK: bash .gpu/bin/stage_chromium.sh K"
+echo "chromium: $n parts; send part K with .gpu/bin and .gpu/cK: bash .gpu/bin/stage.sh chromium K"
