@@ -537,6 +537,13 @@ def row(layer: str, users: int, tokens: int, measured: Round) -> str:
     )
 
 
+def gc_watch_env(log: Path) -> dict[str, str]:
+    """The environment in which every console process loads bench/gc_watch/sitecustomize.py and logs its full
+    garbage collections to `log`."""
+    search = [str(GC_WATCH), str(ROOT), os.environ.get("PYTHONPATH", "")]
+    return {"PYTHONPATH": os.pathsep.join(filter(None, search)), "CONSOLE_GC_LOG": str(log)}
+
+
 def gc_pauses_table(log: Path, rounds: list[tuple[int, int]], measured: list[Round]) -> list[str]:
     """The console's full garbage collections that began while each round ran, by kind of process (each
     pauses every stream of its process)."""
@@ -590,9 +597,8 @@ def run(args) -> str:
     watched = args.profile or args.trace  # the file the console writes what it saw of the last round to
     program = ("bench/profiled_console.py" if args.profile else "bench/traced_console.py",) if watched else ("app.py",)
     env = {"CONSOLE_PROFILE": str(Path(watched).resolve())} if watched else {}
-    if args.gc_pauses:  # every console process loads bench/gc_watch/sitecustomize.py
-        search = [str(GC_WATCH), str(ROOT), os.environ.get("PYTHONPATH", "")]
-        env |= {"PYTHONPATH": os.pathsep.join(filter(None, search)), "CONSOLE_GC_LOG": str(folder / "gc.log")}
+    if args.gc_pauses:
+        env |= gc_watch_env(folder / "gc.log")
     console, url = start_console(options, folder / "console.log", env=env, timeout_s=900, program=program)
     # by the round's place in `rounds`: a count given twice is two rounds
     through_console: list[Round] = []

@@ -50,10 +50,7 @@ def test_gc_pauses_counts_each_processs_full_collections_inside_each_rounds_wind
 
 def test_gc_watch_logs_a_console_processs_full_collections_with_its_kind(tmp_path):
     log = tmp_path / "gc.log"
-    env = {
-        "PYTHONPATH": f"{many_users.GC_WATCH}:{many_users.ROOT}",
-        "CONSOLE_GC_LOG": str(log),
-    }
+    env = many_users.gc_watch_env(log)
     with contextlib.ExitStack() as started:
         server, base_url = start_paced_server(tmp_path / "server.log")
         started.callback(stop_process, server)
